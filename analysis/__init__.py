@@ -1,0 +1,1 @@
+"""Memorization, term frequency, gender bias, evaluation across checkpoints, plots."""

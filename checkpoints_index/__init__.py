@@ -1,0 +1,1 @@
+"""Checkpoint schedule, atomic save/load, sha256, the SQLite catalog, the hub table."""

@@ -1,0 +1,1 @@
+"""Megatron indexed datasets, GPT-NeoX index mapping, prepare, replay, find."""

@@ -1,0 +1,1 @@
+"""pythia-suite: family table, model, trainer, corpus + dedup, suite orchestration, CLI."""
