@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = args.handler(args)
+    except BrokenPipeError:  # output piped into `head` and friends: not an error
+        sys.stderr.close()
+        return 0
     except (ValueError, OSError) as exc:
         print(f"pythia-suite: error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,114 @@
-"""`pythia-suite` subcommands for checkpoints (placeholder until implemented)."""
+"""`pythia-suite checkpoints ...`: list, verify, schedule, hub."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+from pathlib import Path
+
+from checkpoints_index import hub
+from checkpoints_index.catalog import Catalog
+from checkpoints_index.layout import CATALOG, CHECKPOINTS
+from checkpoints_index.schedule import checkpoint_steps
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    parser = subparsers.add_parser("checkpoints", help="list, verify and plan checkpoints",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="checkpoints_command", required=True, metavar="ACTION")
+    _add(sub, "list", cmd_list, "RUN", formats=True)
+    _add(sub, "verify", cmd_verify, "RUN")
+    p = _add(sub, "schedule", cmd_schedule, "RULE", formats=True)
+    p.add_argument("--steps", type=int, required=True, help="the run's last step")
+    p = _add(sub, "hub", cmd_hub, "MODEL", formats=True)
+    p.add_argument("--step", type=int, default=None, help="one step (default: all 154)")
+
+
+def _add(sub: argparse._SubParsersAction, name: str, handler, positional: str,
+         formats: bool = False) -> argparse.ArgumentParser:
+    doc = (handler.__doc__ or "").strip()
+    p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
+    p.add_argument(positional.lower(), metavar=positional)
+    if formats:
+        p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _open_run(run: str) -> Catalog:
+    run_dir = Path(run)
+    is_run = (run_dir / CATALOG).exists() or (run_dir / CHECKPOINTS).is_dir()
+    if run_dir.is_dir() and not is_run:
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no {CATALOG}, no {CHECKPOINTS}/)")
+    catalog = Catalog.open(run_dir)
+    catalog.sync()
+    return catalog
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List a run's checkpoints: step, tokens, sha256 prefix, optimizer, path.
+
+    The catalog is first synced with the folders on disk (complete folders added, vanished
+    ones forgotten, with a warning).
+    """
+    with _open_run(args.run) as catalog:
+        records = catalog.checkpoints()
+    if args.format == "json":
+        print(json.dumps([r.as_dict() for r in records], indent=2))
+        return 0
+    rows = [("step", "tokens", "sha256", "optimizer", "path")]
+    rows += [(str(r.step), "-" if r.tokens_seen is None else str(r.tokens_seen), r.sha256[:12],
+              "yes" if r.has_optimizer else "no", r.path) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join([*(cell.rjust(w) if i < 2 else cell.ljust(w)
+                           for i, (cell, w) in enumerate(zip(row, widths))), row[4]]))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hash every file of every checkpoint of RUN; exit 2 naming each bad checkpoint."""
+    with _open_run(args.run) as catalog:
+        problems = catalog.verify()
+        count = len(catalog.checkpoints())
+    if problems:
+        for problem in problems[1:]:
+            log.error("%s", problem)
+        raise ValueError(f"{problems[0]}" + (f" (and {len(problems) - 1} more problems)"
+                                             if len(problems) > 1 else ""))
+    print(f"OK: {count} checkpoints verified")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Print the checkpoint steps of RULE ('pythia', 'log+every:K', 'steps:A,B') for --steps S.
+
+    The run's last step is always included; steps past it are dropped.
+    """
+    steps = checkpoint_steps(args.rule, args.steps)
+    print(json.dumps(steps) if args.format == "json" else "\n".join(map(str, steps)))
+    return 0
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    """Print the Hugging Face repo id and revision of EleutherAI's published MODEL checkpoints.
+
+    MODEL is e.g. 'pythia-70m' or 'pythia-70m-deduped'. Nothing is downloaded. Revisions
+    reported as wrong or corrupted are flagged (and warned about).
+    """
+    entries = hub.list_revisions(args.model, steps=None if args.step is None else [args.step])
+    if args.step is not None:
+        hub.warnings_for(args.model, args.step)
+    else:
+        for note in hub.parse_model(args.model).notes:
+            log.warning("%s", note)
+    if args.format == "json":
+        print(json.dumps([e.as_dict() for e in entries], indent=2))
+        return 0
+    for e in entries:
+        flag = f"  # reported: {'; '.join(r.summary for r in e.reports)}" if e.reports else ""
+        print(f"{e.repo_id}  {e.revision}{flag}")
+    return 0
