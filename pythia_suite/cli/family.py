@@ -1,9 +1,83 @@
-"""`pythia-suite` subcommands for family (placeholder until implemented)."""
+"""`pythia-suite family`: the model family table, and GPT-NeoX configs for its rows."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from typing import Any
+
+from pythia_suite.family import EXAMPLE_VOCAB, FAMILY, get_row, neox_yaml, param_counts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    p = subparsers.add_parser(
+        "family",
+        help="list the model family (or print a GPT-NeoX config for one row)",
+        description=(
+            "List every row of the model family: layers, width, heads, learning rate, padded "
+            "vocabulary, total and non-embedding parameters (Pythia rows: the published counts). "
+            "CPU rows take their vocabulary from the prepared data; their counts are shown at "
+            f"--vocab (default {EXAMPLE_VOCAB})."
+        ),
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("--vocab", type=int, default=None, metavar="N",
+                   help=f"tokenizer size for the CPU rows' counts (default {EXAMPLE_VOCAB})")
+    p.add_argument("--neox-yaml", metavar="NAME", default=None,
+                   help="print a GPT-NeoX training config (YAML) for model NAME instead")
+    p.set_defaults(handler=run)
+
+
+def family_rows(vocab: int | None = None) -> list[dict[str, Any]]:
+    """One dict per family row, CPU rows counted at `vocab` (default EXAMPLE_VOCAB)."""
+    if vocab is not None and vocab < 1:
+        raise ValueError(f"--vocab: must be >= 1, got {vocab}")
+    rows = []
+    for cfg in FAMILY.values():
+        from_data = cfg.vocab_size is None
+        counted = cfg.with_vocab(vocab or EXAMPLE_VOCAB) if from_data else cfg
+        total, non_embedding = param_counts(counted)
+        rows.append({
+            "name": cfg.name,
+            "layers": cfg.num_layers,
+            "hidden_size": cfg.hidden_size,
+            "heads": cfg.num_heads,
+            "lr": cfg.lr,
+            "vocab": "from data" if from_data else cfg.vocab_size,
+            "counted_at_vocab": counted.vocab_size,
+            "total_params": total,
+            "non_embedding_params": non_embedding,
+            "seq_length": cfg.seq_length,
+            "init": f"{cfg.init_method}/{cfg.output_init_method}",
+            "note": cfg.note,
+        })  # fmt: skip
+    return rows
+
+
+def _table(rows: list[dict[str, Any]], vocab: int | None) -> str:
+    head = ("name", "layers", "hidden", "heads", "lr", "vocab", "total", "non-embedding")
+    body = [
+        (r["name"], str(r["layers"]), str(r["hidden_size"]), str(r["heads"]), f"{r['lr']:g}",
+         str(r["vocab"]), f"{r['total_params']:,}", f"{r['non_embedding_params']:,}")
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(x, widths)))
+             for x in (head, *body)]  # fmt: skip
+    lines.append(f"CPU rows ('from data'): counts at a vocabulary of {vocab or EXAMPLE_VOCAB} "
+                 "tokens padded to a multiple of 128 (--vocab N). Any Pythia row also exists as "
+                 "NAME-deduped.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.neox_yaml is not None:
+        sys.stdout.write(neox_yaml(get_row(args.neox_yaml)))
+        return 0
+    rows = family_rows(args.vocab)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        sys.stdout.write(_table(rows, args.vocab) + "\n")
+    return 0
