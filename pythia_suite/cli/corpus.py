@@ -1,9 +1,67 @@
-"""`pythia-suite` subcommands for corpus (placeholder until implemented)."""
+"""`pythia-suite` subcommands for the corpus: `corpus synth`, `dedup`, `tokenizer train`."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    corpus = subparsers.add_parser("corpus", help="the embedded synthetic corpus")
+    corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="COMMAND")
+    synth = _add(corpus_sub, "synth", corpus_synth)
+    synth.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
+    synth.add_argument("--seed", type=int, default=1234, help="generator seed (default 1234)")
+    synth.add_argument("--preset", choices=("tiny", "small"), default="tiny", help="corpus size (default tiny)")
+
+    dedup = _add(subparsers, "dedup", dedup_cmd)
+    dedup.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst")
+    dedup.add_argument("--out", type=Path, required=True, help="deduplicated .jsonl (.zst to compress)")
+    dedup.add_argument("--threshold", type=float, default=0.87, help="Jaccard threshold (default 0.87)")
+    dedup.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
+    dedup.add_argument("--seed", type=int, default=1, help="MinHash permutation seed (default 1)")
+
+    tok = subparsers.add_parser("tokenizer", help="byte-level BPE tokenizer")
+    tok_sub = tok.add_subparsers(dest="tokenizer_command", required=True, metavar="COMMAND")
+    train = _add(tok_sub, "train", tokenizer_train)
+    train.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst")
+    train.add_argument("--vocab-size", type=int, required=True, help="vocabulary size incl. special tokens")
+    train.add_argument("--out", type=Path, required=True, help="tokenizer.json to write")
+
+
+def _add(sub: argparse._SubParsersAction, name: str, handler: object) -> argparse.ArgumentParser:
+    doc = (handler.__doc__ or "").strip()
+    parser = sub.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def corpus_synth(args: argparse.Namespace) -> int:
+    """Write the synthetic mini-Pile: DIR/corpus.jsonl and its ground truth DIR/truth.json.
+
+    Deterministic: the same preset and seed give byte-identical files.
+    """
+    from pythia_suite.corpus import write_corpus
+
+    write_corpus(args.out, preset=args.preset, seed=args.seed)
+    return 0
+
+
+def dedup_cmd(args: argparse.Namespace) -> int:
+    """Remove near-duplicates (MinHash + MinHashLSH), keeping the first of each group in input order.
+
+    Writes the kept lines unchanged to OUTPUT and a report to OUTPUT.report.json.
+    """
+    from pythia_suite.dedup import DedupConfig, dedup_file
+
+    config = DedupConfig(threshold=args.threshold, num_perm=args.num_perm, seed=args.seed)
+    dedup_file(args.input, args.out, config)
+    return 0
+
+
+def tokenizer_train(args: argparse.Namespace) -> int:
+    """Train a byte-level BPE tokenizer (GPT-NeoX-20B style: <|endoftext|>=0, <|padding|>=1)."""
+    from pythia_suite.tokenizer import train_tokenizer
+
+    train_tokenizer(args.input, args.out, vocab_size=args.vocab_size)
+    return 0

@@ -1,0 +1,97 @@
+"""Byte-level BPE tokenizers in the layout of GPT-NeoX-20B's `tokenizer.json`.
+
+`train_tokenizer` trains one with Hugging Face `tokenizers`: NFC normalizer, ByteLevel
+pre-tokenizer / post-processor / decoder (no prefix space), a BPE model without unknown token,
+and the special tokens `<|endoftext|>` = id 0 (end of document) and `<|padding|>` = id 1.
+Any other `tokenizer.json` (GPT-NeoX-20B's own included) can be used by the rest of the suite
+through `load_tokenizer` / `eod_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from dataloader_replay.atomic import atomic_path, refuse_existing
+from dataloader_replay.jsonl import iter_documents
+
+log = logging.getLogger(__name__)
+
+EOD_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|padding|>"
+SPECIAL_TOKENS = (EOD_TOKEN, PAD_TOKEN)  # ids 0 and 1, as in GPT-NeoX-20B
+
+
+def new_tokenizer() -> Tokenizer:
+    """An untrained byte-level BPE tokenizer configured like GPT-NeoX-20B's."""
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True)
+    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=True)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: int = 2) -> Tokenizer:
+    """Train on the `text` of every document of a `.jsonl(.zst)` corpus; write `out` atomically."""
+    input, out = Path(input), Path(out)
+    refuse_existing(out)
+    minimum = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
+    if vocab_size < minimum:
+        raise ValueError(f"vocab_size: must be at least {minimum} (specials + 256 bytes), got {vocab_size}")
+    tok = new_tokenizer()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_texts(input), trainer=trainer)
+    assert tok.token_to_id(EOD_TOKEN) == 0 and tok.token_to_id(PAD_TOKEN) == 1
+    with atomic_path(out) as tmp:
+        tok.save(str(tmp), pretty=True)
+    log.info("%s: vocabulary of %d tokens", out, tok.get_vocab_size())
+    return tok
+
+
+def _texts(path: Path) -> Iterator[str]:
+    for doc in iter_documents(path):
+        yield doc.text
+
+
+def load_tokenizer(path: Path, *, require_eod: bool = True) -> Tokenizer:
+    """Load a `tokenizer.json`; `ValueError` naming the file if it is not a usable tokenizer."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such tokenizer file")
+    try:
+        raw = path.read_bytes()
+        json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a tokenizer.json (not valid JSON: {exc})") from None
+    try:
+        tok = Tokenizer.from_str(raw.decode("utf-8"))
+    except Exception as exc:  # tokenizers raises its own exception type
+        raise ValueError(f"{path}: not a tokenizer.json ({exc})") from None
+    if require_eod and tok.token_to_id(EOD_TOKEN) is None:
+        raise ValueError(f"{path}: tokenizer has no {EOD_TOKEN} token (the end-of-document token)")
+    return tok
+
+
+def eod_id(tok: Tokenizer) -> int:
+    """Id of `<|endoftext|>`, the end-of-document token; `ValueError` if absent."""
+    token_id = tok.token_to_id(EOD_TOKEN)
+    if token_id is None:
+        raise ValueError(f"tokenizer: no {EOD_TOKEN} token (the end-of-document token)")
+    return int(token_id)
+
+
+def pad_id(tok: Tokenizer) -> int | None:
+    """Id of `<|padding|>`, or None if the tokenizer has none."""
+    token_id = tok.token_to_id(PAD_TOKEN)
+    return None if token_id is None else int(token_id)
