@@ -1,9 +1,182 @@
-"""`pythia-suite` subcommands for data (placeholder until implemented)."""
+"""`pythia-suite prepare | replay | find`: the data pipeline with exact replay."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def _quiet_megatron(args: argparse.Namespace) -> None:
+    if not getattr(args, "verbose", False):
+        logging.getLogger("megatron").setLevel(logging.WARNING)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Tokenize a Pile-schema jsonl(.zst) corpus and write DIR in GPT-NeoX's packed training
+    order: documents.{bin,idx} (input order, EOD appended), train.{bin,idx} (one row of
+    seq_length + 1 tokens per sample, training order; row i is used at step i // batch_size),
+    doc_idx/sample_idx/shuffle_idx.npy (provenance), manifest.json, tokenizer.json."""
+    from dataloader_replay.prepare import prepare
+
+    _quiet_megatron(args)
+    manifest = prepare(args.input, args.tokenizer, args.out, seq_length=args.seq_length,
+                       batch_size=args.batch_size, steps=args.steps, seed=args.seed,
+                       num_samples=args.num_samples)
+    print(f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
+          f"({manifest['num_documents']} documents, {manifest['num_epochs']} epochs, "
+          f"{manifest['dtype']})")
+    return 0
+
+
+def _open(path: Path, batch_size: int | None):  # -> TrainData | TransformedData
+    from dataloader_replay.replay import TrainData, open_run
+
+    if (path / "run.json").is_file():
+        if batch_size is not None:
+            raise ValueError("--batch-size: not allowed for a run (it replays the run's data)")
+        return open_run(path)
+    return TrainData.open(path, batch_size=batch_size)
+
+
+def _tokenizer_for(path: Path, given: Path | None):
+    from dataloader_replay.tokenizer import load_tokenizer
+
+    if given is not None:
+        return load_tokenizer(given).tokenizer
+    if (path / "tokenizer.json").is_file():
+        return load_tokenizer(path / "tokenizer.json").tokenizer
+    raise ValueError(f"{path}: no tokenizer.json here; pass --tokenizer")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from dataloader_replay.verify import verify_run
+
+    result = verify_run(args.path)
+    if result.mismatch is not None:
+        m = result.mismatch
+        print(f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
+              f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
+              file=sys.stderr)
+        return 1
+    print(f"{args.path}: {result.checked} logged batches verified")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Replay the batches that steps [S, E) trained on (E exclusive, default S + 1): rows
+    [S*B, E*B) as an integer array [(E-S)*B, L+1] (--out FILE.npy), or decoded (--text).
+    PATH is a prepared DIR, a bare train-style .bin/.idx prefix (EleutherAI's preshuffled
+    Pythia files: batch size 1024 unless --batch-size), or a RUN (run.json): what that run's
+    model saw, transform applied. `replay RUN --verify` recomputes every batch_sha256 logged in
+    RUN/metrics.jsonl and exits 1 naming the first mismatching step."""
+    _quiet_megatron(args)
+    if args.verify:
+        if not (args.path / "run.json").is_file():
+            raise FileNotFoundError(f"{args.path / 'run.json'}: no such file (--verify needs a run)")
+        return _verify(args)
+    if args.step is None or (args.out is None) == (not args.text):
+        raise ValueError("replay: give --step and exactly one of --out FILE.npy / --text")
+    data = _open(args.path, args.batch_size)
+    end = args.step + 1 if args.end_step is None else args.end_step
+    if args.step < 0 or args.step >= data.num_steps:
+        raise ValueError(f"{args.path}: field '--step': {args.step} is outside the data "
+                         f"(steps 0..{data.num_steps - 1})")
+    if end <= args.step:
+        raise ValueError(f"--end-step: {end} must be greater than --step {args.step}")
+    if end > data.num_steps:
+        raise ValueError(f"{args.path}: field '--end-step': {end} is past the end of the data "
+                         f"({data.num_steps} steps)")
+    home = getattr(data, "data", data).directory or args.path
+    tokenizer = _tokenizer_for(home, args.tokenizer) if args.text else None
+    if args.out is not None:
+        from dataloader_replay.atomic import atomic_path, refuse_existing
+
+        refuse_existing(args.out)
+        batch = np.concatenate([data.batch(s) for s in range(args.step, end)])
+        with atomic_path(args.out) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, batch, allow_pickle=False)
+        print(f"{args.out}: {batch.shape[0]} rows x {batch.shape[1]} tokens ({batch.dtype})")
+        return 0
+    B = data.batch_size
+    for s in range(args.step, end):
+        for i, row in enumerate(data.batch(s)):
+            print(f"=== row {s * B + i} (step {s}) ===")
+            print(tokenizer.decode(row.tolist(), skip_special_tokens=False))
+    return 0
+
+
+def _parse_tokens(text: str) -> list[int]:
+    try:
+        tokens = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--tokens: expected comma-separated integers, got {text!r}") from None
+    if not tokens or min(tokens) < 0:
+        raise ValueError(f"--tokens: expected non-negative token ids, got {text!r}")
+    return tokens
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    """Print one JSON object {"row", "step", "offset"} per occurrence of a token sequence in
+    the training data, in training order. --text is encoded with the data's tokenizer.json
+    (or --tokenizer) without special tokens: mind leading spaces (" the" and "the" are
+    different tokens). Occurrences that span two rows are not reported."""
+    from dataloader_replay.find import find_tokens
+    from dataloader_replay.replay import TrainData
+
+    _quiet_megatron(args)
+    data = TrainData.open(args.path, batch_size=args.batch_size)
+    if args.tokens is not None:
+        pattern = _parse_tokens(args.tokens)
+    else:
+        tok = _tokenizer_for(args.path, args.tokenizer)
+        pattern = tok.encode(args.text, add_special_tokens=False).ids
+        if not pattern:
+            raise ValueError(f"--text: {args.text!r} encodes to no tokens")
+    for occ in find_tokens(data, pattern):
+        print(json.dumps(occ.as_dict()))
+    return 0
+
+
+def _doc(fn) -> str:  # type: ignore[no-untyped-def]
+    return " ".join((fn.__doc__ or "").split())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    p = subparsers.add_parser("prepare", help="tokenize a corpus into training order",
+                              description=_doc(cmd_prepare))
+    p.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst (Pile schema)")
+    p.add_argument("--tokenizer", type=Path, required=True, help="tokenizers JSON file")
+    p.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
+    p.add_argument("--seq-length", type=int, required=True, help="tokens per sample, L")
+    p.add_argument("--batch-size", type=int, required=True, help="rows per step, B")
+    p.add_argument("--steps", type=int, required=True, help="optimizer steps, S")
+    p.add_argument("--seed", type=int, default=1234, help="data order seed (default 1234)")
+    p.add_argument("--num-samples", type=int, default=None, help="rows (default S*B)")
+    p.set_defaults(handler=cmd_prepare)
+
+    r = subparsers.add_parser("replay", help="the exact batch(es) a step trained on",
+                              description=_doc(cmd_replay))
+    r.add_argument("path", type=Path, help="DIR, .bin/.idx prefix, or RUN")
+    r.add_argument("--step", type=int, help="first step S")
+    r.add_argument("--end-step", type=int, help="end step E, exclusive (default S + 1)")
+    r.add_argument("--out", type=Path, help="write rows [S*B, E*B) to this .npy file")
+    r.add_argument("--text", action="store_true", help="print the rows decoded")
+    r.add_argument("--verify", action="store_true", help="RUN: check every logged batch_sha256")
+    r.add_argument("--batch-size", type=int, help="override (bare prefix: default 1024)")
+    r.add_argument("--tokenizer", type=Path, help="for --text (default DIR/tokenizer.json)")
+    r.set_defaults(handler=cmd_replay)
+
+    f = subparsers.add_parser("find", help="where a token sequence occurs in training",
+                              description=_doc(cmd_find))
+    f.add_argument("path", type=Path, help="DIR or .bin/.idx prefix")
+    what = f.add_mutually_exclusive_group(required=True)
+    what.add_argument("--text", help="text to encode and search for")
+    what.add_argument("--tokens", help="comma-separated token ids, e.g. 17,42,9")
+    f.add_argument("--tokenizer", type=Path, help="for --text (default DIR/tokenizer.json)")
+    f.add_argument("--batch-size", type=int, help="override (bare prefix: default 1024)")
+    f.set_defaults(handler=cmd_find)

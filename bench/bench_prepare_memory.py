@@ -1,0 +1,96 @@
+"""Peak memory of `pythia-suite prepare` at two corpus sizes (1x and 10x, same steps/batch).
+
+prepare streams (tokenize in batches into the builder; materialize rows in chunks from a memory
+map), so peak RSS should stay flat as the corpus grows. Each run is a child process; its peak
+RSS is `ru_maxrss` from `os.wait4` (cross-checked by psutil polling). The corpus and a
+WordLevel tokenizer are generated here. Nothing is asserted; the ratio is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+WORDS = 8192
+
+
+def write_tokenizer(path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<|endoftext|>": 0, "<|padding|>": 1}
+    vocab.update({f"w{k}": k + 2 for k in range(WORDS)})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<|padding|>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.save(str(path))
+
+
+def write_corpus(path: Path, docs: int, mean_words: int, seed: int = 0) -> int:
+    """Pile-schema jsonl of random-word documents; returns the number of words."""
+    rng = np.random.default_rng(seed)
+    words = np.array([f"w{k}" for k in range(WORDS)])
+    total = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(docs):
+            n = int(rng.integers(1, 2 * mean_words))
+            total += n
+            text = " ".join(words[rng.integers(0, WORDS, n)].tolist())
+            fh.write(json.dumps({"text": text, "meta": {"pile_set_name": f"set{i % 5}"}}) + "\n")
+    return total
+
+
+def peak_rss_mib(argv: list[str]) -> tuple[float, float, float]:
+    """(peak RSS by wait4, peak RSS by polling, seconds) of a child process, in MiB."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    proc, polled = psutil.Process(child.pid), 0
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            polled = max(polled, proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.02)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"prepare failed (exit {child.returncode}): {' '.join(argv)}")
+    return usage.ru_maxrss / 2**10, polled / 2**20, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small corpus (500 / 5000 docs)")
+    args = parser.parse_args()
+    docs = 500 if args.quick else 5000
+    mean_words = 300
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = Path(tmp) / "tokenizer.json"
+        write_tokenizer(tokenizer)
+        for scale in (1, 10):
+            corpus = Path(tmp) / f"corpus{scale}.jsonl"
+            words = write_corpus(corpus, docs * scale, mean_words, seed=scale)
+            argv = [sys.executable, "-m", "pythia_suite", "prepare", str(corpus),
+                    "--tokenizer", str(tokenizer), "--out", str(Path(tmp) / f"data{scale}"),
+                    "--seq-length", "128", "--batch-size", "8", "--steps", "256"]
+            peak, polled, seconds = peak_rss_mib(argv)
+            size = corpus.stat().st_size / 2**20
+            results.append(peak)
+            print(f"{scale:>3}x corpus: {docs * scale:7d} docs, {words:10d} words, "
+                  f"{size:7.1f} MiB jsonl -> peak RSS {peak:7.1f} MiB (polled {polled:.1f}), "
+                  f"{seconds:.1f} s")
+    print(f"peak RSS ratio 10x / 1x: {results[1] / results[0]:.3f} (target: flat, ~1.0)")
+
+
+if __name__ == "__main__":
+    main()

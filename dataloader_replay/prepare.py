@@ -1,0 +1,153 @@
+"""`prepare`: corpus (Pile-schema jsonl[.zst]) -> a data directory in training order.
+
+Streams: documents are tokenized in batches straight into megatron-core's builder; training
+rows are materialized in chunks, gathering their tokens from a fresh memory map of
+`documents.bin` per chunk (so resident pages are released), and written row by row. Memory
+holds per-document and per-sample index arrays only, never the corpus. The directory is
+built under a temporary name and renamed when complete (`atomic_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import shutil
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from dataloader_replay.atomic import atomic_path, refuse_existing
+from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
+from dataloader_replay.jsonl import Document, iter_documents
+from dataloader_replay.manifest import FORMAT, sha256_file, write_manifest
+from dataloader_replay.mapping import (IndexMapping, build_index_mapping, row_token_positions,
+                                       stream_ends)
+from dataloader_replay.tokenizer import load_tokenizer
+
+log = logging.getLogger(__name__)
+ENCODE_BATCH = 256          # documents per `encode_batch` call
+CHUNK_TOKENS = 1 << 18      # at most this many tokens per chunk of training rows ...
+CHUNK_ROWS = 32             # ... and at most this many rows (bounds the pages they touch)
+
+
+def _check_positive(**fields: int | None) -> None:
+    for name, value in fields.items():
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
+
+
+def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def write_documents(input: Path, tokenizer: Any, eod_id: int, dtype: np.dtype,
+                    prefix: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Tokenize every document (+ EOD) into `prefix.{bin,idx}`; return sources, ids, lines."""
+    writer = IndexedWriter(prefix, dtype)
+    sources: dict[str, int] = {}
+    source_ids = array("i")
+    lines = array("q")
+    bar = tqdm(desc="tokenize", unit="doc", disable=None)
+    for batch in _batches(iter_documents(input), ENCODE_BATCH):
+        encodings = tokenizer.encode_batch([d.text for d in batch], add_special_tokens=False)
+        for doc, enc in zip(batch, encodings):
+            tokens = np.empty(len(enc.ids) + 1, dtype=dtype)
+            tokens[:-1] = enc.ids
+            tokens[-1] = eod_id
+            writer.add(tokens)
+            source_ids.append(sources.setdefault(doc.source, len(sources)))
+            lines.append(doc.line)
+        bar.update(len(batch))
+    bar.close()
+    writer.finalize()
+    return list(sources), np.asarray(source_ids, dtype=np.int32), np.asarray(lines, np.int64)
+
+
+def _gather(bin_path: Path, dtype: np.dtype, positions: np.ndarray) -> np.ndarray:
+    """Tokens at `positions` read through a fresh memory map that is unmapped afterwards.
+
+    Rows gather from random documents, so every row faults in pages of its own (with the
+    kernel's fault-around, up to ~64 KiB each); a map per small chunk of rows, closed after
+    use, bounds the resident pages by the chunk, however large the corpus.
+    """
+    with open(bin_path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        mm.madvise(mmap.MADV_RANDOM)
+        tokens = np.frombuffer(mm, dtype=dtype)
+        block = tokens[positions]
+        del tokens  # release the buffer so the map can close
+    return block
+
+
+def write_train(documents_prefix: Path, mapping: IndexMapping, sizes: np.ndarray,
+                doc_starts: np.ndarray, *, num_samples: int, seq_length: int,
+                dtype: np.dtype, prefix: Path) -> None:
+    """Materialize rows [0, num_samples) in training order into `prefix.{bin,idx}`."""
+    ends = stream_ends(sizes, mapping.doc_idx)
+    writer = IndexedWriter(prefix, dtype)
+    chunk = max(1, min(CHUNK_ROWS, CHUNK_TOKENS // (seq_length + 1)))
+    bin_path = Path(str(documents_prefix) + ".bin")
+    with tqdm(total=num_samples, desc="materialize", unit="row", disable=None) as bar:
+        for start in range(0, num_samples, chunk):
+            rows = np.arange(start, min(start + chunk, num_samples), dtype=np.int64)
+            pos = row_token_positions(mapping, sizes, doc_starts, ends, rows, seq_length)
+            block = _gather(bin_path, dtype, pos)
+            for row in block:
+                writer.add(row)
+            bar.update(len(rows))
+    writer.finalize()
+
+
+def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_size: int,
+            steps: int, seed: int = 1234, num_samples: int | None = None) -> dict[str, Any]:
+    """Tokenize INPUT and write DIR in GPT-NeoX's packed training order; return the manifest."""
+    input, tokenizer, out = Path(input), Path(tokenizer), Path(out)
+    _check_positive(seq_length=seq_length, batch_size=batch_size, steps=steps,
+                    num_samples=num_samples)
+    needed = steps * batch_size
+    num_samples = needed if num_samples is None else num_samples
+    if num_samples < needed:
+        raise ValueError(f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}")
+    if not input.is_file():
+        raise FileNotFoundError(f"{input}: no such file (INPUT)")
+    refuse_existing(out)
+    tok = load_tokenizer(tokenizer)
+    dtype = token_dtype(tok.vocab_size)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        sources, source_ids, lines = write_documents(input, tok.tokenizer, tok.eod_id, dtype,
+                                                     tmp / "documents")
+        sizes, doc_starts = document_arrays(tmp / "documents")
+        log.info("%d documents, %d tokens", len(sizes), int(sizes.sum(dtype=np.int64)))
+        mapping = build_index_mapping(sizes, seq_length=seq_length, num_samples=num_samples,
+                                      seed=seed)
+        for name, arr in (("doc_idx", mapping.doc_idx), ("sample_idx", mapping.sample_idx),
+                          ("shuffle_idx", mapping.shuffle_idx), ("doc_sources", source_ids),
+                          ("doc_lines", lines)):
+            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+        write_train(tmp / "documents", mapping, sizes, doc_starts, num_samples=num_samples,
+                    seq_length=seq_length, dtype=dtype, prefix=tmp / "train")
+        shutil.copyfile(tokenizer, tmp / "tokenizer.json")
+        manifest = {
+            "format": FORMAT, "seq_length": seq_length, "batch_size": batch_size,
+            "steps": steps, "seed": seed, "num_samples": num_samples,
+            "num_epochs": mapping.num_epochs, "tokens_per_epoch": mapping.tokens_per_epoch,
+            "num_documents": int(len(sizes)), "eod_id": tok.eod_id, "pad_id": tok.pad_id,
+            "vocab_size": tok.vocab_size, "dtype": dtype.name, "sources": sources,
+            "input": {"path": str(input), "sha256": sha256_file(input)},
+            "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
+            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
+        }
+        write_manifest(tmp, manifest)
+    log.info("wrote %s: %d rows, %d epochs", out, num_samples, mapping.num_epochs)
+    return manifest

@@ -1,0 +1,231 @@
+"""Exact replay: the batch any step trained on, read directly (no earlier batch is touched).
+
+`TrainData.open(DIR)` reads a prepared directory; `TrainData.open(PREFIX)` reads a bare
+`train`-style `.bin/.idx` pair such as EleutherAI's preshuffled Pythia files (rows of
+`seq_length + 1` tokens, default batch size `PYTHIA_BATCH_SIZE`). All rows have one length, so
+the `.bin` is memory-mapped as a [rows, seq_length + 1] matrix and a batch is one slice.
+
+`batch_sha256(batch)` is the sha256 hex digest of
+`np.ascontiguousarray(batch, dtype='<i4').tobytes()`: the batch as little-endian int32,
+row-major, whatever dtype it is stored in. Trainers log it per step; `verify_run` checks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dataloader_replay.indexed import document_arrays, open_indexed
+from dataloader_replay.manifest import MANIFEST, read_manifest
+from dataloader_replay.transforms import apply_transform, validate_transform
+
+log = logging.getLogger(__name__)
+PYTHIA_BATCH_SIZE = 1024  # EleutherAI's preshuffled Pythia data: 1024 rows per step
+
+
+def batch_sha256(batch: np.ndarray) -> str:
+    """sha256 hex of the batch as row-major little-endian int32 bytes."""
+    return hashlib.sha256(np.ascontiguousarray(batch, dtype="<i4").tobytes()).hexdigest()
+
+
+def map_rows(bin_path: Path, dtype: np.dtype, rows: int, width: int) -> np.ndarray:
+    """A read-only [rows, width] view of the memory-mapped file (a plain ndarray over an
+    `mmap`, which copies out faster than an `np.memmap` slice; the map lives as long as it)."""
+    with open(bin_path, "rb") as fh:
+        buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    return np.frombuffer(buffer, dtype=dtype, count=rows * width).reshape(rows, width)
+
+
+def _as_prefix(path: Path) -> Path:
+    return path.with_suffix("") if path.suffix in (".bin", ".idx") else path
+
+
+@dataclass(kw_only=True)
+class TrainData:
+    name: str                      # the path the data was opened from (for messages)
+    prefix: Path                   # the train .bin/.idx prefix
+    directory: Path | None         # the prepared DIR, None for a bare prefix
+    batch_size: int
+    seq_length: int
+    num_rows: int
+    vocab_size: int | None
+    manifest: dict[str, Any] | None
+    tokens: np.ndarray = field(repr=False)  # read-only mapped [num_rows, seq_length + 1]
+
+    @classmethod
+    def open(cls, path: str | Path, batch_size: int | None = None) -> TrainData:
+        """Open a prepared DIR (settings from its manifest) or a bare `.bin/.idx` prefix."""
+        path = Path(path)
+        manifest = None
+        if path.is_dir():
+            manifest = read_manifest(path)
+            prefix, directory = path / "train", path
+        else:
+            prefix, directory = _as_prefix(path), None
+        ds = open_indexed(prefix)
+        dtype = np.dtype(ds.index.dtype)
+        lengths, pointers = ds.sequence_lengths, ds.index.sequence_pointers
+        n, row, last_row = len(lengths), int(lengths[0]), int(lengths[-1])
+        last_pointer = int(pointers[-1])
+        del ds, lengths, pointers  # megatron-core unmaps its index when ds is collected
+        bin_path = Path(str(prefix) + ".bin")
+        if (last_row != row or last_pointer != (n - 1) * row * dtype.itemsize
+                or bin_path.stat().st_size != n * row * dtype.itemsize):
+            raise ValueError(f"{prefix}.idx: field 'sequence_lengths': rows are not all "
+                             f"{row} tokens (not a train-style file)")
+        if manifest is not None:
+            _check_manifest(path, manifest, rows=n, row_length=row, dtype=dtype)
+        if batch_size is None:
+            batch_size = manifest["batch_size"] if manifest is not None else PYTHIA_BATCH_SIZE
+        if batch_size < 1:
+            raise ValueError(f"--batch-size: must be a positive integer, got {batch_size}")
+        tokens = map_rows(bin_path, dtype, n, row)
+        return cls(name=str(path), prefix=prefix, directory=directory, batch_size=batch_size,
+                   seq_length=row - 1, num_rows=n,
+                   vocab_size=manifest["vocab_size"] if manifest else None,
+                   manifest=manifest, tokens=tokens)
+
+    @property
+    def num_steps(self) -> int:
+        return self.num_rows // self.batch_size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.tokens.dtype
+
+    def rows(self, start: int, end: int) -> np.ndarray:
+        """Rows [start, end) as a copy in the stored dtype."""
+        if not (0 <= start <= end <= self.num_rows):
+            raise ValueError(f"{self.name}: field 'rows': [{start}, {end}) is outside "
+                             f"[0, {self.num_rows})")
+        return self.tokens[start:end].copy()
+
+    def batch(self, step: int) -> np.ndarray:
+        """Rows [step * B, (step + 1) * B): the batch that takes checkpoint step to step + 1."""
+        self.check_step(step)
+        return self.rows(step * self.batch_size, (step + 1) * self.batch_size)
+
+    def check_step(self, step: int, field_name: str = "step") -> None:
+        if not (0 <= step < self.num_steps):
+            raise ValueError(f"{self.name}: field '{field_name}': {step} is past the end of the "
+                             f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)")
+
+    def provenance(self, row: int) -> list[dict[str, Any]]:
+        """The documents row `row` is made of, in order, with their token spans."""
+        return self._provenance.of_row(row)
+
+    @cached_property
+    def _provenance(self) -> _Provenance:
+        if self.directory is None:
+            raise ValueError(f"{self.name}: provenance needs a prepared data directory")
+        return _Provenance.load(self.directory, self.manifest or {}, self.num_rows)
+
+
+def _check_manifest(path: Path, manifest: dict[str, Any], *, rows: int, row_length: int,
+                    dtype: np.dtype) -> None:
+    where = path / MANIFEST
+    if manifest["seq_length"] + 1 != row_length:
+        raise ValueError(f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
+                         f"train rows of {row_length} tokens")
+    if manifest["num_samples"] != rows:
+        raise ValueError(f"{where}: field 'num_samples': {manifest['num_samples']} but "
+                         f"train has {rows} rows")
+    if manifest.get("dtype") != dtype.name:
+        raise ValueError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
+
+
+@dataclass(kw_only=True)
+class _Provenance:
+    doc_idx: np.ndarray
+    sample_idx: np.ndarray
+    shuffle_idx: np.ndarray
+    doc_sources: np.ndarray
+    doc_lines: np.ndarray
+    sizes: np.ndarray
+    sources: list[str]
+    num_rows: int
+
+    @classmethod
+    def load(cls, directory: Path, manifest: dict[str, Any], num_rows: int) -> _Provenance:
+        arrays = {}
+        for name in ("doc_idx", "sample_idx", "shuffle_idx", "doc_sources", "doc_lines"):
+            path = directory / f"{name}.npy"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such file (needed for provenance)")
+            arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
+        sizes, _ = document_arrays(directory / "documents")
+        return cls(**arrays, sizes=sizes, sources=list(manifest.get("sources", [])),
+                   num_rows=num_rows)
+
+    def of_row(self, row: int) -> list[dict[str, Any]]:
+        if not (0 <= row < self.num_rows):
+            raise ValueError(f"field 'row': {row} is outside [0, {self.num_rows})")
+        sample = int(self.shuffle_idx[row])
+        (k0, o0), (k1, o1) = self.sample_idx[sample], self.sample_idx[sample + 1]
+        out, at = [], 0
+        for k in range(int(k0), int(k1) + 1):
+            doc = int(self.doc_idx[k])
+            start = int(o0) if k == k0 else 0
+            end = int(o1) + 1 if k == k1 else int(self.sizes[doc])
+            out.append({"doc": doc, "line": int(self.doc_lines[doc]),
+                        "pile_set_name": self.sources[int(self.doc_sources[doc])],
+                        "doc_start": start, "doc_end": end,
+                        "row_start": at, "row_end": at + end - start})
+            at += end - start
+        return out
+
+
+@dataclass(kw_only=True)
+class TransformedData:
+    """A run's view of its data: `batch(step)` as that run's model saw it."""
+
+    data: TrainData
+    transform: dict[str, Any] | None
+    run: Path
+
+    @property
+    def batch_size(self) -> int:
+        return self.data.batch_size
+
+    @property
+    def seq_length(self) -> int:
+        return self.data.seq_length
+
+    @property
+    def num_steps(self) -> int:
+        return self.data.num_steps
+
+    def batch(self, step: int) -> np.ndarray:
+        return apply_transform(self.transform, self.data.batch(step), step)
+
+
+def open_run(run: str | Path) -> TransformedData:
+    """Read `RUN/run.json["data"] = {"path": DIR, "transform": spec}` and open that data."""
+    run = Path(run)
+    where = run / "run.json"
+    if not where.is_file():
+        raise FileNotFoundError(f"{where}: no such file (not a run directory)")
+    try:
+        config = json.loads(where.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where}: malformed JSON ({exc})") from None
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+        raise ValueError(f"{where}: field 'data.path' missing or not a string")
+    spec = data.get("transform")
+    try:
+        validate_transform(spec)
+    except ValueError as exc:
+        raise ValueError(f"{where}: data.{exc}") from None
+    path = Path(data["path"])
+    if not path.is_absolute() and not path.exists() and (run / path).exists():
+        path = run / path
+    return TransformedData(data=TrainData.open(path), transform=spec, run=run)
