@@ -1,9 +1,50 @@
-"""`pythia-suite` subcommands for train (placeholder until implemented)."""
+"""`pythia-suite train`: train a family row on prepared data in its fixed order."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+TRAIN_HELP = """Train MODEL on the prepared data DIR, in the data's fixed order, into RUN.
+
+Update n trains on the data's batch at step n-1; every update appends a line to
+RUN/metrics.jsonl (step, loss, lr, grad_norm, tokens, batch_sha256) and the steps of the
+checkpoint rule are saved as RUN/checkpoints/stepN (step0 = the initialization). The same
+command gives byte-identical checkpoints; a killed run restarted with --resume continues from
+its newest complete checkpoint. Under `torchrun --nproc_per_node K --no-python pythia-suite
+train ...` each of K processes trains on B/K rows of every batch (gloo, CPU).
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    pass
+    p = subparsers.add_parser(
+        "train", help="train a model on prepared data (deterministic, resumable)",
+        description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--model", required=True, metavar="NAME", help="family row, e.g. pythia-nano or pythia-70m-deduped")
+    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="prepared data directory (pythia-suite prepare)")
+    p.add_argument("--out", required=True, type=Path, metavar="RUN", help="run directory to create (or continue with --resume)")
+    p.add_argument("--steps", type=int, default=None, metavar="S", help="optimizer updates (default: the data's steps)")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="weight-initialization seed (default: the row's, 1234); the data order has its own seed")
+    p.add_argument("--checkpoints", default=None, metavar="RULE",
+                   help="checkpoint rule: 'pythia', 'log+every:K' or 'steps:A,B,...' "
+                        "(default: log+every:1000 for Pythia rows, log+every:max(1,S//10) for CPU rows)")
+    p.add_argument("--resume", action="store_true", help="continue RUN from its newest complete checkpoint")
+    p.add_argument("--threads", type=int, default=None, metavar="T",
+                   help="torch CPU threads per process (default: cores / processes); keep it fixed to get identical bytes")
+    p.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pythia_suite.trainer import TrainConfig, train
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
+    train(
+        TrainConfig(
+            model=args.model, data=args.data, out=args.out, steps=args.steps, seed=args.seed,
+            checkpoints=args.checkpoints, resume=args.resume, threads=args.threads,
+        )  # fmt: skip
+    )
+    return 0

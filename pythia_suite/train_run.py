@@ -1,0 +1,121 @@
+"""The run directory of a training run: `run.json`, `metrics.jsonl`, and what resuming needs.
+
+RUN/run.json is the resolved config, written atomically before the first update; a resumed run
+must resolve to the same config (field by field) or nothing is touched. RUN/metrics.jsonl gets
+one JSON object per update, appended and flushed; on resume it is cut back (atomically) to the
+step of the checkpoint the run continues from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, TextIO
+
+from dataloader_replay.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+_STEP_DIR = re.compile(r"^step(\d+)$")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def normalize(obj: Any) -> Any:
+    """The JSON round trip of `obj` (tuples become lists), so that configs compare as stored."""
+    return json.loads(json.dumps(obj))
+
+
+def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*new, *(k for k in old if k not in new)]:  # the command's field order
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                return where
+            found = _first_difference(old[key], new[key], where)
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (prefix or "<root>")
+
+
+def _lookup(obj: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(obj, dict) or key not in obj:
+            return "<absent>"
+        obj = obj[key]
+    return obj
+
+
+def check_same_config(run_dir: Path, config: dict) -> None:
+    """`ValueError` naming the first field where RUN/run.json differs from `config`."""
+    path = run_dir / RUN_JSON
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    field = _first_difference(old, normalize(config))
+    if field is not None:
+        raise ValueError(
+            f"{path}: field '{field}' differs from this command "
+            f"(run has {_lookup(old, field)!r}, command gives {_lookup(normalize(config), field)!r}); "
+            "resume with the run's own settings or use a new --out"
+        )
+
+
+def write_run_json(run_dir: Path, config: dict) -> None:
+    with atomic_path(run_dir / RUN_JSON) as tmp:
+        tmp.write_text(json.dumps(normalize(config), indent=2) + "\n")
+
+
+def metrics_line(record: dict) -> str:
+    """One metrics object as a line (fixed key order, `repr` floats: byte-stable)."""
+    return json.dumps(record) + "\n"
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Keep the lines of updates 1..`step` (a torn last line from a kill is dropped)."""
+    path = run_dir / METRICS
+    kept: list[str] = []
+    if path.exists():
+        for line in path.read_text().splitlines(keepends=True):
+            if not line.endswith("\n"):
+                break
+            try:
+                n = int(json.loads(line)["step"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                break
+            if n > step:
+                break
+            kept.append(line)
+    if len(kept) != step:
+        raise ValueError(
+            f"{path}: has {len(kept)} complete lines up to step {step}, expected {step}; "
+            "the run directory is inconsistent"
+        )
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text("".join(kept))
+
+
+def open_metrics(run_dir: Path) -> TextIO:
+    return open(run_dir / METRICS, "a", encoding="utf-8")
+
+
+def checkpoint_step_dirs(run_dir: Path) -> list[int]:
+    """Steps of the complete (renamed) `checkpoints/stepN` folders, newest first."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    steps = [int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return sorted(steps, reverse=True)

@@ -1,0 +1,235 @@
+"""The deterministic fixed-order trainer.
+
+Update `n` (1-based) trains on the batch at step `n - 1` of the prepared data (through the run's
+transform), whatever the number of processes: rank r of K takes the r-th contiguous B/K rows.
+Inputs are `row[:-1]`, labels `row[1:]`; the loss is the mean token cross-entropy of the global
+batch. AdamW and the LR schedule follow GPT-NeoX (`pythia_suite.optim`). After update `n`, rank 0
+appends one line to `RUN/metrics.jsonl` and, if `n` is on the checkpoint schedule, saves
+`RUN/checkpoints/stepN` (weights, HF config, optimizer state, trainer state, RNG state).
+
+On CPU the same command gives byte-identical checkpoints (deterministic algorithms, a fixed
+number of threads); a run killed at any moment and restarted with `resume=True` continues from
+its newest complete checkpoint and ends byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from checkpoints_index.store import load_checkpoint, save_checkpoint
+from dataloader_replay.replay import batch_sha256
+from pythia_suite import distributed as D
+from pythia_suite.family import ModelConfig, hf_config
+from pythia_suite.model import GPTNeoX, init_weights
+from pythia_suite.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
+from pythia_suite.train_run import metrics_line, open_metrics
+from pythia_suite.train_setup import Plan, TrainConfig, plan_run, prepare_run_dir
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainResult", "TrainState", "train", "train_step", "step_loss"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """What `train` returns."""
+
+    run_dir: Path
+    steps: int
+    resumed_from: int | None  # the checkpoint step a resumed run continued from
+    last_loss: float | None
+
+
+@dataclass(kw_only=True)
+class TrainState:
+    """The mutable side of a run: the model, its optimizer, and the number of updates done."""
+
+    model: GPTNeoX
+    optimizer: torch.optim.AdamW
+    params: list[torch.nn.Parameter]
+    step: int  # updates done
+
+
+def default_threads(env: D.DistEnv) -> int:
+    """CPU threads per process: the cores shared evenly by the local processes."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // env.local_world_size)
+
+
+@contextmanager
+def deterministic(threads: int, seed: int) -> Iterator[None]:
+    """Deterministic algorithms, a fixed thread count and a seeded global RNG, restored afterwards."""
+    old_det, old_threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    old_fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    # every op we run writes all of its output, so NaN-filling each new tensor (the default of
+    # deterministic mode) only costs time
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left untouched
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.use_deterministic_algorithms(old_det)
+        torch.utils.deterministic.fill_uninitialized_memory = old_fill
+        torch.set_num_threads(old_threads)
+
+
+def step_loss(model: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of `model(rows[:, :-1])` against `rows[:, 1:]` (rows: int64 [b, L+1])."""
+    inputs, labels = rows[:, :-1], rows[:, 1:]
+    logits = model(inputs)  # [b, L, V]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train (or resume) the run `config.out`; see the module docstring."""
+    env = D.env_from_torchrun()
+    threads = config.threads or default_threads(env)
+    with D.process_group(env):
+        plan = plan_run(config, env)
+        with deterministic(threads, plan.model.init_seed):
+            return _train(config, plan, env)
+
+
+def _train(config: TrainConfig, plan: Plan, env: D.DistEnv) -> TrainResult:
+    start = _setup_on_rank0(plan, env)
+    state = _build_state(plan, start, env)
+    last_loss = _loop(plan, state, env)
+    D.barrier(env)
+    return TrainResult(
+        run_dir=plan.run_dir, steps=plan.steps, resumed_from=start if start >= 0 and config.resume else None,
+        last_loss=last_loss,
+    )
+
+
+def _setup_on_rank0(plan: Plan, env: D.DistEnv) -> int:
+    """Rank 0 prepares RUN (run.json, catalog, metrics cut back); every rank gets the start step.
+
+    Returns the checkpoint step to continue from, or -1 for a fresh run.
+    """
+    failed = -2
+    start = failed
+    try:
+        if env.is_main:
+            start = prepare_run_dir(plan)
+    finally:
+        start = D.broadcast_int(start, env)
+    if start == failed:
+        raise ValueError(f"{plan.run_dir}: rank 0 could not set up the run (see its error)")
+    return start
+
+
+def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
+    mcfg: ModelConfig = plan.model
+    model = GPTNeoX(mcfg)
+    init_weights(model, mcfg, seed=mcfg.init_seed)
+    state = new_state(model, plan.optim)
+    if start >= 0:
+        ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+        model.load_state_dict(ckpt.weights, strict=True)
+        if ckpt.optimizer_state is None:
+            raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+        state.optimizer.load_state_dict(ckpt.optimizer_state)
+        if ckpt.extra_tensors and "torch_rng_state" in ckpt.extra_tensors:
+            torch.set_rng_state(ckpt.extra_tensors["torch_rng_state"])
+        state.step = start
+        log.info("resuming %s from step %d", plan.run_dir, start)
+    elif env.is_main and 0 in plan.checkpoint_steps:
+        _save(plan, state, lr=0.0)
+    return state
+
+
+def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
+    rows = D.rank_slice(plan.batch_size, env)
+    every = max(1, plan.steps // 20)
+    metrics = open_metrics(plan.run_dir) if env.is_main else None
+    bar = tqdm(total=plan.steps, initial=state.step, desc="train", unit="step",
+               disable=None if env.is_main else True)  # fmt: skip
+    loss_value: float | None = None
+    try:
+        for n in range(state.step + 1, plan.steps + 1):
+            batch = plan.data_batch(n - 1)  # [B, L+1], as the model sees it
+            lr = lr_for_update(n, plan.optim, plan.steps)
+            loss, grad_norm = train_step(state, batch[rows], lr=lr, grad_clip=plan.optim.grad_clip, env=env)
+            loss_value = float(loss)
+            state.step = n
+            if metrics is not None:
+                metrics.write(metrics_line(_record(n, loss_value, lr, grad_norm, plan, batch)))
+                metrics.flush()
+            if env.is_main and n in plan.checkpoint_steps:
+                _save(plan, state, lr=lr)
+            if env.is_main and (n % every == 0 or n == plan.steps):
+                log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f", n, plan.steps, loss_value, lr, grad_norm)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    return loss_value
+
+
+def train_step(
+    state: TrainState, rows_np: np.ndarray, *, lr: float, grad_clip: float, env: D.DistEnv = D.DistEnv()
+) -> tuple[torch.Tensor, float]:
+    """One optimizer update on this rank's rows [b, L+1]; returns (global mean loss, grad norm before clip)."""
+    rows = torch.from_numpy(rows_np.astype(np.int64, copy=False))
+    set_lr(state.optimizer, lr)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss = step_loss(state.model, rows)
+    loss.backward()
+    D.average_gradients(state.params, env)
+    grad_norm = torch.nn.utils.clip_grad_norm_(state.params, grad_clip, foreach=True)
+    state.optimizer.step()
+    return D.mean_over_ranks(loss.detach(), env), float(grad_norm)
+
+
+def new_state(model: GPTNeoX, optim: OptimConfig) -> TrainState:
+    """A model in training mode with its GPT-NeoX AdamW (see `pythia_suite.optim`)."""
+    model.train()
+    return TrainState(model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0)
+
+
+def _record(n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch: np.ndarray) -> dict[str, Any]:
+    return {
+        "step": n,
+        "loss": loss,
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "tokens": n * plan.batch_size * plan.seq_length,
+        "batch_sha256": batch_sha256(batch),
+    }
+
+
+def _save(plan: Plan, state: TrainState, *, lr: float) -> None:
+    n = state.step
+    save_checkpoint(
+        plan.run_dir,
+        n,
+        weights={k: v.detach().contiguous() for k, v in state.model.state_dict().items()},
+        hf_config=hf_config(plan.model),
+        optimizer_state=state.optimizer.state_dict(),
+        trainer_state={
+            "step": n,
+            "tokens": n * plan.batch_size * plan.seq_length,
+            "lr": lr,
+            "world_size": plan.world_size,
+            "batch_size": plan.batch_size,
+            "seq_length": plan.seq_length,
+            "model": plan.model.name,
+        },
+        extra_tensors={"torch_rng_state": torch.get_rng_state()},
+    )
