@@ -1,7 +1,12 @@
-"""Loading a `tokenizers` JSON file and its special ids (EOD = `<|endoftext|>`)."""
+"""Loading a `tokenizers` JSON file and its special ids (EOD = `<|endoftext|>`).
+
+The one tokenizer loader of the suite: `pythia_suite.tokenizer` (training) re-exports it.
+Errors name the file.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,21 +23,31 @@ class LoadedTokenizer:
     vocab_size: int  # 1 + the largest id (added tokens included)
 
 
-def load_tokenizer(path: Path) -> LoadedTokenizer:
-    """`tokenizers.Tokenizer.from_file`; errors name the file."""
+def read_tokenizer(path: Path, *, require_eod: bool = True) -> Any:
+    """`tokenizers.Tokenizer` from a `tokenizer.json`; `ValueError` naming the file if unusable."""
     from tokenizers import Tokenizer
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (--tokenizer)")
+        raise FileNotFoundError(f"{path}: no such tokenizer file")
     try:
-        tok = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for bad JSON
-        raise ValueError(f"{path}: not a tokenizers JSON file ({exc})") from None
-    eod = tok.token_to_id(EOD_TOKEN)
-    if eod is None:
-        raise ValueError(f"{path}: field 'vocab': no {EOD_TOKEN} token (needed as end-of-document)")
+        raw = path.read_bytes().decode("utf-8")
+        json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a tokenizer.json (not valid JSON: {exc})") from None
+    try:
+        tok = Tokenizer.from_str(raw)
+    except Exception as exc:  # tokenizers raises its own exception type
+        raise ValueError(f"{path}: not a tokenizer.json ({exc})") from None
+    if require_eod and tok.token_to_id(EOD_TOKEN) is None:
+        raise ValueError(f"{path}: tokenizer has no {EOD_TOKEN} token (the end-of-document token)")
+    return tok
+
+
+def load_tokenizer(path: Path) -> LoadedTokenizer:
+    """The tokenizer with its EOD / padding ids and vocabulary size."""
+    tok = read_tokenizer(path)
     vocab = tok.get_vocab(with_added_tokens=True)
     vocab_size = max(max(vocab.values()) + 1, tok.get_vocab_size(with_added_tokens=True))
-    return LoadedTokenizer(tokenizer=tok, eod_id=int(eod), pad_id=tok.token_to_id(PAD_TOKEN),
-                           vocab_size=int(vocab_size))
+    return LoadedTokenizer(tokenizer=tok, eod_id=int(tok.token_to_id(EOD_TOKEN)),
+                           pad_id=tok.token_to_id(PAD_TOKEN), vocab_size=int(vocab_size))

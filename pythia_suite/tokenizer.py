@@ -9,7 +9,6 @@ through `load_tokenizer` / `eod_id`.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,11 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import iter_documents
+from dataloader_replay.tokenizer import EOD_TOKEN, PAD_TOKEN
+from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # the suite's one loader
 
 log = logging.getLogger(__name__)
 
-EOD_TOKEN = "<|endoftext|>"
-PAD_TOKEN = "<|padding|>"
 SPECIAL_TOKENS = (EOD_TOKEN, PAD_TOKEN)  # ids 0 and 1, as in GPT-NeoX-20B
 
 
@@ -62,25 +61,6 @@ def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: i
 def _texts(path: Path) -> Iterator[str]:
     for doc in iter_documents(path):
         yield doc.text
-
-
-def load_tokenizer(path: Path, *, require_eod: bool = True) -> Tokenizer:
-    """Load a `tokenizer.json`; `ValueError` naming the file if it is not a usable tokenizer."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such tokenizer file")
-    try:
-        raw = path.read_bytes()
-        json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a tokenizer.json (not valid JSON: {exc})") from None
-    try:
-        tok = Tokenizer.from_str(raw.decode("utf-8"))
-    except Exception as exc:  # tokenizers raises its own exception type
-        raise ValueError(f"{path}: not a tokenizer.json ({exc})") from None
-    if require_eod and tok.token_to_id(EOD_TOKEN) is None:
-        raise ValueError(f"{path}: tokenizer has no {EOD_TOKEN} token (the end-of-document token)")
-    return tok
 
 
 def eod_id(tok: Tokenizer) -> int:

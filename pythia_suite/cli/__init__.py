@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # megatron-core logs every file it opens at INFO
+        logging.getLogger("megatron").setLevel(logging.WARNING)
     try:
         result = args.handler(args)
     except BrokenPipeError:  # output piped into `head` and friends: not an error

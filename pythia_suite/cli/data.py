@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
 import numpy as np
-
-
-def _quiet_megatron(args: argparse.Namespace) -> None:
-    if not getattr(args, "verbose", False):
-        logging.getLogger("megatron").setLevel(logging.WARNING)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -23,7 +17,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     doc_idx/sample_idx/shuffle_idx.npy (provenance), manifest.json, tokenizer.json."""
     from dataloader_replay.prepare import prepare
 
-    _quiet_megatron(args)
     manifest = prepare(args.input, args.tokenizer, args.out, seq_length=args.seq_length,
                        batch_size=args.batch_size, steps=args.steps, seed=args.seed,
                        num_samples=args.num_samples)
@@ -74,7 +67,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     Pythia files: batch size 1024 unless --batch-size), or a RUN (run.json): what that run's
     model saw, transform applied. `replay RUN --verify` recomputes every batch_sha256 logged in
     RUN/metrics.jsonl and exits 1 naming the first mismatching step."""
-    _quiet_megatron(args)
     if args.verify:
         if not (args.path / "run.json").is_file():
             raise FileNotFoundError(f"{args.path / 'run.json'}: no such file (--verify needs a run)")
@@ -128,7 +120,6 @@ def cmd_find(args: argparse.Namespace) -> int:
     from dataloader_replay.find import find_tokens
     from dataloader_replay.replay import TrainData
 
-    _quiet_megatron(args)
     data = TrainData.open(args.path, batch_size=args.batch_size)
     if args.tokens is not None:
         pattern = _parse_tokens(args.tokens)

@@ -153,7 +153,7 @@ def test_missing_files(capsys: pytest.CaptureFixture[str], corpus: Corpus, tmp_p
     missing = tmp_path / "nope.json"
     line = run_error(capsys, "prepare", corpus.path, "--tokenizer", missing, "--out",
                      tmp_path / "d", *PREPARE_ARGS)
-    assert f"{missing}: no such file (--tokenizer)" in line
+    assert f"{missing}: no such tokenizer file" in line
     line = run_error(capsys, "prepare", tmp_path / "none.jsonl", "--tokenizer", small_tokenizer,
                      "--out", tmp_path / "d", *PREPARE_ARGS)
     assert f"{tmp_path / 'none.jsonl'}: no such file" in line
@@ -175,10 +175,10 @@ def test_bad_tokenizer_and_corpus(capsys: pytest.CaptureFixture[str], corpus: Co
     Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]")).save(str(no_eod))
     line = run_error(capsys, "prepare", corpus.path, "--tokenizer", no_eod, "--out",
                      tmp_path / "d", *PREPARE_ARGS)
-    assert f"{no_eod}: field 'vocab': no <|endoftext|>" in line
+    assert f"{no_eod}: tokenizer has no <|endoftext|>" in line
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
-    assert f"{garbage}: not a tokenizers JSON file" in run_error(
+    assert f"{garbage}: not a tokenizer.json" in run_error(
         capsys, "prepare", corpus.path, "--tokenizer", garbage, "--out", tmp_path / "d",
         *PREPARE_ARGS)
     bad = tmp_path / "bad.jsonl"
