@@ -38,17 +38,23 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     (Path(directory) / MANIFEST).write_text(dumps(manifest), encoding="utf-8")
 
 
+def read_json_object(path: Path, *, what: str) -> dict[str, Any]:
+    """A JSON object from `path`; errors name the file (`what` says what it should have been)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (not {what})")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return obj
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """Load and check `DIR/manifest.json`; errors name the file and the field."""
     path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (not a prepared data directory)")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+    manifest = read_json_object(path, what="a prepared data directory")
     for field in REQUIRED_INT_FIELDS:
         value = manifest.get(field)
         if not isinstance(value, int) or isinstance(value, bool):

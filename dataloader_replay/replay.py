@@ -13,7 +13,6 @@ row-major, whatever dtype it is stored in. Trainers log it per step; `verify_run
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import mmap
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from dataloader_replay.indexed import document_arrays, open_indexed
-from dataloader_replay.manifest import MANIFEST, read_manifest
+from dataloader_replay.manifest import MANIFEST, read_json_object, read_manifest
 from dataloader_replay.transforms import apply_transform, validate_transform
 
 log = logging.getLogger(__name__)
@@ -211,13 +210,8 @@ def open_run(run: str | Path) -> TransformedData:
     """Read `RUN/run.json["data"] = {"path": DIR, "transform": spec}` and open that data."""
     run = Path(run)
     where = run / "run.json"
-    if not where.is_file():
-        raise FileNotFoundError(f"{where}: no such file (not a run directory)")
-    try:
-        config = json.loads(where.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{where}: malformed JSON ({exc})") from None
-    data = config.get("data") if isinstance(config, dict) else None
+    config = read_json_object(where, what="a run directory")
+    data = config.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):
         raise ValueError(f"{where}: field 'data.path' missing or not a string")
     spec = data.get("transform")
