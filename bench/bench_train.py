@@ -3,8 +3,9 @@
 For `pythia-micro` and `pythia-mini` (vocabulary 4096), both models start from the same weights
 (ours, loaded into the HF model built from `hf_config`) and train on the same random batches
 with AdamW and clip 1.0, at the same torch thread count; ours runs as the trainer runs it
-(deterministic algorithms on). Steps alternate between the two so
-that a busy machine slows both alike. Prints tokens/s of each, the ratio (target >= 1.2x) and
+(deterministic algorithms on). Steps alternate between the two (and which goes first) so
+that a busy machine slows both alike; tokens/s are taken from the median step time. Prints
+tokens/s of each, the ratio (target >= 1.2x) and
 the model FLOPs utilization of ours: (6 N + 12 layers d T) FLOPs per token (PaLM's count;
 N = parameters without the input embedding) against a measured float32 matmul peak.
 
@@ -15,6 +16,7 @@ N = parameters without the input embedding) against a measured float32 matmul pe
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -75,25 +77,27 @@ def bench_row(name: str, *, batch: int, seq: int | None, steps: int, warmup: int
     optim = OptimConfig(lr=cfg.lr)
     state = new_state(ours, optim)
     hf_opt = torch.optim.AdamW(hf.parameters(), lr=cfg.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay)
-    times = {"ours": 0.0, "hf": 0.0}
+    times: dict[str, list[float]] = {"ours": [], "hf": []}
     for i, rows in enumerate(batches):
-        t0 = time.perf_counter()
-        with deterministic(threads, cfg.init_seed):  # as the trainer runs it
-            loss_ours, _ = train_step(state, rows, lr=cfg.lr, grad_clip=optim.grad_clip)
-        t1 = time.perf_counter()
-        loss_hf = hf_step(hf, hf_opt, rows, optim.grad_clip)
-        t2 = time.perf_counter()
+        # alternate which model goes first, so that neither always runs right after the other
+        for who in ("ours", "hf") if i % 2 == 0 else ("hf", "ours"):
+            t0 = time.perf_counter()
+            if who == "ours":
+                with deterministic(threads, cfg.init_seed):  # as the trainer runs it
+                    loss_ours, _ = train_step(state, rows, lr=cfg.lr, grad_clip=optim.grad_clip)
+            else:
+                loss_hf = hf_step(hf, hf_opt, rows, optim.grad_clip)
+            if i >= warmup:
+                times[who].append(time.perf_counter() - t0)
         if i == 0:
             assert abs(float(loss_ours) - loss_hf) < 1e-4 * loss_hf, (float(loss_ours), loss_hf)
-        if i >= warmup:
-            times["ours"] += t1 - t0
-            times["hf"] += t2 - t1
-    tokens = steps * batch * T
+    tokens = batch * T  # per step; the median step time is robust to a busy moment
     total, _ = param_counts(cfg)
     n = total - cfg.vocab_size * cfg.hidden_size  # without the input embedding (a lookup)
     flops_per_token = 6 * n + 12 * cfg.num_layers * cfg.hidden_size * T
     return {
-        "name": name, "tokens_per_step": batch * T, "ours": tokens / times["ours"], "hf": tokens / times["hf"],
+        "name": name, "tokens_per_step": batch * T, "ours": tokens / statistics.median(times["ours"]),
+        "hf": tokens / statistics.median(times["hf"]),
         "flops_per_token": flops_per_token,
     }
 

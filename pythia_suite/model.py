@@ -27,21 +27,45 @@ HF_HEAD = "lm_head.weight"  # transformers 5's in-memory name of `embed_out.weig
 
 
 def rotary_tables(cfg: ModelConfig, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin tables [max_position_embeddings, rotary_dims] in float32 (as transformers)."""
-    r = cfg.rotary_dims
+    """cos [P, head_dim] and sin [P, rotary_dims] tables in float32, P = max_position_embeddings.
+
+    The angles are transformers' (float32). cos holds ones past rotary_dims (those dims pass
+    through); sin carries rotate_half's sign, -sin on the first half, so that rotary is
+    `x * cos + swap_halves(x[:r]) * sin` (see `_rope`)."""
+    r, half = cfg.rotary_dims, cfg.rotary_dims // 2
     exponents = torch.arange(0, r, 2, dtype=torch.int64, device=device).float() / r  # [r/2]
     inv_freq = 1.0 / (cfg.rotary_base**exponents)  # [r/2]
     pos = torch.arange(cfg.max_position_embeddings, device=device).float()
     freqs = pos[:, None] * inv_freq[None, :]  # [P, r/2]
     emb = torch.cat((freqs, freqs), dim=-1)  # [P, r]
-    return emb.cos(), emb.sin()
+    cos = F.pad(emb.cos(), (0, cfg.head_dim - r), value=1.0)  # [P, hd]
+    sin = torch.cat((-emb[:, :half].sin(), emb[:, half:].sin()), dim=-1)  # [P, r]
+    return cos, sin
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Apply rotary embedding to x [..., T, H, r] with cos/sin [T, 1, r]."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x [B, T, H, hd] rotated on its first r dims: x1 * cos - x2 * sin | x2 * cos + x1 * sin.
+    cos [T, 1, hd], sin [T, 1, r] as `rotary_tables` makes them. Returns a new tensor."""
+    r, half = sin.shape[-1], sin.shape[-1] // 2
+    out = x * cos  # [B, T, H, hd]
+    out[..., :r].addcmul_(torch.cat((x[..., half:r], x[..., :half]), dim=-1), sin)  # [B, T, H, r]
+    return out
+
+
+class _Rotary(torch.autograd.Function):
+    """Rotary embedding as one op with a hand-written backward. It is a rotation of each pair
+    (i, i + r/2) by a fixed angle, so its gradient is the rotation by minus that angle: `_rope`
+    with -sin. This spares autograd's slice, cat, neg and zero-filled copies of q and k."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(cos, sin)
+        return _rope(x, cos, sin)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        cos, sin = ctx.saved_tensors
+        return _rope(grad, cos, -sin), None, None
 
 
 class Attention(nn.Module):
@@ -55,11 +79,9 @@ class Attention(nn.Module):
         B, T, C = x.shape
         qkv = self.query_key_value(x).view(B, T, self.num_heads, 3 * self.head_dim)  # [B, T, H, 3hd]
         q, k, v = qkv.split(self.head_dim, dim=-1)  # 3 x [B, T, H, hd]
-        r = self.rotary_dims
-        if r:
+        if self.rotary_dims:
             cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # no-op unless autocast / half weights
-            q = torch.cat((_rotate(q[..., :r], cos, sin), q[..., r:]), dim=-1)  # [B, T, H, hd]
-            k = torch.cat((_rotate(k[..., :r], cos, sin), k[..., r:]), dim=-1)  # [B, T, H, hd]
+            q, k = _Rotary.apply(q, cos, sin), _Rotary.apply(k, cos, sin)  # [B, T, H, hd]
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, T, hd]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [B, H, T, hd]
         y = y.transpose(1, 2).reshape(B, T, C)  # [B, T, C]
@@ -102,12 +124,12 @@ class Backbone(nn.Module):
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
         self.final_layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layernorm_eps)
         cos, sin = rotary_tables(cfg)
-        self.register_buffer("rope_cos", cos, persistent=False)  # [P, r]
+        self.register_buffer("rope_cos", cos, persistent=False)  # [P, hd]
         self.register_buffer("rope_sin", sin, persistent=False)  # [P, r]
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         T = input_ids.shape[1]
-        cos, sin = self.rope_cos[:T, None, :], self.rope_sin[:T, None, :]  # [T, 1, r]
+        cos, sin = self.rope_cos[:T, None, :], self.rope_sin[:T, None, :]  # [T, 1, hd], [T, 1, r]
         x = self.embed_in(input_ids)  # [B, T, C]
         for layer in self.layers:
             x = layer(x, cos, sin)  # [B, T, C]

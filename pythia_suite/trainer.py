@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoints_index.store import load_checkpoint, save_checkpoint
@@ -87,11 +86,52 @@ def deterministic(threads: int, seed: int) -> Iterator[None]:
         torch.set_num_threads(old_threads)
 
 
-def step_loss(model: torch.nn.Module, rows: torch.Tensor) -> torch.Tensor:
+def step_loss(model: GPTNeoX, rows: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of `model(rows[:, :-1])` against `rows[:, 1:]` (rows: int64 [b, L+1])."""
     inputs, labels = rows[:, :-1], rows[:, 1:]
-    logits = model(inputs)  # [b, L, V]
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    hidden = model.gpt_neox(inputs)  # [b, L, C]; the logits are embed_out(hidden)
+    return _LinearCrossEntropy.apply(hidden.flatten(0, 1), model.embed_out.weight, labels.flatten())
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    """`F.cross_entropy(h @ w.T, labels)` (mean over N rows), never holding all logits [N, V].
+
+    The loss ends the graph, so its gradients are computed right here in the forward pass, one
+    chunk of rows at a time: logits [n, V] -> log-softmax -> loss; then, in the same buffer,
+    softmax - onehot (= d loss_sum / d logits), dh = that @ w and dw += that.T @ h. Backward
+    only scales the saved dh [N, C] and dw [V, C] by d loss / N. Autograd's version allocates
+    logits, log-softmax, a zero-filled one-hot gradient and two more [N, V] gradients, one pass
+    over memory each (at V = 4096 that was ~10% of a small model's step). Chunks run in a
+    fixed order, so the result is deterministic.
+    """
+
+    CHUNK = 1 << 21  # logits per chunk (8 MiB in float32): best of 2^19 ... 2^24 measured
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        N, V = h.shape[0], w.shape[0]
+        n = max(1, _LinearCrossEntropy.CHUNK // V)
+        grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        dh, dw = torch.empty_like(h), torch.zeros_like(w)  # [N, C], [V, C]
+        minus_one = h.new_full((min(n, N), 1), -1.0)
+        loss_sum = h.new_zeros(())
+        for s in range(0, N, n):
+            hc, lc = h[s : s + n], labels[s : s + n, None]  # [n, C], [n, 1]
+            p = torch.log_softmax(hc @ w.t(), dim=-1)  # [n, V]
+            loss_sum -= p.gather(1, lc).sum()
+            if grads:
+                p.exp_().scatter_add_(1, lc, minus_one[: len(lc)])  # [n, V] softmax - onehot
+                torch.mm(p, w, out=dh[s : s + n])  # [n, C]
+                dw.addmm_(p.t(), hc)  # [V, C]
+        ctx.save_for_backward(dh, dw)
+        ctx.rows = N
+        return loss_sum / N
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        dh, dw = ctx.saved_tensors
+        scale = grad / ctx.rows
+        return dh * scale, dw * scale, None
 
 
 def train(config: TrainConfig) -> TrainResult:
