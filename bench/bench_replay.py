@@ -2,7 +2,7 @@
 
 Writes a Pythia-sized train file (rows of 2048 + 1 tokens, 1024 rows per step, uint16) and reads
 random steps three ways:
-  - TrainData.batch: one contiguous slice of the memory-mapped .bin, copied;
+  - TrainData.batch: one contiguous slice of the memory-mapped .bin, copied out by all cores;
   - row by row through megatron-core's IndexedDataset (`ds[i]` per row, as Pythia's
     batch_viewer does), stacked into one array;
   - np.copy of the same batch's bytes from an in-memory array as large as the file (the floor:
@@ -89,8 +89,8 @@ def main() -> None:
     print(f"np.copy from RAM         {memcpy:8.2f} ms/batch   (TrainData is {ours / memcpy:.2f}x "
           "memcpy; target <= 2x)")
     print(f"np.copy, cache-hot       {cached:8.2f} ms/batch   (reference: one buffer reused)")
-    print(f"ceiling of the row-reader ratio on this machine (row reader / memcpy from RAM): "
-          f"{megatron / memcpy:.1f}x")
+    print(f"row reader / single-thread memcpy from RAM: {megatron / memcpy:.1f}x "
+          "(what one copying thread could reach at best)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -41,6 +43,31 @@ def map_rows(bin_path: Path, dtype: np.dtype, rows: int, width: int) -> np.ndarr
     with open(bin_path, "rb") as fh:
         buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     return np.frombuffer(buffer, dtype=dtype, count=rows * width).reshape(rows, width)
+
+
+PARALLEL_COPY_BYTES = 1 << 20  # below this, one thread copies faster than several
+_copy_pool: ThreadPoolExecutor | None = None
+
+
+def parallel_copy(src: np.ndarray) -> np.ndarray:
+    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores.
+
+    One thread cannot saturate memory bandwidth: on 2 cores a Pythia batch (4 MiB) copies out
+    of the page cache about 1.5x faster in two halves (numpy releases the GIL while copying)."""
+    global _copy_pool
+    out = np.empty_like(src)
+    parts = min(len(src), len(os.sched_getaffinity(0)), 8)
+    if src.nbytes < PARALLEL_COPY_BYTES or parts < 2:
+        np.copyto(out, src)
+        return out
+    if _copy_pool is None:
+        _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
+    bounds = np.linspace(0, len(src), parts + 1).astype(int)
+    futures = [_copy_pool.submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])]
+    np.copyto(out[: bounds[1]], src[: bounds[1]])
+    for future in futures:
+        future.result()
+    return out
 
 
 def _as_prefix(path: Path) -> Path:
@@ -105,7 +132,7 @@ class TrainData:
         if not (0 <= start <= end <= self.num_rows):
             raise ValueError(f"{self.name}: field 'rows': [{start}, {end}) is outside "
                              f"[0, {self.num_rows})")
-        return self.tokens[start:end].copy()
+        return parallel_copy(self.tokens[start:end])
 
     def batch(self, step: int) -> np.ndarray:
         """Rows [step * B, (step + 1) * B): the batch that takes checkpoint step to step + 1."""

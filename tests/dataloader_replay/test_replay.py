@@ -131,3 +131,13 @@ def test_run_with_bad_transform(prepared: Path, tmp_path: Path) -> None:
         {"data": {"path": str(prepared), "transform": {"name": "token_swap", "pairs": [[1]]}}}))
     with pytest.raises(ValueError, match=r"run\.json: data\.transform: field 'pairs\[0\]'"):
         open_run(tmp_path / "run")
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (3, 5), (1027, 1031)])  # below and above the 1 MiB split
+def test_parallel_copy_is_an_exact_contiguous_copy(shape: tuple[int, int]) -> None:
+    from dataloader_replay.replay import parallel_copy
+
+    src = np.random.default_rng(0).integers(0, 60_000, shape, dtype=np.uint16)
+    out = parallel_copy(src[:, :])
+    assert out.flags.c_contiguous and out.dtype == src.dtype and np.array_equal(out, src)
+    assert not np.shares_memory(out, src)
