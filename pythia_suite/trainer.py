@@ -267,6 +267,7 @@ def _save(plan: Plan, state: TrainState, *, lr: float) -> None:
             "tokens": n * plan.batch_size * plan.seq_length,
             "lr": lr,
             "world_size": plan.world_size,
+            "threads": torch.get_num_threads(),  # with world_size, what byte-identity depends on
             "batch_size": plan.batch_size,
             "seq_length": plan.seq_length,
             "model": plan.model.name,
