@@ -14,6 +14,7 @@ from datasketch import MinHash, MinHashLSH
 from pythia_suite.cli import main
 from pythia_suite.dedup import DedupConfig, dedup_signatures, report_path
 from pythia_suite.minhash import MinHashParams, shingle_hash32, shingles, signatures
+from tests.pythia_suite.bad_corpora import BAD_CORPORA, assert_rejected
 from tests.pythia_suite.test_corpus import count_occupations, count_terms
 
 THRESHOLD = 0.87
@@ -128,23 +129,9 @@ def test_first_of_group_is_kept_exact_copies() -> None:
     assert all(v[1] == 1.0 for v in result.removed.values())
 
 
-BAD_INPUTS = {
-    "malformed": (b'{"text": "ok", "meta": {}}\n{"text": "broken"\n', ":2: malformed JSON"),
-    "missing_text": (b'{"text": "ok"}\n{"meta": {"id": 1}}\n', ":2: missing field 'text'"),
-    "bad_utf8": (b'{"text": "ok"}\n{"text": "caf\xe9"}\n', ":2: invalid UTF-8"),
-    "empty": (b"\n\n", ": empty corpus"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("case", sorted(BAD_CORPORA))
 def test_bad_input_one_line_error_no_output(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data, message = BAD_INPUTS[case]
-    src = tmp_path / "in.jsonl"
-    src.write_bytes(data)
-    assert main(["dedup", str(src), "--out", str(tmp_path / "out.jsonl")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"pythia-suite: error: {src}{message}"), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    assert_rejected(case, ["dedup", "IN", "--out", str(tmp_path / "out.jsonl")], tmp_path, capsys)
 
 
 @pytest.mark.parametrize("existing", ["out.jsonl", "out.jsonl.report.json"])

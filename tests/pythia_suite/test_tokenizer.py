@@ -11,6 +11,7 @@ from transformers import PreTrainedTokenizerFast
 from pythia_suite.cli import main
 from pythia_suite.corpus import synthesize
 from pythia_suite.tokenizer import eod_id, load_tokenizer, pad_id, train_tokenizer
+from tests.pythia_suite.bad_corpora import BAD_CORPORA, assert_rejected
 
 VOCAB = 1024
 SAMPLES = [
@@ -95,23 +96,10 @@ def test_load_tokenizer_errors(tmp_path: Path, trained: tuple[Path, Path, list[s
         eod_id(tok)
 
 
-BAD = {
-    "malformed": (b'{"text": "ok"}\n{"text": \n', ":2: malformed JSON"),
-    "missing_text": (b'{"meta": {"pile_set_name": "x"}}\n', ":1: missing field 'text'"),
-    "bad_utf8": (b'{"text": "\xff\xfe"}\n', ":1: invalid UTF-8"),
-    "empty": (b"", ": empty corpus"),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD))
+@pytest.mark.parametrize("case", sorted(BAD_CORPORA))
 def test_cli_bad_corpus(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data, message = BAD[case]
-    src = tmp_path / "in.jsonl"
-    src.write_bytes(data)
-    assert main(["tokenizer", "train", str(src), "--vocab-size", "300", "--out", str(tmp_path / "t.json")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"pythia-suite: error: {src}{message}"), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    argv = ["tokenizer", "train", "IN", "--vocab-size", "300", "--out", str(tmp_path / "t.json")]
+    assert_rejected(case, argv, tmp_path, capsys)
 
 
 def test_cli_existing_output_and_small_vocab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
