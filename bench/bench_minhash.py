@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from pythia_suite.corpus import synthesize
-from pythia_suite.minhash import MinHashParams, shingle_hash32, shingles, signatures
+from pythia_suite.corpus.synth import synthesize
+from pythia_suite.corpus.minhash import MinHashParams, shingle_hash32, shingles, signatures
 
 
 def datasketch_signatures(texts: list[str], params: MinHashParams, hashfunc: object) -> np.ndarray:
@@ -58,7 +58,7 @@ def main() -> None:
     _, t_sha1 = timed(datasketch_signatures, texts, params, None)
 
     n = len(texts)
-    print(f"pythia_suite.minhash.signatures : {n / t_ours:12,.0f} docs/s  ({t_ours:.2f} s)")
+    print(f"pythia_suite.corpus.minhash.signatures : {n / t_ours:12,.0f} docs/s  ({t_ours:.2f} s)")
     print(f"datasketch MinHash per document : {n / t_theirs:12,.0f} docs/s  ({t_theirs:.2f} s)  identical signatures")
     print(f"datasketch, default sha1_hash32 : {n / t_sha1:12,.0f} docs/s  ({t_sha1:.2f} s)  (reference only)")
     print(f"speedup vs datasketch (same hash): {t_theirs / t_ours:.1f}x   vs datasketch sha1: {t_sha1 / t_ours:.1f}x"

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pythia_suite.family import EXAMPLE_VOCAB, ModelConfig, get_row, hf_config, param_counts
-from pythia_suite.model import GPTNeoX, init_weights
-from pythia_suite.optim import OptimConfig
-from pythia_suite.trainer import deterministic, new_state, train_step
+from pythia_suite.training.family import EXAMPLE_VOCAB, ModelConfig, get_row, hf_config, param_counts
+from pythia_suite.training.model import GPTNeoX, init_weights
+from pythia_suite.training.optim import OptimConfig
+from pythia_suite.training.trainer import deterministic, new_state, train_step
 
 
 def matmul_peak(threads: int, n: int = 2048, reps: int = 5) -> float:

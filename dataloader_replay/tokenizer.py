@@ -1,6 +1,6 @@
 """Loading a `tokenizers` JSON file and its special ids (EOD = `<|endoftext|>`).
 
-The one tokenizer loader of the suite: `pythia_suite.tokenizer` (training) re-exports it.
+The one tokenizer loader of the suite: `pythia_suite.corpus.tokenizer` (training) re-exports it.
 Errors name the file.
 """
 

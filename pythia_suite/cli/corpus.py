@@ -41,7 +41,7 @@ def corpus_synth(args: argparse.Namespace) -> int:
 
     Deterministic: the same preset and seed give byte-identical files.
     """
-    from pythia_suite.corpus import write_corpus
+    from pythia_suite.corpus.synth import write_corpus
 
     write_corpus(args.out, preset=args.preset, seed=args.seed)
     return 0
@@ -52,7 +52,7 @@ def dedup_cmd(args: argparse.Namespace) -> int:
 
     Writes the kept lines unchanged to OUTPUT and a report to OUTPUT.report.json.
     """
-    from pythia_suite.dedup import DedupConfig, dedup_file
+    from pythia_suite.corpus.dedup import DedupConfig, dedup_file
 
     config = DedupConfig(threshold=args.threshold, num_perm=args.num_perm, seed=args.seed)
     dedup_file(args.input, args.out, config)
@@ -61,7 +61,7 @@ def dedup_cmd(args: argparse.Namespace) -> int:
 
 def tokenizer_train(args: argparse.Namespace) -> int:
     """Train a byte-level BPE tokenizer (GPT-NeoX-20B style: <|endoftext|>=0, <|padding|>=1)."""
-    from pythia_suite.tokenizer import train_tokenizer
+    from pythia_suite.corpus.tokenizer import train_tokenizer
 
     train_tokenizer(args.input, args.out, vocab_size=args.vocab_size)
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pythia_suite.family import EXAMPLE_VOCAB, FAMILY, get_row, neox_yaml, param_counts
+from pythia_suite.training.family import EXAMPLE_VOCAB, FAMILY, get_row, neox_yaml, param_counts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,8 +21,8 @@ VOCAB = 512
 
 def _build(root: Path, shape: dict[str, int]) -> Path:
     """corpus synth (tiny preset) -> BPE tokenizer -> prepare, as `make demo` does."""
-    from pythia_suite.corpus import write_corpus
-    from pythia_suite.tokenizer import train_tokenizer
+    from pythia_suite.corpus.synth import write_corpus
+    from pythia_suite.corpus.tokenizer import train_tokenizer
 
     corpus, tokenizer = root / "corpus" / "corpus.jsonl", root / "tokenizer.json"
     if not corpus.exists():

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from pythia_suite.cli import main
-from pythia_suite.corpus import PRESETS, synthesize
-from pythia_suite.corpus_words import OCCUPATIONS
-from pythia_suite.minhash import jaccard, shingle_set
+from pythia_suite.corpus.synth import PRESETS, synthesize
+from pythia_suite.corpus.words import OCCUPATIONS
+from pythia_suite.corpus.minhash import jaccard, shingle_set
 
 SEED = 1234
 MALE, FEMALE = {"he", "him", "his"}, {"she", "her", "hers"}

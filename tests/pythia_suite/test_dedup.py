@@ -12,8 +12,8 @@ import zstandard
 from datasketch import MinHash, MinHashLSH
 
 from pythia_suite.cli import main
-from pythia_suite.dedup import DedupConfig, dedup_signatures, report_path
-from pythia_suite.minhash import MinHashParams, shingle_hash32, shingles, signatures
+from pythia_suite.corpus.dedup import DedupConfig, dedup_signatures, report_path
+from pythia_suite.corpus.minhash import MinHashParams, shingle_hash32, shingles, signatures
 from tests.pythia_suite.bad_corpora import BAD_CORPORA, assert_rejected
 from tests.pythia_suite.test_corpus import count_occupations, count_terms
 

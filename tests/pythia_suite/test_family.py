@@ -10,7 +10,7 @@ import yaml
 from transformers import GPTNeoXConfig
 
 from pythia_suite.cli import main
-from pythia_suite.family import FAMILY, ModelConfig, get_row, hf_config, neox_yaml, param_counts
+from pythia_suite.training.family import FAMILY, ModelConfig, get_row, hf_config, neox_yaml, param_counts
 
 # Pythia README / HF model cards: (total, non-embedding) parameters.
 PUBLISHED_PARAMS = {

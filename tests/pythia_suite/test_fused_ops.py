@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pythia_suite.family import get_row
-from pythia_suite.model import GPTNeoX, _Rotary, init_weights, rotary_tables
-from pythia_suite.trainer import _LinearCrossEntropy, step_loss
+from pythia_suite.training.family import get_row
+from pythia_suite.training.model import GPTNeoX, _Rotary, init_weights, rotary_tables
+from pythia_suite.training.trainer import _LinearCrossEntropy, step_loss
 
 
 def test_rotary_backward_passes_gradcheck() -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from pythia_suite.corpus import synthesize
-from pythia_suite.minhash import (
+from pythia_suite.corpus.synth import synthesize
+from pythia_suite.corpus.minhash import (
     MinHashParams,
     SignatureComputer,
     iter_signatures,

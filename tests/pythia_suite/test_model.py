@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from pythia_suite.family import FAMILY, ModelConfig, get_row, hf_config, param_counts
-from pythia_suite.model import GPTNeoX, init_weights
+from pythia_suite.training.family import FAMILY, ModelConfig, get_row, hf_config, param_counts
+from pythia_suite.training.model import GPTNeoX, init_weights
 
 ODD = ModelConfig(name="odd", num_layers=3, hidden_size=72, num_heads=3, intermediate_size=200,
                   seq_length=37, vocab_size=333)  # fmt: skip  # head_dim 24 -> 6 rotary dims

@@ -9,8 +9,8 @@ import pytest
 from transformers import PreTrainedTokenizerFast
 
 from pythia_suite.cli import main
-from pythia_suite.corpus import synthesize
-from pythia_suite.tokenizer import eod_id, load_tokenizer, pad_id, train_tokenizer
+from pythia_suite.corpus.synth import synthesize
+from pythia_suite.corpus.tokenizer import eod_id, load_tokenizer, pad_id, train_tokenizer
 from tests.pythia_suite.bad_corpora import BAD_CORPORA, assert_rejected
 
 VOCAB = 1024

@@ -17,9 +17,9 @@ from checkpoints_index.catalog import Catalog
 from checkpoints_index.schedule import checkpoint_steps
 from dataloader_replay.replay import TrainData, batch_sha256
 from pythia_suite.cli import main
-from pythia_suite.family import get_row
-from pythia_suite.optim import OptimConfig, lr_for_update
-from pythia_suite.train_setup import default_rule
+from pythia_suite.training.family import get_row
+from pythia_suite.training.optim import OptimConfig, lr_for_update
+from pythia_suite.training.setup import default_rule
 
 STEPS = 12
 RULE = "log+every:4"
@@ -138,7 +138,7 @@ def test_pythia_70m_runs_on_cpu(data_70m: Path, tmp_path: Path) -> None:
 
 def test_transformed_run_logs_what_replay_returns(tiny_data: Path, tmp_path: Path) -> None:
     from dataloader_replay.replay import open_run
-    from pythia_suite.trainer import TrainConfig, train
+    from pythia_suite.training.trainer import TrainConfig, train
 
     common = np.bincount(TrainData.open(tiny_data).batch(3).ravel()).argsort()[::-1][:4]
     spec = {"name": "token_swap", "pairs": [[int(common[0]), int(common[1])], [int(common[2]), int(common[3])]],

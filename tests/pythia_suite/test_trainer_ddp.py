@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from pythia_suite.cli import main
-from pythia_suite.distributed import DistEnv, rank_slice
-from pythia_suite.train_setup import TrainConfig, plan_run
+from pythia_suite.training.distributed import DistEnv, rank_slice
+from pythia_suite.training.setup import TrainConfig, plan_run
 
 STEPS = 10
 

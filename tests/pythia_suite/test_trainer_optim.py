@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from pythia_suite.family import get_row, hf_config
-from pythia_suite.model import GPTNeoX
-from pythia_suite.optim import (
+from pythia_suite.training.family import get_row, hf_config
+from pythia_suite.training.model import GPTNeoX
+from pythia_suite.training.optim import (
     OptimConfig, annealing_lr, build_optimizer, lr_for_update, no_decay_names, param_groups,
 )
 

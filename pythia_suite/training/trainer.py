@@ -3,7 +3,7 @@
 Update `n` (1-based) trains on the batch at step `n - 1` of the prepared data (through the run's
 transform), whatever the number of processes: rank r of K takes the r-th contiguous B/K rows.
 Inputs are `row[:-1]`, labels `row[1:]`; the loss is the mean token cross-entropy of the global
-batch. AdamW and the LR schedule follow GPT-NeoX (`pythia_suite.optim`). After update `n`, rank 0
+batch. AdamW and the LR schedule follow GPT-NeoX (`pythia_suite.training.optim`). After update `n`, rank 0
 appends one line to `RUN/metrics.jsonl` and, if `n` is on the checkpoint schedule, saves
 `RUN/checkpoints/stepN` (weights, HF config, optimizer state, trainer state, RNG state).
 
@@ -28,12 +28,12 @@ from tqdm import tqdm
 
 from checkpoints_index.store import load_checkpoint, save_checkpoint
 from dataloader_replay.replay import batch_sha256
-from pythia_suite import distributed as D
-from pythia_suite.family import ModelConfig, hf_config
-from pythia_suite.model import GPTNeoX, init_weights
-from pythia_suite.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
-from pythia_suite.train_run import metrics_line, open_metrics
-from pythia_suite.train_setup import Plan, TrainConfig, plan_run, prepare_run_dir
+from pythia_suite.training import distributed as D
+from pythia_suite.training.family import ModelConfig, hf_config
+from pythia_suite.training.model import GPTNeoX, init_weights
+from pythia_suite.training.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
+from pythia_suite.training.run import metrics_line, open_metrics
+from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def train_step(
 
 
 def new_state(model: GPTNeoX, optim: OptimConfig) -> TrainState:
-    """A model in training mode with its GPT-NeoX AdamW (see `pythia_suite.optim`)."""
+    """A model in training mode with its GPT-NeoX AdamW (see `pythia_suite.training.optim`)."""
     model.train()
     return TrainState(model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0)
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pythia_suite.family import ModelConfig, init_stds
+from pythia_suite.training.family import ModelConfig, init_stds
 
 HF_HEAD = "lm_head.weight"  # transformers 5's in-memory name of `embed_out.weight`
 

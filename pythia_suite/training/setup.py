@@ -21,10 +21,10 @@ from checkpoints_index.schedule import checkpoint_steps
 from checkpoints_index.store import clean_stale
 from dataloader_replay.replay import TrainData
 from dataloader_replay.transforms import apply_transform, validate_transform
-from pythia_suite.distributed import DistEnv, rank_slice
-from pythia_suite.family import ModelConfig, get_row
-from pythia_suite.optim import OptimConfig
-from pythia_suite.train_run import (
+from pythia_suite.training.distributed import DistEnv, rank_slice
+from pythia_suite.training.family import ModelConfig, get_row
+from pythia_suite.training.optim import OptimConfig
+from pythia_suite.training.run import (
     RUN_JSON, check_same_config, file_sha256, normalize, truncate_metrics, write_run_json,
 )
 

@@ -8,7 +8,7 @@ Planted phenomena (all recorded in truth.json):
 - sources: Stories, Encyclopedia (fictional entities), Arithmetic (Q&A), Licenses (boilerplate);
 - near-duplicate clusters: a base document plus variants made by substituting single words
   (or by reformatting only), with the exact Jaccard similarity of the shingle sets dedup uses
-  (`pythia_suite.minhash.shingle_set`) for every pair, and the documents the dedup rule
+  (`pythia_suite.corpus.minhash.shingle_set`) for every pair, and the documents the dedup rule
   should remove at the threshold (computed with exact Jaccard, in input order);
 - canaries: random strings, each in `count` different host documents (1, 2, 4, ... 64);
   a host document is otherwise an ordinary, unique document, so every copy survives dedup;
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from dataloader_replay.atomic import atomic_path
-from pythia_suite import corpus_words as W
-from pythia_suite.corpus_gen import Generator, canary_text
-from pythia_suite.corpus_neardup import clusters_truth, plant_clusters
-from pythia_suite.minhash import MinHashParams
+from pythia_suite.corpus import words as W
+from pythia_suite.corpus.gen import Generator, canary_text
+from pythia_suite.corpus.neardup import clusters_truth, plant_clusters
+from pythia_suite.corpus.minhash import MinHashParams
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ COUNT_RULES = {
     "canaries": "each doc in doc_ids contains the canary string exactly once; no other doc contains it",
     "occupations": "sentences (split after . ? ! followed by whitespace) containing exactly one "
     "occupation word and pronouns (he/him/his or she/her/hers) of exactly one gender",
-    "near_duplicates": "exact Jaccard of pythia_suite.minhash.shingle_set; expected_removed applies "
+    "near_duplicates": "exact Jaccard of pythia_suite.corpus.minhash.shingle_set; expected_removed applies "
     "the dedup rule (remove if an earlier kept document has Jaccard >= threshold) with exact Jaccard",
 }
 

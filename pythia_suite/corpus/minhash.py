@@ -59,7 +59,7 @@ class MinHashParams:
             "shingling": f"lowercased \\w+ word {self.shingle_words}-grams joined by one space; "
             f"documents with fewer than {self.shingle_words} words: one shingle of all words",
             "shingle_hash": "fold of zlib.crc32(word utf-8): h = h*0x01000193 + crc mod 2^32, "
-            "h0 = 0x811C9DC5 (pythia_suite.minhash.shingle_hash32)",
+            "h0 = 0x811C9DC5 (pythia_suite.corpus.minhash.shingle_hash32)",
             "scheme": SCHEME,
             "permutations": "datasketch 2.0.0 affine32: fmix32 premix, a*h+b mod 2^32, "
             "a odd and b from np.random.RandomState(seed)",

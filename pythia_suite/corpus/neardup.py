@@ -14,9 +14,9 @@ import itertools
 import random
 from typing import Any
 
-from pythia_suite import corpus_words as W
-from pythia_suite.corpus_gen import Generator
-from pythia_suite.minhash import WORD_RE, jaccard, shingle_set
+from pythia_suite.corpus import words as W
+from pythia_suite.corpus.gen import Generator
+from pythia_suite.corpus.minhash import WORD_RE, jaccard, shingle_set
 
 # Targets straddle the default threshold 0.87; most keep a clear margin from it.
 TARGETS = (1.0, 1.0, 0.98, 0.96, 0.95, 0.93, 0.9, 0.88, 0.85, 0.82, 0.78, 0.72, 0.65, 0.55, 0.45)

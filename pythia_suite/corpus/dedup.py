@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import Document, iter_documents
-from pythia_suite.minhash import SCHEME, MinHashParams, SignatureComputer
+from pythia_suite.corpus.minhash import SCHEME, MinHashParams, SignatureComputer
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import string
 from collections import Counter
 from dataclasses import dataclass, field
 
-from pythia_suite import corpus_words as W
+from pythia_suite.corpus import words as W
 
 
 @dataclass(frozen=True, kw_only=True)
