@@ -229,8 +229,23 @@ class TransformedData:
     def num_steps(self) -> int:
         return self.data.num_steps
 
+    @property
+    def num_rows(self) -> int:
+        return self.data.num_rows
+
     def batch(self, step: int) -> np.ndarray:
         return apply_transform(self.transform, self.data.batch(step), step)
+
+    def rows(self, start: int, end: int) -> np.ndarray:
+        """Rows [start, end) as the model saw them (each row transformed at its own step)."""
+        out = self.data.rows(start, end)
+        if self.transform is None or start == end:
+            return out
+        b = self.batch_size
+        for step in range(start // b, (end - 1) // b + 1):
+            lo, hi = max(start, step * b) - start, min(end, (step + 1) * b) - start
+            out[lo:hi] = apply_transform(self.transform, out[lo:hi], step)
+        return out
 
 
 def open_run(run: str | Path) -> TransformedData:

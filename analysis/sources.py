@@ -1,0 +1,191 @@
+"""Where the studies get their inputs: checkpoints and training rows, from any source.
+
+Checkpoints (`open_checkpoints`):
+- a RUN of this suite (it has `catalog.sqlite`): the catalogued `stepN` folders; each folder is
+  checked against `SHA256SUMS` and the catalog before a model is loaded from it;
+- a folder of Hugging Face checkpoints laid out as `DIR/stepN/` (for example downloaded
+  EleutherAI revisions), hashed on first use;
+- one Hugging Face `GPTNeoXForCausalLM` folder (`config.json` inside) given with the step
+  its weights are at (`--model DIR --step N`).
+Models are loaded with `transformers` (`GPTNeoXForCausalLM.from_pretrained`), so the studies
+run unchanged on EleutherAI's published checkpoints.
+
+Rows (`open_rows`): a RUN (what its model saw, transforms included), a prepared data directory,
+or a bare `.bin/.idx` prefix of EleutherAI's preshuffled files (B = 1024 unless given).
+Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0, s * B).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from checkpoints_index.catalog import Catalog, record_problems
+from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR
+from checkpoints_index.sums import sha256_file
+from dataloader_replay.replay import TrainData, open_run
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import GPTNeoXForCausalLM
+
+RUN_JSON = "run.json"
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class Rows(Protocol):
+    """Training rows in training order (a `TrainData` or a run's `TransformedData`)."""
+
+    batch_size: int
+    seq_length: int
+    num_rows: int
+
+    def rows(self, start: int, end: int) -> np.ndarray: ...
+
+
+@dataclass(kw_only=True)
+class Checkpoints:
+    """The checkpoints of one model: step -> folder, each verified before it is loaded."""
+
+    name: str
+    folders: dict[int, Path]
+    run_dir: Path | None = None  # set when the folders are a catalogued run's
+    _sha256: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self.folders)
+
+    def folder(self, step: int) -> Path:
+        if step not in self.folders:
+            raise ValueError(f"{self.name}: field 'step': no checkpoint at step {step} "
+                             f"(available: {_short(self.steps)})")
+        return self.folders[step]
+
+    def sha256(self, step: int) -> str:
+        """sha256 of the step's `model.safetensors` (the catalog's for a run)."""
+        if step not in self._sha256:
+            self._sha256[step] = sha256_file(self.folder(step) / MODEL_FILE)
+        return self._sha256[step]
+
+    def verify(self, step: int) -> None:
+        """ValueError naming the folder if a run's checkpoint differs from its catalog."""
+        folder = self.folder(step)
+        if self.run_dir is None:
+            return
+        with Catalog.open(self.run_dir, create=False) as catalog:
+            problems = record_problems(self.run_dir, catalog.get(step))
+        if problems:
+            raise ValueError(problems[0])
+        del folder
+
+    def load(self, step: int, *, dtype: str = "float32") -> GPTNeoXForCausalLM:
+        """The model at `step` through transformers, in eval mode, after verification."""
+        import torch
+        from transformers import AutoConfig, GPTNeoXForCausalLM
+
+        if dtype not in DTYPES:
+            raise ValueError(f"--dtype: unknown {dtype!r} (choose from {', '.join(DTYPES)})")
+        self.verify(step)
+        folder = self.folder(step)
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        if config.model_type != "gpt_neox":
+            raise ValueError(f"{folder / 'config.json'}: field 'model_type': "
+                             f"{config.model_type!r} is not a GPT-NeoX causal LM")
+        model = GPTNeoXForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, dtype), local_files_only=True)
+        return model.eval()
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    import torch
+
+    if name not in DTYPES:
+        raise ValueError(f"--dtype: unknown {name!r} (choose from {', '.join(DTYPES)})")
+    return getattr(torch, name)
+
+
+def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoints:
+    """Checkpoints of a RUN, a `DIR/stepN/` folder, or one HF folder at `step`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such directory (expected a run or a model folder)")
+    if (path / "config.json").is_file():
+        if step is None:
+            raise ValueError(f"{path}: a single model folder needs --step (the step its "
+                             "weights are at)")
+        _check_model_folder(path)
+        return Checkpoints(name=str(path), folders={step: path})
+    if (path / CATALOG).is_file():
+        with Catalog.open(path, create=False) as catalog:
+            records = catalog.checkpoints()
+        folders = {r.step: r.folder(path) for r in records}
+        ckpts = Checkpoints(name=str(path), folders=folders, run_dir=path)
+        ckpts._sha256.update({r.step: r.sha256 for r in records})
+    else:
+        root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        folders = {int(m.group(1)): child for child in root.iterdir()
+                   if child.is_dir() and (m := STEP_DIR.match(child.name))
+                   and (child / "config.json").is_file()}
+        ckpts = Checkpoints(name=str(path), folders=folders)
+    if not ckpts.folders:
+        raise ValueError(f"{path}: no checkpoints (no stepN folders with config.json)")
+    if step is not None:
+        ckpts.folder(step)
+    return ckpts
+
+
+def _check_model_folder(path: Path) -> None:
+    if not (path / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{path / MODEL_FILE}: no such file (a model folder holds "
+                                "config.json and model.safetensors)")
+
+
+def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
+    """Training rows of a RUN (transforms applied), a prepared DIR, or a bare prefix."""
+    path = Path(path)
+    if path.is_dir() and (path / RUN_JSON).is_file():
+        return open_run(path)
+    return TrainData.open(path, batch_size=batch_size)
+
+
+def data_fingerprint(rows: Rows) -> str:
+    """What identifies the rows: the manifest's train.bin sha256 for prepared data, else a hash
+    of the index file; with a run's transform spec appended when there is one."""
+    data = getattr(rows, "data", rows)
+    manifest = getattr(data, "manifest", None)
+    files = (manifest or {}).get("files") or {}
+    if isinstance(files, dict) and "train.bin" in files:
+        base = str(files["train.bin"])
+    else:
+        base = sha256_file(Path(str(data.prefix) + ".idx"))
+    transform = getattr(rows, "transform", None)
+    if transform is None:
+        return base
+    spec = json.dumps(transform, sort_keys=True).encode()
+    return hashlib.sha256(base.encode() + spec).hexdigest()
+
+
+def seen_before(rows: np.ndarray, step: int, batch_size: int) -> np.ndarray:
+    """Which training rows the checkpoint at `step` has trained on: row < step * B."""
+    return np.asarray(rows) < step * batch_size
+
+
+def training_step(rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """The update that trains each row: r // B + 1."""
+    return np.asarray(rows) // batch_size + 1
+
+
+def attrs_json(value: Any) -> str:
+    """Canonical JSON for an HDF5 attribute."""
+    return json.dumps(value, sort_keys=True)
+
+
+def _short(steps: list[int]) -> str:
+    return ", ".join(map(str, steps)) if len(steps) <= 8 else (
+        f"{', '.join(map(str, steps[:4]))}, ..., {', '.join(map(str, steps[-2:]))}")
