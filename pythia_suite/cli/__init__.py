@@ -13,9 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pythia_suite.cli import checkpoints, corpus, data, family, train
+from pythia_suite.cli import analyze, checkpoints, corpus, data, family, train
 
-MODULES = (corpus, data, family, train, checkpoints)
+MODULES = (corpus, data, family, train, checkpoints, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:
