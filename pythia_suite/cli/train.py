@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue RUN from its newest complete checkpoint")
     p.add_argument("--threads", type=int, default=None, metavar="T",
                    help="torch CPU threads per process (default: cores / processes); keep it fixed to get identical bytes")
+    p.add_argument("--precision", default="fp32", metavar="P",
+                   help="fp32 (default), bf16 (autocast, float32 master weights) or fp16 (autocast with "
+                        "DeepSpeed's dynamic loss scaling); checkpoints hold float32 weights in every case")
+    p.add_argument("--lr-schedule", default="neox-v1.0", metavar="NAME",
+                   help="neox-v1.0 (default: GPT-NeoX v1.0's AnnealingLR, as Pythia trained) or cosine "
+                        "(GPT-NeoX's later cosine, reaching min_lr at the last step)")
     p.set_defaults(handler=run_train)
 
 
@@ -45,6 +51,7 @@ def run_train(args: argparse.Namespace) -> int:
         TrainConfig(
             model=args.model, data=args.data, out=args.out, steps=args.steps, seed=args.seed,
             checkpoints=args.checkpoints, resume=args.resume, threads=args.threads,
+            precision=args.precision, lr_schedule=args.lr_schedule,
         )  # fmt: skip
     )
     return 0

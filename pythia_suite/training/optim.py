@@ -7,8 +7,16 @@ Faithful to GPT-NeoX (the code Pythia was trained with):
   weights, embeddings, the unembedding) are decayed.
 - `AnnealingLR`: constructed at iteration 0 and stepped *after* every optimizer step, so update
   `n` (1-based) uses the schedule's value at `n - 1` completed updates. The warmup is linear from
-  0 (update 1 has lr 0) over `warmup * steps` iterations (a float, as in GPT-NeoX), then a cosine
-  from the peak down to `min_lr` over the remaining `steps - warmup_iters` iterations.
+  0 (update 1 has lr 0) over `warmup * steps` iterations (a float, as in GPT-NeoX).
+
+Two decay styles after the warmup, chosen by `OptimConfig.lr_schedule`:
+
+- "neox-v1.0" (the Pythia recipe): GPT-NeoX v1.0's cosine, the code Pythia was trained with:
+  `peak / 2 * (cos(pi * (min(n, T - W) - W) / T) + 1)`, then `max(lr, min_lr)`. The cosine's
+  period is the whole run T (not T - W) and it starts at 0, so the rate falls to min_lr at about
+  80% of the run (update 115,140 of Pythia's 143,000) and stays flat after.
+- "cosine": GPT-NeoX's later (2023) cosine, `min + (peak - min) / 2 * (cos(pi * (n - W) / (T - W))
+  + 1)`, reaching min_lr exactly at the last update.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+
+LR_SCHEDULES = ("neox-v1.0", "cosine")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +42,13 @@ class OptimConfig:
     eps: float = 1e-8
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+    lr_schedule: str = "neox-v1.0"  # or "cosine"; see the module docstring
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"--lr-schedule: unknown schedule {self.lr_schedule!r} (known: {', '.join(LR_SCHEDULES)})"
+            )
 
     @property
     def min_lr(self) -> float:
@@ -42,8 +60,21 @@ class OptimConfig:
         return d
 
 
+def annealing_lr_v1(
+    num_iters: int, *, peak: float, min_lr: float, warmup_iters: float, total: int
+) -> float:
+    """GPT-NeoX v1.0 `AnnealingLR.get_lr` (cosine style) after `num_iters` completed updates."""
+    if total <= 0:
+        raise ValueError(f"total: the number of steps must be positive, got {total}")
+    clamped = min(num_iters, total - warmup_iters)  # past T - W the rate stays put
+    if warmup_iters > 0 and num_iters <= warmup_iters:
+        return float(peak) * clamped / warmup_iters
+    lr = peak / 2.0 * (math.cos(math.pi * (clamped - warmup_iters) / total) + 1.0)
+    return max(lr, min_lr)
+
+
 def annealing_lr(num_iters: int, *, peak: float, min_lr: float, warmup_iters: float, total: int) -> float:
-    """GPT-NeoX `AnnealingLR.get_lr` (cosine style) after `num_iters` completed updates."""
+    """GPT-NeoX's later `AnnealingLR.get_lr` (cosine from peak to min_lr over T - W)."""
     if total <= 0:
         raise ValueError(f"total: the number of steps must be positive, got {total}")
     if warmup_iters > 0 and num_iters <= warmup_iters:
@@ -55,10 +86,15 @@ def annealing_lr(num_iters: int, *, peak: float, min_lr: float, warmup_iters: fl
 
 
 def lr_for_update(update: int, cfg: OptimConfig, steps: int) -> float:
-    """The learning rate used by update `update` (1-based) of a `steps`-update run."""
+    """The learning rate used by update `update` (1-based) of a `steps`-update run.
+
+    `update` counts the updates the schedule has seen: with fp16 loss scaling, a skipped
+    (overflowing) step does not advance it, as in DeepSpeed.
+    """
     if update < 1:
         raise ValueError(f"update: must be >= 1, got {update}")
-    return annealing_lr(
+    schedule = annealing_lr_v1 if cfg.lr_schedule == "neox-v1.0" else annealing_lr
+    return schedule(
         update - 1, peak=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup * steps, total=steps
     )
 

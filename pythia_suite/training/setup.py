@@ -24,6 +24,7 @@ from dataloader_replay.transforms import apply_transform, validate_transform
 from pythia_suite.training.distributed import DistEnv, rank_slice
 from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
+from pythia_suite.training.precision import check_precision
 from pythia_suite.training.run import (
     RUN_JSON, check_same_config, file_sha256, normalize, truncate_metrics, write_run_json,
 )
@@ -47,6 +48,8 @@ class TrainConfig:
     resume: bool = False
     transform: dict[str, Any] | None = None  # an intervention applied to every batch
     threads: int | None = None  # torch CPU threads; default: cores / local processes
+    precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (pythia_suite.training.precision)
+    lr_schedule: str = "neox-v1.0"  # the Pythia recipe's; or "cosine" (training.optim)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +68,7 @@ class Plan:
     resume: bool
     data: TrainData
     transform: dict[str, Any] | None
+    precision: str
     config: dict[str, Any]  # what run.json holds
 
     def data_batch(self, step: int) -> np.ndarray:
@@ -126,12 +130,13 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
             f"--steps asks for {steps}"
         )
     rank_slice(data.batch_size, env)  # the process count must divide the batch
+    check_precision(config.precision, getattr(config, "device", "cpu"))  # device: fsdp helper's field
     validate_transform(config.transform)
     model = replace(model, train_steps=steps, batch_size=data.batch_size)
     optim = OptimConfig(
         lr=model.lr, min_lr_ratio=model.min_lr_ratio, warmup=model.warmup_fraction,
         betas=model.adam_betas, eps=model.adam_eps, weight_decay=model.weight_decay,
-        grad_clip=model.grad_clip,
+        grad_clip=model.grad_clip, lr_schedule=config.lr_schedule,
     )  # fmt: skip
     rule = config.checkpoints or default_rule(model, steps)
     schedule = checkpoint_steps(rule, steps)
@@ -149,12 +154,14 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
         },
         "model": model.to_dict(),
         "optim": optim.to_dict(),
+        "precision": config.precision,
     }
     return Plan(
         run_dir=Path(config.out).absolute(), model=model, optim=optim, steps=steps,
         batch_size=data.batch_size, seq_length=data.seq_length, checkpoint_rule=rule,
         checkpoint_steps=frozenset(schedule), world_size=env.world_size, resume=config.resume,
-        data=data, transform=config.transform, config=normalize(run_config),
+        data=data, transform=config.transform, precision=config.precision,
+        config=normalize(run_config),
     )  # fmt: skip
 
 

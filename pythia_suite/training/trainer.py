@@ -15,6 +15,7 @@ its newest complete checkpoint and ends byte-identical to an uninterrupted run.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from pythia_suite.training import distributed as D
 from pythia_suite.training.family import ModelConfig, hf_config
 from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
+from pythia_suite.training.precision import LossScaler, autocast
 from pythia_suite.training.run import metrics_line, open_metrics
 from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
 
@@ -58,6 +60,9 @@ class TrainState:
     optimizer: torch.optim.AdamW
     params: list[torch.nn.Parameter]
     step: int  # updates done
+    precision: str = "fp32"  # the forward pass's autocast (pythia_suite.training.precision)
+    scaler: LossScaler | None = None  # fp16's dynamic loss scaler
+    skipped: int = 0  # fp16 steps skipped on overflow (they do not advance the LR schedule)
 
 
 def default_threads(env: D.DistEnv) -> int:
@@ -87,10 +92,15 @@ def deterministic(threads: int, seed: int) -> Iterator[None]:
 
 
 def step_loss(model: GPTNeoX, rows: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of `model(rows[:, :-1])` against `rows[:, 1:]` (rows: int64 [b, L+1])."""
+    """Mean cross-entropy of `model(rows[:, :-1])` against `rows[:, 1:]` (rows: int64 [b, L+1]).
+
+    Under `torch.autocast` the output layer's matmuls run in the autocast dtype too (float32
+    accumulation), the log-softmax and the loss in float32."""
     inputs, labels = rows[:, :-1], rows[:, 1:]
     hidden = model.gpt_neox(inputs)  # [b, L, C]; the logits are embed_out(hidden)
-    return _LinearCrossEntropy.apply(hidden.flatten(0, 1), model.embed_out.weight, labels.flatten())
+    kind = hidden.device.type
+    dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else hidden.dtype
+    return _LinearCrossEntropy.apply(hidden.flatten(0, 1), model.embed_out.weight, labels.flatten(), dtype)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -102,36 +112,52 @@ class _LinearCrossEntropy(torch.autograd.Function):
     only scales the saved dh [N, C] and dw [V, C] by d loss / N. Autograd's version allocates
     logits, log-softmax, a zero-filled one-hot gradient and two more [N, V] gradients, one pass
     over memory each (at V = 4096 that was ~10% of a small model's step). Chunks run in a
-    fixed order, so the result is deterministic.
+    fixed order, so the result is deterministic. With `dtype` bf16/fp16 the three matmuls take
+    their inputs in that dtype (as autocast would); log-softmax, the loss and dw's sum stay float32.
     """
 
     CHUNK = 1 << 21  # logits per chunk (8 MiB in float32): best of 2^19 ... 2^24 measured
 
     @staticmethod
-    def forward(ctx, h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype
+    ) -> torch.Tensor:
+        with torch.autocast(h.device.type, enabled=False):  # the casts below are explicit
+            return _LinearCrossEntropy._forward(ctx, h, w, labels, dtype)
+
+    @staticmethod
+    def _forward(ctx, h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         N, V = h.shape[0], w.shape[0]
         n = max(1, _LinearCrossEntropy.CHUNK // V)
         grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        low = dtype != w.dtype  # bf16 / fp16 matmuls against float32 master weights
+        wl = w.to(dtype)  # [V, C], cast once
         dh, dw = torch.empty_like(h), torch.zeros_like(w)  # [N, C], [V, C]
-        minus_one = h.new_full((min(n, N), 1), -1.0)
-        loss_sum = h.new_zeros(())
+        minus_one = torch.full((min(n, N), 1), -1.0, dtype=torch.float32)
+        loss_sum = torch.zeros((), dtype=torch.float32)
         for s in range(0, N, n):
-            hc, lc = h[s : s + n], labels[s : s + n, None]  # [n, C], [n, 1]
-            p = torch.log_softmax(hc @ w.t(), dim=-1)  # [n, V]
+            hc, lc = h[s : s + n].to(dtype), labels[s : s + n, None]  # [n, C], [n, 1]
+            p = torch.log_softmax(hc @ wl.t(), dim=-1, dtype=torch.float32)  # [n, V]
             loss_sum -= p.gather(1, lc).sum()
-            if grads:
-                p.exp_().scatter_add_(1, lc, minus_one[: len(lc)])  # [n, V] softmax - onehot
+            if not grads:
+                continue
+            p.exp_().scatter_add_(1, lc, minus_one[: len(lc)])  # [n, V] softmax - onehot
+            if low:
+                pl = p.to(dtype)  # [n, V]
+                dh[s : s + n] = pl @ wl  # [n, C]
+                dw += pl.t() @ hc  # [V, C], summed in float32
+            else:
                 torch.mm(p, w, out=dh[s : s + n])  # [n, C]
                 dw.addmm_(p.t(), hc)  # [V, C]
         ctx.save_for_backward(dh, dw)
         ctx.rows = N
-        return loss_sum / N
+        return (loss_sum / N).to(h.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
         dh, dw = ctx.saved_tensors
         scale = grad / ctx.rows
-        return dh * scale, dw * scale, None
+        return dh * scale, dw * scale, None, None
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -176,7 +202,7 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
     mcfg: ModelConfig = plan.model
     model = GPTNeoX(mcfg)
     init_weights(model, mcfg, seed=mcfg.init_seed)
-    state = new_state(model, plan.optim)
+    state = new_state(model, plan.optim, plan.precision)
     if start >= 0:
         ckpt = load_checkpoint(plan.run_dir, start, verify=True)
         model.load_state_dict(ckpt.weights, strict=True)
@@ -186,6 +212,9 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
         if ckpt.extra_tensors and "torch_rng_state" in ckpt.extra_tensors:
             torch.set_rng_state(ckpt.extra_tensors["torch_rng_state"])
         state.step = start
+        state.skipped = int(ckpt.trainer_state.get("skipped", 0))
+        if state.scaler is not None:
+            state.scaler = LossScaler.from_state(ckpt.trainer_state["loss_scaler"])
         log.info("resuming %s from step %d", plan.run_dir, start)
     elif env.is_main and 0 in plan.checkpoint_steps:
         _save(plan, state, lr=0.0)
@@ -202,12 +231,17 @@ def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
     try:
         for n in range(state.step + 1, plan.steps + 1):
             batch = plan.data_batch(n - 1)  # [B, L+1], as the model sees it
-            lr = lr_for_update(n, plan.optim, plan.steps)
+            lr = lr_for_update(n - state.skipped, plan.optim, plan.steps)  # skipped: fp16 overflows
+            scale = state.scaler.scale if state.scaler is not None else None
             loss, grad_norm = train_step(state, batch[rows], lr=lr, grad_clip=plan.optim.grad_clip, env=env)
             loss_value = float(loss)
             state.step = n
             if metrics is not None:
-                metrics.write(metrics_line(_record(n, loss_value, lr, grad_norm, plan, batch)))
+                record = _record(n, loss_value, lr, grad_norm, plan, batch)
+                if scale is not None:  # fp16: the scale this step used, and whether it was skipped
+                    skipped = not math.isfinite(grad_norm)
+                    record.update(grad_norm=None if skipped else grad_norm, loss_scale=scale, skipped=skipped)
+                metrics.write(metrics_line(record))
                 metrics.flush()
             if env.is_main and n in plan.checkpoint_steps:
                 _save(plan, state, lr=lr)
@@ -225,22 +259,41 @@ def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
 def train_step(
     state: TrainState, rows_np: np.ndarray, *, lr: float, grad_clip: float, env: D.DistEnv = D.DistEnv()
 ) -> tuple[torch.Tensor, float]:
-    """One optimizer update on this rank's rows [b, L+1]; returns (global mean loss, grad norm before clip)."""
+    """One optimizer update on this rank's rows [b, L+1]; returns (global mean loss, grad norm before clip).
+
+    In `state.precision` (autocast for bf16 / fp16). With a loss scaler (fp16) the loss is scaled
+    before backward and the gradients unscaled after; a non-finite gradient norm (an overflow)
+    skips the update (the grad norm returned is then inf or nan) and counts in `state.skipped`.
+    """
     rows = torch.from_numpy(rows_np.astype(np.int64, copy=False))
     set_lr(state.optimizer, lr)
     state.optimizer.zero_grad(set_to_none=True)
-    loss = step_loss(state.model, rows)
-    loss.backward()
+    with autocast(state.precision):
+        loss = step_loss(state.model, rows)
+    scaler = state.scaler
+    (loss if scaler is None else loss * scaler.scale).backward()
     D.average_gradients(state.params, env)
-    grad_norm = torch.nn.utils.clip_grad_norm_(state.params, grad_clip, foreach=True)
-    state.optimizer.step()
-    return D.mean_over_ranks(loss.detach(), env), float(grad_norm)
+    if scaler is not None:  # the scale is a power of two: unscaling is exact
+        torch._foreach_mul_([p.grad for p in state.params if p.grad is not None], 1.0 / scaler.scale)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(state.params, grad_clip, foreach=True))
+    overflow = scaler is not None and not math.isfinite(grad_norm)
+    if not overflow:
+        state.optimizer.step()
+    if scaler is not None:
+        scaler.update(overflow)
+        state.skipped += overflow
+        if overflow:
+            log.info("fp16 overflow: step skipped, loss scale now %g", scaler.scale)
+    return D.mean_over_ranks(loss.detach().float(), env), grad_norm
 
 
-def new_state(model: GPTNeoX, optim: OptimConfig) -> TrainState:
+def new_state(model: GPTNeoX, optim: OptimConfig, precision: str = "fp32") -> TrainState:
     """A model in training mode with its GPT-NeoX AdamW (see `pythia_suite.training.optim`)."""
     model.train()
-    return TrainState(model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0)
+    return TrainState(
+        model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0,
+        precision=precision, scaler=LossScaler() if precision == "fp16" else None,
+    )  # fmt: skip
 
 
 def _record(n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch: np.ndarray) -> dict[str, Any]:
@@ -271,6 +324,9 @@ def _save(plan: Plan, state: TrainState, *, lr: float) -> None:
             "batch_size": plan.batch_size,
             "seq_length": plan.seq_length,
             "model": plan.model.name,
+            "precision": state.precision,
+            "skipped": state.skipped,  # fp16 overflows so far: the LR schedule is at step - skipped
+            "loss_scaler": None if state.scaler is None else state.scaler.state_dict(),
         },
         extra_tensors={"torch_rng_state": torch.get_rng_state()},
     )

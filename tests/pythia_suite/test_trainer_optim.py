@@ -14,7 +14,7 @@ from pythia_suite.training.optim import (
 )
 
 PEAK = 1e-3
-CFG = OptimConfig(lr=PEAK)  # 1% warmup, cosine to 10%
+CFG = OptimConfig(lr=PEAK, lr_schedule="cosine")  # 1% warmup, the later cosine to 10%
 
 
 def test_update_one_has_lr_zero_and_warmup_is_linear_from_zero() -> None:
@@ -42,7 +42,7 @@ def test_cosine_to_ten_percent() -> None:
 
 
 def test_pythia_scale_schedule() -> None:
-    # Pythia: 143000 steps, warmup 1430 iterations (float, as GPT-NeoX computes it)
+    # 143000 steps, warmup 1430 iterations (float, as GPT-NeoX computes it)
     assert lr_for_update(1431, CFG, 143_000) == PEAK
     assert lr_for_update(716, CFG, 143_000) == pytest.approx(PEAK * 715 / 1430)
     assert lr_for_update(143_000, CFG, 143_000) == pytest.approx(PEAK / 10, rel=1e-6)
