@@ -10,6 +10,7 @@ built under a temporary name and renamed when complete (`atomic_path`).
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import shutil
 from array import array
@@ -108,6 +109,16 @@ def write_train(documents_prefix: Path, mapping: IndexMapping, sizes: np.ndarray
     writer.finalize()
 
 
+def default_num_samples(steps: int, batch_size: int) -> int:
+    """GPT-NeoX's training sample count with `train-data-paths`: ceil(S * B * weight * 1.005).
+
+    (`get_normalized_weights_and_num_samples`, one path of weight 1.0; Pythia: 147,164,160.)
+    The rows past S * B are never trained: a held-out control group. The extra 0.5% can add an
+    epoch to the shuffled order and so change every row of it, as it did for GPT-NeoX.
+    """
+    return int(math.ceil(steps * batch_size * 1.0 * 1.005))
+
+
 def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_size: int,
             steps: int, seed: int = 1234, num_samples: int | None = None) -> dict[str, Any]:
     """Tokenize INPUT and write DIR in GPT-NeoX's packed training order; return the manifest."""
@@ -115,7 +126,7 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
     _check_positive(seq_length=seq_length, batch_size=batch_size, steps=steps,
                     num_samples=num_samples)
     needed = steps * batch_size
-    num_samples = needed if num_samples is None else num_samples
+    num_samples = default_num_samples(steps, batch_size) if num_samples is None else num_samples
     if num_samples < needed:
         raise ValueError(f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}")
     if not input.is_file():

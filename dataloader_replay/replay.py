@@ -121,7 +121,11 @@ class TrainData:
 
     @property
     def num_steps(self) -> int:
-        return self.num_rows // self.batch_size
+        """Trainable steps: a prepared DIR's `steps` (the rows after them are held out), else all."""
+        steps = self.num_rows // self.batch_size
+        if self.manifest is not None and self.batch_size == self.manifest["batch_size"]:
+            steps = min(steps, self.manifest["steps"])
+        return steps
 
     @property
     def dtype(self) -> np.dtype:

@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, required=True, help="rows per step, B")
     p.add_argument("--steps", type=int, required=True, help="optimizer steps, S")
     p.add_argument("--seed", type=int, default=1234, help="data order seed (default 1234)")
-    p.add_argument("--num-samples", type=int, default=None, help="rows (default S*B)")
+    p.add_argument("--num-samples", type=int, default=None, help="rows (default ceil(S*B*1.005), GPT-NeoX's count; rows past S*B are held out)")
     p.set_defaults(handler=cmd_prepare)
 
     r = subparsers.add_parser("replay", help="the exact batch(es) a step trained on",

@@ -131,13 +131,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
         n = max(1, _LinearCrossEntropy.CHUNK // V)
         grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         low = dtype != w.dtype  # bf16 / fp16 matmuls against float32 master weights
+        acc = torch.promote_types(dtype, torch.float32)  # softmax and sums: float32 at least
         wl = w.to(dtype)  # [V, C], cast once
         dh, dw = torch.empty_like(h), torch.zeros_like(w)  # [N, C], [V, C]
-        minus_one = torch.full((min(n, N), 1), -1.0, dtype=torch.float32)
-        loss_sum = torch.zeros((), dtype=torch.float32)
+        minus_one = torch.full((min(n, N), 1), -1.0, dtype=acc, device=h.device)
+        loss_sum = torch.zeros((), dtype=acc, device=h.device)
         for s in range(0, N, n):
             hc, lc = h[s : s + n].to(dtype), labels[s : s + n, None]  # [n, C], [n, 1]
-            p = torch.log_softmax(hc @ wl.t(), dim=-1, dtype=torch.float32)  # [n, V]
+            p = torch.log_softmax(hc @ wl.t(), dim=-1, dtype=acc)  # [n, V]
             loss_sum -= p.gather(1, lc).sum()
             if not grads:
                 continue

@@ -15,6 +15,8 @@ from dataloader_replay.replay import TrainData
 from tests.dataloader_replay.conftest import EOD, PREPARED, Corpus, doc_lengths, write_corpus
 from tests.dataloader_replay.neox_reference import ref_mapping, ref_rows
 
+NUM_SAMPLES = 161  # GPT-NeoX's default: ceil(40 steps * 4 rows * 1.005); rows 160, 161 held out
+
 
 def megatron_dataset(prefix: Path):
     with warnings.catch_warnings():
@@ -30,15 +32,14 @@ def test_megatron_reads_documents_and_train(prepared: Path, corpus: Corpus) -> N
     for i, expected in enumerate(corpus.docs):
         assert docs[i].tolist() == expected
     train = megatron_dataset(prepared / "train")
-    _, rows = ref_rows(corpus.docs, PREPARED["seq_length"],
-                       PREPARED["steps"] * PREPARED["batch_size"], PREPARED["seed"])
+    _, rows = ref_rows(corpus.docs, PREPARED["seq_length"], NUM_SAMPLES, PREPARED["seed"])
     assert train.index.dtype == np.uint16 and len(train) == len(rows)
     assert [train[i].tolist() for i in range(len(train))] == rows
 
 
 def test_index_arrays_and_manifest(prepared: Path, corpus: Corpus,
                                    small_tokenizer: Path) -> None:
-    num_samples = PREPARED["steps"] * PREPARED["batch_size"]
+    num_samples = NUM_SAMPLES
     epochs, doc_idx, sample_idx, shuffle_idx = ref_mapping(
         corpus.docs, PREPARED["seq_length"], num_samples, PREPARED["seed"])
     assert np.load(prepared / "doc_idx.npy").tolist() == doc_idx
@@ -78,7 +79,7 @@ def test_all_samples_cover_every_epoch_exactly(tmp_path: Path, small_tokenizer: 
     seq_length, epochs = 8, 3
     total = (epochs * tokens - 1) // seq_length
     prepare(corpus.path, small_tokenizer, tmp_path / "d", seq_length=seq_length, batch_size=1,
-            steps=total, seed=7)
+            steps=total, seed=7, num_samples=total)
     td = TrainData.open(tmp_path / "d")
     assert td.manifest["num_epochs"] == epochs and td.num_rows == total
     order = np.argsort(np.load(tmp_path / "d" / "shuffle_idx.npy"))
@@ -105,7 +106,7 @@ def test_int32_when_vocab_exceeds_uint16(tmp_path: Path, big_tokenizer: Path) ->
     train = megatron_dataset(tmp_path / "d" / "train")
     assert docs.index.dtype == np.int32 and train.index.dtype == np.int32
     assert [docs[i].tolist() for i in range(len(docs))] == corpus.docs
-    _, rows = ref_rows(corpus.docs, 10, 27, 11)
+    _, rows = ref_rows(corpus.docs, 10, 28, 11)  # ceil(9 * 3 * 1.005)
     assert [train[i].tolist() for i in range(len(train))] == rows
     batch = TrainData.open(tmp_path / "d").batch(2)
     assert batch.dtype == np.int32 and batch.tolist() == rows[6:9]

@@ -43,8 +43,8 @@ def test_linear_cross_entropy_gradcheck_and_value(chunk: int, monkeypatch: pytes
     h = torch.randn(13, 6, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.randn(10, 6, dtype=torch.float64, generator=gen, requires_grad=True)
     labels = torch.randint(0, 10, (13,), generator=gen)
-    assert torch.autograd.gradcheck(lambda a, b: _LinearCrossEntropy.apply(a, b, labels), (h, w))
-    ours = _LinearCrossEntropy.apply(h, w, labels)
+    assert torch.autograd.gradcheck(lambda a, b: _LinearCrossEntropy.apply(a, b, labels, torch.float64), (h, w))
+    ours = _LinearCrossEntropy.apply(h, w, labels, torch.float64)
     reference = F.cross_entropy(h @ w.t(), labels)
     assert abs(float(ours) - float(reference)) < 1e-12
 
@@ -64,3 +64,28 @@ def test_step_loss_gradients_equal_plain_autograd() -> None:
     torch.testing.assert_close(loss, plain, rtol=1e-6, atol=1e-6)
     for name, p in model.named_parameters():
         torch.testing.assert_close(ours[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_step_loss_under_autocast_equals_plain_autocast(dtype: torch.dtype) -> None:
+    """The fused output layer in bf16 / fp16 against autocast's own linear + float32 cross-entropy."""
+    cfg = get_row("pythia-nano").with_vocab(384).with_seq_length(16)
+    model = GPTNeoX(cfg)
+    init_weights(model, cfg, seed=3)
+    rows = torch.from_numpy(np.random.default_rng(0).integers(0, 384, (2, 17)))
+    with torch.autocast("cpu", dtype=dtype):
+        loss = step_loss(model, rows)
+    loss.backward()
+    assert loss.dtype == torch.float32
+    ours = {k: p.grad.clone() for k, p in model.named_parameters()}
+    assert all(g.dtype == torch.float32 for g in ours.values())  # master weights' gradients
+    model.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=dtype):
+        logits = model(rows[:, :-1])  # [b, T, V] in dtype
+    assert logits.dtype == dtype
+    plain = F.cross_entropy(logits.float().reshape(-1, 384), rows[:, 1:].reshape(-1))
+    plain.backward()
+    torch.testing.assert_close(loss, plain, rtol=1e-3, atol=1e-3)
+    for name, p in model.named_parameters():
+        scale = float(p.grad.abs().max())  # low-precision gradients: compare to the largest entry
+        torch.testing.assert_close(ours[name], p.grad, rtol=0, atol=0.05 * scale, msg=name)

@@ -93,6 +93,7 @@ def test_run_json_and_catalog(two_runs: tuple[Path, Path], tiny_data: Path) -> N
     assert cfg["model"]["seq_length"] == manifest["seq_length"]
     assert cfg["checkpoints"] == {"rule": RULE, "steps": [0, 1, 2, 4, 8, 12]}
     assert cfg["optim"]["betas"] == [0.9, 0.95] and cfg["optim"]["weight_decay"] == 0.1
+    assert cfg["optim"]["lr_schedule"] == "neox-v1.0" and cfg["precision"] == "fp32"
     with Catalog.open(a) as catalog:
         assert [r.step for r in catalog.checkpoints()] == [0, 1, 2, 4, 8, 12]
         assert catalog.run().weight_seed == 1234

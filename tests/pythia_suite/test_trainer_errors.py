@@ -92,6 +92,8 @@ def short_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
         (["--steps", "4"], "'steps'"),
         (["--checkpoints", "steps:1,3"], "'checkpoints.rule'"),
         (["--model", "pythia-micro"], "'model.name'"),
+        (["--precision", "bf16"], "'precision'"),
+        (["--lr-schedule", "cosine"], "'optim.lr_schedule'"),
     ],
 )
 def test_resume_with_another_config(
