@@ -68,6 +68,7 @@ class ModelConfig:
     micro_batch_size: int = 32  # per GPU in the published config (neox_yaml only)
     model_parallel: int = 1
     grad_accum: int = 1
+    neox_precision: str = "fp16"  # what the published run computed in (neox_yaml's "fp16" block)
     published: bool = False  # a Pythia row with published parameter counts
     note: str = ""
 
@@ -187,7 +188,7 @@ FAMILY: dict[str, ModelConfig] = {
         _pythia("pythia-70m", 6, 512, 8, 1e-3),
         _pythia("pythia-160m", 12, 768, 12, 6e-4),
         _pythia("pythia-410m", 24, 1024, 16, 3e-4),
-        _pythia("pythia-1b", 16, 2048, 8, 2.5e-4, micro_batch_size=16,
+        _pythia("pythia-1b", 16, 2048, 8, 2.5e-4, micro_batch_size=16, neox_precision="bf16",
                 note="paper table says 3.0e-4; the published config says 2.5e-4"),
         _pythia("pythia-1.4b", 24, 2048, 16, 2e-4, micro_batch_size=16),
         _pythia("pythia-2.8b", 32, 2560, 32, 1.6e-4, micro_batch_size=16),
@@ -305,9 +306,27 @@ def neox_yaml(
         f"# Global batch {cfg.batch_size} = {cfg.micro_batch_size} per GPU x {ranks} data-parallel"
         f" ranks x {cfg.grad_accum} accumulation ({ranks * cfg.model_parallel} GPUs).\n"
         "# Replace DATA_DIR / CHECKPOINT_DIR with real paths.\n"
+        f"# `seed` below is the weight seed ({cfg.init_seed}). GPT-NeoX has a single `seed` for both\n"
+        "# the data order and the weights; pythia-suite keeps two (the data's is in its manifest),\n"
+        "# so a run whose data seed differs from its weight seed cannot be expressed here.\n"
     )
-    return header + yaml.safe_dump(_neox_dict(cfg, data_path, tokenizer_path, save_path),
-                                   sort_keys=False, default_flow_style=None)
+    body = yaml.safe_dump(_neox_dict(cfg, data_path, tokenizer_path, save_path),
+                          sort_keys=False, default_flow_style=None)
+    seed_line = f"\nseed: {cfg.init_seed}\n"
+    assert body.count(seed_line) == 1
+    body = body.replace(seed_line, seed_line[:-1] + "  # weight seed only: see the header\n")
+    return header + body
+
+
+def _neox_precision(cfg: ModelConfig) -> dict:
+    """GPT-NeoX's precision block: fp16 with dynamic loss scaling, or (pythia-1b, retrained in
+    bf16, as `configs/pythia/1B.yml`) the same block with `type: bfloat16` and fp32 all-reduce."""
+    scaling = {"loss_scale": 0, "loss_scale_window": 1000, "initial_scale_power": 12,
+               "hysteresis": 2, "min_loss_scale": 1}
+    if cfg.neox_precision == "bf16":
+        return {"fp16": {"enabled": True, "type": "bfloat16", "auto_cast": True, **scaling},
+                "fp32_allreduce": True}
+    return {"fp16": {"fp16": True, "enabled": True, **scaling}}
 
 
 def _neox_dict(cfg: ModelConfig, data_path: str, tokenizer_path: str, save_path: str) -> dict:
@@ -330,6 +349,7 @@ def _neox_dict(cfg: ModelConfig, data_path: str, tokenizer_path: str, save_path:
         "gpt-j-residual": cfg.parallel_residual,
         "output-layer-parallelism": "column",
         "activation": cfg.activation,
+        "attention-config": [[["flash"], cfg.num_layers]],  # Pythia trained with flash attention
         "scaled-upper-triang-masked-softmax-fusion": True,
         "bias-gelu-fusion": True,
         "init_method": cfg.init_method,
@@ -353,8 +373,7 @@ def _neox_dict(cfg: ModelConfig, data_path: str, tokenizer_path: str, save_path:
         "weight-decay": cfg.weight_decay,
         "hidden-dropout": 0,
         "attention-dropout": 0,
-        "fp16": {"fp16": True, "enabled": True, "loss_scale": 0, "loss_scale_window": 1000,
-                 "initial_scale_power": 12, "hysteresis": 2, "min_loss_scale": 1},
+        **_neox_precision(cfg),
         "train-iters": cfg.train_steps,
         "lr-decay-iters": cfg.train_steps,
         "lr-decay-style": cfg.lr_decay_style,

@@ -201,3 +201,22 @@ def test_cli_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.Cap
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message)
+
+
+def test_neox_yaml_precision_attention_and_seed_comment() -> None:
+    """As GPT-NeoX's configs/pythia: 1B.yml is bf16 (the 1b was retrained in bf16), the others
+    fp16 with dynamic loss scaling; flash attention on every layer; `seed` is the weight seed."""
+    scaling = {"loss_scale": 0, "loss_scale_window": 1000, "initial_scale_power": 12,
+               "hysteresis": 2, "min_loss_scale": 1}
+    for name in ("pythia-1b", "pythia-1b-deduped"):
+        y = yaml.safe_load(neox_yaml(get_row(name)))
+        assert y["fp16"] == {"enabled": True, "type": "bfloat16", "auto_cast": True, **scaling}
+        assert y["fp32_allreduce"] is True
+        assert y["attention-config"] == [[["flash"], 16]]
+    text = neox_yaml(get_row("pythia-410m"))
+    y = yaml.safe_load(text)
+    assert y["fp16"] == {"fp16": True, "enabled": True, **scaling} and "fp32_allreduce" not in y
+    assert y["attention-config"] == [[["flash"], 24]]
+    seed_line = next(line for line in text.splitlines() if line.startswith("seed:"))
+    assert seed_line == "seed: 1234  # weight seed only: see the header"
+    assert "single `seed` for both" in text.split("\npipe-parallel-size")[0]
