@@ -116,7 +116,7 @@ def default_num_samples(steps: int, batch_size: int) -> int:
     The rows past S * B are never trained: a held-out control group. The extra 0.5% can add an
     epoch to the shuffled order and so change every row of it, as it did for GPT-NeoX.
     """
-    return int(math.ceil(steps * batch_size * 1.0 * 1.005))
+    return math.ceil(steps * batch_size * 1.0 * 1.005)
 
 
 def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_size: int,

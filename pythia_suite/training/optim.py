@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-
 LR_SCHEDULES = ("neox-v1.0", "cosine")
 
 
