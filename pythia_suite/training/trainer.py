@@ -29,9 +29,11 @@ from tqdm import tqdm
 from checkpoints_index.store import load_checkpoint, save_checkpoint
 from dataloader_replay.replay import batch_sha256
 from pythia_suite.training import distributed as D
+from pythia_suite.training import fsdp
 from pythia_suite.training.family import ModelConfig, hf_config
 from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
+from pythia_suite.training.parallel import checkpoint_layers, device_of
 from pythia_suite.training.run import metrics_line, open_metrics
 from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
 
@@ -58,6 +60,8 @@ class TrainState:
     optimizer: torch.optim.AdamW
     params: list[torch.nn.Parameter]
     step: int  # updates done
+    root: torch.nn.Module | None = None  # FSDP: the sharded root whose forward is the loss
+    device: torch.device = torch.device("cpu")
 
 
 def default_threads(env: D.DistEnv) -> int:
@@ -138,7 +142,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Train (or resume) the run `config.out`; see the module docstring."""
     env = D.env_from_torchrun()
     threads = config.threads or default_threads(env)
-    with D.process_group(env):
+    with D.process_group(env, config.device):
         plan = plan_run(config, env)
         with deterministic(threads, plan.model.init_seed):
             return _train(config, plan, env)
@@ -174,11 +178,15 @@ def _setup_on_rank0(plan: Plan, env: D.DistEnv) -> int:
 
 def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
     mcfg: ModelConfig = plan.model
+    if plan.parallel.sharded:
+        return _build_sharded(plan, start, env)
     model = GPTNeoX(mcfg)
     init_weights(model, mcfg, seed=mcfg.init_seed)
-    state = new_state(model, plan.optim)
+    if plan.parallel.activation_checkpointing:
+        checkpoint_layers(model.gpt_neox.layers)
+    state = new_state(model.to(device_of(plan.parallel, env)), plan.optim)
     if start >= 0:
-        ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+        ckpt = load_checkpoint(plan.run_dir, start, verify=True, map_location=state.device)
         model.load_state_dict(ckpt.weights, strict=True)
         if ckpt.optimizer_state is None:
             raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
@@ -187,8 +195,26 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
             torch.set_rng_state(ckpt.extra_tensors["torch_rng_state"])
         state.step = start
         log.info("resuming %s from step %d", plan.run_dir, start)
-    elif env.is_main and 0 in plan.checkpoint_steps:
-        _save(plan, state, lr=0.0)
+    elif 0 in plan.checkpoint_steps:
+        _checkpoint(plan, state, lr=0.0, env=env)
+    return state
+
+
+def _build_sharded(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
+    """FSDP2: the model built on meta, sharded, initialized shard by shard; resumed from rank 0's
+    verified checkpoint, scattered (see `pythia_suite.training.fsdp`)."""
+    root = fsdp.shard_model(plan.model, plan.parallel, env, loss_fn=step_loss)
+    state = new_state(root.model, plan.optim)
+    state.root = root
+    if start >= 0:
+        ckpt = load_checkpoint(plan.run_dir, start, verify=True) if env.is_main else None
+        if ckpt is not None and ckpt.optimizer_state is None:
+            raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+        torch.set_rng_state(fsdp.load_sharded(state.model, state.optimizer, ckpt, env))
+        state.step = start
+        log.info("resuming %s from step %d (%d shards)", plan.run_dir, start, env.world_size)
+    elif 0 in plan.checkpoint_steps:
+        _checkpoint(plan, state, lr=0.0, env=env)
     return state
 
 
@@ -209,8 +235,8 @@ def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
             if metrics is not None:
                 metrics.write(metrics_line(_record(n, loss_value, lr, grad_norm, plan, batch)))
                 metrics.flush()
-            if env.is_main and n in plan.checkpoint_steps:
-                _save(plan, state, lr=lr)
+            if n in plan.checkpoint_steps:
+                _checkpoint(plan, state, lr=lr, env=env)
             if env.is_main and (n % every == 0 or n == plan.steps):
                 log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f", n, plan.steps, loss_value, lr, grad_norm)
             bar.update(1)
@@ -226,12 +252,13 @@ def train_step(
     state: TrainState, rows_np: np.ndarray, *, lr: float, grad_clip: float, env: D.DistEnv = D.DistEnv()
 ) -> tuple[torch.Tensor, float]:
     """One optimizer update on this rank's rows [b, L+1]; returns (global mean loss, grad norm before clip)."""
-    rows = torch.from_numpy(rows_np.astype(np.int64, copy=False))
+    rows = torch.from_numpy(rows_np.astype(np.int64, copy=False)).to(state.device)
     set_lr(state.optimizer, lr)
     state.optimizer.zero_grad(set_to_none=True)
-    loss = step_loss(state.model, rows)
+    loss = step_loss(state.model, rows) if state.root is None else state.root(rows)
     loss.backward()
-    D.average_gradients(state.params, env)
+    if state.root is None:  # FSDP's backward has reduce-scattered the gradients already
+        D.average_gradients(state.params, env)
     grad_norm = torch.nn.utils.clip_grad_norm_(state.params, grad_clip, foreach=True)
     state.optimizer.step()
     return D.mean_over_ranks(loss.detach(), env), float(grad_norm)
@@ -240,7 +267,9 @@ def train_step(
 def new_state(model: GPTNeoX, optim: OptimConfig) -> TrainState:
     """A model in training mode with its GPT-NeoX AdamW (see `pythia_suite.training.optim`)."""
     model.train()
-    return TrainState(model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0)
+    device = model.embed_out.weight.device
+    return TrainState(model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0,
+                      device=device)  # fmt: skip
 
 
 def _record(n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch: np.ndarray) -> dict[str, Any]:
@@ -254,14 +283,31 @@ def _record(n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch:
     }
 
 
-def _save(plan: Plan, state: TrainState, *, lr: float) -> None:
+def _checkpoint(plan: Plan, state: TrainState, *, lr: float, env: D.DistEnv) -> None:
+    """Rank 0 saves `stepN`; a sharded run first gathers it there (every rank takes part)."""
+    weights: dict[str, torch.Tensor] | None = None
+    optimizer_state: dict[str, Any] | None = None
+    if state.root is not None:
+        weights = fsdp.gather_weights(state.model, env)
+        optimizer_state = fsdp.gather_optimizer(state.optimizer, env)
+    elif env.is_main:
+        weights = {k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}
+        optimizer_state = state.optimizer.state_dict()
+    if env.is_main:
+        assert weights is not None and optimizer_state is not None
+        _save(plan, state, lr=lr, weights=weights, optimizer_state=optimizer_state)
+
+
+def _save(
+    plan: Plan, state: TrainState, *, lr: float, weights: dict[str, torch.Tensor], optimizer_state: dict[str, Any]
+) -> None:
     n = state.step
     save_checkpoint(
         plan.run_dir,
         n,
-        weights={k: v.detach().contiguous() for k, v in state.model.state_dict().items()},
+        weights=weights,
         hf_config=hf_config(plan.model),
-        optimizer_state=state.optimizer.state_dict(),
+        optimizer_state=optimizer_state,
         trainer_state={
             "step": n,
             "tokens": n * plan.batch_size * plan.seq_length,
