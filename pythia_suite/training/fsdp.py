@@ -106,7 +106,7 @@ def init_sharded(model: GPTNeoX, cfg: ModelConfig, *, seed: int) -> None:
     gen = torch.Generator(device="cpu").manual_seed(seed)
     for name, p in model.named_parameters():
         full = torch.empty(p.shape, dtype=torch.float32)  # [global shape]
-        if name.endswith("layernorm.weight") or name.endswith("final_layer_norm.weight"):
+        if name.endswith(("layernorm.weight", "final_layer_norm.weight")):
             full.fill_(1.0)
         elif name.endswith(".bias"):
             full.zero_()
