@@ -56,17 +56,28 @@ class MemoryPlan:
     seq_length: int
     activation_checkpointing: bool
     parameter_count: int
-    parameters: int
-    gradients: int
+    master_weights: int  # float32 parameters this rank owns (all of them under ddp)
+    working_weights: int  # compute-dtype copies alive at once (fsdp gathers, autocast cache)
+    gradient_shards: int  # float32 gradients of the master weights
+    gradient_buffers: int  # fsdp: unsharded gradients before reduce-scatter; ddp: all-reduce buffer
     optimizer: int
     activations: int
+
+    @property
+    def parameters(self) -> int:
+        return self.master_weights + self.working_weights
+
+    @property
+    def gradients(self) -> int:
+        return self.gradient_shards + self.gradient_buffers
 
     @property
     def total(self) -> int:
         return self.parameters + self.gradients + self.optimizer + self.activations
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "total": self.total}
+        return {**asdict(self), "parameters": self.parameters, "gradients": self.gradients,
+                "total": self.total}  # fmt: skip
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -112,19 +123,19 @@ def memory_plan(
     full = {n: math.prod(s) for n, s in shapes.items()}
     if parallel == "fsdp":
         local = {n: shard_numel(s, world_size, rank) for n, s in shapes.items()}
-        gathered = c * _gathered_numel(full, cfg)
-        parameters = FP32 * sum(local.values()) + gathered
-        gradients = FP32 * sum(local.values()) + gathered
+        working = buffers = c * _gathered_numel(full, cfg)
     else:
         local = full
-        parameters = FP32 * sum(full.values()) + (0 if precision == "fp32" else c * sum(full.values()))
-        gradients = 2 * FP32 * sum(full.values()) if world_size > 1 else FP32 * sum(full.values())
+        working = 0 if precision == "fp32" else c * sum(full.values())
+        buffers = FP32 * sum(full.values()) if world_size > 1 else 0
+    owned = FP32 * sum(local.values())
     optimizer = 2 * FP32 * sum(local.values()) + FP32 * len(local)
     return MemoryPlan(
         row=cfg.name, world_size=world_size, parallel=parallel, precision=precision,
         micro_batch=b, seq_length=cfg.seq_length, activation_checkpointing=activation_checkpointing,
-        parameter_count=sum(full.values()), parameters=parameters, gradients=gradients,
-        optimizer=optimizer, activations=activation_bytes(cfg, b, precision, activation_checkpointing),
+        parameter_count=sum(full.values()), master_weights=owned, working_weights=working,
+        gradient_shards=owned, gradient_buffers=buffers, optimizer=optimizer,
+        activations=activation_bytes(cfg, b, precision, activation_checkpointing),
     )  # fmt: skip
 
 
