@@ -8,6 +8,7 @@ to the newest complete checkpoint, which it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -71,7 +72,7 @@ class Plan:
     data: TrainData
     transform: dict[str, Any] | None
     config: dict[str, Any]  # what run.json holds
-    parallel: ParallelPlan = ParallelPlan()
+    parallel: ParallelPlan = dataclasses.field(default_factory=ParallelPlan)
 
     def data_batch(self, step: int) -> np.ndarray:
         """The global batch at `step` as the model sees it (transform applied)."""

@@ -38,6 +38,7 @@ from pythia_suite.training.run import metrics_line, open_metrics
 from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
 
 log = logging.getLogger(__name__)
+CPU = torch.device("cpu")
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "train", "train_step", "step_loss"]
 
@@ -61,7 +62,7 @@ class TrainState:
     params: list[torch.nn.Parameter]
     step: int  # updates done
     root: torch.nn.Module | None = None  # FSDP: the sharded root whose forward is the loss
-    device: torch.device = torch.device("cpu")
+    device: torch.device = CPU
 
 
 def default_threads(env: D.DistEnv) -> int:

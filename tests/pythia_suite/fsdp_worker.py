@@ -27,7 +27,14 @@ from pythia_suite.training.distributed import env_from_torchrun
 from pythia_suite.training.family import get_row
 from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.parallel import ParallelPlan
-from pythia_suite.training.trainer import TrainConfig, deterministic, new_state, step_loss, train, train_step
+from pythia_suite.training.trainer import (
+    TrainConfig,
+    deterministic,
+    new_state,
+    step_loss,
+    train,
+    train_step,
+)
 
 STEPS = 10
 VOCAB = 512
