@@ -28,7 +28,7 @@ each tensor's shards.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -181,7 +181,7 @@ def load_sharded(
     if sorted(model.state_dict()) != names:
         raise ValueError("checkpoint: its weight names differ from the model's")
     for name, t in model.state_dict().items():
-        piece = _scatter(ckpt.weights[name] if env.is_main else None, t)
+        piece = _scatter(ckpt.weights[name] if ckpt is not None else None, t)
         _local(t).copy_(_local(piece))
     by_index = [p for g in optimizer.param_groups for p in g["params"]]
     state: dict[int, dict[str, Any]] = {}
@@ -189,7 +189,7 @@ def load_sharded(
         entry: dict[str, Any] = {}
         for key, value in skeleton[idx].items():
             if value is None:  # a tensor of the parameter's shape: scatter its shards
-                full = ckpt.optimizer_state["state"][idx][key] if env.is_main else None
+                full = ckpt.optimizer_state["state"][idx][key] if ckpt is not None else None
                 entry[key] = _scatter(full, by_index[idx])
             else:
                 entry[key] = value
@@ -204,7 +204,7 @@ def local_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str,
     grads = [p.grad for p in params if p.grad is not None]
     opt = [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
 
-    def size(ts: list[torch.Tensor]) -> int:
+    def size(ts: Sequence[torch.Tensor]) -> int:
         return sum(_local(t).numel() * _local(t).element_size() for t in ts)
 
     return {"parameters": size(params), "gradients": size(grads), "optimizer": size(opt)}
