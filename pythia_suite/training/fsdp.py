@@ -21,7 +21,7 @@ safetensors under transformers' names, optimizer state in the single-process lay
 folder, its sha256 in the catalog and every analysis stay as for any run, and the gathered
 optimizer state is the same object a one-process run saves. Gathering goes one tensor at a
 time (the other ranks never hold more than one full tensor); rank 0 holds the full state in
-host memory while it writes (16 bytes per parameter: 192 GB for pythia-12b, within a typical
+host memory while it writes (16 bytes per parameter: about 190 GB for pythia-12b, within a typical
 8-GPU node's RAM). Resuming reverses it: rank 0 reads and verifies the folder and scatters
 each tensor's shards.
 """
