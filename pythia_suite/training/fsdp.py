@@ -66,7 +66,9 @@ def mp_policy(precision: str) -> MixedPrecisionPolicy:
     """FSDP2's policy for a `--precision`: compute dtype for the gathered parameters, float32
     for the sharded master weights and the gradient reduction."""
     if precision not in _COMPUTE_DTYPES:
-        raise ValueError(f"--precision: unknown precision {precision!r} (known: {', '.join(_COMPUTE_DTYPES)})")
+        raise ValueError(
+            f"--precision: unknown precision {precision!r} (known: {', '.join(_COMPUTE_DTYPES)})"
+        )
     dtype = _COMPUTE_DTYPES[precision]
     if dtype is None:
         return MixedPrecisionPolicy()
@@ -123,7 +125,9 @@ def _shard_of(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """This rank's piece of `full` laid out as the DTensor `like` (no communication)."""
     if not isinstance(like, DTensor):
         return full.to(like.device)
-    piece = distribute_tensor(full.to(like.device), like.device_mesh, like.placements, src_data_rank=None)
+    piece = distribute_tensor(
+        full.to(like.device), like.device_mesh, like.placements, src_data_rank=None
+    )
     return piece.to_local()
 
 
@@ -147,7 +151,9 @@ def gather_optimizer(optimizer: torch.optim.Optimizer, env: DistEnv) -> dict[str
     sd = optimizer.state_dict()
     state: dict[int, dict[str, Any]] = {}
     for idx in sorted(sd["state"]):
-        state[idx] = {k: _full(v) if isinstance(v, torch.Tensor) else v for k, v in sd["state"][idx].items()}
+        state[idx] = {
+            k: _full(v) if isinstance(v, torch.Tensor) else v for k, v in sd["state"][idx].items()
+        }
     return {"state": state, "param_groups": sd["param_groups"]} if env.is_main else None
 
 
@@ -158,7 +164,9 @@ def _scatter(full: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
         return full.to(like.device)
     if full is None:  # not rank 0: a receive buffer of the global shape
         full = torch.empty(like.shape, dtype=like.dtype)
-    return distribute_tensor(full.to(like.device, like.dtype), like.device_mesh, like.placements, src_data_rank=0)
+    return distribute_tensor(
+        full.to(like.device, like.dtype), like.device_mesh, like.placements, src_data_rank=0
+    )
 
 
 @torch.no_grad()

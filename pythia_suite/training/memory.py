@@ -100,11 +100,15 @@ def memory_plan(
     cfg: ModelConfig, *, world_size: int, parallel: str = "fsdp", precision: str = "fp32",
     micro_batch: int | None = None, activation_checkpointing: bool = False, rank: int = 0,
 ) -> MemoryPlan:  # fmt: skip
-    """Rank `rank`'s bytes for `cfg` trained on `world_size` processes (`ValueError` for bad input)."""
+    """Rank `rank`'s bytes for `cfg` on `world_size` processes (`ValueError` for bad input)."""
     if parallel not in PARALLEL_MODES:
-        raise ValueError(f"--parallel: unknown mode {parallel!r} (known: {', '.join(PARALLEL_MODES)})")
+        raise ValueError(
+            f"--parallel: unknown mode {parallel!r} (known: {', '.join(PARALLEL_MODES)})"
+        )
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+        raise ValueError(
+            f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
+        )
     if world_size < 1:
         raise ValueError(f"--world-size: must be >= 1, got {world_size}")
     if parallel == "fsdp" and world_size < 2:
@@ -117,7 +121,9 @@ def memory_plan(
     per_rank = cfg.batch_size // world_size
     b = per_rank if micro_batch is None else micro_batch
     if b < 1 or b > per_rank:
-        raise ValueError(f"--micro-batch: must be between 1 and {per_rank} (the rows per rank), got {b}")
+        raise ValueError(
+            f"--micro-batch: must be between 1 and {per_rank} (the rows per rank), got {b}"
+        )
     shapes = param_shapes(cfg)
     c = _COMPUTE_BYTES[precision]
     full = {n: math.prod(s) for n, s in shapes.items()}
@@ -146,12 +152,18 @@ def _gathered_numel(full: dict[str, int], cfg: ModelConfig) -> int:
     return root + min(2, cfg.num_layers) * layer
 
 
-def activation_bytes(cfg: ModelConfig, micro_batch: int, precision: str, checkpointing: bool) -> int:
+def activation_bytes(
+    cfg: ModelConfig, micro_batch: int, precision: str, checkpointing: bool
+) -> int:
     """Korthikanti et al. 2022's per-layer estimate (see the module docstring), whole model."""
     s, b, h = cfg.seq_length, micro_batch, cfg.hidden_size
     scale = _COMPUTE_BYTES[precision] / 2  # the 34 counts 16-bit activations
     layer = KORTHIKANTI_PER_LAYER * s * b * h * scale
-    kept = (2 * s * b * h * scale * cfg.num_layers + layer) if checkpointing else layer * cfg.num_layers
+    kept = (
+        (2 * s * b * h * scale * cfg.num_layers + layer)
+        if checkpointing
+        else layer * cfg.num_layers
+    )
     assert cfg.vocab_size is not None
     head = s * b * h * _COMPUTE_BYTES[precision] + FP32 * (s * b * h + cfg.vocab_size * h)
     return int(kept + head)
@@ -159,13 +171,29 @@ def activation_bytes(cfg: ModelConfig, micro_batch: int, precision: str, checkpo
 
 def plan_table(plans: list[MemoryPlan]) -> str:
     """A text table of plans in GiB per rank."""
-    head = ("row", "N", "mode", "prec", "mb", "ckpt", "params", "grads", "optim", "activ", "total GiB")
+    head = (
+        "row",
+        "N",
+        "mode",
+        "prec",
+        "mb",
+        "ckpt",
+        "params",
+        "grads",
+        "optim",
+        "activ",
+        "total GiB",
+    )
     body = [
         (p.row, str(p.world_size), p.parallel, p.precision, str(p.micro_batch),
          "yes" if p.activation_checkpointing else "no",
-         *(f"{x / 2**30:.2f}" for x in (p.parameters, p.gradients, p.optimizer, p.activations, p.total)))
+         *(f"{x / 2**30:.2f}"
+           for x in (p.parameters, p.gradients, p.optimizer, p.activations, p.total)))
         for p in plans
     ]  # fmt: skip
     widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in (head, *body))  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in (head, *body)
+    ]
+    return "\n".join(lines)

@@ -35,7 +35,9 @@ class ParallelPlan:
     world_size: int = 1
     device: str = "cpu"  # "cpu" | "cuda"
     activation_checkpointing: bool = False
-    precision: str = "fp32"  # TrainConfig.precision (not part of `to_dict`: run.json has its own field)
+    precision: str = (
+        "fp32"  # TrainConfig.precision (not part of `to_dict`: run.json has its own field)
+    )
 
     @property
     def sharded(self) -> bool:
@@ -49,13 +51,22 @@ class ParallelPlan:
 
 
 def resolve_parallel(
-    *, parallel: str | None, device: str, activation_checkpointing: bool, precision: str, env: DistEnv
+    *,
+    parallel: str | None,
+    device: str,
+    activation_checkpointing: bool,
+    precision: str,
+    env: DistEnv,
 ) -> ParallelPlan:
     """Check the user's choice against the process count and the machine (`ValueError`)."""
     if parallel is not None and parallel not in PARALLEL_MODES:
-        raise ValueError(f"--parallel: unknown mode {parallel!r} (known: {', '.join(PARALLEL_MODES)})")
+        raise ValueError(
+            f"--parallel: unknown mode {parallel!r} (known: {', '.join(PARALLEL_MODES)})"
+        )
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+        raise ValueError(
+            f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
+        )
     if device not in DEVICES:
         raise ValueError(f"--device: unknown device {device!r} (known: {', '.join(DEVICES)})")
     if device == "cuda" and not torch.cuda.is_available():

@@ -42,7 +42,8 @@ VOCAB = 512
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--model", "pythia-nano", "--data", str(data), "--out", str(out),
-            "--steps", str(STEPS), "--checkpoints", "steps:0,5,10", "--threads", "1", *extra]  # fmt: skip
+            "--steps", str(STEPS), "--checkpoints", "steps:0,5,10", "--threads", "1",
+            *extra]  # fmt: skip
 
 
 FSDP_FLAGS = ("--parallel", "fsdp", "--activation-checkpointing")

@@ -38,10 +38,22 @@ def runs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fsdp")
     assert main(train_args(tiny_data, out / "single")) == 0
     torchrun = Path(sys.executable).parent / "torchrun"
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
+    }
     root = str(Path(__file__).parents[2])
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(WORKER), str(tiny_data), str(out)]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(WORKER),
+        str(tiny_data),
+        str(out),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
@@ -51,7 +63,12 @@ def test_fsdp_losses_equal_one_process(runs: Path) -> None:
     one, two = metrics(runs / "single"), metrics(runs / "fsdp")
     assert [r["step"] for r in two] == list(range(1, STEPS + 1))
     for a, b in zip(one, two):
-        assert (a["step"], a["tokens"], a["batch_sha256"], a["lr"]) == (b["step"], b["tokens"], b["batch_sha256"], b["lr"])
+        assert (a["step"], a["tokens"], a["batch_sha256"], a["lr"]) == (
+            b["step"],
+            b["tokens"],
+            b["batch_sha256"],
+            b["lr"],
+        )
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-6)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-5)
     # step 0 is the one-process initialization, bit for bit, although built shard by shard
@@ -63,7 +80,13 @@ def test_fsdp_losses_equal_one_process(runs: Path) -> None:
     w2 = load_file(ck / "step10" / "model.safetensors")
     assert w1.keys() == w2.keys()
     for name in w1:
-        torch.testing.assert_close(_no_key_bias(name, w2[name]), _no_key_bias(name, w1[name]), rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(
+            _no_key_bias(name, w2[name]),
+            _no_key_bias(name, w1[name]),
+            rtol=1e-4,
+            atol=1e-5,
+            msg=name,
+        )
     # the gathered optimizer state has the one-process layout
     o1 = torch.load(runs / "single" / "checkpoints" / "step10" / "optimizer.pt", weights_only=True)
     o2 = torch.load(ck / "step10" / "optimizer.pt", weights_only=True)
@@ -72,7 +95,12 @@ def test_fsdp_losses_equal_one_process(runs: Path) -> None:
         i: {k: v.shape for k, v in s.items()} for i, s in o2["state"].items()
     }
     run = json.loads((runs / "fsdp" / "run.json").read_text())
-    assert run["parallel"] == {"mode": "fsdp", "world_size": 2, "device": "cpu", "activation_checkpointing": True}
+    assert run["parallel"] == {
+        "mode": "fsdp",
+        "world_size": 2,
+        "device": "cpu",
+        "activation_checkpointing": True,
+    }
     assert run["precision"] == "fp32"
 
 
@@ -83,15 +111,21 @@ def test_fsdp_checkpoints_load_in_transformers(runs: Path, tiny_data: Path) -> N
     batch = torch.from_numpy(TrainData.open(tiny_data).batch(5).astype("int64"))
     with torch.no_grad():
         logits = hf(batch[:, :-1]).logits
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-    assert float(loss) == pytest.approx(metrics(runs / "fsdp")[5]["loss"], rel=1e-5)  # update 6 trains batch 5
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)
+    )
+    assert float(loss) == pytest.approx(
+        metrics(runs / "fsdp")[5]["loss"], rel=1e-5
+    )  # update 6 trains batch 5
 
 
 def test_fsdp_stop_resume_is_byte_identical_and_catalogued(runs: Path) -> None:
     a, b = runs / "fsdp", runs / "resumed"
     for step in ("step0", "step5", "step10"):
         for f in FILES:
-            assert (a / "checkpoints" / step / f).read_bytes() == (b / "checkpoints" / step / f).read_bytes(), (step, f)
+            assert (a / "checkpoints" / step / f).read_bytes() == (
+                b / "checkpoints" / step / f
+            ).read_bytes(), (step, f)
     assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
     with Catalog.open(b) as catalog:
         assert [r.step for r in catalog.checkpoints()] == [0, 5, 10]
@@ -105,7 +139,10 @@ def test_fsdp_bf16_trains_in_float32_master_weights(runs: Path) -> None:
     weights = load_file(runs / "bf16" / "checkpoints" / "step4" / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.float32}
     assert json.loads((runs / "bf16" / "run.json").read_text())["precision"] == "bf16"
-    assert mp_policy("bf16").param_dtype == torch.bfloat16 and mp_policy("bf16").reduce_dtype == torch.float32
+    assert (
+        mp_policy("bf16").param_dtype == torch.bfloat16
+        and mp_policy("bf16").reduce_dtype == torch.float32
+    )
     assert mp_policy("fp32").param_dtype is None
 
 
@@ -122,12 +159,27 @@ def test_memory_plan_matches_sharded_tensors(runs: Path) -> None:
 def test_resume_with_another_layout_is_refused(runs: Path, tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(runs / "fsdp", run)
-    base = {"model": "pythia-nano", "data": tiny_data, "out": run, "steps": STEPS,
-            "checkpoints": "steps:0,5,10", "resume": True, "activation_checkpointing": True}
+    base = {
+        "model": "pythia-nano",
+        "data": tiny_data,
+        "out": run,
+        "steps": STEPS,
+        "checkpoints": "steps:0,5,10",
+        "resume": True,
+        "activation_checkpointing": True,
+    }
     cases = [
-        (TrainConfig(**base, parallel="fsdp"), DistEnv(rank=0, world_size=4), "parallel.world_size"),
+        (
+            TrainConfig(**base, parallel="fsdp"),
+            DistEnv(rank=0, world_size=4),
+            "parallel.world_size",
+        ),
         (TrainConfig(**base, parallel="ddp"), DistEnv(rank=0, world_size=2), "parallel.mode"),
-        (TrainConfig(**base, parallel="fsdp", precision="bf16"), DistEnv(rank=0, world_size=2), "precision"),
+        (
+            TrainConfig(**base, parallel="fsdp", precision="bf16"),
+            DistEnv(rank=0, world_size=2),
+            "precision",
+        ),
     ]
     for config, env, field in cases:
         with pytest.raises(ValueError, match=rf"run.json: field '{field}' differs"):
@@ -138,11 +190,16 @@ def test_resume_with_another_layout_is_refused(runs: Path, tiny_data: Path, tmp_
     ("extra", "message"),
     [
         (("--parallel", "zero3"), "--parallel: unknown mode 'zero3' (known: ddp, fsdp)"),
-        (("--parallel", "fsdp"), "--parallel: fsdp shards the model over several processes and this is one"),
+        (
+            ("--parallel", "fsdp"),
+            "--parallel: fsdp shards the model over several processes and this is one",
+        ),
         (("--device", "tpu"), "--device: unknown device 'tpu'"),
     ],
 )
-def test_bad_parallel_input(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: tuple, message: str) -> None:
+def test_bad_parallel_input(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: tuple, message: str
+) -> None:
     assert main(train_args(tiny_data, tmp_path / "r", *extra)) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
@@ -155,10 +212,14 @@ def test_world_size_must_divide_the_batch(tiny_data: Path, tmp_path: Path) -> No
         plan_run(config, DistEnv(rank=2, world_size=3, local_world_size=3))
 
 
-def test_activation_checkpointing_changes_no_bit(runs: Path, tiny_data: Path, tmp_path: Path) -> None:
+def test_activation_checkpointing_changes_no_bit(
+    runs: Path, tiny_data: Path, tmp_path: Path
+) -> None:
     assert main(train_args(tiny_data, tmp_path / "ac", "--activation-checkpointing")) == 0
     single = runs / "single" / "checkpoints" / "step10" / "model.safetensors"
-    assert (tmp_path / "ac" / "checkpoints" / "step10" / "model.safetensors").read_bytes() == single.read_bytes()
+    assert (
+        tmp_path / "ac" / "checkpoints" / "step10" / "model.safetensors"
+    ).read_bytes() == single.read_bytes()
 
 
 # -- the memory plan on paper ------------------------------------------------------------------
@@ -173,14 +234,26 @@ def test_shard_numel_is_torch_chunk() -> None:
 
 def test_memory_plan_of_pythia_12b() -> None:
     cfg = get_row("pythia-12b")
-    p = memory_plan(cfg, world_size=256, parallel="fsdp", precision="bf16", activation_checkpointing=True)
+    p = memory_plan(
+        cfg, world_size=256, parallel="fsdp", precision="bf16", activation_checkpointing=True
+    )
     assert p.parameter_count == 11_846_072_320 and p.micro_batch == 4
     assert p.optimizer == pytest.approx(8 * p.parameter_count / 256, rel=0.01)
-    assert p.master_weights == p.gradient_shards == pytest.approx(4 * p.parameter_count / 256, rel=0.01)
+    assert (
+        p.master_weights
+        == p.gradient_shards
+        == pytest.approx(4 * p.parameter_count / 256, rel=0.01)
+    )
     ddp = memory_plan(cfg, world_size=64, parallel="ddp", precision="bf16")
     assert ddp.master_weights == 4 * ddp.parameter_count and ddp.optimizer > 8 * ddp.parameter_count
     full = memory_plan(cfg, world_size=64, parallel="fsdp", precision="bf16")
-    assert full.activations > 10 * memory_plan(cfg, world_size=64, precision="bf16", activation_checkpointing=True).activations
+    assert (
+        full.activations
+        > 10
+        * memory_plan(
+            cfg, world_size=64, precision="bf16", activation_checkpointing=True
+        ).activations
+    )
 
 
 def test_family_memory_cli(capsys: pytest.CaptureFixture) -> None:
@@ -188,7 +261,9 @@ def test_family_memory_cli(capsys: pytest.CaptureFixture) -> None:
                  "--activation-checkpointing", "--format", "json"]) == 0  # fmt: skip
     out = json.loads(capsys.readouterr().out)
     assert out["parallel"] == "fsdp" and out["micro_batch"] == 16
-    assert out["total"] == out["parameters"] + out["gradients"] + out["optimizer"] + out["activations"]
+    assert (
+        out["total"] == out["parameters"] + out["gradients"] + out["optimizer"] + out["activations"]
+    )
     assert main(["family", "--memory", "pythia-1b", "--world-size", "8"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("pythia-1b")
 
@@ -197,14 +272,28 @@ def test_family_memory_cli(capsys: pytest.CaptureFixture) -> None:
     ("argv", "message"),
     [
         (["--memory", "pythia-99b"], "--memory: unknown model 'pythia-99b'"),
-        (["--memory", "pythia-12b", "--world-size", "3"], "--world-size: 1024 rows per batch (pythia-12b) cannot be split"),
-        (["--memory", "pythia-12b", "--world-size", "8", "--parallel", "tp"], "--parallel: unknown mode 'tp'"),
-        (["--memory", "pythia-12b", "--world-size", "8", "--precision", "fp8"], "--precision: unknown precision 'fp8'"),
+        (
+            ["--memory", "pythia-12b", "--world-size", "3"],
+            "--world-size: 1024 rows per batch (pythia-12b) cannot be split",
+        ),
+        (
+            ["--memory", "pythia-12b", "--world-size", "8", "--parallel", "tp"],
+            "--parallel: unknown mode 'tp'",
+        ),
+        (
+            ["--memory", "pythia-12b", "--world-size", "8", "--precision", "fp8"],
+            "--precision: unknown precision 'fp8'",
+        ),
         (["--memory", "pythia-12b", "--parallel", "fsdp"], "--world-size: fsdp shards the model"),
-        (["--memory", "pythia-12b", "--world-size", "8", "--micro-batch", "200"], "--micro-batch: must be between 1 and 128"),
+        (
+            ["--memory", "pythia-12b", "--world-size", "8", "--micro-batch", "200"],
+            "--micro-batch: must be between 1 and 128",
+        ),
     ],
 )
-def test_family_memory_bad_input(capsys: pytest.CaptureFixture, argv: list[str], message: str) -> None:
+def test_family_memory_bad_input(
+    capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
     assert main(["family", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
