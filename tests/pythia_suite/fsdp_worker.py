@@ -7,12 +7,14 @@ every FSDP2 check, since each launch costs seconds of process start-up.
 2. OUT/resumed: a copy of OUT/fsdp cut back as a kill during update 8 leaves it (step10
    gone, metrics torn after 7 lines), then `--resume`.
 3. OUT/bf16: the same run in bf16 (FSDP2 MixedPrecisionPolicy), 4 steps.
-4. OUT/bytes_rank{r}.json: the bytes each rank holds for its parameter, gradient and AdamW
-   shards of pythia-nano after one update.
+4. OUT/odd_init.safetensors: the gathered initialization of a row with odd widths (uneven
+   shards), and OUT/bytes_rank{r}.json: the bytes each rank holds for its parameter, gradient
+   and AdamW shards after one update.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -20,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch.distributed as dist
+from safetensors.torch import save_file
 
 from pythia_suite.cli import main
 from pythia_suite.training import fsdp
 from pythia_suite.training.distributed import env_from_torchrun
-from pythia_suite.training.family import get_row
+from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.parallel import ParallelPlan
 from pythia_suite.training.trainer import (
@@ -56,12 +59,21 @@ def cut_back(src: Path, dst: Path) -> None:
     (dst / "metrics.jsonl").write_text("".join(lines[:7]) + lines[7][:20])
 
 
+def odd_row() -> ModelConfig:
+    """pythia-nano with odd widths, so that FSDP2's shards are uneven (17 / 16 rows, ...)."""
+    nano = get_row("pythia-nano").with_vocab(VOCAB).with_seq_length(32)
+    return dataclasses.replace(nano, name="odd", hidden_size=33, num_heads=3, intermediate_size=99)
+
+
 def shard_bytes(out: Path) -> None:
     env = env_from_torchrun()
-    cfg = get_row("pythia-nano").with_vocab(VOCAB).with_seq_length(32)
+    cfg = odd_row()
     plan = ParallelPlan(mode="fsdp", world_size=env.world_size)
     with deterministic(1, cfg.init_seed):
         root = fsdp.shard_model(cfg, plan, env, loss_fn=step_loss)
+        weights = fsdp.gather_weights(root.model, env)
+        if weights is not None:
+            save_file(weights, out / "odd_init.safetensors")
         state = new_state(root.model, OptimConfig(lr=cfg.lr))
         state.root = root
         rows = np.random.default_rng(0).integers(0, VOCAB, size=(4, 33))

@@ -24,8 +24,9 @@ from pythia_suite.training.distributed import DistEnv
 from pythia_suite.training.family import get_row, param_counts
 from pythia_suite.training.fsdp import mp_policy
 from pythia_suite.training.memory import memory_plan, shard_numel
+from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.setup import TrainConfig, plan_run, prepare_run_dir
-from tests.pythia_suite.fsdp_worker import STEPS, VOCAB, train_args
+from tests.pythia_suite.fsdp_worker import STEPS, odd_row, train_args
 from tests.pythia_suite.test_trainer_ddp import _no_key_bias, metrics
 
 WORKER = Path(__file__).with_name("fsdp_worker.py")
@@ -146,13 +147,23 @@ def test_fsdp_bf16_trains_in_float32_master_weights(runs: Path) -> None:
     assert mp_policy("fp32").param_dtype is None
 
 
-def test_memory_plan_matches_sharded_tensors(runs: Path) -> None:
-    cfg = get_row("pythia-nano").with_vocab(VOCAB).with_seq_length(32)
+def test_uneven_shards_initialize_and_count_as_one_process(runs: Path) -> None:
+    cfg = odd_row()
+    model = GPTNeoX(cfg)
+    init_weights(model, cfg, seed=cfg.init_seed)
+    gathered = load_file(runs / "odd_init.safetensors")
+    assert gathered.keys() == model.state_dict().keys()
+    for name, t in model.state_dict().items():
+        assert torch.equal(gathered[name], t), name  # bit for bit, shard by shard
+    assert model.gpt_neox.final_layer_norm.weight.shape == (33,)  # 17 + 16 rows
     for rank in (0, 1):
         measured = json.loads((runs / f"bytes_rank{rank}.json").read_text())
         plan = memory_plan(cfg, world_size=2, parallel="fsdp", rank=rank, micro_batch=4)
-        assert measured == {"parameters": plan.master_weights, "gradients": plan.gradient_shards,
-                            "optimizer": plan.optimizer}  # fmt: skip
+        assert measured == {
+            "parameters": plan.master_weights,
+            "gradients": plan.gradient_shards,
+            "optimizer": plan.optimizer,
+        }
     assert plan.parameter_count == param_counts(cfg)[0]
 
 
@@ -195,6 +206,11 @@ def test_resume_with_another_layout_is_refused(runs: Path, tiny_data: Path, tmp_
             "--parallel: fsdp shards the model over several processes and this is one",
         ),
         (("--device", "tpu"), "--device: unknown device 'tpu'"),
+        pytest.param(
+            ("--device", "cuda"),
+            "--device: cuda asked for, but this torch sees no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present"),
+        ),
     ],
 )
 def test_bad_parallel_input(
