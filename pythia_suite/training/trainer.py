@@ -208,15 +208,28 @@ def _build_sharded(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
     state = new_state(root.model, plan.optim)
     state.root = root
     if start >= 0:
-        ckpt = load_checkpoint(plan.run_dir, start, verify=True) if env.is_main else None
-        if ckpt is not None and ckpt.optimizer_state is None:
-            raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+        ckpt = _load_on_rank0(plan, start, env)
         torch.set_rng_state(fsdp.load_sharded(state.model, state.optimizer, ckpt, env))
         state.step = start
         log.info("resuming %s from step %d (%d shards)", plan.run_dir, start, env.world_size)
     elif 0 in plan.checkpoint_steps:
         _checkpoint(plan, state, lr=0.0, env=env)
     return state
+
+
+def _load_on_rank0(plan: Plan, start: int, env: D.DistEnv) -> Any:
+    """Rank 0 reads and verifies `stepN`; every rank fails together if it cannot."""
+    ckpt, error = None, None
+    if env.is_main:
+        try:
+            ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+            if ckpt.optimizer_state is None:
+                raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+        except (ValueError, OSError) as exc:
+            error = exc
+    if not D.broadcast_int(int(error is None), env):
+        raise error or ValueError(f"{plan.run_dir}: rank 0 could not load checkpoint step{start} (see its error)")
+    return ckpt
 
 
 def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:

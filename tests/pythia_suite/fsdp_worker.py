@@ -5,7 +5,8 @@ every FSDP2 check, since each launch costs seconds of process start-up.
 
 1. OUT/fsdp: `pythia-suite train --parallel fsdp --activation-checkpointing` (10 steps).
 2. OUT/resumed: a copy of OUT/fsdp cut back as a kill during update 8 leaves it (step10
-   gone, metrics torn after 7 lines), then `--resume`.
+   gone, metrics torn after 7 lines), then `--resume`; OUT/corrupt: a copy whose step10
+   weights have a flipped byte, resumed (each rank writes its exit status to corrupt_rc{r}).
 3. OUT/bf16: the same run in bf16 (FSDP2 MixedPrecisionPolicy), 4 steps.
 4. OUT/odd_init.safetensors: the gathered initialization of a row with odd widths (uneven
    shards), and OUT/bytes_rank{r}.json: the bytes each rank holds for its parameter, gradient
@@ -89,6 +90,15 @@ def run(data: Path, out: Path) -> None:
         cut_back(out / "fsdp", out / "resumed")
     dist.barrier()
     assert main(train_args(data, out / "resumed", *FSDP_FLAGS, "--resume")) == 0
+    if env.is_main:  # a flipped byte in the newest checkpoint: every rank refuses, none hangs
+        shutil.copytree(out / "fsdp", out / "corrupt")
+        weights = out / "corrupt" / "checkpoints" / "step10" / "model.safetensors"
+        data_bytes = bytearray(weights.read_bytes())
+        data_bytes[-1] ^= 1
+        weights.write_bytes(bytes(data_bytes))
+    dist.barrier()
+    rc = main(train_args(data, out / "corrupt", *FSDP_FLAGS, "--resume"))
+    (out / f"corrupt_rc{env.rank}").write_text(str(rc))
     train(TrainConfig(model="pythia-nano", data=data, out=out / "bf16", steps=4, threads=1,
                       checkpoints="steps:4", precision="bf16", parallel="fsdp"))  # fmt: skip
     shard_bytes(out)

@@ -131,6 +131,8 @@ def test_fsdp_stop_resume_is_byte_identical_and_catalogued(runs: Path) -> None:
     with Catalog.open(b) as catalog:
         assert [r.step for r in catalog.checkpoints()] == [0, 5, 10]
         assert catalog.verify() == []
+    # a corrupt checkpoint: rank 0 refuses it and rank 1 stops with it (exit 2 on both)
+    assert [(runs / f"corrupt_rc{r}").read_text() for r in (0, 1)] == ["2", "2"]
 
 
 def test_fsdp_bf16_trains_in_float32_master_weights(runs: Path) -> None:
