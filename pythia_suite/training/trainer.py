@@ -6,6 +6,8 @@ Inputs are `row[:-1]`, labels `row[1:]`; the loss is the mean token cross-entrop
 batch. AdamW and the LR schedule follow GPT-NeoX (`pythia_suite.training.optim`). After update `n`, rank 0
 appends one line to `RUN/metrics.jsonl` and, if `n` is on the checkpoint schedule, saves
 `RUN/checkpoints/stepN` (weights, HF config, optimizer state, trainer state, RNG state).
+Under `parallel="fsdp"` the model is sharded with FSDP2 and each checkpoint is gathered on
+rank 0 into the same folder (`pythia_suite.training.fsdp`); see `parallel` for the layouts.
 
 On CPU the same command gives byte-identical checkpoints (deterministic algorithms, a fixed
 number of threads); a run killed at any moment and restarted with `resume=True` continues from
