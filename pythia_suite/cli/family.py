@@ -26,6 +26,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"tokenizer size for the CPU rows' counts (default {EXAMPLE_VOCAB})")
     p.add_argument("--neox-yaml", metavar="NAME", default=None,
                    help="print a GPT-NeoX training config (YAML) for model NAME instead")
+    m = p.add_argument_group(
+        "memory plan", "--memory ROW: per-rank bytes of parameters, gradients, AdamW state and "
+        "activations for training ROW on N processes (see pythia_suite.training.memory)")
+    m.add_argument("--memory", metavar="ROW", default=None, help="print the memory plan of ROW instead")
+    m.add_argument("--world-size", type=int, default=1, metavar="N", help="processes (GPUs) (default 1)")
+    m.add_argument("--precision", default="fp32", metavar="P", help="fp32 (default), bf16 or fp16")
+    m.add_argument("--parallel", default=None, metavar="MODE",
+                   help="ddp or fsdp (default: fsdp when N > 1, else ddp)")
+    m.add_argument("--micro-batch", type=int, default=None, metavar="M",
+                   help="sequences per rank per forward (default: batch / N, what `train` runs; "
+                        "fewer needs gradient accumulation, which GPT-NeoX does and `train` does not)")
+    m.add_argument("--activation-checkpointing", action="store_true", help="recompute activations")
     p.set_defaults(handler=run)
 
 
@@ -71,7 +83,30 @@ def _table(rows: list[dict[str, Any]], vocab: int | None) -> str:
     return "\n".join(lines)
 
 
+def run_memory(args: argparse.Namespace) -> int:
+    from pythia_suite.training.memory import memory_plan, plan_table
+
+    try:
+        row = get_row(args.memory)
+    except ValueError as exc:
+        raise ValueError(f"--memory: {exc}") from None
+    if row.vocab_size is None:
+        row = row.with_vocab(args.vocab or EXAMPLE_VOCAB)
+    parallel = args.parallel or ("fsdp" if args.world_size > 1 else "ddp")
+    plan = memory_plan(
+        row, world_size=args.world_size, parallel=parallel, precision=args.precision,
+        micro_batch=args.micro_batch, activation_checkpointing=args.activation_checkpointing,
+    )  # fmt: skip
+    if args.format == "json":
+        sys.stdout.write(json.dumps(plan.to_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(plan_table([plan]) + "\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.memory is not None:
+        return run_memory(args)
     if args.neox_yaml is not None:
         sys.stdout.write(neox_yaml(get_row(args.neox_yaml)))
         return 0

@@ -12,7 +12,10 @@ RUN/metrics.jsonl (step, loss, lr, grad_norm, tokens, batch_sha256) and the step
 checkpoint rule are saved as RUN/checkpoints/stepN (step0 = the initialization). The same
 command gives byte-identical checkpoints; a killed run restarted with --resume continues from
 its newest complete checkpoint. Under `torchrun --nproc_per_node K --no-python pythia-suite
-train ...` each of K processes trains on B/K rows of every batch (gloo, CPU).
+train ...` each of K processes trains on B/K rows of every batch (gloo on CPU, NCCL with
+--device cuda): with --parallel ddp (the default) each holds the whole model; with
+--parallel fsdp the parameters, gradients and AdamW state are sharded (PyTorch FSDP2).
+A run resumes only with the world size, parallel mode, device and precision it started with.
 """
 
 
@@ -39,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-schedule", default="neox-v1.0", metavar="NAME",
                    help="neox-v1.0 (default: GPT-NeoX v1.0's AnnealingLR, as Pythia trained) or cosine "
                         "(GPT-NeoX's later cosine, reaching min_lr at the last step)")
+    p.add_argument("--parallel", default=None, metavar="MODE",
+                   help="ddp (every rank holds the model; the default under torchrun) or fsdp "
+                        "(FSDP2: parameters, gradients and optimizer state sharded over the ranks)")
+    p.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute each layer's activations in the backward pass (less memory)")
+    p.add_argument("--device", default="cpu", metavar="DEV",
+                   help="cpu (gloo between processes; the default) or cuda (NCCL, one GPU per local rank)")
     p.set_defaults(handler=run_train)
 
 
@@ -52,6 +62,8 @@ def run_train(args: argparse.Namespace) -> int:
             model=args.model, data=args.data, out=args.out, steps=args.steps, seed=args.seed,
             checkpoints=args.checkpoints, resume=args.resume, threads=args.threads,
             precision=args.precision, lr_schedule=args.lr_schedule,
+            parallel=args.parallel, activation_checkpointing=args.activation_checkpointing,
+            device=args.device,
         )  # fmt: skip
     )
     return 0

@@ -1,7 +1,8 @@
 """Data parallelism applied from outside the model: process group set-up and gradient averaging.
 
 `torchrun` exports RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT; when WORLD_SIZE > 1 the trainer
-joins a gloo process group (CPU). Every rank holds the whole model; rank r of K trains on the
+joins a process group: gloo on CPU, NCCL on GPUs (`--device cuda`, one GPU per local rank).
+With `--parallel ddp` (the default under torchrun) every rank holds the whole model; rank r of K trains on the
 r-th contiguous slice of B/K rows of each global batch and the gradients are averaged with one
 all-reduce over a flat buffer (a fixed order, so the result does not depend on timing).
 """
@@ -22,6 +23,7 @@ class DistEnv:
     rank: int = 0
     world_size: int = 1
     local_world_size: int = 1
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -41,15 +43,25 @@ def env_from_torchrun() -> DistEnv:
         rank=int(os.environ["RANK"]),
         world_size=world,
         local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world))),
+        local_rank=int(os.environ.get("LOCAL_RANK", os.environ["RANK"])),
     )
 
 
+def backend_for(device: str) -> str:
+    """The collective backend of a device type: NCCL for "cuda", gloo otherwise."""
+    return "nccl" if device == "cuda" else "gloo"
+
+
 @contextmanager
-def process_group(env: DistEnv) -> Iterator[DistEnv]:
-    """Join (and finally leave) the gloo group when `env` has more than one process."""
+def process_group(env: DistEnv, device: str = "cpu") -> Iterator[DistEnv]:
+    """Join (and finally leave) the process group when `env` has more than one process."""
     owned = env.active and not dist.is_initialized()
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.set_device(env.local_rank)
+        # deterministic cuBLAS (torch.use_deterministic_algorithms asks for it)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if owned:
-        dist.init_process_group(backend="gloo", rank=env.rank, world_size=env.world_size)
+        dist.init_process_group(backend=backend_for(device), rank=env.rank, world_size=env.world_size)
     try:
         yield env
     finally:
@@ -96,9 +108,16 @@ def broadcast_int(value: int, env: DistEnv) -> int:
     """Rank 0's `value` on every rank."""
     if not env.active:
         return value
-    t = torch.tensor([value], dtype=torch.int64)
+    t = torch.tensor([value], dtype=torch.int64, device=comm_device())
     dist.broadcast(t, src=0)
     return int(t.item())
+
+
+def comm_device() -> torch.device:
+    """Where small tensors for collectives must live: the current GPU under NCCL, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def barrier(env: DistEnv) -> None:

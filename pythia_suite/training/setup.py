@@ -8,6 +8,7 @@ to the newest complete checkpoint, which it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from pythia_suite.training.distributed import DistEnv, rank_slice
 from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.precision import check_precision
+from pythia_suite.training.parallel import ParallelPlan, resolve_parallel
 from pythia_suite.training.run import (
     RUN_JSON, check_same_config, file_sha256, normalize, truncate_metrics, write_run_json,
 )
@@ -50,6 +52,9 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads; default: cores / local processes
     precision: str = "fp32"  # "fp32" | "bf16" | "fp16" (pythia_suite.training.precision)
     lr_schedule: str = "neox-v1.0"  # the Pythia recipe's; or "cosine" (training.optim)
+    parallel: str | None = None  # None (auto: ddp under torchrun, else single) | "ddp" | "fsdp"
+    activation_checkpointing: bool = False
+    device: str = "cpu"  # "cpu" (gloo) | "cuda" (NCCL, one GPU per local rank)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,6 +75,7 @@ class Plan:
     transform: dict[str, Any] | None
     precision: str
     config: dict[str, Any]  # what run.json holds
+    parallel: ParallelPlan = dataclasses.field(default_factory=ParallelPlan)
 
     def data_batch(self, step: int) -> np.ndarray:
         """The global batch at `step` as the model sees it (transform applied)."""
@@ -129,8 +135,12 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
             f"{data_dir}: the data holds {data.num_steps} steps of {data.batch_size} rows; "
             f"--steps asks for {steps}"
         )
+    parallel = resolve_parallel(
+        parallel=config.parallel, device=config.device, precision=config.precision,
+        activation_checkpointing=config.activation_checkpointing, env=env,
+    )  # fmt: skip
     rank_slice(data.batch_size, env)  # the process count must divide the batch
-    check_precision(config.precision, getattr(config, "device", "cpu"))  # device: fsdp helper's field
+    check_precision(config.precision, config.device)
     validate_transform(config.transform)
     model = replace(model, train_steps=steps, batch_size=data.batch_size)
     optim = OptimConfig(
@@ -155,13 +165,14 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
         "model": model.to_dict(),
         "optim": optim.to_dict(),
         "precision": config.precision,
+        "parallel": parallel.to_dict(),
     }
     return Plan(
         run_dir=Path(config.out).absolute(), model=model, optim=optim, steps=steps,
         batch_size=data.batch_size, seq_length=data.seq_length, checkpoint_rule=rule,
         checkpoint_steps=frozenset(schedule), world_size=env.world_size, resume=config.resume,
         data=data, transform=config.transform, precision=config.precision,
-        config=normalize(run_config),
+        config=normalize(run_config), parallel=parallel,
     )  # fmt: skip
 
 

@@ -6,6 +6,8 @@ Inputs are `row[:-1]`, labels `row[1:]`; the loss is the mean token cross-entrop
 batch. AdamW and the LR schedule follow GPT-NeoX (`pythia_suite.training.optim`). After update `n`, rank 0
 appends one line to `RUN/metrics.jsonl` and, if `n` is on the checkpoint schedule, saves
 `RUN/checkpoints/stepN` (weights, HF config, optimizer state, trainer state, RNG state).
+Under `parallel="fsdp"` the model is sharded with FSDP2 and each checkpoint is gathered on
+rank 0 into the same folder (`pythia_suite.training.fsdp`); see `parallel` for the layouts.
 
 On CPU the same command gives byte-identical checkpoints (deterministic algorithms, a fixed
 number of threads); a run killed at any moment and restarted with `resume=True` continues from
@@ -30,14 +32,17 @@ from tqdm import tqdm
 from checkpoints_index.store import load_checkpoint, save_checkpoint
 from dataloader_replay.replay import batch_sha256
 from pythia_suite.training import distributed as D
+from pythia_suite.training import fsdp
 from pythia_suite.training.family import ModelConfig, hf_config
 from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
 from pythia_suite.training.precision import LossScaler, autocast
+from pythia_suite.training.parallel import checkpoint_layers, device_of
 from pythia_suite.training.run import metrics_line, open_metrics
 from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
 
 log = logging.getLogger(__name__)
+CPU = torch.device("cpu")
 
 __all__ = ["TrainConfig", "TrainResult", "TrainState", "train", "train_step", "step_loss"]
 
@@ -63,6 +68,8 @@ class TrainState:
     precision: str = "fp32"  # the forward pass's autocast (pythia_suite.training.precision)
     scaler: LossScaler | None = None  # fp16's dynamic loss scaler
     skipped: int = 0  # fp16 steps skipped on overflow (they do not advance the LR schedule)
+    root: torch.nn.Module | None = None  # FSDP: the sharded root whose forward is the loss
+    device: torch.device = CPU
 
 
 def default_threads(env: D.DistEnv) -> int:
@@ -165,7 +172,7 @@ def train(config: TrainConfig) -> TrainResult:
     """Train (or resume) the run `config.out`; see the module docstring."""
     env = D.env_from_torchrun()
     threads = config.threads or default_threads(env)
-    with D.process_group(env):
+    with D.process_group(env, config.device):
         plan = plan_run(config, env)
         with deterministic(threads, plan.model.init_seed):
             return _train(config, plan, env)
@@ -201,11 +208,15 @@ def _setup_on_rank0(plan: Plan, env: D.DistEnv) -> int:
 
 def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
     mcfg: ModelConfig = plan.model
+    if plan.parallel.sharded:
+        return _build_sharded(plan, start, env)
     model = GPTNeoX(mcfg)
     init_weights(model, mcfg, seed=mcfg.init_seed)
-    state = new_state(model, plan.optim, plan.precision)
+    if plan.parallel.activation_checkpointing:
+        checkpoint_layers(model.gpt_neox.layers)
+    state = new_state(model.to(device_of(plan.parallel, env)), plan.optim, plan.precision)
     if start >= 0:
-        ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+        ckpt = load_checkpoint(plan.run_dir, start, verify=True, map_location=state.device)
         model.load_state_dict(ckpt.weights, strict=True)
         if ckpt.optimizer_state is None:
             raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
@@ -217,9 +228,40 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
         if state.scaler is not None:
             state.scaler = LossScaler.from_state(ckpt.trainer_state["loss_scaler"])
         log.info("resuming %s from step %d", plan.run_dir, start)
-    elif env.is_main and 0 in plan.checkpoint_steps:
-        _save(plan, state, lr=0.0)
+    elif 0 in plan.checkpoint_steps:
+        _checkpoint(plan, state, lr=0.0, env=env)
     return state
+
+
+def _build_sharded(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
+    """FSDP2: the model built on meta, sharded, initialized shard by shard; resumed from rank 0's
+    verified checkpoint, scattered (see `pythia_suite.training.fsdp`)."""
+    root = fsdp.shard_model(plan.model, plan.parallel, env, loss_fn=step_loss)
+    state = new_state(root.model, plan.optim, plan.precision)
+    state.root = root
+    if start >= 0:
+        ckpt = _load_on_rank0(plan, start, env)
+        torch.set_rng_state(fsdp.load_sharded(state.model, state.optimizer, ckpt, env))
+        state.step = start
+        log.info("resuming %s from step %d (%d shards)", plan.run_dir, start, env.world_size)
+    elif 0 in plan.checkpoint_steps:
+        _checkpoint(plan, state, lr=0.0, env=env)
+    return state
+
+
+def _load_on_rank0(plan: Plan, start: int, env: D.DistEnv) -> Any:
+    """Rank 0 reads and verifies `stepN`; every rank fails together if it cannot."""
+    ckpt, error = None, None
+    if env.is_main:
+        try:
+            ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+            if ckpt.optimizer_state is None:
+                raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+        except (ValueError, OSError) as exc:
+            error = exc
+    if not D.broadcast_int(int(error is None), env):
+        raise error or ValueError(f"{plan.run_dir}: rank 0 could not load checkpoint step{start} (see its error)")
+    return ckpt
 
 
 def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
@@ -244,8 +286,8 @@ def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
                     record.update(grad_norm=None if skipped else grad_norm, loss_scale=scale, skipped=skipped)
                 metrics.write(metrics_line(record))
                 metrics.flush()
-            if env.is_main and n in plan.checkpoint_steps:
-                _save(plan, state, lr=lr)
+            if n in plan.checkpoint_steps:
+                _checkpoint(plan, state, lr=lr, env=env)
             if env.is_main and (n % every == 0 or n == plan.steps):
                 log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f", n, plan.steps, loss_value, lr, grad_norm)
             bar.update(1)
@@ -262,18 +304,20 @@ def train_step(
 ) -> tuple[torch.Tensor, float]:
     """One optimizer update on this rank's rows [b, L+1]; returns (global mean loss, grad norm before clip).
 
-    In `state.precision` (autocast for bf16 / fp16). With a loss scaler (fp16) the loss is scaled
-    before backward and the gradients unscaled after; a non-finite gradient norm (an overflow)
-    skips the update (the grad norm returned is then inf or nan) and counts in `state.skipped`.
+    In `state.precision` (autocast for bf16 / fp16; under FSDP2 the mixed-precision policy casts
+    the gathered parameters too). With a loss scaler (fp16) the loss is scaled before backward and
+    the gradients unscaled after; a non-finite gradient norm (an overflow; the norm is global, so
+    every rank decides alike) skips the update and counts in `state.skipped`.
     """
-    rows = torch.from_numpy(rows_np.astype(np.int64, copy=False))
+    rows = torch.from_numpy(rows_np.astype(np.int64, copy=False)).to(state.device)
     set_lr(state.optimizer, lr)
     state.optimizer.zero_grad(set_to_none=True)
-    with autocast(state.precision):
-        loss = step_loss(state.model, rows)
+    with autocast(state.precision, str(state.device)):
+        loss = step_loss(state.model, rows) if state.root is None else state.root(rows)
     scaler = state.scaler
     (loss if scaler is None else loss * scaler.scale).backward()
-    D.average_gradients(state.params, env)
+    if state.root is None:  # FSDP's backward has reduce-scattered the gradients already
+        D.average_gradients(state.params, env)
     if scaler is not None:  # the scale is a power of two: unscaling is exact
         torch._foreach_mul_([p.grad for p in state.params if p.grad is not None], 1.0 / scaler.scale)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(state.params, grad_clip, foreach=True))
@@ -294,6 +338,7 @@ def new_state(model: GPTNeoX, optim: OptimConfig, precision: str = "fp32") -> Tr
     return TrainState(
         model=model, optimizer=build_optimizer(model, optim), params=list(model.parameters()), step=0,
         precision=precision, scaler=LossScaler() if precision == "fp16" else None,
+        device=model.embed_out.weight.device,
     )  # fmt: skip
 
 
@@ -308,14 +353,31 @@ def _record(n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch:
     }
 
 
-def _save(plan: Plan, state: TrainState, *, lr: float) -> None:
+def _checkpoint(plan: Plan, state: TrainState, *, lr: float, env: D.DistEnv) -> None:
+    """Rank 0 saves `stepN`; a sharded run first gathers it there (every rank takes part)."""
+    weights: dict[str, torch.Tensor] | None = None
+    optimizer_state: dict[str, Any] | None = None
+    if state.root is not None:
+        weights = fsdp.gather_weights(state.model, env)
+        optimizer_state = fsdp.gather_optimizer(state.optimizer, env)
+    elif env.is_main:
+        weights = {k: v.detach().cpu().contiguous() for k, v in state.model.state_dict().items()}
+        optimizer_state = state.optimizer.state_dict()
+    if env.is_main:
+        assert weights is not None and optimizer_state is not None
+        _save(plan, state, lr=lr, weights=weights, optimizer_state=optimizer_state)
+
+
+def _save(
+    plan: Plan, state: TrainState, *, lr: float, weights: dict[str, torch.Tensor], optimizer_state: dict[str, Any]
+) -> None:
     n = state.step
     save_checkpoint(
         plan.run_dir,
         n,
-        weights={k: v.detach().contiguous() for k, v in state.model.state_dict().items()},
+        weights=weights,
         hf_config=hf_config(plan.model),
-        optimizer_state=state.optimizer.state_dict(),
+        optimizer_state=optimizer_state,
         trainer_state={
             "step": n,
             "tokens": n * plan.batch_size * plan.seq_length,

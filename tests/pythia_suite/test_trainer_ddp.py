@@ -65,8 +65,11 @@ def test_two_processes_match_one(tiny_data: Path, cli_bin: Path, tmp_path: Path)
     ).read_bytes()
     state = json.loads((ddp / "checkpoints" / "step10" / "trainer_state.json").read_text())
     assert state["world_size"] == 2
-    # run.json holds no process count: the same run may be resumed with another one
-    assert (single / "run.json").read_bytes() == (ddp / "run.json").read_bytes()
+    # run.json records the layout (a resume must use the same one) and otherwise matches
+    run1, run2 = json.loads((single / "run.json").read_text()), json.loads((ddp / "run.json").read_text())
+    assert run1.pop("parallel") == {"mode": "single", "world_size": 1, "device": "cpu", "activation_checkpointing": False}
+    assert run2.pop("parallel") == {"mode": "ddp", "world_size": 2, "device": "cpu", "activation_checkpointing": False}
+    assert run1 == run2
 
 
 def test_batch_must_split_evenly(tiny_data: Path, tmp_path: Path) -> None:
