@@ -137,10 +137,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
         N, V = h.shape[0], w.shape[0]
         n = max(1, _LinearCrossEntropy.CHUNK // V)
         grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
-        low = dtype != w.dtype  # bf16 / fp16 matmuls against float32 master weights
         acc = torch.promote_types(dtype, torch.float32)  # softmax and sums: float32 at least
+        # bf16 / fp16 matmuls (against float32 master weights, or FSDP2's gathered bf16 ones)
+        low = dtype != acc or w.dtype != acc
         wl = w.to(dtype)  # [V, C], cast once
-        dh, dw = torch.empty_like(h), torch.zeros_like(w)  # [N, C], [V, C]
+        dh, dw = torch.empty_like(h), torch.zeros_like(w, dtype=acc)  # [N, C], [V, C]
         minus_one = torch.full((min(n, N), 1), -1.0, dtype=acc, device=h.device)
         loss_sum = torch.zeros((), dtype=acc, device=h.device)
         for s in range(0, N, n):
@@ -158,14 +159,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 torch.mm(p, w, out=dh[s : s + n])  # [n, C]
                 dw.addmm_(p.t(), hc)  # [V, C]
         ctx.save_for_backward(dh, dw)
-        ctx.rows = N
+        ctx.rows, ctx.w_dtype = N, w.dtype
         return (loss_sum / N).to(h.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
         dh, dw = ctx.saved_tensors
         scale = grad / ctx.rows
-        return dh * scale, dw * scale, None, None
+        return dh * scale, (dw * scale).to(ctx.w_dtype), None, None
 
 
 def train(config: TrainConfig) -> TrainResult:
