@@ -32,11 +32,20 @@ def test_list_table_and_json(tmp_path: Path, save, capsys) -> None:
     assert code == 0 and json.loads(out) == [r.as_dict() for r in records]
 
 
-def test_list_syncs_a_folder_missing_from_the_catalog(tmp_path: Path, save, capsys) -> None:
+def test_list_is_read_only_and_sync_recatalogues(tmp_path: Path, save, capsys, caplog) -> None:
     save(tmp_path, 0)
     save(tmp_path, 1)
     with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
         db.execute("DELETE FROM checkpoints")
+    before = (tmp_path / "catalog.sqlite").read_bytes()
+    code, out, _ = _run(capsys, "list", str(tmp_path), "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    assert "step0: complete checkpoint not in the catalog" in caplog.text
+    code, out, err = _run(capsys, "verify", str(tmp_path))
+    assert code == 2 and "step0: complete checkpoint not in the catalog" in err
+    assert (tmp_path / "catalog.sqlite").read_bytes() == before  # nothing written
+    code, out, _ = _run(capsys, "sync", str(tmp_path))
+    assert (code, out) == (0, f"{tmp_path}: 2 checkpoints catalogued (2 added, 0 forgotten)\n")
     code, out, _ = _run(capsys, "list", str(tmp_path), "--format", "json")
     assert code == 0 and [r["step"] for r in json.loads(out)] == [0, 1]
 
