@@ -112,8 +112,8 @@ class TrainData:
                              f"{row} tokens (not a train-style file)")
         hashes = None
         if manifest is not None:
-            _check_manifest(path, manifest, rows=n, row_length=row, dtype=dtype)
             hashes = _batch_hashes(path, manifest, rows=n)
+            _check_manifest(path, manifest, rows=n, row_length=row, dtype=dtype)
             check_fingerprint(path, manifest)
         if batch_size is None:
             batch_size = manifest["batch_size"] if manifest is not None else PYTHIA_BATCH_SIZE
@@ -191,7 +191,7 @@ def _batch_hashes(path: Path, manifest: dict[str, Any], *, rows: int) -> list[st
         return None
     hashes = read_batch_hashes(path / BATCH_HASHES)
     batch_size = manifest["batch_size"]
-    if len(hashes) != rows // batch_size:
+    if batch_size < 1 or len(hashes) != rows // batch_size:
         raise ValueError(
             f"{path / MANIFEST}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
             f"({len(hashes)} batches recorded for {rows} rows)")
