@@ -86,6 +86,9 @@ def _checkpoint_problems(run: Path, logged: int | None, run_steps: int,
         if (run / "checkpoints").is_dir():
             problems.append(f"{run / CATALOG}: no catalog (`pythia-suite checkpoints sync` "
                             "builds it)")
+        elif logged:
+            problems.append(f"{run}: {METRICS} logs {logged} steps but the run has no "
+                            f"checkpoints/ and no {CATALOG}")
         return problems
     try:
         with Catalog.open(run, read_only=True) as catalog:

@@ -65,7 +65,7 @@ def _lookup(obj: Any, dotted: str) -> Any:
 LOCATION_FIELDS = ("path", "manifest_sha256")
 
 
-def _without_location(config: Any) -> Any:
+def without_location(config: Any) -> Any:
     if isinstance(config, dict) and isinstance(config.get("data"), dict):
         data = {k: v for k, v in config["data"].items() if k not in LOCATION_FIELDS}
         return {**config, "data": data}
@@ -80,7 +80,7 @@ def check_same_config(run_dir: Path, config: dict) -> None:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
-    old, config = _without_location(old), _without_location(normalize(config))
+    old, config = without_location(old), without_location(normalize(config))
     field = _first_difference(old, normalize(config))
     if field is not None:
         raise ValueError(

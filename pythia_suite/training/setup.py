@@ -27,7 +27,7 @@ from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.run import (
     RUN_JSON, check_resumable, check_same_config, file_sha256, normalize, truncate_metrics,
-    write_run_json,
+    without_location, write_run_json,
 )
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def prepare_run_dir(plan: Plan) -> int:
     with Catalog.open(run_dir) as catalog:
         catalog.register_run(
             model=plan.model.name, variant=plan.model.variant, data_seed=plan.config["data_seed"],
-            weight_seed=plan.model.init_seed, config=plan.config,
+            weight_seed=plan.model.init_seed, config=without_location(plan.config),
         )  # fmt: skip
         clean_stale(run_dir)
         latest = catalog.latest_complete()
