@@ -100,7 +100,7 @@ def weight_files(folder: Path) -> list[str]:
 
 def check_loadable(folder: Path) -> list[str]:
     """Check a folder is a loadable GPT-NeoX checkpoint; return its weight files."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     config_path = folder / CONFIG_FILE
     try:
@@ -117,9 +117,9 @@ def check_loadable(folder: Path) -> list[str]:
     for name in names:
         try:
             with safe_open(str(folder / name), framework="pt") as handle:
-                for key in handle.keys():
+                for key in handle.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
                     shapes[key] = list(handle.get_slice(key).get_shape())
-        except Exception as exc:  # safetensors raises its own error types for bad headers
+        except (SafetensorError, OSError, ValueError) as exc:
             raise ValueError(f"{folder / name}: not a loadable safetensors file ({exc})") from None
     expected = [config.get("vocab_size"), config.get("hidden_size")]
     for key in (EMBED_IN, EMBED_OUT):

@@ -84,8 +84,8 @@ def test_index_arrays_must_be_the_mapping_of_the_seed(data: Path) -> None:
     manifest["fingerprint"] = fingerprint(manifest)  # a consistent forgery of the hashes
     (data / "manifest.json").write_text(json.dumps(manifest))
     problems = verify_data(data).problems
-    assert problems == [f"{data / 'shuffle_idx.npy'}: differs from the mapping rebuilt from "
-                        f"documents.idx and manifest.json (seed {PREPARED['seed']})"]
+    assert problems == [(f"{data / 'shuffle_idx.npy'}: differs from the mapping rebuilt from "
+                         f"documents.idx and manifest.json (seed {PREPARED['seed']})")]
 
 
 @pytest.mark.parametrize("fields, needle", [
