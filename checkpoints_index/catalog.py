@@ -18,7 +18,7 @@ from typing import Any
 
 from checkpoints_index.layout import (
     CATALOG, CHECKPOINTS, MODEL_FILE, OPTIMIZER_FILE, SUMS_FILE, TRAINER_STATE_FILE,
-    checkpoint_dir, complete_dirs,
+    checkpoint_dir, complete_dirs, step_of,
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
 from checkpoints_index.sums import check_folder, read_sums, sha256_file
@@ -37,6 +37,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     sha256 TEXT NOT NULL, sums_sha256 TEXT NOT NULL,
     has_optimizer INTEGER NOT NULL, created TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    step INTEGER NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (step, name)
+);
+CREATE TABLE IF NOT EXISTS flags (
+    step INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL
+);
 """
 COLUMNS = "step, tokens_seen, path, sha256, sums_sha256, has_optimizer, created"
 
@@ -49,17 +56,32 @@ class Catalog:
         self._db = connection
 
     @classmethod
-    def open(cls, run_dir: str | Path, *, create: bool = True) -> Catalog:
-        """Open (or, with `create`, create) `RUN/catalog.sqlite`; RUN must exist."""
+    def open(cls, run_dir: str | Path, *, create: bool = True, read_only: bool = False) -> Catalog:
+        """Open (or, with `create`, create) `RUN/catalog.sqlite`; RUN must exist.
+
+        `read_only`: the file must exist and nothing is written to it (not even the schema)."""
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
             raise FileNotFoundError(f"{run_dir}: run directory does not exist")
         path = run_dir / CATALOG
-        if not create and not path.is_file():
+        if (read_only or not create) and not path.is_file():
             raise FileNotFoundError(f"{path}: no catalog")
-        connection = sqlite3.connect(path, timeout=60)
         try:
-            connection.executescript(SCHEMA)
+            if read_only:
+                connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                                             timeout=60)
+            else:
+                connection = sqlite3.connect(path, timeout=60)
+        except sqlite3.Error as exc:
+            raise ValueError(f"{path}: not a usable SQLite catalog ({exc})") from None
+        try:
+            if read_only:
+                tables = {row[0] for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"runs", "checkpoints"} <= tables:
+                    raise sqlite3.DatabaseError("tables 'runs' and 'checkpoints' missing")
+            else:
+                connection.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise ValueError(f"{path}: not a usable SQLite catalog ({exc})") from None
@@ -181,7 +203,11 @@ class Catalog:
         return added, forgotten
 
     def verify(self, steps: Iterable[int] | None = None) -> list[str]:
-        """Re-hash every file of the selected checkpoints; one message per problem."""
+        """Re-hash every file of the selected checkpoints; one message per problem.
+
+        Read-only. Without `steps`, `stepN` folders on disk that the catalog does not list
+        (complete or not) are problems too: `sync` is how a crash's leftovers are re-catalogued.
+        """
         records = self.checkpoints()
         if steps is not None:
             wanted = set(steps)
@@ -192,12 +218,36 @@ class Catalog:
         problems = [f"{self.run_dir / CATALOG}: step {s}: no such checkpoint" for s in missing]
         for record in records:
             problems += record_problems(self.run_dir, record)
+        if steps is None:
+            problems += self.uncatalogued()
         return problems
 
+    def uncatalogued(self) -> list[str]:
+        """One message per `stepN` folder of RUN/checkpoints the catalog does not list."""
+        known = {r.folder(self.run_dir).absolute() for r in self.checkpoints()}
+        root = self.run_dir / CHECKPOINTS
+        if not root.is_dir():
+            return []
+        out = []
+        for child in sorted(root.iterdir()):
+            step = step_of(child)
+            if step is None or not child.is_dir() or child.absolute() in known:
+                continue
+            if (child / SUMS_FILE).is_file():
+                out.append(f"{child}: complete checkpoint not in the catalog "
+                           "(`pythia-suite checkpoints sync` adds it)")
+            else:
+                out.append(f"{child}: damaged checkpoint ({SUMS_FILE} is missing)")
+        return out
 
 def record_problems(run_dir: Path, record: CheckpointRecord) -> list[str]:
-    """Problems of one checkpoint: its files against `SHA256SUMS`, and that against the catalog."""
+    """Problems of one checkpoint: its files against `SHA256SUMS`, and that against the catalog.
+
+    A folder catalogued by `checkpoints index` (a Hugging Face folder, no `SHA256SUMS`) is
+    checked against the file hashes the catalog holds for it."""
     folder = record.folder(run_dir)
+    if not (folder / SUMS_FILE).exists() and not record.path.startswith(f"{CHECKPOINTS}/"):
+        return indexed_problems(run_dir, record)
     problems = check_folder(folder)
     if problems:
         return problems
@@ -205,6 +255,48 @@ def record_problems(run_dir: Path, record: CheckpointRecord) -> list[str]:
         problems.append(f"{folder}: {SUMS_FILE}: sha256 differs from the catalog's")
     if read_sums(folder).get(MODEL_FILE) != record.sha256:
         problems.append(f"{folder}: {MODEL_FILE}: sha256 differs from the catalog's")
+    return problems
+
+
+def sums_text(sums: dict[str, str]) -> str:
+    """The `SHA256SUMS` text of name -> digest (sorted `HEX  NAME` lines)."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items()))
+
+
+def catalogued_files(run_dir: Path, step: int) -> dict[str, str]:
+    """Name -> sha256 the catalog holds for `step`'s files (a folder `checkpoints index`ed)."""
+    with Catalog.open(run_dir, read_only=True) as catalog:
+        rows = catalog._db.execute("SELECT name, sha256 FROM files WHERE step = ?",
+                                   (step,)).fetchall()
+    return dict(rows)
+
+
+def indexed_problems(run_dir: Path, record: CheckpointRecord) -> list[str]:
+    """Problems of an indexed folder: every file re-hashed against the catalog's."""
+    import hashlib
+
+    folder = record.folder(run_dir)
+    if not folder.is_dir():
+        return [f"{folder}: checkpoint folder is missing"]
+    try:
+        sums = catalogued_files(run_dir, record.step)
+    except ValueError as exc:
+        return [str(exc)]
+    if not sums:
+        return [f"{folder}: no file hashes in {run_dir / CATALOG} (re-run `checkpoints index`)"]
+    problems = []
+    if hashlib.sha256(sums_text(sums).encode()).hexdigest() != record.sums_sha256:
+        problems.append(f"{folder}: file hashes in {CATALOG} differ from the checkpoint's row")
+    for name, expected in sorted(sums.items()):
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{folder}: {name}: catalogued but missing")
+        elif (actual := sha256_file(path)) != expected:
+            problems.append(f"{folder}: {name}: sha256 mismatch "
+                            f"(expected {expected[:12]}..., got {actual[:12]}...)")
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name not in sums:
+            problems.append(f"{folder}: {path.name}: not in the catalog")
     return problems
 
 

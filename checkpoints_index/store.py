@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,8 @@ def _write_folder(
 ) -> None:
     save_file(tensors, str(folder / MODEL_FILE), metadata={"format": "pt"})
     _write_text(folder / CONFIG_FILE, config_text)
+    # safetensors creates its file 0600; give it the mode of the others (0666 less the umask)
+    os.chmod(folder / MODEL_FILE, stat.S_IMODE(os.stat(folder / CONFIG_FILE).st_mode))
     _write_text(folder / TRAINER_STATE_FILE, state_text)
     names = [MODEL_FILE, CONFIG_FILE, TRAINER_STATE_FILE]
     if optimizer_state is not None:

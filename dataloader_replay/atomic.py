@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def refuse_existing(path: Path, *, overwrite: bool = False) -> None:
@@ -39,6 +43,29 @@ def atomic_path(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
         elif tmp.exists():
             tmp.unlink()
         raise
+    remove_leftovers(path)
+
+
+def leftovers(path: Path) -> list[Path]:
+    """Temporaries `atomic_path` made for `path` that a killed process left behind."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if pattern.match(p.name))
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove `leftovers(path)` (called after `path` was written successfully)."""
+    found = leftovers(path)
+    for stale in found:
+        log.warning("%s: removing the leftover of an interrupted write of %s", stale, path)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+    return found
 
 
 def _fsync_tree(path: Path) -> None:

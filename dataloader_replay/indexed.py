@@ -111,7 +111,13 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     mm = np.memmap(header.idx_path, dtype=np.uint8, mode="r")
     last_len = int(np.frombuffer(mm, np.int32, 1, header.lengths_offset + 4 * (n - 1))[0])
     last_ptr = int(np.frombuffer(mm, np.int64, 1, header.pointers_offset + 8 * (n - 1))[0])
+    docs_offset = header.pointers_offset + 8 * n
+    last_doc = (int(np.frombuffer(mm, np.int64, 1, docs_offset + 8 * (header.document_count - 1))[0])
+                if header.document_count else None)
     del mm
+    if last_doc != n:  # megatron-core asserts this
+        raise ValueError(f"{header.idx_path}: field 'document_indices': the last is {last_doc}, "
+                         f"expected the sequence count {n}")
     need = last_ptr + last_len * header.dtype.itemsize
     have = header.bin_path.stat().st_size
     if have != need:

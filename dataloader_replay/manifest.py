@@ -3,8 +3,15 @@
 Fields: format, seq_length, batch_size, steps, seed, num_samples, num_epochs, tokens_per_epoch,
 num_documents, eod_id, pad_id, vocab_size, dtype, sources (pile_set_name per source id, in
 order of first appearance), input (path, sha256), tokenizer (path given, sha256; copied to
-`DIR/tokenizer.json`), files (name -> sha256 of every other file in DIR).
+`DIR/tokenizer.json`), files (name -> sha256 of every other file in DIR, the per-step
+batch hashes `batch_sha256.txt` included), fingerprint.
 No timestamps and no temporary paths, so rebuilding with the same inputs is byte-identical.
+
+`fingerprint(manifest)` names the data by content, not by path: the sha256 of the canonical
+JSON of the manifest without its `fingerprint` field and without the paths the input and the
+tokenizer were given by. Two directories hold the same data iff their fingerprints are equal;
+a run records it (run.json `data.fingerprint`) and `--resume` compares it, wherever the data
+directory now lives.
 """
 
 from __future__ import annotations
@@ -18,6 +25,21 @@ FORMAT = "pythia-suite/data/1"
 MANIFEST = "manifest.json"
 REQUIRED_INT_FIELDS = ("seq_length", "batch_size", "steps", "seed", "num_samples", "num_epochs",
                        "eod_id", "vocab_size")
+
+
+def fingerprint_content(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The part of a manifest that identifies the data: no fingerprint, no paths."""
+    content = {k: v for k, v in manifest.items() if k != "fingerprint"}
+    for key in ("input", "tokenizer"):
+        if isinstance(content.get(key), dict):
+            content[key] = {k: v for k, v in content[key].items() if k != "path"}
+    return json.loads(json.dumps(content))
+
+
+def fingerprint(manifest: dict[str, Any]) -> str:
+    """sha256 hex naming the data a manifest describes (see the module docstring)."""
+    text = json.dumps(fingerprint_content(manifest), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -61,4 +83,16 @@ def read_manifest(directory: Path) -> dict[str, Any]:
             raise ValueError(f"{path}: field '{field}' missing or not an integer")
     if not isinstance(manifest.get("sources"), list):
         raise ValueError(f"{path}: field 'sources' missing or not a list")
+    files = manifest.get("files")
+    if files is not None and (not isinstance(files, dict)
+                              or not all(isinstance(v, str) for v in files.values())):
+        raise ValueError(f"{path}: field 'files' must map file names to sha256 strings")
     return manifest
+
+
+def check_fingerprint(directory: Path, manifest: dict[str, Any]) -> None:
+    """ValueError if the manifest's recorded fingerprint does not match its fields."""
+    recorded = manifest.get("fingerprint")
+    if recorded is not None and recorded != fingerprint(manifest):
+        raise ValueError(f"{Path(directory) / MANIFEST}: field 'fingerprint': does not match "
+                         "the manifest's other fields (the manifest was edited after prepare)")

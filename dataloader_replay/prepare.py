@@ -22,9 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
+from dataloader_replay.batch_hashes import BATCH_HASHES, compute_batch_hashes, write_batch_hashes
 from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
 from dataloader_replay.jsonl import Document, iter_documents
-from dataloader_replay.manifest import FORMAT, sha256_file, write_manifest
+from dataloader_replay.manifest import FORMAT, fingerprint, sha256_file, write_manifest
 from dataloader_replay.mapping import (IndexMapping, build_index_mapping, row_token_positions,
                                        stream_ends)
 from dataloader_replay.tokenizer import load_tokenizer
@@ -119,6 +120,15 @@ def default_num_samples(steps: int, batch_size: int) -> int:
     return math.ceil(steps * batch_size * 1.0 * 1.005)
 
 
+def write_train_hashes(directory: Path, *, batch_size: int, seq_length: int, dtype: np.dtype,
+                       num_samples: int) -> None:
+    """`DIR/batch_sha256.txt`: the hash of every full batch of `DIR/train.bin`."""
+    from dataloader_replay.replay import map_rows
+
+    tokens = map_rows(directory / "train.bin", dtype, num_samples, seq_length + 1)
+    write_batch_hashes(directory / BATCH_HASHES, compute_batch_hashes(tokens, batch_size))
+
+
 def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_size: int,
             steps: int, seed: int = 1234, num_samples: int | None = None) -> dict[str, Any]:
     """Tokenize INPUT and write DIR in GPT-NeoX's packed training order; return the manifest."""
@@ -149,6 +159,8 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
         write_train(tmp / "documents", mapping, sizes, doc_starts, num_samples=num_samples,
                     seq_length=seq_length, dtype=dtype, prefix=tmp / "train")
         shutil.copyfile(tokenizer, tmp / "tokenizer.json")
+        write_train_hashes(tmp, batch_size=batch_size, seq_length=seq_length, dtype=dtype,
+                           num_samples=num_samples)
         manifest = {
             "format": FORMAT, "seq_length": seq_length, "batch_size": batch_size,
             "steps": steps, "seed": seed, "num_samples": num_samples,
@@ -159,6 +171,7 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
             "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
+        manifest["fingerprint"] = fingerprint(manifest)
         write_manifest(tmp, manifest)
     log.info("wrote %s: %d rows, %d epochs", out, num_samples, mapping.num_epochs)
     return manifest

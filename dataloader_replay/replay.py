@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from dataloader_replay.indexed import document_arrays, open_indexed
-from dataloader_replay.manifest import MANIFEST, read_json_object, read_manifest
+from dataloader_replay.batch_hashes import BATCH_HASHES, read_batch_hashes
+from dataloader_replay.indexed import document_arrays, open_indexed, token_dtype
+from dataloader_replay.manifest import (MANIFEST, check_fingerprint, fingerprint,
+                                        read_json_object, read_manifest)
 from dataloader_replay.transforms import apply_transform, validate_transform
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class TrainData:
     vocab_size: int | None
     manifest: dict[str, Any] | None
     tokens: np.ndarray = field(repr=False)  # read-only mapped [num_rows, seq_length + 1]
+    batch_hashes: list[str] | None = field(default=None, repr=False)  # per step, from prepare
 
     @classmethod
     def open(cls, path: str | Path, batch_size: int | None = None) -> TrainData:
@@ -107,17 +110,40 @@ class TrainData:
                 or bin_path.stat().st_size != n * row * dtype.itemsize):
             raise ValueError(f"{prefix}.idx: field 'sequence_lengths': rows are not all "
                              f"{row} tokens (not a train-style file)")
+        hashes = None
         if manifest is not None:
+            hashes = _batch_hashes(path, manifest, rows=n)
             _check_manifest(path, manifest, rows=n, row_length=row, dtype=dtype)
+            check_fingerprint(path, manifest)
         if batch_size is None:
             batch_size = manifest["batch_size"] if manifest is not None else PYTHIA_BATCH_SIZE
         if batch_size < 1:
             raise ValueError(f"--batch-size: must be a positive integer, got {batch_size}")
+        if manifest is not None and batch_size != manifest["batch_size"]:
+            hashes = None  # they hash batches of the manifest's size
         tokens = map_rows(bin_path, dtype, n, row)
         return cls(name=str(path), prefix=prefix, directory=directory, batch_size=batch_size,
                    seq_length=row - 1, num_rows=n,
                    vocab_size=manifest["vocab_size"] if manifest else None,
-                   manifest=manifest, tokens=tokens)
+                   manifest=manifest, tokens=tokens, batch_hashes=hashes)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The manifest's fingerprint (None for a bare prefix): names the data by content."""
+        return None if self.manifest is None else fingerprint(self.manifest)
+
+    def checked_batch(self, step: int) -> np.ndarray:
+        """`batch(step)`, refused (ValueError naming train.bin and the step) unless its
+        batch_sha256 equals the one prepare recorded. Without recorded hashes: `batch(step)`."""
+        batch = self.batch(step)
+        if self.batch_hashes is not None:
+            digest = batch_sha256(batch)
+            if digest != self.batch_hashes[step]:
+                raise ValueError(
+                    f"{self.prefix}.bin: step {step}: batch_sha256 {digest[:12]}... differs from "
+                    f"{BATCH_HASHES}:{step + 1} ({self.batch_hashes[step][:12]}...); the data "
+                    "changed after prepare (`pythia-suite verify` checks every file)")
+        return batch
 
     @property
     def num_steps(self) -> int:
@@ -159,9 +185,38 @@ class TrainData:
         return _Provenance.load(self.directory, self.manifest or {}, self.num_rows)
 
 
+def _batch_hashes(path: Path, manifest: dict[str, Any], *, rows: int) -> list[str] | None:
+    """The recorded per-step hashes, checked against the manifest's batch_size (None for data
+    prepared before they were recorded)."""
+    files = manifest.get("files") or {}
+    if BATCH_HASHES not in files:
+        log.warning("%s: no %s (prepared by an older version): batches are not checked",
+                    path, BATCH_HASHES)
+        return None
+    hashes = read_batch_hashes(path / BATCH_HASHES)
+    batch_size = manifest["batch_size"]
+    if batch_size < 1 or len(hashes) != rows // batch_size:
+        raise ValueError(
+            f"{path / MANIFEST}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
+            f"({len(hashes)} batches recorded for {rows} rows)")
+    return hashes
+
+
 def _check_manifest(path: Path, manifest: dict[str, Any], *, rows: int, row_length: int,
                     dtype: np.dtype) -> None:
     where = path / MANIFEST
+    for name in ("batch_size", "steps", "seq_length", "num_samples", "vocab_size"):
+        if manifest[name] < 1:
+            raise ValueError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
+    if manifest["steps"] * manifest["batch_size"] > rows:
+        raise ValueError(f"{where}: field 'steps': {manifest['steps']} steps of "
+                         f"{manifest['batch_size']} rows need more than the {rows} train rows")
+    if token_dtype(manifest["vocab_size"]) != dtype:
+        raise ValueError(f"{where}: field 'vocab_size': {manifest['vocab_size']} does not fit "
+                         f"train's {dtype} tokens")
+    if not 0 <= manifest["eod_id"] < manifest["vocab_size"]:
+        raise ValueError(f"{where}: field 'eod_id': {manifest['eod_id']} is outside the "
+                         f"vocabulary of {manifest['vocab_size']}")
     if manifest["seq_length"] + 1 != row_length:
         raise ValueError(f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
                          f"train rows of {row_length} tokens")
@@ -268,4 +323,15 @@ def open_run(run: str | Path) -> TransformedData:
     path = Path(data["path"])
     if not path.is_absolute() and not path.exists() and (run / path).exists():
         path = run / path
-    return TransformedData(data=TrainData.open(path), transform=spec, run=run)
+    recorded = data.get("fingerprint")
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{where}: field 'data.path': {path}: no such directory (the run's data"
+            + (f", fingerprint {recorded[:12]}...; moved? `train --resume --data NEW` records "
+               "the new place" if isinstance(recorded, str) else "") + ")")
+    opened = TrainData.open(path)
+    if isinstance(recorded, str) and opened.fingerprint != recorded:
+        raise ValueError(f"{where}: field 'data.fingerprint': {path} holds other data "
+                         f"(fingerprint {str(opened.fingerprint)[:12]}..., the run was trained "
+                         f"on {recorded[:12]}...)")
+    return TransformedData(data=opened, transform=spec, run=run)

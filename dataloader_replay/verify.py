@@ -2,18 +2,22 @@
 
 `RUN/metrics.jsonl` holds one JSON object per update n = 1, 2, ...: `step` = n and
 `batch_sha256` of the batch at step n - 1 (the batch that took checkpoint n - 1 to n), as the
-model saw it (transform applied). Lines without `batch_sha256` are ignored.
+model saw it (transform applied). Every line must be such an object and the steps must run
+1..N with no gap or repeat: a deleted, duplicated or blanked line is an error, not a skip.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from dataloader_replay.replay import batch_sha256, open_run
+
+_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,25 +35,34 @@ class VerifyResult:
 
 
 def logged_hashes(path: Path) -> list[tuple[int, int, str]]:
-    """(line, step, batch_sha256) of every metrics line that logs a batch hash."""
+    """(line, step, batch_sha256) of every metrics line; the lines must log steps 1..N in order.
+
+    A blank, malformed or unterminated line, a line without `step` or `batch_sha256`, and a
+    gap or a repeated step are each a ValueError naming file:line."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.endswith(b"\n"):
+                raise ValueError(f"{path}:{number}: unterminated last line (a torn write)")
             try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or "batch_sha256" not in obj:
-                continue
-            step, digest = obj.get("step"), obj["batch_sha256"]
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{path}:{number}: malformed JSON ({exc})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object")
+            step, digest = obj.get("step"), obj.get("batch_sha256")
             if not isinstance(step, int) or isinstance(step, bool) or step < 1:
                 raise ValueError(f"{path}:{number}: field 'step' must be an integer >= 1")
-            if not isinstance(digest, str):
-                raise ValueError(f"{path}:{number}: field 'batch_sha256' must be a string")
+            if not isinstance(digest, str) or not _HEX.match(digest):
+                raise ValueError(f"{path}:{number}: field 'batch_sha256' must be a sha256 hex "
+                                 "digest")
+            expected = len(out) + 1
+            if step != expected:
+                what = "repeats" if step < expected else "skips to"
+                raise ValueError(f"{path}:{number}: field 'step': {what} {step} where step "
+                                 f"{expected} was expected (metrics hold steps 1..N in order)")
             out.append((number, step, digest))
     if not out:
         raise ValueError(f"{path}: no line logs a batch_sha256")

@@ -1,4 +1,7 @@
-"""`pythia-suite checkpoints ...`: list, verify, schedule, hub."""
+"""`pythia-suite checkpoints ...`: list, verify, sync, index, schedule, hub.
+
+`list` and `verify` only read; `sync` re-catalogues a run's folders after a crash; `index`
+catalogues a folder of Hugging Face checkpoints laid out as DIR/stepN/."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 
 from checkpoints_index import hub
 from checkpoints_index.catalog import Catalog
-from checkpoints_index.layout import CATALOG, CHECKPOINTS
+from checkpoints_index.layout import CATALOG, CHECKPOINTS, SUMS_FILE
 from checkpoints_index.schedule import checkpoint_steps
 
 log = logging.getLogger(__name__)
@@ -21,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="checkpoints_command", required=True, metavar="ACTION")
     _add(sub, "list", cmd_list, "RUN", formats=True)
     _add(sub, "verify", cmd_verify, "RUN")
+    _add(sub, "sync", cmd_sync, "RUN")
+    p = _add(sub, "index", cmd_index, "DIR", formats=True)
+    p.add_argument("--model", default=None,
+                   help="the published Pythia model DIR holds, e.g. pythia-2.8b, to flag the "
+                        "revisions reported as bad (default: guessed from DIR's path)")
     p = _add(sub, "schedule", cmd_schedule, "RULE", formats=True)
     p.add_argument("--steps", type=int, required=True, help="the run's last step")
     p = _add(sub, "hub", cmd_hub, "MODEL", formats=True)
@@ -38,24 +46,32 @@ def _add(sub: argparse._SubParsersAction, name: str, handler, positional: str,
     return p
 
 
-def _open_run(run: str) -> Catalog:
+def _open_run(run: str, *, read_only: bool = True) -> Catalog:
     run_dir = Path(run)
     is_run = (run_dir / CATALOG).exists() or (run_dir / CHECKPOINTS).is_dir()
     if run_dir.is_dir() and not is_run:
         raise FileNotFoundError(f"{run_dir}: not a run directory (no {CATALOG}, no {CHECKPOINTS}/)")
-    catalog = Catalog.open(run_dir)
-    catalog.sync()
-    return catalog
+    if read_only and run_dir.is_dir() and not (run_dir / CATALOG).exists():
+        raise FileNotFoundError(f"{run_dir / CATALOG}: no catalog (`pythia-suite checkpoints "
+                                f"sync {run_dir}` builds it from the checkpoint folders)")
+    return Catalog.open(run_dir, read_only=read_only)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """List a run's checkpoints: step, tokens, sha256 prefix, optimizer, path.
-
-    The catalog is first synced with the folders on disk (complete folders added, vanished
-    ones forgotten, with a warning).
+    """List a run's checkpoints as the catalog records them: step, tokens, sha256 prefix,
+    optimizer, path. Read-only: a catalogued checkpoint whose folder or SHA256SUMS is missing
+    is an error (exit 2); folders the catalog does not list are warned about (`sync` adds them).
     """
     with _open_run(args.run) as catalog:
         records = catalog.checkpoints()
+        for message in catalog.uncatalogued():
+            log.warning("%s", message)
+    for record in records:
+        folder = record.folder(catalog.run_dir)
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: catalogued checkpoint is missing")
+        if not (folder / SUMS_FILE).is_file() and record.path.startswith(f"{CHECKPOINTS}/"):
+            raise ValueError(f"{folder}: catalogued checkpoint is damaged ({SUMS_FILE} is missing)")
     if args.format == "json":
         print(json.dumps([r.as_dict() for r in records], indent=2))
         return 0
@@ -70,7 +86,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Re-hash every file of every checkpoint of RUN; exit 2 naming each bad checkpoint."""
+    """Re-hash every file of every checkpoint of RUN against its SHA256SUMS and the catalog;
+    exit 2 naming each bad, missing or uncatalogued checkpoint. Read-only."""
     with _open_run(args.run) as catalog:
         problems = catalog.verify()
         count = len(catalog.checkpoints())
@@ -80,6 +97,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ValueError(f"{problems[0]}" + (f" (and {len(problems) - 1} more problems)"
                                              if len(problems) > 1 else ""))
     print(f"OK: {count} checkpoints verified")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Re-catalogue RUN after a crash: add complete stepN folders the catalog lacks, forget the
+    rows of checkpoints whose folder or SHA256SUMS is gone (each logged)."""
+    with _open_run(args.run, read_only=False) as catalog:
+        if any(not r.path.startswith(f"{CHECKPOINTS}/") for r in catalog.checkpoints()):
+            raise ValueError(f"{args.run}: catalogued by `checkpoints index`; run that again "
+                             "instead of sync")
+        added, forgotten = catalog.sync()
+        count = len(catalog.checkpoints())
+    print(f"{args.run}: {count} checkpoints catalogued ({len(added)} added, "
+          f"{len(forgotten)} forgotten)")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Catalogue a folder of Hugging Face GPT-NeoX checkpoints laid out as DIR/stepN/ (e.g.
+    downloaded EleutherAI Pythia revisions) into DIR/catalog.sqlite: every file hashed, each
+    step checked loadable (config.json + safetensors), revisions whose weights are
+    byte-identical to another step's and steps the hub table reports as bad flagged. Analyses
+    then take DIR like a run."""
+    from checkpoints_index.hf_index import index_folder
+
+    result = index_folder(Path(args.dir), model=args.model)
+    if args.format == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    print(f"{args.dir}: {len(result.steps)} checkpoints catalogued in {CATALOG}"
+          + (f" ({result.model})" if result.model else ""))
+    for flag in result.flags:
+        print(f"step{flag.step}: {flag.kind}: {flag.message}")
     return 0
 
 

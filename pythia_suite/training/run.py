@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, TextIO
 
+from checkpoints_index.catalog import Catalog
+from checkpoints_index.layout import CATALOG, SUMS_FILE, complete_dirs
 from dataloader_replay.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,27 @@ def _lookup(obj: Any, dotted: str) -> Any:
     return obj
 
 
+# run.json fields that say where the data was, not what it is: the data is named by
+# `data.fingerprint` (and `data.manifest`), so the same data moved elsewhere still resumes
+LOCATION_FIELDS = ("path", "manifest_sha256")
+
+
+def without_location(config: Any) -> Any:
+    if isinstance(config, dict) and isinstance(config.get("data"), dict):
+        data = {k: v for k, v in config["data"].items() if k not in LOCATION_FIELDS}
+        return {**config, "data": data}
+    return config
+
+
 def check_same_config(run_dir: Path, config: dict) -> None:
-    """`ValueError` naming the first field where RUN/run.json differs from `config`."""
+    """`ValueError` naming the first field where RUN/run.json differs from `config` (the data's
+    location aside: data is compared by fingerprint)."""
     path = run_dir / RUN_JSON
     try:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    old, config = without_location(old), without_location(normalize(config))
     field = _first_difference(old, normalize(config))
     if field is not None:
         raise ValueError(
@@ -74,8 +90,8 @@ def check_same_config(run_dir: Path, config: dict) -> None:
         )
 
 
-def write_run_json(run_dir: Path, config: dict) -> None:
-    with atomic_path(run_dir / RUN_JSON) as tmp:
+def write_run_json(run_dir: Path, config: dict, *, overwrite: bool = False) -> None:
+    with atomic_path(run_dir / RUN_JSON, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(normalize(config), indent=2) + "\n")
 
 
@@ -119,3 +135,52 @@ def checkpoint_step_dirs(run_dir: Path) -> list[int]:
         return []
     steps = [int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
     return sorted(steps, reverse=True)
+
+
+def damaged_step_dirs(run_dir: Path) -> list[Path]:
+    """`checkpoints/stepN` folders without `SHA256SUMS`: a save renames a folder into place only
+    once SHA256SUMS is written, so these were damaged afterwards (never a kill's leftover)."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and _STEP_DIR.match(p.name) and not (p / SUMS_FILE).is_file())
+
+
+def logged_steps(run_dir: Path) -> int:
+    """How many complete lines RUN/metrics.jsonl holds (0 if there is none)."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_bytes().splitlines(keepends=True) if line.endswith(b"\n"))
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Refuse (ValueError naming what is wrong) to resume a run whose history would be lost.
+
+    A damaged `stepN` folder (no SHA256SUMS), a catalogued checkpoint whose folder is gone, or
+    logged updates with no complete checkpoint to continue from: resuming would either loop on
+    the damage or start over and rewrite metrics.jsonl, so nothing is touched.
+    """
+    damaged = damaged_step_dirs(run_dir)
+    if damaged:
+        raise ValueError(f"{damaged[0]}: damaged checkpoint ({SUMS_FILE} is missing"
+                         + (f"; also {', '.join(p.name for p in damaged[1:])}" if damaged[1:]
+                            else "")
+                         + "); restore it or remove the folder to resume from an earlier one")
+    catalogued = []
+    if (run_dir / CATALOG).is_file():
+        with Catalog.open(run_dir, read_only=True) as catalog:
+            catalogued = catalog.checkpoints()
+    on_disk = complete_dirs(run_dir)
+    gone = [r for r in catalogued if r.step not in on_disk]
+    if gone:
+        raise ValueError(
+            f"{gone[0].folder(run_dir)}: catalogued checkpoint is missing"
+            + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
+            + "; restore it, or run `pythia-suite checkpoints sync` to forget missing checkpoints")
+    logged = logged_steps(run_dir)
+    if not on_disk and logged:
+        raise ValueError(
+            f"{run_dir}: {METRICS} logs {logged} updates but there is no complete checkpoint to "
+            "continue from; resuming would start over and rewrite that history (use a new --out)")

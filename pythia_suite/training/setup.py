@@ -20,6 +20,7 @@ import numpy as np
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.schedule import checkpoint_steps
 from checkpoints_index.store import clean_stale
+from dataloader_replay.manifest import fingerprint_content
 from dataloader_replay.replay import TrainData
 from dataloader_replay.transforms import apply_transform, validate_transform
 from pythia_suite.training.distributed import DistEnv, rank_slice
@@ -28,7 +29,8 @@ from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.precision import check_precision
 from pythia_suite.training.parallel import ParallelPlan, resolve_parallel
 from pythia_suite.training.run import (
-    RUN_JSON, check_same_config, file_sha256, normalize, truncate_metrics, write_run_json,
+    RUN_JSON, check_resumable, check_same_config, file_sha256, normalize, truncate_metrics,
+    without_location, write_run_json,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class Plan:
 
     def data_batch(self, step: int) -> np.ndarray:
         """The global batch at `step` as the model sees it (transform applied)."""
-        return apply_transform(self.transform, self.data.batch(step), step)
+        return apply_transform(self.transform, self.data.checked_batch(step), step)
 
 
 def default_rule(row: ModelConfig, steps: int) -> str:
@@ -158,8 +160,10 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
         "seq_length": data.seq_length,
         "checkpoints": {"rule": rule, "steps": schedule},
         "data": {
-            "path": str(data_dir),
+            "path": str(data_dir),  # where it was; resuming compares the fingerprint, not this
             "manifest_sha256": file_sha256(data_dir / MANIFEST),
+            "manifest": fingerprint_content(data.manifest or manifest),
+            "fingerprint": data.fingerprint,
             "transform": config.transform,
         },
         "model": model.to_dict(),
@@ -176,6 +180,16 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
     )  # fmt: skip
 
 
+def _data_moved(run_dir: Path, config: dict[str, Any]) -> bool:
+    """The same data (same fingerprint) now reached by another path: run.json is updated."""
+    old = json.loads((run_dir / RUN_JSON).read_text())
+    if old.get("data", {}).get("path") == config["data"]["path"]:
+        return False
+    log.info("%s: data moved from %s to %s (same fingerprint); recording the new path",
+             run_dir, old.get("data", {}).get("path"), config["data"]["path"])
+    return True
+
+
 def prepare_run_dir(plan: Plan) -> int:
     """Create or re-open RUN; returns the checkpoint step to resume from, or -1 (fresh)."""
     run_dir = plan.run_dir
@@ -184,15 +198,16 @@ def prepare_run_dir(plan: Plan) -> int:
         raise FileExistsError(f"{run_dir}: run directory already exists (pass --resume to continue it, or use a new --out)")
     if has_run_json:
         check_same_config(run_dir, plan.config)
+        check_resumable(run_dir)
     elif (run_dir / "checkpoints").exists():
         raise ValueError(f"{run_dir}: has checkpoints but no {RUN_JSON}; not a run directory this command can resume")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not has_run_json:
-        write_run_json(run_dir, plan.config)
+    if not has_run_json or _data_moved(run_dir, plan.config):
+        write_run_json(run_dir, plan.config, overwrite=has_run_json)
     with Catalog.open(run_dir) as catalog:
         catalog.register_run(
             model=plan.model.name, variant=plan.model.variant, data_seed=plan.config["data_seed"],
-            weight_seed=plan.model.init_seed, config=plan.config,
+            weight_seed=plan.model.init_seed, config=without_location(plan.config),
         )  # fmt: skip
         clean_stale(run_dir)
         latest = catalog.latest_complete()

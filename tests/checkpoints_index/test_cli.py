@@ -32,11 +32,20 @@ def test_list_table_and_json(tmp_path: Path, save, capsys) -> None:
     assert code == 0 and json.loads(out) == [r.as_dict() for r in records]
 
 
-def test_list_syncs_a_folder_missing_from_the_catalog(tmp_path: Path, save, capsys) -> None:
+def test_list_is_read_only_and_sync_recatalogues(tmp_path: Path, save, capsys, caplog) -> None:
     save(tmp_path, 0)
     save(tmp_path, 1)
     with sqlite3.connect(tmp_path / "catalog.sqlite") as db:
         db.execute("DELETE FROM checkpoints")
+    before = (tmp_path / "catalog.sqlite").read_bytes()
+    code, out, _ = _run(capsys, "list", str(tmp_path), "--format", "json")
+    assert code == 0 and json.loads(out) == []
+    assert "step0: complete checkpoint not in the catalog" in caplog.text
+    code, out, err = _run(capsys, "verify", str(tmp_path))
+    assert code == 2 and "step0: complete checkpoint not in the catalog" in err
+    assert (tmp_path / "catalog.sqlite").read_bytes() == before  # nothing written
+    code, out, _ = _run(capsys, "sync", str(tmp_path))
+    assert (code, out) == (0, f"{tmp_path}: 2 checkpoints catalogued (2 added, 0 forgotten)\n")
     code, out, _ = _run(capsys, "list", str(tmp_path), "--format", "json")
     assert code == 0 and [r["step"] for r in json.loads(out)] == [0, 1]
 
@@ -97,3 +106,29 @@ def test_hub_one_step_and_all(capsys, caplog) -> None:
     rows = json.loads(out)
     assert len(rows) == 154 and rows[0]["revision"] == "step0"
     assert {r["repo_id"] for r in rows} == {"EleutherAI/pythia-410m"}
+
+
+@pytest.mark.parametrize("action", ["list", "verify"])
+@pytest.mark.parametrize("damage", ["folder", "sums"])
+def test_a_catalogued_checkpoint_gone_is_a_failure(tmp_path: Path, save, capsys, action: str,
+                                                   damage: str) -> None:
+    import shutil
+
+    for step in (0, 4):
+        save(tmp_path, step)
+    folder = checkpoint_dir(tmp_path, 4)
+    if damage == "folder":
+        shutil.rmtree(folder)
+    else:
+        (folder / "SHA256SUMS").unlink()
+    before = (tmp_path / "catalog.sqlite").read_bytes()
+    code, out, err = _run(capsys, action, str(tmp_path))
+    assert code == 2 and out == "" and err.count("\n") == 1 and str(folder) in err
+    assert (tmp_path / "catalog.sqlite").read_bytes() == before  # the row is still there
+    code, out, _ = _run(capsys, "sync", str(tmp_path))
+    assert (code, out) == (0, f"{tmp_path}: 1 checkpoints catalogued (0 added, 1 forgotten)\n")
+    code, _, err = _run(capsys, action, str(tmp_path))
+    if damage == "sums" and action == "verify":  # the folder is still there, still damaged
+        assert code == 2 and f"{folder}: damaged checkpoint (SHA256SUMS is missing)" in err
+    else:
+        assert code == 0

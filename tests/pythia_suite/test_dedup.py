@@ -152,3 +152,17 @@ def test_bad_threshold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["dedup", str(src), "--out", str(tmp_path / "o.jsonl"), "--threshold", "1.5"]) == 2
     assert "threshold" in capsys.readouterr().err
     assert np.array_equal(sorted(p.name for p in tmp_path.iterdir()), ["in.jsonl"])
+
+
+def test_leftovers_of_a_killed_dedup_are_removed(tmp_path: Path) -> None:
+    from pythia_suite.corpus.dedup import dedup_file
+
+    corpus = tmp_path / "in.jsonl"
+    corpus.write_text("".join(json.dumps({"text": f"document number {i} " * 20}) + "\n"
+                              for i in range(5)))
+    out = tmp_path / "out.jsonl"
+    stale = [tmp_path / ".out.jsonl.k1ll3d_x.tmp", tmp_path / ".out.jsonl.report.json.abcdefgh.tmp"]
+    for path in stale:  # what a SIGKILLed dedup leaves
+        path.write_text("half")
+    dedup_file(corpus, out)
+    assert out.exists() and not any(p.exists() for p in stale)

@@ -82,11 +82,16 @@ def test_run_json_and_catalog(two_runs: tuple[Path, Path], tiny_data: Path) -> N
     manifest = json.loads((tiny_data / "manifest.json").read_text())
     import hashlib
 
+    from dataloader_replay.manifest import fingerprint, fingerprint_content
+
     assert cfg["data"] == {
         "path": str(tiny_data.absolute()),
         "manifest_sha256": hashlib.sha256((tiny_data / "manifest.json").read_bytes()).hexdigest(),
+        "manifest": fingerprint_content(manifest),
+        "fingerprint": manifest["fingerprint"],
         "transform": None,
     }
+    assert manifest["fingerprint"] == fingerprint(manifest)
     assert cfg["steps"] == STEPS and cfg["seed"] == 1234 and cfg["data_seed"] == manifest["seed"]
     assert cfg["model"]["name"] == "pythia-nano"
     assert cfg["model"]["vocab_size"] == -(-manifest["vocab_size"] // 128) * 128
