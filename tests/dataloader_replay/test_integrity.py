@@ -47,7 +47,8 @@ def test_prepare_records_every_batch_hash(prepared: Path) -> None:
     assert manifest["fingerprint"] == fingerprint(manifest) == td.fingerprint
     report = verify_data(prepared)
     assert report.problems == []
-    assert (report.files, report.batches, report.rows) == (len(manifest["files"]), 40, 160)
+    assert (report.files, report.batches, report.rows) == (len(manifest["files"]), 40, td.num_rows)
+    assert td.num_rows == 161  # ceil(40 * 4 * 1.005): one held-out row
 
 
 def test_flipped_byte_in_a_future_batch_is_refused_before_use(data: Path) -> None:

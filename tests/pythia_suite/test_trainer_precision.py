@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -88,9 +89,12 @@ def test_bf16_run_config_weights_and_loss(bf16_runs: tuple[Path, Path], tiny_dat
 def _crash_and_resume(reference: Path, out: Path, keep: int, cut_line: int, argv: list[str]) -> None:
     """Copy `reference`, drop checkpoints after `keep`, tear metrics mid-line `cut_line`, resume."""
     shutil.copytree(reference, out)
-    for d in (out / "checkpoints").iterdir():
-        if int(d.name.removeprefix("step")) > keep:
-            shutil.rmtree(d)
+    dropped = [int(d.name.removeprefix("step")) for d in (out / "checkpoints").iterdir()
+               if int(d.name.removeprefix("step")) > keep]
+    for step in dropped:
+        shutil.rmtree(out / "checkpoints" / f"step{step}")
+    with sqlite3.connect(out / "catalog.sqlite") as db:  # a kill leaves no rows without folders
+        db.executemany("DELETE FROM checkpoints WHERE step = ?", [(s,) for s in dropped])
     lines = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
     (out / "metrics.jsonl").write_text("".join(lines[:cut_line]) + lines[cut_line][:20])
     assert main([*argv, "--resume"]) == 0
