@@ -155,7 +155,7 @@ class Catalog:
         self.sync()
         on_disk = complete_dirs(self.run_dir)
         for record in reversed(self.checkpoints()):
-            if record.step in on_disk:
+            if record.step in on_disk and is_own(record):
                 return record
         return None
 
@@ -170,7 +170,8 @@ class Catalog:
         for step in added:
             log.warning("%s: complete on disk but not in the catalog; adding it", on_disk[step])
             self.add_checkpoint(record_from_folder(self.run_dir, step))
-        forgotten = [s for s in known if s not in on_disk]
+        # rows of another run's folders (a branch's parent checkpoints) are not this run's to sync
+        forgotten = [s for s in known if s not in on_disk and is_own(known[s])]
         for step in forgotten:
             log.warning("%s: folder is gone or incomplete; forgetting it in the catalog",
                         known[step].folder(self.run_dir))
@@ -193,6 +194,12 @@ class Catalog:
         for record in records:
             problems += record_problems(self.run_dir, record)
         return problems
+
+
+def is_own(record: CheckpointRecord) -> bool:
+    """Whether the record's folder is this run's `checkpoints/stepN` (not a linked parent's)."""
+    parts = Path(record.path).parts
+    return len(parts) == 2 and parts[0] == CHECKPOINTS
 
 
 def record_problems(run_dir: Path, record: CheckpointRecord) -> list[str]:

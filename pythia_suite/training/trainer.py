@@ -178,7 +178,7 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
     init_weights(model, mcfg, seed=mcfg.init_seed)
     state = new_state(model, plan.optim)
     if start >= 0:
-        ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+        ckpt = load_checkpoint(plan.checkpoint_source(start), start, verify=True)
         model.load_state_dict(ckpt.weights, strict=True)
         if ckpt.optimizer_state is None:
             raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
