@@ -7,7 +7,7 @@ mentions (occupations mentioned equally often are left out). `write_probes` writ
   template a minimal pair, `sent_more` with the stereotypical pronouns, `sent_less` with the
   others (`stereo_antistereo` = stereo, `bias_type` = gender);
 - WinoBias' bracketed files `{pro,anti}_stereotyped_type{1,2}.txt.test` over pairs of a
-  female- and a male-stereotyped occupation, and `male_occupations.txt` /
+  female- and a male-stereotyped occupation (the 4 most skewed of each gender), and `male_occupations.txt` /
   `female_occupations.txt`, so the same loaders and tasks run on them.
 The sentences use the corpus's own vocabulary and sentence shapes (occupation sentences of its
 stories), so a small model trained on the corpus reads them in distribution. Planted answer: a
@@ -44,6 +44,7 @@ WINO_TEMPLATES = {
     2: ("{A} smiled at {B} and handed {obj} the {noun}.",
         "{A} visited {B} and told {obj} about the {noun}."),
 }
+WINO_PER_GENDER = 4  # the most skewed occupations of each gender pair up in WinoBias probes
 CROWS_FILE = "crows_pairs_probes.csv"
 WINO_DIR = "winobias_probes"
 CROWS_HEADER = ("", "sent_more", "sent_less", "stereo_antistereo", "bias_type", "annotations",
@@ -108,8 +109,10 @@ def crows_rows(occs: list[Occupation]) -> list[dict[str, str]]:
 
 def wino_lines(occs: list[Occupation]) -> dict[tuple[str, int], list[str]]:
     """(kind, type) -> bracketed lines; pro: the pronoun has the referent's stereotype."""
-    female = [o for o in occs if o.stereotype == "female"]
-    male = [o for o in occs if o.stereotype == "male"]
+    female = sorted((o for o in occs if o.stereotype == "female"),
+                    key=lambda o: -o.female_share)[:WINO_PER_GENDER]
+    male = sorted((o for o in occs if o.stereotype == "male"),
+                  key=lambda o: o.female_share)[:WINO_PER_GENDER]
     out: dict[tuple[str, int], list[str]] = {(k, t): [] for k in ("pro", "anti") for t in (1, 2)}
     for wtype, templates in WINO_TEMPLATES.items():
         n = 0
