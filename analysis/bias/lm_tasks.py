@@ -9,13 +9,18 @@ from typing import Any
 from analysis.bias.evaluate import Row, set_offline
 
 
-def task_manager(include_path: Path | None = None) -> Any:
-    """lm-eval's TaskManager over its own tasks and, if given, the YAMLs of `include_path`."""
+def task_manager(include_path: Path | None = None, tasks: list[str] | None = None) -> Any:
+    """lm-eval's TaskManager over the YAMLs of `include_path` alone when they hold every task
+    of `tasks` (indexing lm-eval's own thousands of tasks takes seconds), else over both."""
     set_offline()
     from lm_eval.tasks import TaskManager
 
-    if include_path is not None and not Path(include_path).is_dir():
-        raise FileNotFoundError(f"{include_path}: no such directory (--include-path)")
+    if include_path is not None:
+        if not Path(include_path).is_dir():
+            raise FileNotFoundError(f"{include_path}: no such directory (--include-path)")
+        own = TaskManager(include_path=str(include_path), include_defaults=False)
+        if tasks and set(tasks) <= set(own.all_tasks):
+            return own
     return TaskManager(include_path=None if include_path is None else str(include_path))
 
 
@@ -34,7 +39,7 @@ def named_task_scorer(tasks: list[str], *, include_path: Path | None = None,
                       limit: int | None = None, batch_size: int = 32, max_length: int = 2048
                       ) -> Callable[[Any, Any], list[Row]]:
     """A scorer for `across_checkpoints`: one row per (task, metric) of lm-eval's results."""
-    manager = task_manager(include_path)
+    manager = task_manager(include_path, tasks)
     check_tasks(tasks, manager)
 
     def score(model: Any, tokenizer: Any) -> list[Row]:
