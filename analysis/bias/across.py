@@ -23,7 +23,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis.bias.evaluate import Benchmarks, Row, build_tasks, hf_tokenizer, run_tasks
-from analysis.sources import RUN_JSON, Checkpoints, attrs_json, data_fingerprint, open_checkpoints, open_rows
+from analysis.sources import (
+    RUN_JSON,
+    Checkpoints,
+    attrs_json,
+    data_fingerprint,
+    open_checkpoints,
+    open_rows,
+)
 from dataloader_replay.atomic import atomic_path
 
 log = logging.getLogger(__name__)

@@ -54,8 +54,8 @@ def set_offline() -> None:
     os.environ.update(OFFLINE)
 
 
-FEMALE = re.compile(r"\b(she|her|hers|herself|woman|women|girl|girls|mother|lady)\b", re.I)
-MALE = re.compile(r"\b(he|him|his|himself|man|men|boy|boys|father|gentleman)\b", re.I)
+FEMALE = re.compile(r"\b(she|her|hers|herself|woman|women|girl|girls|mother|lady)\b", re.IGNORECASE)
+MALE = re.compile(r"\b(he|him|his|himself|man|men|boy|boys|father|gentleman)\b", re.IGNORECASE)
 
 
 def gender_of(sentence: str) -> str | None:

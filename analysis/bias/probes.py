@@ -94,7 +94,7 @@ def crows_rows(occs: list[Occupation]) -> list[dict[str, str]]:
     """CrowS-Pairs rows: sent_more with the stereotypical pronouns."""
     rows = []
     for occ in occs:
-        stereo = occ.stereotype
+        stereo = occ.stereotype or "male"  # occupations() keeps stereotyped ones only
         anti = "male" if stereo == "female" else "female"
         for t, template in enumerate(CROWS_TEMPLATES):
             for fill in FILLERS[: 1 if "{noun}" not in template else len(FILLERS)]:

@@ -69,7 +69,7 @@ def value(frame: pd.DataFrame, run: str, metric: str, *, subset: str = "gender",
 def truth_checks(frame: pd.DataFrame, runs: list[RunSpec]) -> list[TruthCheck]:
     checks = []
     for branch in [r for r in runs if r.branch_of and r.intervention]:
-        base = branch.branch_of
+        base = str(branch.branch_of)
         assoc = value(frame, base, "association")
         checks.append(TruthCheck(
             name=f"bias: {base} has the planted occupation-pronoun association",

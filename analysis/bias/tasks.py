@@ -45,8 +45,7 @@ def exact_match(prediction: str, gold: str) -> float:
 def write_jsonl(frame: pd.DataFrame, path: Path) -> Path:
     """The documents of a task as JSON lines (what lm-eval's `json` dataset reads)."""
     with open(path, "w", encoding="utf-8") as fh:
-        for record in frame.to_dict(orient="records"):
-            fh.write(json.dumps(record, default=str) + "\n")
+        fh.writelines(json.dumps(record, default=str) + "\n" for record in frame.to_dict(orient="records"))
     return path
 
 

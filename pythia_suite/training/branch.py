@@ -90,7 +90,7 @@ def read_parent(parent: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ValueError(f"{path}: expected a JSON object")  # noqa: TRY004 (a user's file)
     return config
 
 
@@ -127,12 +127,11 @@ def plan_branch(
     if (pconfig.get("data") or {}).get("transform") is not None:
         raise ValueError(f"{where}: field 'data.transform': the parent is itself an intervention "
                          "run; branch from a run without a transform")
-    for key in run_config:
+    for key, value in run_config.items():
+        mine, theirs = value, pconfig.get(key)
         if key == "data":
-            mine = {k: v for k, v in run_config[key].items() if k != "transform"}
-            theirs = {k: v for k, v in (pconfig.get(key) or {}).items() if k != "transform"}
-        else:
-            mine, theirs = run_config[key], pconfig.get(key)
+            mine = {k: v for k, v in value.items() if k != "transform"}
+            theirs = {k: v for k, v in (theirs or {}).items() if k != "transform"}
         if mine != theirs:
             raise ValueError(f"{where}: field '{key}' differs from this command's "
                              f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
