@@ -11,6 +11,8 @@ from dataloader_replay.atomic import atomic_path
 
 PANELS = (  # (benchmark, subset, metric, title, neutral line)
     ("crows_pairs", "gender", "pct_stereotype", "CrowS-Pairs (gender): % stereotype", 0.5),
+    ("crows_pairs", "gender", "association",
+     "CrowS (gender): association, balanced ll(stereo) - ll(anti)", 0.0),
     ("winobias", "all", "bias_acc_mc", "WinoBias bias, multiple choice: acc(pro) - acc(anti)", 0.0),
     ("winobias", "all", "bias_em", "WinoBias bias, generation: EM(pro) - EM(anti)", 0.0),
 )

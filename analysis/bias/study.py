@@ -97,7 +97,7 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
 
 def run_study(runs: list[RunSpec], *, truth: dict[str, Any] | None, out_dir: Path,
               crows: Path | None = None, winobias: Path | None = None,
-              generation: bool = True, all_runs: bool = False, batch_size: int = 32,
+              generation: bool = False, all_runs: bool = False, batch_size: int = 32,
               max_length: int = 2048, steps: list[int] | None = None) -> StudyReport:
     """The bias study over `runs` (see the module docstring); results into `out_dir`."""
     out_dir = Path(out_dir)
