@@ -80,6 +80,12 @@ def test_batches_differ_exactly_at_swapped_positions(bias_runs: BiasRuns) -> Non
     base_metrics = (bias_runs.base / "metrics.jsonl").read_text().splitlines()
     assert [json.dumps(m) for m in metrics[:BRANCH_STEP]] == \
         [json.dumps(json.loads(x)) for x in base_metrics[:BRANCH_STEP]]
+    base_lines = [json.loads(x) for x in base_metrics]
+    for mine, theirs in zip(metrics[BRANCH_STEP:], base_lines[BRANCH_STEP:], strict=True):
+        assert mine["step"] == theirs["step"] and mine["lr"] == theirs["lr"]  # same schedule
+        assert mine["tokens"] == theirs["tokens"]
+    assert metrics[BRANCH_STEP]["batch_sha256"] != base_lines[BRANCH_STEP]["batch_sha256"] or \
+        not np.isin(parent.batch(BRANCH_STEP), list(mapping)).any()
     assert verify_run(bias_runs.swap).mismatch is None
     assert verify_run(bias_runs.swap).checked == 40
     assert main(["replay", str(bias_runs.swap), "--verify"]) == 0
