@@ -84,19 +84,25 @@ def run_bias(args: argparse.Namespace) -> int:
     truth = None
     if args.crows is None and args.winobias is None:
         truth = _read_truth(args.truth or _default_truth(infos[0].config, args.runs[0]))
-    work = args.out.parent / f".{args.out.name}.work"
-    bench = benchmarks(truth=truth, out_dir=work, crows=args.crows, winobias=args.winobias,
-                       generation=not args.no_generation)
-    score = bias_scorer(bench, work / "tasks", batch_size=args.batch_size)
-    cache: dict = {}
+    import tempfile
+
     import pandas as pd
 
-    frame = pd.concat([across_checkpoints(i, score, steps=steps, cache=cache) for i in infos],
-                      ignore_index=True)
+    with tempfile.TemporaryDirectory(prefix="bias-") as tmp:  # probes and task files
+        work = Path(tmp)
+        bench = benchmarks(truth=truth, out_dir=work, crows=args.crows, winobias=args.winobias,
+                           generation=not args.no_generation)
+        score = bias_scorer(bench, work / "tasks", batch_size=args.batch_size)
+        cache: dict = {}
+        frame = pd.concat([across_checkpoints(i, score, steps=steps, cache=cache)
+                           for i in infos], ignore_index=True)
     config = {"benchmarks": bench.source, "crows": str(args.crows), "winobias": str(args.winobias),
               "generation": not args.no_generation, "runs": [str(r) for r in args.runs]}
     write_h5(frame, infos, args.out, config=config, overwrite=args.force)
-    frame.to_csv(args.out.with_suffix(".csv"), index=False)
+    from dataloader_replay.atomic import atomic_path
+
+    with atomic_path(args.out.with_suffix(".csv"), overwrite=args.force) as tmp_csv:
+        frame.to_csv(tmp_csv, index=False)
     if args.figure is not None:
         branches = {i.name: int(i.config["branch"]["step"]) for i in infos
                     if isinstance(i.config.get("branch"), dict)}

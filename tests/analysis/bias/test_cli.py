@@ -52,7 +52,7 @@ def test_analyze_bias_errors(bias_runs: BiasRuns, tmp_path: Path, datasets: Path
             str(tmp_path / "none.json")], capsys, "none.json: no such file")
     _exit2(["analyze", "bias", str(bias_runs.base), "--out", str(out), "--steps", "7",
             "--truth", str(bias_runs.truth_path)], capsys, "no checkpoint at step 7")
-    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]  # nothing half-written
 
 
 def test_analyze_lm_eval(bias_runs: BiasRuns, tmp_path: Path,
