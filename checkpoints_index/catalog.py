@@ -177,7 +177,7 @@ class Catalog:
         self.sync()
         on_disk = complete_dirs(self.run_dir)
         for record in reversed(self.checkpoints()):
-            if record.step in on_disk:
+            if record.step in on_disk and is_own(record):
                 return record
         return None
 
@@ -192,7 +192,8 @@ class Catalog:
         for step in added:
             log.warning("%s: complete on disk but not in the catalog; adding it", on_disk[step])
             self.add_checkpoint(record_from_folder(self.run_dir, step))
-        forgotten = [s for s in known if s not in on_disk]
+        # rows of another run's folders (a branch's parent checkpoints) are not this run's to sync
+        forgotten = [s for s in known if s not in on_disk and is_own(known[s])]
         for step in forgotten:
             log.warning("%s: folder is gone or incomplete; forgetting it in the catalog",
                         known[step].folder(self.run_dir))
@@ -239,6 +240,12 @@ class Catalog:
             else:
                 out.append(f"{child}: damaged checkpoint ({SUMS_FILE} is missing)")
         return out
+
+def is_own(record: CheckpointRecord) -> bool:
+    """Whether the record's folder is this run's `checkpoints/stepN` (not a linked parent's)."""
+    parts = Path(record.path).parts
+    return len(parts) == 2 and parts[0] == CHECKPOINTS
+
 
 def record_problems(run_dir: Path, record: CheckpointRecord) -> list[str]:
     """Problems of one checkpoint: its files against `SHA256SUMS`, and that against the catalog.

@@ -2,8 +2,12 @@
 
 A spec is `None` (identity) or a dict:
 `{"name": "token_swap", "pairs": [[a, b], ...], "start_step": k}`: in every row of batches at
-step >= k, token id a becomes b and b becomes a (the basis of pronoun-swap interventions).
-`start_step` defaults to 0. An id may appear in one pair only.
+step >= k, token id a becomes b and b becomes a. An id may appear in one pair only.
+`{"name": "token_map", "map": [[a, b], ...], "start_step": k}`: one-directional, token id a
+becomes b (several ids may map to one, e.g. his -> her and him -> her); a source id appears once
+and no id is both a source and a target (the map is applied in one pass, never chained). This is
+the pronoun-swap intervention (masculine -> feminine).
+`start_step` defaults to 0.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-TRANSFORMS = ("token_swap",)
+TRANSFORMS = ("token_swap", "token_map")
+_LIST_FIELD = {"token_swap": "pairs", "token_map": "map"}
 
 
 def _is_int(value: Any) -> bool:
@@ -29,21 +34,28 @@ def validate_transform(spec: dict[str, Any] | None) -> None:
     name = spec.get("name")
     if name not in TRANSFORMS:
         raise ValueError(f"{where}: field 'name': unknown transform {name!r} (known: {TRANSFORMS})")
-    unknown = set(spec) - {"name", "pairs", "start_step"}
+    key = _LIST_FIELD[name]
+    unknown = set(spec) - {"name", key, "start_step"}
     if unknown:
         raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} for {name}")
-    pairs = spec.get("pairs")
+    pairs = spec.get(key)
     if not isinstance(pairs, list) or not pairs:
-        raise ValueError(f"{where}: field 'pairs': expected a non-empty list of [a, b] pairs")
-    seen: set[int] = set()
+        raise ValueError(f"{where}: field '{key}': expected a non-empty list of [a, b] pairs")
+    sources: set[int] = set()
+    targets: set[int] = set()
     for i, pair in enumerate(pairs):
         if (not isinstance(pair, list | tuple) or len(pair) != 2
                 or not all(_is_int(x) and x >= 0 for x in pair)):
-            raise ValueError(f"{where}: field 'pairs[{i}]': expected [a, b], two token ids >= 0")
-        if pair[0] == pair[1] or seen & set(pair):
-            raise ValueError(f"{where}: field 'pairs[{i}]': token ids must be distinct and "
+            raise ValueError(f"{where}: field '{key}[{i}]': expected [a, b], two token ids >= 0")
+        a, b = pair
+        if name == "token_swap" and (a == b or (sources | targets) & {a, b}):
+            raise ValueError(f"{where}: field '{key}[{i}]': token ids must be distinct and "
                              "appear in one pair only")
-        seen.update(pair)
+        if name == "token_map" and (a == b or a in sources or a in targets or b in sources):
+            raise ValueError(f"{where}: field '{key}[{i}]': a source id must appear once and "
+                             "never as a target (the map is not chained)")
+        sources.add(a)
+        targets.add(b)
     start = spec.get("start_step", 0)
     if not _is_int(start) or start < 0:
         raise ValueError(f"{where}: field 'start_step': expected an integer >= 0, got {start!r}")
@@ -55,11 +67,23 @@ def apply_transform(spec: dict[str, Any] | None, batch: np.ndarray, step: int) -
     if spec is None or step < spec.get("start_step", 0):
         return batch
     limit = np.iinfo(batch.dtype).max
+    key = _LIST_FIELD[spec["name"]]
     out = batch.copy()
-    for i, (a, b) in enumerate(spec["pairs"]):
+    for i, (a, b) in enumerate(spec[key]):
         if max(a, b) > limit:
-            raise ValueError(f"transform: field 'pairs[{i}]': id {max(a, b)} does not fit the "
+            raise ValueError(f"transform: field '{key}[{i}]': id {max(a, b)} does not fit the "
                              f"data's dtype {batch.dtype}")
         out[batch == a] = b
-        out[batch == b] = a
+        if spec["name"] == "token_swap":
+            out[batch == b] = a
     return out
+
+
+def changed_positions(spec: dict[str, Any] | None, batch: np.ndarray, step: int) -> np.ndarray:
+    """Boolean mask of the positions `apply_transform` changes in `batch` at `step`."""
+    validate_transform(spec)
+    if spec is None or step < spec.get("start_step", 0):
+        return np.zeros(batch.shape, dtype=bool)
+    pairs = spec[_LIST_FIELD[spec["name"]]]
+    ids = [a for a, _ in pairs] + ([b for _, b in pairs] if spec["name"] == "token_swap" else [])
+    return np.isin(batch, np.asarray(ids, dtype=np.int64))

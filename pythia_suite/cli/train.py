@@ -18,14 +18,22 @@ train ...` each of K processes trains on B/K rows of every batch (gloo on CPU, N
 A run resumes only with the world size, parallel mode, device and precision it started with.
 """
 
+BRANCH_HELP = """--branch-from RUN --branch-step STEP --intervention pronoun-swap: a new run (--out) that
+continues RUN from its checkpoint at STEP (weights, optimizer, RNG, data order, LR position) and
+swaps masculine for feminine pronoun tokens in every later batch. Model, data, steps, seed and
+checkpoint rule default to the parent's and must equal them. RUN2's catalog lists RUN's
+checkpoints up to STEP; its run.json records the token map and the branch point."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train", help="train a model on prepared data (deterministic, resumable)",
         description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("--model", required=True, metavar="NAME", help="family row, e.g. pythia-nano or pythia-70m-deduped")
-    p.add_argument("--data", required=True, type=Path, metavar="DIR", help="prepared data directory (pythia-suite prepare)")
+    p.add_argument("--model", metavar="NAME",
+                   help="family row, e.g. pythia-nano or pythia-70m-deduped (a branch: the parent's)")
+    p.add_argument("--data", type=Path, metavar="DIR",
+                   help="prepared data directory (pythia-suite prepare) (a branch: the parent's)")
     p.add_argument("--out", required=True, type=Path, metavar="RUN", help="run directory to create (or continue with --resume)")
     p.add_argument("--steps", type=int, default=None, metavar="S", help="optimizer updates (default: the data's steps)")
     p.add_argument("--seed", type=int, default=None, metavar="N",
@@ -49,6 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="recompute each layer's activations in the backward pass (less memory)")
     p.add_argument("--device", default="cpu", metavar="DEV",
                    help="cpu (gloo between processes; the default) or cuda (NCCL, one GPU per local rank)")
+    b = p.add_argument_group("intervention branch", BRANCH_HELP)
+    b.add_argument("--branch-from", type=Path, default=None, metavar="RUN",
+                   help="continue RUN's checkpoint at --branch-step with changed data")
+    b.add_argument("--branch-step", type=int, default=None, metavar="STEP",
+                   help="the parent's checkpoint step the branch starts from")
+    b.add_argument("--intervention", default=None, choices=("pronoun-swap",),
+                   help="pronoun-swap: masculine -> feminine pronoun tokens in every batch "
+                        "from update STEP+1 on")
     p.set_defaults(handler=run_train)
 
 
@@ -57,13 +73,23 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads: must be >= 1, got {args.threads}")
+    fields = {"model": args.model, "data": args.data, "steps": args.steps, "seed": args.seed,
+              "checkpoints": args.checkpoints}
+    if args.branch_from is not None:
+        from pythia_suite.training.branch import parent_defaults
+
+        inherited = parent_defaults(args.branch_from)
+        fields = {k: inherited[k] if v is None else v for k, v in fields.items()}
+    for name in ("model", "data"):
+        if fields[name] is None:
+            raise ValueError(f"--{name}: required (unless --branch-from gives it)")
     train(
         TrainConfig(
-            model=args.model, data=args.data, out=args.out, steps=args.steps, seed=args.seed,
-            checkpoints=args.checkpoints, resume=args.resume, threads=args.threads,
+            **fields, out=args.out, resume=args.resume, threads=args.threads,
             precision=args.precision, lr_schedule=args.lr_schedule,
             parallel=args.parallel, activation_checkpointing=args.activation_checkpointing,
-            device=args.device,
+            device=args.device, branch_from=args.branch_from, branch_step=args.branch_step,
+            intervention=args.intervention,
         )  # fmt: skip
     )
     return 0

@@ -23,6 +23,7 @@ from checkpoints_index.store import clean_stale
 from dataloader_replay.manifest import fingerprint_content
 from dataloader_replay.replay import TrainData
 from dataloader_replay.transforms import apply_transform, validate_transform
+from pythia_suite.training.branch import BranchPoint, link_parent, plan_branch
 from pythia_suite.training.distributed import DistEnv, rank_slice
 from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
@@ -57,6 +58,9 @@ class TrainConfig:
     parallel: str | None = None  # None (auto: ddp under torchrun, else single) | "ddp" | "fsdp"
     activation_checkpointing: bool = False
     device: str = "cpu"  # "cpu" (gloo) | "cuda" (NCCL, one GPU per local rank)
+    branch_from: Path | None = None  # parent RUN of an intervention branch (training/branch.py)
+    branch_step: int | None = None  # the parent's checkpoint the branch continues from
+    intervention: str | None = None  # "pronoun-swap"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +82,14 @@ class Plan:
     precision: str
     config: dict[str, Any]  # what run.json holds
     parallel: ParallelPlan = dataclasses.field(default_factory=ParallelPlan)
+    branch: BranchPoint | None = None  # set for an intervention branch
+
+    def checkpoint_source(self, step: int) -> Path:
+        """The RUN directory whose `checkpoints/stepN` holds `step` (the parent's up to a
+        branch point)."""
+        if self.branch is not None and step <= self.branch.step:
+            return self.branch.parent
+        return self.run_dir
 
     def data_batch(self, step: int) -> np.ndarray:
         """The global batch at `step` as the model sees it (transform applied)."""
@@ -171,12 +183,21 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
         "precision": config.precision,
         "parallel": parallel.to_dict(),
     }
+    transform, branch = config.transform, None
+    if config.branch_from is not None:
+        branch, transform, fields = plan_branch(
+            parent=config.branch_from, step=config.branch_step, intervention=config.intervention,
+            run_config=normalize(run_config), transform=config.transform)
+        run_config["data"]["transform"] = transform
+        run_config.update(fields)
+    elif config.branch_step is not None or config.intervention is not None:
+        raise ValueError("--branch-from: required with --branch-step / --intervention")
     return Plan(
         run_dir=Path(config.out).absolute(), model=model, optim=optim, steps=steps,
         batch_size=data.batch_size, seq_length=data.seq_length, checkpoint_rule=rule,
         checkpoint_steps=frozenset(schedule), world_size=env.world_size, resume=config.resume,
-        data=data, transform=config.transform, precision=config.precision,
-        config=normalize(run_config), parallel=parallel,
+        data=data, transform=transform, precision=config.precision,
+        config=normalize(run_config), parallel=parallel, branch=branch,
     )  # fmt: skip
 
 
@@ -210,8 +231,13 @@ def prepare_run_dir(plan: Plan) -> int:
             weight_seed=plan.model.init_seed, config=without_location(plan.config),
         )  # fmt: skip
         clean_stale(run_dir)
+    if plan.branch is not None:
+        link_parent(run_dir, plan.branch)
+    with Catalog.open(run_dir) as catalog:
         latest = catalog.latest_complete()
     start = -1 if latest is None else latest.step
+    if plan.branch is not None:
+        start = max(start, plan.branch.step)
     truncate_metrics(run_dir, max(start, 0))
     if start >= 0:
         log.info("%s: continuing from checkpoint step%d", run_dir, start)

@@ -217,7 +217,8 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
         checkpoint_layers(model.gpt_neox.layers)
     state = new_state(model.to(device_of(plan.parallel, env)), plan.optim, plan.precision)
     if start >= 0:
-        ckpt = load_checkpoint(plan.run_dir, start, verify=True, map_location=state.device)
+        ckpt = load_checkpoint(plan.checkpoint_source(start), start, verify=True,
+                               map_location=state.device)
         model.load_state_dict(ckpt.weights, strict=True)
         if ckpt.optimizer_state is None:
             raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
@@ -255,7 +256,7 @@ def _load_on_rank0(plan: Plan, start: int, env: D.DistEnv) -> Any:
     ckpt, error = None, None
     if env.is_main:
         try:
-            ckpt = load_checkpoint(plan.run_dir, start, verify=True)
+            ckpt = load_checkpoint(plan.checkpoint_source(start), start, verify=True)
             if ckpt.optimizer_state is None:
                 raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
         except (ValueError, OSError) as exc:

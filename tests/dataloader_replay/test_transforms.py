@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataloader_replay.transforms import apply_transform
+from dataloader_replay.transforms import apply_transform, changed_positions
 
 BATCH = np.array([[5, 7, 9, 5], [7, 7, 1, 2]], dtype=np.uint16)
 
@@ -45,3 +45,27 @@ def test_bad_specs(spec: object, field: str) -> None:
 def test_id_outside_dtype() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         apply_transform({"name": "token_swap", "pairs": [[5, 70_000]]}, BATCH, 0)
+
+
+def test_token_map_one_directional() -> None:
+    spec = {"name": "token_map", "map": [[5, 1], [7, 1]], "start_step": 1}
+    assert apply_transform(spec, BATCH, 0) is BATCH
+    out = apply_transform(spec, BATCH, 1)
+    assert out.tolist() == [[1, 1, 9, 1], [1, 1, 1, 2]]  # 5 -> 1 and 7 -> 1; 1 stays 1
+    assert BATCH.tolist() == [[5, 7, 9, 5], [7, 7, 1, 2]]
+    mask = changed_positions(spec, BATCH, 1)
+    assert mask.tolist() == [[True, True, False, True], [True, True, False, False]]
+    assert not changed_positions(spec, BATCH, 0).any()
+
+
+@pytest.mark.parametrize("spec,field", [
+    ({"name": "token_map", "pairs": [[1, 2]]}, "unknown field"),
+    ({"name": "token_map", "map": []}, "field 'map'"),
+    ({"name": "token_map", "map": [[1, 2], [1, 3]]}, r"field 'map\[1\]'"),
+    ({"name": "token_map", "map": [[1, 2], [2, 3]]}, r"field 'map\[1\]'"),
+    ({"name": "token_map", "map": [[2, 3], [1, 2]]}, r"field 'map\[1\]'"),
+    ({"name": "token_map", "map": [[4, 4]]}, r"field 'map\[0\]'"),
+])
+def test_bad_token_maps(spec: object, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        apply_transform(spec, BATCH, 0)  # type: ignore[arg-type]
