@@ -173,7 +173,8 @@ def check_resumable(run_dir: Path) -> None:
         with Catalog.open(run_dir, read_only=True) as catalog:
             catalogued = catalog.checkpoints()
     on_disk = complete_dirs(run_dir)
-    gone = [r for r in catalogued if r.step not in on_disk]
+    # linked records (a branch's parent checkpoints) live outside RUN: check the folder itself
+    gone = [r for r in catalogued if not (r.folder(run_dir) / SUMS_FILE).is_file()]
     if gone:
         raise ValueError(
             f"{gone[0].folder(run_dir)}: catalogued checkpoint is missing"
