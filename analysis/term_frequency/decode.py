@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 @dataclass(frozen=True, kw_only=True)
 class DecodeConfig:
     max_new_tokens: int = 16
-    batch_size: int = 64
+    batch_size: int = 128
     prefix_eod: bool = True
 
 

@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep arithmetic items whose answer is at most N (default 99; 0: all)")
     f.add_argument("--shots", default="0,2,4,8,16", metavar="K,K")
     f.add_argument("--seed", type=int, default=1234, help="few-shot sampling seed")
-    f.add_argument("--batch-size", type=int, default=64, metavar="N", help="prompts per batch")
+    f.add_argument("--batch-size", type=int, default=128, metavar="N", help="prompts per batch")
     f.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     f.add_argument("--tokenizer", type=Path, metavar="FILE")
     f.add_argument("--out", type=Path, metavar="FILE.h5", help="HDF5 results")
