@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.sources import open_rows  # noqa: E402
-from analysis.term_frequency.scan import CountConfig, count_terms  # noqa: E402
-from analysis.term_frequency.terms import text_term  # noqa: E402
+from analysis.sources import open_rows
+from analysis.term_frequency.scan import CountConfig, count_terms
+from analysis.term_frequency.terms import text_term
 
 PILE_TOKENS = 300e9
 SEQ, BATCH, N_STEPS = 128, 64, 20

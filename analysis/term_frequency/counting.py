@@ -49,7 +49,7 @@ class Matcher:
 
     def find(self, chunk: np.ndarray) -> list[np.ndarray]:
         """Flat positions (int64, ascending) of each term's occurrences in rows `chunk` [n, W]."""
-        n, width = chunk.shape
+        width = chunk.shape[1]
         flat = chunk.reshape(-1)
         # uint16 tokens index the table directly; wider ids past its end start no term
         index = flat if flat.dtype.itemsize <= 2 else np.minimum(flat, len(self.lut) - 1)

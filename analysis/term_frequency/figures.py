@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dataloader_replay.atomic import atomic_path
 from analysis.term_frequency.metrics import binned_accuracy, log_bins
+from dataloader_replay.atomic import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -94,13 +94,15 @@ def _data_dir(run: Path) -> Path:
 
 
 def run_fewshot(run: Path, *, truth: dict[str, Any] | None, steps: Sequence[int] | None,
-                items_config: ItemsConfig = ItemsConfig(),
-                fewshot: FewShotConfig = FewShotConfig(), data: Path | None = None,
+                items_config: ItemsConfig | None = None,
+                fewshot: FewShotConfig | None = None, data: Path | None = None,
                 tokenizer: Path | None = None, out: Path | None = None,
                 processes: int = 1) -> FewShotResult:
     """Accuracy per term, shot count and checkpoint of `run`, joined with counts in `data`
     (default: the run's own rows)."""
     run = Path(run)
+    items_config = items_config or ItemsConfig()
+    fewshot = fewshot or FewShotConfig()
     check_output(out)
     ckpts = open_checkpoints(run)
     steps = sorted(set(ckpts.steps if steps is None else steps))

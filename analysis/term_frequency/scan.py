@@ -235,7 +235,6 @@ def write_tokens(rows: Rows, n_rows: int, path: Path, *, chunk_rows: int = 1 << 
     wide = np.dtype(rows.rows(0, min(1, n_rows)).dtype).itemsize > 2
     dtype, vocab = ("<u4", 1 << 32) if wide else ("<u2", 1 << 16)
     with open(path, "wb") as fh:
-        for start in range(0, n_rows, chunk_rows):
-            fh.write(np.ascontiguousarray(rows.rows(start, min(n_rows, start + chunk_rows)),
-                                          dtype=dtype).tobytes())
+        fh.writelines(np.ascontiguousarray(rows.rows(start, min(n_rows, start + chunk_rows)),
+                                          dtype=dtype).tobytes() for start in range(0, n_rows, chunk_rows))
     return vocab

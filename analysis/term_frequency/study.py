@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from analysis.sources import open_checkpoints
 from analysis.study import RunSpec, StudyReport, TruthCheck
 from analysis.term_frequency.fewshot import FewShotConfig
 from analysis.term_frequency.figures import accuracy_vs_frequency
 from analysis.term_frequency.metrics import gap_table, spearman, top_minus_bottom
 from analysis.term_frequency.pipeline import FewShotResult, ItemsConfig, run_fewshot
-from analysis.sources import open_checkpoints
 
 log = logging.getLogger(__name__)
 

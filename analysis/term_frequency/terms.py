@@ -74,8 +74,8 @@ def read_terms_file(path: Path, tokenizer: Any) -> list[Term]:
             terms.append(text_term(value, tokenizer, where=where))
         elif isinstance(value, list):
             terms.append(token_term(value, where=where))
-        else:
-            raise ValueError(f"{where}: expected a JSON string or a list of token ids, "
+        else:  # a user's file: ValueError, as for every bad line
+            raise ValueError(f"{where}: expected a JSON string or a list of token ids, "  # noqa: TRY004
                              f"got {type(value).__name__}")
     if not terms:
         raise ValueError(f"{path}: no terms (one JSON string or list of ids per line)")

@@ -85,7 +85,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _terms(args: argparse.Namespace):  # -> list[Term]
     from analysis.sources import open_rows
     from analysis.term_frequency.terms import (
-        check_vocabulary, parse_token_ids, read_terms_file, text_term, unique_terms)
+        check_vocabulary,
+        parse_token_ids,
+        read_terms_file,
+        text_term,
+        unique_terms,
+    )
     from dataloader_replay.tokenizer import read_tokenizer
 
     if not (args.tokens or args.text or args.terms_file):
@@ -93,8 +98,9 @@ def _terms(args: argparse.Namespace):  # -> list[Term]
     rows = open_rows(args.source, batch_size=args.batch_size)
     data = getattr(rows, "data", rows)
     tok_path = args.tokenizer
-    if tok_path is None and getattr(data, "directory", None) is not None:
-        tok_path = data.directory / "tokenizer.json"
+    directory = getattr(data, "directory", None)
+    if tok_path is None and directory is not None:
+        tok_path = Path(directory) / "tokenizer.json"
     tokenizer = None
     if args.text or args.terms_file:
         tokenizer = read_tokenizer(tok_path) if tok_path is not None else None

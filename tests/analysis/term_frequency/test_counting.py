@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.term_frequency.counting import (
-    Matcher, cumulate, pair_counts, term_counts, work_units)
+from analysis.term_frequency.counting import Matcher, cumulate, pair_counts, term_counts, work_units
 from analysis.term_frequency.terms import Term
 
 

@@ -7,8 +7,15 @@ from typing import Any
 import pytest
 
 from analysis.term_frequency.prompts import (
-    Item, arithmetic_items, build_prompt, extract_number, fact_items, get_format, is_correct,
-    sample_shots)
+    Item,
+    arithmetic_items,
+    build_prompt,
+    extract_number,
+    fact_items,
+    get_format,
+    is_correct,
+    sample_shots,
+)
 
 PYTHIA = get_format("pythia")
 

@@ -8,7 +8,14 @@ import pytest
 from tokenizers import Tokenizer
 
 from analysis.term_frequency.terms import (
-    Term, check_vocabulary, parse_steps, parse_token_ids, read_terms_file, text_term, unique_terms)
+    Term,
+    check_vocabulary,
+    parse_steps,
+    parse_token_ids,
+    read_terms_file,
+    text_term,
+    unique_terms,
+)
 
 
 @pytest.fixture(scope="module")
