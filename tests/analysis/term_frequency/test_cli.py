@@ -29,12 +29,13 @@ def test_count_json_lines(cli_bin: Path, tiny_run: Path, tiny_data: Path) -> Non
     assert records[3]["tokens"] and records[3]["count"] == int((rows == records[3]["tokens"][0]).sum())
 
 
-def test_count_checkpoints_pairs_and_file(cli_bin: Path, tiny_run: Path, tmp_path: Path) -> None:
+def test_count_checkpoints_pairs_and_file(tiny_run: Path, tmp_path: Path) -> None:
+    """In-process through the CLI's entry point (the subprocess path is tested above)."""
     terms = tmp_path / "terms.txt"
     terms.write_text('" 64"\n" plus"\n[0]\n', encoding="utf-8")
-    out = run(cli_bin, "count", tiny_run, "--terms-file", terms, "--steps", "checkpoints",
-              "--pairs", "--window", "4", "--processes", "2", "--out", tmp_path / "c.h5")
-    assert out.returncode == 0, out.stderr
+    assert main(["analyze", "count", str(tiny_run), "--terms-file", str(terms), "--steps",
+                 "checkpoints", "--pairs", "--window", "4", "--processes", "2",
+                 "--out", str(tmp_path / "c.h5")]) == 0
     import h5py
 
     with h5py.File(tmp_path / "c.h5") as f:
@@ -77,12 +78,13 @@ def test_bad_input_one_line_exit_2(tiny_data: Path, tmp_path: Path, args: list[s
     assert existing.read_bytes() == b"keep"
 
 
-def test_fewshot_cli(cli_bin: Path, tiny_run: Path, corpus_dir: Path, tmp_path: Path) -> None:
-    out = run(cli_bin, "fewshot", tiny_run, "--truth", corpus_dir / "truth.json", "--steps", "40",
-              "--shots", "0", "--x2", "1-2", "--out", tmp_path / "fs.h5",
-              "--figures", tmp_path / "fig")
-    assert out.returncode == 0, out.stderr
-    assert "facts: top-10 minus bottom-10" in out.stdout
+def test_fewshot_cli(cli_bin: Path, tiny_run: Path, corpus_dir: Path, tmp_path: Path,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["analyze", "fewshot", str(tiny_run), "--truth", str(corpus_dir / "truth.json"),
+            "--steps", "40", "--shots", "0", "--x2", "1-2", "--out", str(tmp_path / "fs.h5"),
+            "--figures", str(tmp_path / "fig")]
+    assert main(args) == 0
+    assert "facts: top-10 minus bottom-10" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
         "arithmetic-plus.0shot.png", "facts.0shot.png"]
     bad = run(cli_bin, "fewshot", tiny_run, "--tasks", "facts", "--steps", "40")
