@@ -47,31 +47,54 @@ class Matcher:
                        for first in firsts)
         return cls(terms=tuple(terms), lut=lut, groups=groups)
 
-    def find(self, chunk: np.ndarray) -> list[np.ndarray]:
-        """Flat positions (int64, ascending) of each term's occurrences in rows `chunk` [n, W]."""
-        width = chunk.shape[1]
+    def _candidates(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(flat tokens, flat positions starting some term, their group + 1)."""
         flat = chunk.reshape(-1)
         # uint16 tokens index the table directly; wider ids past its end start no term
         index = flat if flat.dtype.itemsize <= 2 else np.minimum(flat, len(self.lut) - 1)
         hits = self.lut[index]
         cand = np.flatnonzero(hits != 0)  # a bool mask: faster than nonzero on integers
-        group = hits[cand]
+        return flat, cand, hits[cand]
+
+    def _complete(self, flat: np.ndarray, starts: np.ndarray, tokens: tuple[int, ...],
+                  width: int) -> np.ndarray:
+        """The starts (of a term's first token) where the whole term follows inside the row."""
+        ok = (starts % width) + len(tokens) <= width
+        last = flat.size - 1
+        for j, tok in enumerate(tokens[1:], start=1):
+            ok &= flat[np.minimum(starts + j, last)] == tok
+        return starts[ok]
+
+    def count(self, chunk: np.ndarray) -> np.ndarray:
+        """Occurrences of each term in rows `chunk` [n, W], int64 [T] (no positions kept)."""
+        flat, cand, group = self._candidates(chunk)
+        per_group = np.bincount(group, minlength=len(self.groups) + 1)
+        out = np.zeros(len(self.terms), dtype=np.int64)
+        for g, members in enumerate(self.groups):
+            starts = None
+            for i in members:
+                tokens = self.terms[i].tokens
+                if len(tokens) == 1:
+                    out[i] = per_group[g + 1]
+                    continue
+                if starts is None:
+                    starts = cand[group == g + 1].astype(np.int64)
+                out[i] = len(self._complete(flat, starts, tokens, chunk.shape[1]))
+        return out
+
+    def find(self, chunk: np.ndarray) -> list[np.ndarray]:
+        """Flat positions (int64, ascending) of each term's occurrences in rows `chunk` [n, W]."""
+        width = chunk.shape[1]
+        flat, cand, group = self._candidates(chunk)
         order = np.argsort(group, kind="stable")
         cand, group = cand[order], group[order]
         cuts = np.searchsorted(group, np.arange(1, len(self.groups) + 2, dtype=group.dtype))
         out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(self.terms)
-        last = flat.size - 1
         for g, members in enumerate(self.groups):
             starts = cand[cuts[g]:cuts[g + 1]].astype(np.int64)
             for i in members:
                 tokens = self.terms[i].tokens
-                if len(tokens) == 1:
-                    out[i] = starts
-                    continue
-                ok = (starts % width) + len(tokens) <= width
-                for j, tok in enumerate(tokens[1:], start=1):
-                    ok &= flat[np.minimum(starts + j, last)] == tok
-                out[i] = starts[ok]
+                out[i] = starts if len(tokens) == 1 else self._complete(flat, starts, tokens, width)
         return out
 
 

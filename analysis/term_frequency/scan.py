@@ -152,10 +152,13 @@ def _count_units(units: list[tuple[int, int, int]]) -> tuple[list[tuple[int, Any
     out, tokens = [], 0
     for start, end, b in units:
         chunk = rows.rows(start, end)
-        positions = matcher.find(chunk)
-        counts = np.array([len(p) for p in positions], dtype=np.int64)
-        pairs = (pair_counts(positions, width=chunk.shape[1], window=_WORKER["window"])
-                 if _WORKER["pairs"] else None)
+        pairs = None
+        if _WORKER["pairs"]:
+            positions = matcher.find(chunk)
+            counts = np.array([len(p) for p in positions], dtype=np.int64)
+            pairs = pair_counts(positions, width=chunk.shape[1], window=_WORKER["window"])
+        else:
+            counts = matcher.count(chunk)
         out.append((b, counts, pairs))
         tokens += chunk.size
     return out, tokens

@@ -22,7 +22,11 @@ ROWS = np.array([
 
 
 def counts(terms: list[Term], rows: np.ndarray = ROWS) -> list[int]:
-    return term_counts(Matcher.build(terms).find(rows)).tolist()
+    """Occurrences per term; the positions path (`find`) and the counting path agree."""
+    matcher = Matcher.build(terms)
+    found = term_counts(matcher.find(rows)).tolist()
+    assert matcher.count(rows).tolist() == found
+    return found
 
 
 def test_single_tokens_and_overlap_counted_in_both_rows() -> None:
