@@ -1,0 +1,196 @@
+"""`pythia-suite analyze count` and `analyze fewshot`: the term-frequency study (issue 9)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COUNT_HELP = """Count terms exactly in the rows each checkpoint trained on, in one pass.
+
+SOURCE is a RUN (its rows as its model saw them), a prepared DIR, or a bare .bin/.idx prefix
+of EleutherAI's preshuffled files (B = 1024 unless --batch-size). The count at step s is the
+number of occurrences inside rows [0, s*B), each row as stored (the one-token overlap between
+consecutive samples counts in both rows). Without --out, one JSON object per term and step:
+{"term", "tokens", "step", "count"} (with --pairs, then {"terms", "tokens", "step", "count"}
+per pair of terms co-occurring within --window tokens of one row).
+
+  pythia-suite analyze count RUN --text " 42" --text " 7" --steps 0,100,500
+  pythia-suite analyze count DIR --terms-file terms.txt --steps checkpoints --out counts.h5
+"""
+
+FEWSHOT_HELP = """Few-shot accuracy of a run's checkpoints, joined with the counts of each term.
+
+Arithmetic (`Q:What is x1 plus x2? A:` with --format pythia, or the embedded corpus's own
+`Q: What is x1 plus x2? A: y.` with --format corpus) scored on the first number of a greedy
+completion; fact recall from the corpus's truth.json (`eval.facts`) scored by exact match.
+Accuracy per term, shot count and checkpoint with the term's count at that checkpoint goes to
+an HDF5 file (--out) and is summarised on stdout; --figures DIR adds the PNG figures.
+
+  pythia-suite analyze fewshot RUN --truth corpus/truth.json --steps checkpoints --out fs.h5
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("count", help="exact term counts at every step, in one pass",
+                              description=COUNT_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, metavar="RUN|DATA", help="run, prepared DIR or prefix")
+    p.add_argument("--tokens", action="append", default=[], metavar="IDS",
+                   help="a term as comma-separated token ids (repeatable)")
+    p.add_argument("--text", action="append", default=[], metavar="TEXT",
+                   help="a term as text, tokenized without special tokens (repeatable; "
+                        "leading spaces matter)")
+    p.add_argument("--terms-file", type=Path, metavar="FILE",
+                   help="one term per line: a JSON string (text) or a JSON list of ids")
+    p.add_argument("--steps", required=True, metavar="S,S,...|checkpoints",
+                   help="steps to count at (sorted, duplicates dropped), or the run's checkpoints")
+    p.add_argument("--pairs", action="store_true", help="also count co-occurring pairs")
+    p.add_argument("--window", type=int, default=16, metavar="N",
+                   help="pairs: start positions at most N tokens apart in one row (default 16)")
+    p.add_argument("--out", type=Path, metavar="FILE.h5|FILE.csv", help="write a file")
+    p.add_argument("--processes", type=int, default=1, metavar="K", help="worker processes")
+    p.add_argument("--engine", default="numpy", choices=("numpy", "tokengrams"),
+                   help="counting engine (default numpy: streaming; see bench/bench_count.py)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="rows per step for a bare prefix (default 1024)")
+    p.add_argument("--tokenizer", type=Path, metavar="FILE",
+                   help="tokenizer.json for --text (default: the data's)")
+    p.set_defaults(handler=run_count)
+
+    f = subparsers.add_parser("fewshot", help="few-shot accuracy vs term frequency",
+                              description=FEWSHOT_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("run", type=Path, metavar="RUN", help="a run with checkpoints")
+    f.add_argument("--truth", type=Path, metavar="FILE", help="truth.json (for --tasks facts)")
+    f.add_argument("--steps", default="checkpoints", metavar="S,S,...|checkpoints")
+    f.add_argument("--tasks", default=None, metavar="T,T",
+                   help="facts,arithmetic (default: both with --truth, else arithmetic)")
+    f.add_argument("--format", default="corpus", choices=("corpus", "pythia"))
+    f.add_argument("--ops", default="plus", metavar="OP,OP", help="plus, minus, times")
+    f.add_argument("--x2", default="1-50", metavar="A-B", help="second operands (default 1-50)")
+    f.add_argument("--max-answer", type=int, default=99, metavar="N",
+                   help="keep arithmetic items whose answer is at most N (default 99; 0: all)")
+    f.add_argument("--shots", default="0,2,4,8,16", metavar="K,K")
+    f.add_argument("--seed", type=int, default=1234, help="few-shot sampling seed")
+    f.add_argument("--batch-size", type=int, default=128, metavar="N", help="prompts per batch")
+    f.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    f.add_argument("--tokenizer", type=Path, metavar="FILE")
+    f.add_argument("--out", type=Path, metavar="FILE.h5", help="HDF5 results")
+    f.add_argument("--figures", type=Path, metavar="DIR", help="write PNG figures into DIR")
+    f.set_defaults(handler=run_fewshot_cli)
+
+
+def _terms(args: argparse.Namespace):  # -> list[Term]
+    from analysis.sources import open_rows
+    from analysis.term_frequency.terms import (
+        check_vocabulary,
+        parse_token_ids,
+        read_terms_file,
+        text_term,
+        unique_terms,
+    )
+    from dataloader_replay.tokenizer import read_tokenizer
+
+    if not (args.tokens or args.text or args.terms_file):
+        raise ValueError("terms: give --tokens, --text or --terms-file")
+    rows = open_rows(args.source, batch_size=args.batch_size)
+    data = getattr(rows, "data", rows)
+    tok_path = args.tokenizer
+    directory = getattr(data, "directory", None)
+    if tok_path is None and directory is not None:
+        tok_path = Path(directory) / "tokenizer.json"
+    tokenizer = None
+    if args.text or args.terms_file:
+        tokenizer = read_tokenizer(tok_path) if tok_path is not None else None
+    terms = [parse_token_ids(v) for v in args.tokens]
+    terms += [text_term(v, tokenizer) for v in args.text]
+    if args.terms_file:
+        terms += read_terms_file(args.terms_file, tokenizer)
+    vocab = getattr(data, "vocab_size", None)
+    if vocab is None and tokenizer is not None:
+        vocab = tokenizer.get_vocab_size(with_added_tokens=True)
+    check_vocabulary(terms, vocab, where=str(args.source))
+    return unique_terms(terms), rows
+
+
+def _steps(value: str, source: Path) -> list[int]:
+    from analysis.sources import open_checkpoints
+    from analysis.term_frequency.terms import parse_steps
+
+    available = None
+    if value.strip() == "checkpoints":
+        available = open_checkpoints(source).steps
+    return parse_steps(value, available=available)
+
+
+def run_count(args: argparse.Namespace) -> int:
+    from analysis.term_frequency.results import check_output, write_counts, write_jsonl
+    from analysis.term_frequency.scan import CountConfig, check_steps, count_terms
+
+    check_output(args.out)
+    if args.window < 1:
+        raise ValueError(f"--window: must be >= 1, got {args.window}")
+    terms, rows = _terms(args)
+    steps = _steps(args.steps, args.source)
+    check_steps(rows, steps, where=str(args.source))
+    config = CountConfig(steps=tuple(steps), pairs=args.pairs, window=args.window,
+                         processes=args.processes, engine=args.engine, batch_size=args.batch_size)
+    result = count_terms(args.source, terms, config)
+    if args.out is None:
+        write_jsonl(result, sys.stdout)
+    else:
+        write_counts(result, args.out)
+    return 0
+
+
+def _ints(value: str, flag: str) -> tuple[int, ...]:
+    try:
+        if "-" in value and "," not in value:
+            lo, hi = (int(v) for v in value.split("-"))
+            return tuple(range(lo, hi + 1))
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise ValueError(f"{flag}: {value!r} is not a list of integers or a range A-B") from None
+
+
+def run_fewshot_cli(args: argparse.Namespace) -> int:
+    from analysis.term_frequency.decode import DecodeConfig
+    from analysis.term_frequency.fewshot import FewShotConfig
+    from analysis.term_frequency.figures import accuracy_vs_frequency
+    from analysis.term_frequency.metrics import gap_table
+    from analysis.term_frequency.pipeline import ItemsConfig, run_fewshot
+
+    truth = None
+    if args.truth is not None:
+        if not args.truth.is_file():
+            raise FileNotFoundError(f"{args.truth}: no such truth file")
+        try:
+            truth = json.loads(args.truth.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{args.truth}: not JSON ({exc})") from None
+    tasks = tuple(args.tasks.split(",")) if args.tasks else (
+        ("facts", "arithmetic") if truth is not None else ("arithmetic",))
+    shots = _ints(args.shots, "--shots")
+    if any(k < 0 for k in shots):
+        raise ValueError(f"--shots: must be >= 0, got {args.shots!r}")
+    if args.figures is not None and args.figures.exists():
+        raise FileExistsError(f"{args.figures}: already exists")
+    steps = None if args.steps.strip() == "checkpoints" else _steps(args.steps, args.run)
+    items = ItemsConfig(tasks=tasks, format=args.format, ops=tuple(args.ops.split(",")),
+                        x2=_ints(args.x2, "--x2"), max_answer=args.max_answer or None)
+    fewshot = FewShotConfig(shots=shots, seed=args.seed, dtype=args.dtype,
+                            decode=DecodeConfig(batch_size=args.batch_size))
+    result = run_fewshot(args.run, truth=truth, steps=steps, items_config=items,
+                         fewshot=fewshot, tokenizer=args.tokenizer, out=args.out)
+    joined = result.joined
+    for task in sorted(joined["task"].unique()):
+        sys.stdout.write(f"{task}: top-10 minus bottom-10 accuracy x100 (rows: shots)\n")
+        sys.stdout.write(gap_table(joined, task=task).round(1).to_string() + "\n")
+    if args.figures is not None:
+        args.figures.mkdir(parents=True)
+        for (task, k), _ in joined.groupby(["task", "shots"]):
+            accuracy_vs_frequency(joined, task=task, shots=int(k),
+                                  out=args.figures / f"{task}.{k}shot.png")
+    return 0
