@@ -112,3 +112,15 @@ def score_rows(model: torch.nn.Module, rows: np.ndarray, config: ScoreConfig = S
     labels_ok = (argmax == tokens[:, 1:]).float().mean(dim=1).numpy()
     return RowScores(scores=scores, loglik=logp.mean(dim=1).numpy().astype(np.float32),
                      token_acc=labels_ok.astype(np.float32), decoded=int(todo.size))
+
+
+def score_windows(model: torch.nn.Module, windows: np.ndarray, k: int, target: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Score [N] and mean target-token log-likelihood [N] of windows [N, k + target]."""
+    if len(windows) == 0:
+        return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
+    cfg = ScoreConfig(k=k, target=target)
+    res = score_rows(model, windows, cfg)
+    tokens = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.int64))
+    _, logp = teacher_forced(model, tokens)
+    return res.scores, logp[:, k - 1:k - 1 + target].mean(dim=1).numpy().astype(np.float32)
