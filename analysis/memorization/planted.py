@@ -19,7 +19,6 @@ import pandas as pd
 
 from dataloader_replay.find import find_tokens
 from dataloader_replay.indexed import open_indexed
-from dataloader_replay.replay import TrainData
 from dataloader_replay.tokenizer import read_tokenizer
 
 CANARY_PATTERN = 6  # tokens of a canary searched for (a canary may run past its row's end)
@@ -35,7 +34,7 @@ class Windows:
     table: pd.DataFrame  # one line per window
 
 
-def canary_windows(data: TrainData, truth: dict[str, Any], *, context: int = 16,
+def canary_windows(data: Any, truth: dict[str, Any], *, context: int = 16,
                    target: int = 16) -> Windows:
     """Windows of every canary occurrence that fits its row with `context` tokens before it."""
     tok = read_tokenizer(Path(_data_dir(data)) / "tokenizer.json")
@@ -45,7 +44,7 @@ def canary_windows(data: TrainData, truth: dict[str, Any], *, context: int = 16,
         t = target
         if len(ids) < t:
             continue
-        for occ in find_tokens(data, ids[:min(CANARY_PATTERN, len(ids))]):
+        for occ in find_tokens(getattr(data, "data", data), ids[:min(CANARY_PATTERN, len(ids))]):
             if occ.offset < context or occ.offset + t > data.seq_length + 1:
                 continue
             row = data.rows(occ.row, occ.row + 1)[0].astype(np.int64)
