@@ -103,11 +103,16 @@ def check_run_data(run: Path, data: Path | None) -> None:
                          f"{run} was trained on ({run / RUN_JSON}: data.manifest_sha256)")
 
 
-def check_vocab(model: Any, tokens: np.ndarray, where: str) -> None:
-    vocab = int(model.config.vocab_size)
+def check_vocab(folder: Path, tokens: np.ndarray) -> None:
+    """ValueError if the model's vocabulary cannot hold the data's largest token id."""
+    where = Path(folder) / "config.json"
+    try:
+        vocab = int(json.loads(where.read_text())["vocab_size"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: field 'vocab_size': missing or not an integer") from None
     top = int(tokens.max()) if tokens.size else 0
     if top >= vocab:
-        raise ValueError(f"{where}/config.json: field 'vocab_size': {vocab} is smaller than the "
+        raise ValueError(f"{where}: field 'vocab_size': {vocab} is smaller than the "
                          f"data's largest token id ({top})")
 
 
@@ -139,9 +144,10 @@ def _score(cfg: MemConfig, inp: Inputs, rank: int, world: int) -> MemResults:
     bar = tqdm(total=n_s * sum(b.stop - b.start for b in mine), unit="row", disable=None,
                desc=f"memorization (rank {rank})" if world > 1 else "memorization")
     started, done = time.perf_counter(), 0
+    for step in inp.steps:
+        check_vocab(inp.ckpts.folder(step), tokens)
     for i, step in enumerate(inp.steps):
         model = inp.ckpts.load(step, dtype=cfg.dtype)
-        check_vocab(model, tokens, str(inp.ckpts.folder(step)))
         for b in mine:
             r = score_rows(model, tokens[b], sc)
             out["scores"][i, b], out["loglik"][i, b], out["token_acc"][i, b] = (
