@@ -178,6 +178,7 @@ def _gather_rows(rows: Rows, ids: np.ndarray) -> np.ndarray:
 def _attrs(cfg: MemConfig, inp: Inputs) -> dict[str, Any]:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config.pop("overwrite")
+    config.pop("out")  # the file itself: the same results wherever they are written
     return {
         "config": json.dumps(config, sort_keys=True),
         "k": cfg.k, "target": cfg.target, "dtype": cfg.dtype,
