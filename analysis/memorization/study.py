@@ -95,7 +95,9 @@ def _planted(base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: 
     standard = [r for r in base if r.variant == "standard"]
     canaries = []
     for run in standard:
-        win = canary_windows(open_rows(run.path), truth)  # type: ignore[arg-type]
+        data = open_rows(run.path)
+        span = min(16, (data.seq_length + 1) // 4)  # context and canary tokens per window
+        win = canary_windows(data, truth, context=span, target=span)
         canaries.append(_score_final(run, win, dtype))
     if canaries:
         table = pd.concat(canaries, ignore_index=True)
