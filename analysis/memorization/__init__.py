@@ -5,8 +5,12 @@ Pure cores: `score` (the two-path score), `sample`, `metrics`, `profiles`; I/O e
 windows), `figures`, `study` (`run_study` for `pythia-suite run`).
 """
 
-from analysis.memorization.metrics import (memorized_fraction, poisson_spread, predictability,
-                                           predictability_over_steps)
+from analysis.memorization.metrics import (
+                                           memorized_fraction,
+                                           poisson_spread,
+                                           predictability,
+                                           predictability_over_steps,
+)
 from analysis.memorization.profiles import profiles
 from analysis.memorization.results import load_scores, read_results
 from analysis.memorization.runner import MemConfig, score_memorization

@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from analysis.memorization.metrics import PoissonSpread  # noqa: E402
-from analysis.memorization.profiles import Profiles  # noqa: E402
+from analysis.memorization.metrics import PoissonSpread
+from analysis.memorization.profiles import Profiles
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -60,17 +60,16 @@ def write_results(path: Path, res: MemResults, *, overwrite: bool = False) -> Pa
     import h5py
 
     path = Path(path)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("steps", data=np.asarray(res.steps, dtype=np.int64))
-            f.create_dataset("rows", data=np.asarray(res.rows, dtype=np.int64))
-            f.create_dataset("scores", data=np.asarray(res.scores, dtype=np.float32))
-            f.create_dataset("seen", data=np.asarray(res.seen, dtype=bool))
-            f.create_dataset("loglik", data=np.asarray(res.loglik, dtype=np.float32))
-            f.create_dataset("token_acc", data=np.asarray(res.token_acc, dtype=np.float32))
-            for key, value in res.attrs.items():
-                f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(
-                    value, sort_keys=True)
+    with atomic_path(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("steps", data=np.asarray(res.steps, dtype=np.int64))
+        f.create_dataset("rows", data=np.asarray(res.rows, dtype=np.int64))
+        f.create_dataset("scores", data=np.asarray(res.scores, dtype=np.float32))
+        f.create_dataset("seen", data=np.asarray(res.seen, dtype=bool))
+        f.create_dataset("loglik", data=np.asarray(res.loglik, dtype=np.float32))
+        f.create_dataset("token_acc", data=np.asarray(res.token_acc, dtype=np.float32))
+        for key, value in res.attrs.items():
+            f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(
+                value, sort_keys=True)
     return path
 
 

@@ -22,8 +22,16 @@ from tqdm import tqdm
 from analysis.memorization.results import MemResults, write_results
 from analysis.memorization.sample import parse_steps, stratified_rows
 from analysis.memorization.score import ScoreConfig, score_rows
-from analysis.sources import (DTYPES, RUN_JSON, Checkpoints, Rows, data_fingerprint,
-                              open_checkpoints, open_rows, seen_before)
+from analysis.sources import (
+    DTYPES,
+    RUN_JSON,
+    Checkpoints,
+    Rows,
+    data_fingerprint,
+    open_checkpoints,
+    open_rows,
+    seen_before,
+)
 from checkpoints_index.sums import sha256_file
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,11 @@ import pandas as pd
 from scipy import stats
 
 from analysis.memorization import figures as F
-from analysis.memorization.metrics import (memorized_fraction, poisson_spread,
-                                           predictability_over_steps)
+from analysis.memorization.metrics import (
+    memorized_fraction,
+    poisson_spread,
+    predictability_over_steps,
+)
 from analysis.memorization.planted import Windows, canary_windows, cluster_windows
 from analysis.memorization.profiles import profiles
 from analysis.memorization.results import MemResults, read_results

@@ -5,8 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.memorization.metrics import (memorized_fraction, poisson_spread, predictability,
-                                           predictability_over_steps)
+from analysis.memorization.metrics import (
+    memorized_fraction,
+    poisson_spread,
+    predictability,
+    predictability_over_steps,
+)
 from analysis.memorization.profiles import cohorts, estimate, panel
 from analysis.memorization.results import MemResults
 from analysis.memorization.sample import parse_rows, parse_steps, shard, stratified_rows

@@ -11,7 +11,7 @@ import torch
 from analysis.memorization.score import ScoreConfig, first_mismatch, score_rows
 from analysis.sources import open_checkpoints, open_rows
 
-from .conftest import K, TARGET
+from .conftest import TARGET, K
 
 
 @pytest.fixture(scope="module")
