@@ -16,6 +16,7 @@ fraction of target positions that greedy decoding from the prompt reproduces.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ class RowScores:
 
 
 @torch.no_grad()
-def teacher_forced(model: torch.nn.Module, tokens: torch.Tensor
+def teacher_forced(model: Any, tokens: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """Argmax [N, L] and log p(label) [N, L] of a teacher-forced pass over rows [N, L + 1]."""
     inputs, labels = tokens[:, :-1], tokens[:, 1:]

@@ -142,5 +142,5 @@ def _fit(win: Windows, seq_length: int) -> Windows:
 
 def _data_dir(run: RunSpec) -> Path:
     data = open_rows(run.path)
-    inner = getattr(data, "data", data)
+    inner: Any = getattr(data, "data", data)
     return Path(inner.directory)
