@@ -13,9 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pythia_suite.cli import analyze, checkpoints, corpus, data, family, train
+from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train
 
-MODULES = (corpus, data, family, train, checkpoints, analyze)
+MODULES = (corpus, data, family, train, checkpoints, analyze, run)
 
 
 def build_parser() -> argparse.ArgumentParser:
