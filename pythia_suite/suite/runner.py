@@ -90,6 +90,14 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _remove_output(path: Path) -> None:
+    """The output and any temporary sibling a killed atomic write left (`.NAME.*.tmp`)."""
+    _remove(path)
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            _remove(tmp)
+
+
 def _duration(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
@@ -184,7 +192,7 @@ def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
             done_file.unlink()
         if not resume:
             for path in stage.outputs:
-                _remove(path)
+                _remove_output(path)
         with atomic_path(started_file, overwrite=True) as tmp:
             tmp.write_text(key + "\n")
         log.debug("stage %s: %s (key %s)", stage.slug, "resuming" if resume else "starting", key)
