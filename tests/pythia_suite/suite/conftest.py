@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -65,7 +66,7 @@ def render_in_chromium(page: Path) -> PageState:
     assert body is not None, dom[:500]
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
     widths = [int(w) for w in re.findall(r'<img[^>]*data-natural-width="(\d+)"', dom)]
-    checks = [(p == "true", re.sub(r"<[^>]+>", "", text))
+    checks = [(p == "true", html.unescape(re.sub(r"<[^>]+>", "", text)))
               for p, text in re.findall(r'<div class="check [^"]*" data-passed="(\w+)">(.*?)</div>',
                                         dom, flags=re.DOTALL)]
     return PageState(figures=int(attrs["data-figures"]), loaded=int(attrs["data-figures-loaded"]),
