@@ -301,7 +301,7 @@ def load_config(path: Path | None, *, preset: str = "default", name: str | None 
     from pythia_suite.suite.presets import preset_data
 
     data = preset_data(preset)
-    source, lines = f"preset {preset!r}", {}
+    source, lines = f"preset {preset!r}", dict[str, int]()
     if path is not None:
         user, lines = read_yaml(Path(path))
         data, source = merge(data, user), str(path)

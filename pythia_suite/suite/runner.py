@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".state"
 BAR_WIDTH = 20
+PRIOR = 60.0
 
 
 @dataclass(kw_only=True)
@@ -129,7 +130,9 @@ class Progress:
                     else self.index / self.count)
         filled = round(fraction * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        rate = (self.worked_seconds / self.worked_estimate) if self.worked_estimate > 1 else 1.0
+        # measured seconds per estimated second, damped by a prior of PRIOR estimated seconds
+        # at rate 1, so that one short stage off its estimate does not swing the time left
+        rate = (self.worked_seconds + PRIOR) / (self.worked_estimate + PRIOR)
         left = (self.total - self.done_estimate) * rate
         width = len(str(self.count))
         tail = "done" if self.index == self.count else f"about {_duration(left)} left"

@@ -13,6 +13,8 @@ import importlib
 import inspect
 import json
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,16 @@ def _estimate_train(config: SuiteConfig, model: str, steps: int) -> float:
     return 1.0 + steps * (6 * params * d.batch_size * d.seq_length / FLOPS_PER_SECOND + 0.02)
 
 
+def _any_resume(fn: Callable[[], None]) -> Callable[[bool], None]:
+    """A stage function that starts over whether or not it was interrupted."""
+
+    def run(resume: bool) -> None:
+        del resume
+        fn()
+
+    return run
+
+
 def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """The stages of `config`, in order; `source` names the config in error messages."""
     from pythia_suite.suite import tasks
@@ -164,8 +176,8 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
             slug=f"prepare-{variant}", title=f"prepare {variant}", kind="prepare",
             config=c.section("data"), outputs=(out,),
             deps=("corpus" if variant == "standard" else "dedup", "tokenizer"),
-            run=lambda resume, v=variant: tasks.prepare_variant(c, layout, v),
-            digest=lambda o=out: tasks.data_digest(o),
+            run=_any_resume(partial(tasks.prepare_variant, c, layout, variant)),
+            digest=partial(tasks.data_digest, out),
             estimate=1.0 + d.num_samples * d.seq_length / 2e5))
     by_name = {r.name: r for r in runs}
     for r in runs:
@@ -178,15 +190,16 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
         stages.append(Stage(
             slug=f"train-{r.name}", title=f"train {r.name}", kind="train", config=train_config,
             deps=deps, outputs=(r.path,), resumable=True,
-            run=lambda resume, r=r: tasks.train_run(c, layout, r, by_name, resume),
-            digest=lambda r=r: tasks.run_digest(r.path),
+            run=partial(tasks.train_run, c, layout, r, by_name),
+            digest=partial(tasks.run_digest, r.path),
             estimate=_estimate_train(c, r.model, d.steps - (r.branch_step or 0))))
+    verified: dict[str, dict[str, Any]] = {}
     for r in runs:
         stages.append(Stage(
             slug=f"verify-{r.name}", title=f"verify {r.name} (replay, checkpoints)",
             kind="verify", config={}, deps=(f"train-{r.name}",), outputs=(),
-            run=lambda resume, r=r: None, digest=lambda r=r: tasks.verify_run_dir(r.path),
-            estimate=0.5 + d.steps * 0.002))
+            run=_any_resume(partial(tasks.verify_into, r.path, verified, r.name)),
+            digest=partial(verified.__getitem__, r.name), estimate=0.5 + d.steps * 0.002))
     run_deps = tuple(f"verify-{r.name}" for r in runs) + tuple(f"train-{r.name}" for r in runs)
     for study, run_study in studies.items():
         out = layout.study(study)
@@ -194,9 +207,8 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
             slug=f"study-{study}", title=f"study {study}", kind="study",
             config={"options": to_plain(c.studies[study]), "runs": [to_plain(r) for r in runs]},
             deps=("corpus", *run_deps), outputs=(out,),
-            run=lambda resume, s=study, f=run_study, o=out: tasks.study(
-                c, layout, s, f, runs, o),
-            digest=lambda o=out: tasks.study_digest(o), estimate=30.0))
+            run=_any_resume(partial(tasks.study, c, layout, study, run_study, runs, out)),
+            digest=partial(tasks.study_digest, out), estimate=30.0))
     stages.append(Stage(
         slug="report", title=f"report {layout.report}", kind="report", config=to_plain(c),
         deps=("corpus", *run_deps, *(f"study-{s}" for s in studies)),

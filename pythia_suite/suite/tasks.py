@@ -138,6 +138,10 @@ def verify_run_dir(run_dir: Path) -> dict[str, Any]:
     return {"batches_verified": result.checked, "checkpoints_verified": count}
 
 
+def verify_into(run_dir: Path, results: dict[str, dict[str, Any]], name: str) -> None:
+    results[name] = verify_run_dir(run_dir)
+
+
 def study(config: SuiteConfig, layout: Layout, name: str, run_study: Callable[..., Any],
           runs: list[PlannedRun], out_dir: Path) -> None:
     """Call `analysis.<name>.run_study` and save its StudyReport beside its outputs."""
