@@ -262,7 +262,7 @@ def check(config: SuiteConfig, where: _Where) -> None:
     b = config.branch
     if b.model is not None and b.model not in t.models:
         raise where.error("branch.model", f"{b.model!r} is not one of train.models")
-    if b.variant not in t.variants:
+    if b.enabled and b.variant not in t.variants:
         raise where.error("branch.variant", f"{b.variant!r} is not one of train.variants")
     if b.step is not None and not 0 <= b.step < config.data.steps:
         raise where.error("branch.step", f"must be in [0, {config.data.steps}), got {b.step}")

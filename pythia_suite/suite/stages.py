@@ -181,8 +181,9 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
             estimate=1.0 + d.num_samples * d.seq_length / 2e5))
     by_name = {r.name: r for r in runs}
     for r in runs:
-        train_config = {"train": c.section("train"), "model": r.model, "variant": r.variant,
-                        "steps": d.steps}
+        t = c.section("train")  # this run's settings only: adding a model retrains nothing
+        train_config = {k: t[k] for k in ("seed", "checkpoints", "precision", "threads")} | {
+            "model": r.model, "variant": r.variant, "steps": d.steps}
         deps: tuple[str, ...] = (f"prepare-{r.variant}",)
         if r.branch_of is not None:
             train_config["branch"] = c.section("branch") | {"step": r.branch_step}

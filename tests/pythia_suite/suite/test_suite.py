@@ -89,6 +89,11 @@ def test_changed_config_reruns_exactly_what_depends_on_it(tiny_suite: SuiteRun,
     assert sorted(map(int, steps)) == [0, 1, 2, 4, 8, 12, 24]
     for step in ("0", "8", "24"):  # the same training: the shared steps have the same weights
         assert steps[step] == before["train-pythia-nano-standard"]["checkpoints"][step]
+    # one variant fewer: nothing is trained again, only the report is redone
+    config = load_config(write_yaml(tmp_path / "t.yaml", "train:\n  checkpoints: log+every:12\n"
+                                    "  variants: [deduped]\n"), preset="tiny")
+    result = run_suite(config, root=tmp_path, source="t.yaml")
+    assert result.ran() == ["report"]
 
 
 def _kill_when(proc: subprocess.Popen[str], path: Path, timeout: float = 300) -> None:
