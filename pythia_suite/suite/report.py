@@ -39,6 +39,7 @@ th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: 0.85em; }
 .broken { outline: 3px solid red; }
+.tbl { overflow-x: auto; }
 """
 
 # Marks every figure with its natural width once the page has loaded (and outlines a broken
@@ -83,7 +84,7 @@ def _table(df: pd.DataFrame, csv: str | None) -> str:
     more = (f"<p>first {MAX_TABLE_ROWS} of {len(df)} rows</p>" if len(df) > MAX_TABLE_ROWS
             else "")
     link = f'<p>CSV: <a href="{_e(csv)}">{_e(csv)}</a></p>' if csv else ""
-    return body + more + link
+    return f'<div class="tbl">{body}</div>' + more + link
 
 
 def _checks(studies: list[StudyReport]) -> str:

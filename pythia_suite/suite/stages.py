@@ -123,6 +123,19 @@ def _estimate_train(config: SuiteConfig, model: str, steps: int) -> float:
     return 1.0 + steps * (6 * params * d.batch_size * d.seq_length / FLOPS_PER_SECOND + 0.02)
 
 
+def _renderer_hash() -> str:
+    """The report's own code: a new renderer redraws the page (it costs seconds)."""
+    here = Path(__file__).parent
+    return sha256_bytes(b"".join((here / n).read_bytes()
+                                 for n in ("report.py", "curves.py", "studyio.py")))
+
+
+def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def _any_resume(fn: Callable[[], None]) -> Callable[[bool], None]:
     """A stage function that starts over whether or not it was interrupted."""
 
@@ -211,7 +224,8 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
             run=_any_resume(partial(tasks.study, c, layout, study, run_study, runs, out)),
             digest=partial(tasks.study_digest, out), estimate=30.0))
     stages.append(Stage(
-        slug="report", title=f"report {layout.report}", kind="report", config=to_plain(c),
+        slug="report", title=f"report {layout.report}", kind="report",
+        config={"suite": to_plain(c), "renderer": _renderer_hash()},
         deps=("corpus", *run_deps, *(f"study-{s}" for s in studies)),
         outputs=(layout.report, layout.tables),
         run=lambda resume: tasks.report(c, layout, runs, list(studies)),
