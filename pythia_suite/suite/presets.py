@@ -14,6 +14,7 @@ from typing import Any
 # trainer's `branch_from` / `branch_step` / `intervention` fields, live on other branches.
 STUDIES: dict[str, dict[str, Any]] = {}  # -> {"memorization": {}, "term_frequency": {}, "bias": {}}
 BRANCH_ENABLED = False  # -> True once TrainConfig has branch_from / branch_step / intervention
+PRECISION = "fp32"  # -> the trainer's fastest on CPU once TrainConfig has `precision` (measure)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -24,7 +25,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"seq_length": 32, "batch_size": 8, "steps": 24, "held_out_rows": 32,
                  "seed": 1234},
         "train": {"models": ["pythia-nano"], "variants": ["standard", "deduped"], "seed": 1234,
-                  "checkpoints": "log+every:8", "precision": "fp32"},
+                  "checkpoints": "log+every:8", "precision": PRECISION},
         "branch": {"enabled": BRANCH_ENABLED, "variant": "standard", "step": 16,
                    "intervention": "pronoun-swap"},
         "studies": STUDIES,
@@ -37,7 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"seq_length": 128, "batch_size": 16, "steps": 256, "held_out_rows": 512,
                  "seed": 1234},
         "train": {"models": ["pythia-nano", "pythia-micro"], "variants": ["standard", "deduped"],
-                  "seed": 1234, "checkpoints": "log+every:32", "precision": "fp32"},
+                  "seed": 1234, "checkpoints": "log+every:32", "precision": PRECISION},
         "branch": {"enabled": BRANCH_ENABLED, "variant": "standard", "step": 192,
                    "intervention": "pronoun-swap"},
         "studies": STUDIES,
@@ -51,7 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "seed": 1234},
         "train": {"models": ["pythia-nano", "pythia-micro", "pythia-mini"],
                   "variants": ["standard", "deduped"], "seed": 1234,
-                  "checkpoints": "log+every:125", "precision": "fp32"},
+                  "checkpoints": "log+every:125", "precision": PRECISION},
         "branch": {"enabled": BRANCH_ENABLED, "variant": "standard", "step": 1500,
                    "intervention": "pronoun-swap"},
         "studies": STUDIES,
