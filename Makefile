@@ -1,10 +1,11 @@
 # Two entry points, each doing all set-up on a fresh clone:
-#   make demo   creates .venv, installs, runs the pipeline on the embedded default corpus
-#   make test   creates .venv if needed, installs, runs the test suite
+#   make demo   creates .venv, installs, runs `pythia-suite run` (the default suite) into runs/default
+#   make test   creates .venv if needed, installs (and Debian's chromium when missing), runs the tests
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO := demo-out
 
 .PHONY: demo test bench clean
@@ -17,19 +18,10 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf $(DEMO)
-	$(BIN)/pythia-suite corpus synth --out $(DEMO)/corpus --preset tiny --seed 1234
-	$(BIN)/pythia-suite dedup $(DEMO)/corpus/corpus.jsonl --out $(DEMO)/deduped.jsonl
-	$(BIN)/pythia-suite tokenizer train $(DEMO)/deduped.jsonl --vocab-size 2048 --out $(DEMO)/tokenizer.json
-	$(BIN)/pythia-suite prepare $(DEMO)/deduped.jsonl --tokenizer $(DEMO)/tokenizer.json --out $(DEMO)/data \
-		--seq-length 128 --batch-size 8 --steps 64
-	$(BIN)/pythia-suite replay $(DEMO)/data --step 10 --out $(DEMO)/batch10.npy
-	$(BIN)/pythia-suite train --model pythia-nano --data $(DEMO)/data --out $(DEMO)/run --checkpoints log+every:16
-	$(BIN)/pythia-suite checkpoints list $(DEMO)/run
-	$(BIN)/pythia-suite checkpoints verify $(DEMO)/run
-	$(BIN)/pythia-suite replay $(DEMO)/run --verify
+	$(BIN)/pythia-suite run --preset default
 
 test: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

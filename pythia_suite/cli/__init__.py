@@ -13,9 +13,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pythia_suite.cli import analyze, checkpoints, corpus, data, family, train, verify
+from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train, verify
 
-MODULES = (corpus, data, family, train, checkpoints, verify, analyze)
+MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:

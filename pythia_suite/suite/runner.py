@@ -1,0 +1,212 @@
+"""Running stages with skip-if-done: a stage's key is its config section plus its inputs' hashes.
+
+Each stage records, when it completes, `runs/<name>/.state/<slug>.json` with its key (sha256 of
+its name, its config section and the output digests of the stages it reads) and the digest of
+its own outputs (content hashes). On the next run a stage whose key is unchanged and whose
+outputs are on disk is skipped; a changed config section or a changed input re-runs it, and so
+every stage downstream whose inputs' digests then change. A stage is marked started (its key)
+before it runs: a killed resumable stage (training) continues from where it was if its key is
+unchanged; any other interrupted stage starts over from nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dataloader_replay.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".state"
+BAR_WIDTH = 20
+PRIOR = 60.0
+
+
+@dataclass(kw_only=True)
+class Stage:
+    """One unit of work of the suite."""
+
+    slug: str  # file-safe id, e.g. "train-pythia-nano-standard"
+    title: str  # what the progress line says
+    kind: str  # "corpus", "train", "verify", "study", "report", ...
+    config: Any  # the plain config data this stage depends on
+    deps: tuple[str, ...]  # slugs of the stages whose outputs it reads
+    outputs: tuple[Path, ...]  # removed before a fresh start; must exist to skip
+    run: Callable[[bool], None]  # run(resume)
+    digest: Callable[[], dict[str, Any]]  # content hashes of the outputs (after run)
+    estimate: float = 1.0  # seconds, for the progress bar before anything is measured
+    resumable: bool = False
+
+
+@dataclass(kw_only=True)
+class Outcome:
+    slug: str
+    kind: str
+    skipped: bool
+    seconds: float
+    digest: dict[str, Any]
+
+
+@dataclass(kw_only=True)
+class SuiteResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def ran(self, kind: str | None = None) -> list[str]:
+        """Slugs of the stages that did work (of one kind if given)."""
+        return [o.slug for o in self.outcomes if not o.skipped and kind in (None, o.kind)]
+
+    def digests(self) -> dict[str, dict[str, Any]]:
+        return {o.slug: o.digest for o in self.outcomes}
+
+
+def stable_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Replace `path` atomically with `value` as JSON."""
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _remove_output(path: Path) -> None:
+    """The output and any temporary sibling a killed atomic write left (`.NAME.*.tmp`)."""
+    _remove(path)
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            _remove(tmp)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+class Progress:
+    """One line per stage: position, an overall bar weighted by estimated cost, time left."""
+
+    def __init__(self, stages: list[Stage], skips: set[str]) -> None:
+        self.skips = skips  # predicted: their estimates do not count
+        self.total = sum(s.estimate for s in stages if s.slug not in skips)
+        self.count = len(stages)
+        self.done_estimate = 0.0  # estimated seconds of the stages finished
+        self.worked_estimate = 0.0  # of those that did work (not skipped)
+        self.worked_seconds = 0.0
+        self.index = 0
+
+    def line(self, stage: Stage, status: str, seconds: float, skipped: bool) -> str:
+        self.index += 1
+        if stage.slug not in self.skips:
+            self.done_estimate += stage.estimate
+        if not skipped:
+            self.worked_estimate += stage.estimate
+            self.worked_seconds += seconds
+        fraction = (min(1.0, self.done_estimate / self.total) if self.total > 0
+                    else self.index / self.count)
+        filled = round(fraction * BAR_WIDTH)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        # measured seconds per estimated second, damped by a prior of PRIOR estimated seconds
+        # at rate 1, so that one short stage off its estimate does not swing the time left
+        rate = (self.worked_seconds + PRIOR) / (self.worked_estimate + PRIOR)
+        left = (self.total - self.done_estimate) * rate
+        width = len(str(self.count))
+        tail = "done" if self.index == self.count else f"about {_duration(left)} left"
+        return (f"[{self.index:>{width}}/{self.count}] |{bar}| {fraction:4.0%}  "
+                f"{stage.title}: {status} ({tail})")
+
+
+def _key(stage: Stage, digests: dict[str, dict[str, Any]]) -> str:
+    return stable_hash({"stage": stage.slug, "config": stage.config,
+                        "inputs": {d: digests[d] for d in stage.deps}})
+
+
+def _done(stage: Stage, key: str, state_dir: Path) -> dict[str, Any] | None:
+    """The stage's record if it is complete with this key and its outputs are on disk."""
+    done = read_json(state_dir / f"{stage.slug}.json")
+    if (isinstance(done, dict) and done.get("key") == key
+            and all(p.exists() for p in stage.outputs)):
+        return done
+    return None
+
+
+def predicted_skips(stages: list[Stage], state_dir: Path) -> set[str]:
+    """The stages that will be skipped: complete with the key they will have (a stage whose
+    inputs will change is predicted to run)."""
+    digests: dict[str, dict[str, Any]] = {}
+    skips = set()
+    for stage in stages:
+        if any(d not in digests for d in stage.deps):
+            continue
+        done = _done(stage, _key(stage, digests), state_dir)
+        if done is not None:
+            skips.add(stage.slug)
+            digests[stage.slug] = done["digest"]
+    return skips
+
+
+def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
+    """Run `stages` in order (dependencies first), skipping those complete and unchanged."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    digests: dict[str, dict[str, Any]] = {}
+    result = SuiteResult()
+    progress = Progress(stages, predicted_skips(stages, state_dir))
+    for stage in stages:
+        missing = [d for d in stage.deps if d not in digests]
+        assert not missing, f"stage {stage.slug} runs before {missing}"
+        key = _key(stage, digests)
+        done_file = state_dir / f"{stage.slug}.json"
+        started_file = state_dir / f"{stage.slug}.started"
+        done = _done(stage, key, state_dir)
+        start = time.monotonic()
+        if done is not None:
+            digests[stage.slug] = done["digest"]
+            result.outcomes.append(Outcome(slug=stage.slug, kind=stage.kind, skipped=True,
+                                           seconds=0.0, digest=done["digest"]))
+            log.info("%s", progress.line(stage, "unchanged, skipped", 0.0, True))
+            continue
+        resume = (stage.resumable and started_file.is_file()
+                  and started_file.read_text().strip() == key)
+        if done_file.exists():
+            done_file.unlink()
+        if not resume:
+            for path in stage.outputs:
+                _remove_output(path)
+        with atomic_path(started_file, overwrite=True) as tmp:
+            tmp.write_text(key + "\n")
+        log.debug("stage %s: %s (key %s)", stage.slug, "resuming" if resume else "starting", key)
+        stage.run(resume)
+        digest = stage.digest()
+        seconds = time.monotonic() - start
+        write_json(done_file, {"key": key, "digest": digest, "seconds": round(seconds, 3)})
+        started_file.unlink()
+        digests[stage.slug] = digest
+        result.outcomes.append(Outcome(slug=stage.slug, kind=stage.kind, skipped=False,
+                                       seconds=seconds, digest=digest))
+        log.info("%s", progress.line(stage, f"{'resumed, ' if resume else ''}done in "
+                                            f"{_duration(seconds)}", seconds, False))
+    return result

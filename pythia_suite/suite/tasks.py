@@ -1,0 +1,173 @@
+"""What each stage does (thin calls into the packages) and the content digests of its outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from checkpoints_index.catalog import Catalog
+from checkpoints_index.sums import sha256_file
+from pythia_suite.suite.config import SuiteConfig
+from pythia_suite.suite.layout import Layout, corpus_file, truth_file, variant_input
+
+if TYPE_CHECKING:
+    from pythia_suite.suite.stages import PlannedRun
+
+log = logging.getLogger(__name__)
+
+STUDY_REPORT = "report.json"
+
+
+def file_digests(folder: Path, *names: str) -> dict[str, str]:
+    return {name: sha256_file(folder / name) for name in names}
+
+
+def stat_key(path: Path | None) -> list[int] | None:
+    """(size, mtime) of a named input: a cheap change detector for the stage key."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (named in the suite config)")
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def named_corpus_digest(config: SuiteConfig, layout: Layout) -> dict[str, str | None]:
+    truth = truth_file(config, layout)
+    return {"corpus": sha256_file(corpus_file(config, layout)),
+            "truth": None if truth is None else sha256_file(truth)}
+
+
+def read_truth(config: SuiteConfig, layout: Layout) -> dict[str, Any] | None:
+    path = truth_file(config, layout)
+    if path is None:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+
+
+def synth(config: SuiteConfig, layout: Layout) -> None:
+    from pythia_suite.corpus.synth import write_corpus
+
+    assert config.corpus.synth is not None
+    write_corpus(layout.corpus_dir, preset=config.corpus.synth, seed=config.corpus.seed)
+
+
+def dedup_report(layout: Layout) -> Path:
+    from pythia_suite.corpus.dedup import report_path
+
+    return report_path(layout.deduped)
+
+
+def dedup(config: SuiteConfig, layout: Layout) -> None:
+    from pythia_suite.corpus.dedup import DedupConfig, dedup_file
+
+    d = config.dedup
+    dedup_file(corpus_file(config, layout), layout.deduped,
+               DedupConfig(threshold=d.threshold, num_perm=d.num_perm, seed=d.seed))
+
+
+def tokenizer(config: SuiteConfig, layout: Layout) -> None:
+    from pythia_suite.corpus.tokenizer import train_tokenizer
+
+    train_tokenizer(layout.deduped, layout.tokenizer, vocab_size=config.tokenizer.vocab_size)
+
+
+def prepare_variant(config: SuiteConfig, layout: Layout, variant: str) -> None:
+    """Both variants: the same settings and order seed, rows past steps * B held out."""
+    from dataloader_replay.prepare import prepare
+
+    d = config.data
+    prepare(variant_input(config, layout, variant), layout.tokenizer, layout.data(variant),
+            seq_length=d.seq_length, batch_size=d.batch_size, steps=d.steps, seed=d.seed,
+            num_samples=d.num_samples)
+
+
+def data_digest(data_dir: Path) -> dict[str, str]:
+    """The content hashes the manifest records for every output file (paths left out)."""
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    return dict(manifest["files"])
+
+
+def train_run(config: SuiteConfig, layout: Layout, run: PlannedRun,
+              by_name: dict[str, PlannedRun], resume: bool) -> None:
+    """Train (or continue) one run with the agreed `TrainConfig` fields."""
+    from pythia_suite.suite.stages import train_fields
+    from pythia_suite.training.trainer import TrainConfig, train
+
+    t = config.train
+    kwargs: dict[str, Any] = {
+        "model": run.model, "data": layout.data(run.variant), "out": run.path,
+        "steps": config.data.steps, "seed": t.seed, "checkpoints": t.checkpoints,
+        "threads": t.threads, "resume": resume and run.path.exists()}
+    if "precision" in train_fields():
+        kwargs["precision"] = t.precision
+    if run.branch_of is not None:
+        kwargs.update(branch_from=by_name[run.branch_of].path, branch_step=run.branch_step,
+                      intervention=run.intervention)
+    train(TrainConfig(**kwargs))
+
+
+def run_digest(run_dir: Path) -> dict[str, Any]:
+    """Every checkpoint's sha256 (from the catalog) and the metrics file's."""
+    with Catalog.open(run_dir, create=False) as catalog:
+        checkpoints = {str(r.step): r.sha256 for r in catalog.checkpoints()}
+    return {"checkpoints": checkpoints, "metrics.jsonl": sha256_file(run_dir / "metrics.jsonl")}
+
+
+def verify_run_dir(run_dir: Path) -> dict[str, Any]:
+    """`replay --verify` and `checkpoints verify`: ValueError naming the first problem."""
+    from dataloader_replay.verify import verify_run
+
+    result = verify_run(run_dir)
+    if result.mismatch is not None:
+        m = result.mismatch
+        raise ValueError(f"{run_dir / 'metrics.jsonl'}:{m.line}: step {m.step}: batch_sha256 "
+                         f"mismatch (logged {m.logged}, replayed {m.replayed})")
+    with Catalog.open(run_dir, create=False) as catalog:
+        problems = catalog.verify()
+        count = len(catalog.checkpoints())
+    if problems:
+        raise ValueError(problems[0])
+    log.info("%s: %d batches and %d checkpoints verified", run_dir, result.checked, count)
+    return {"batches_verified": result.checked, "checkpoints_verified": count}
+
+
+def verify_into(run_dir: Path, results: dict[str, dict[str, Any]], name: str) -> None:
+    results[name] = verify_run_dir(run_dir)
+
+
+def study(config: SuiteConfig, layout: Layout, name: str, run_study: Callable[..., Any],
+          runs: list[PlannedRun], out_dir: Path) -> None:
+    """Call `analysis.<name>.run_study` and save its StudyReport beside its outputs."""
+    from pythia_suite.suite.studyio import save_study_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = [r.spec(layout) for r in runs]
+    report = run_study(specs, truth=read_truth(config, layout), out_dir=out_dir,
+                       **config.studies[name])
+    save_study_report(report, out_dir)
+
+
+def study_digest(out_dir: Path) -> dict[str, str]:
+    """The saved report and its tables (figures and result files are derived from them)."""
+    saved = json.loads((out_dir / STUDY_REPORT).read_text())
+    names = [STUDY_REPORT, *saved["tables"].values()]
+    return {n: sha256_file(out_dir / n) for n in names}
+
+
+def report(config: SuiteConfig, layout: Layout, runs: list[PlannedRun],
+           studies: list[str]) -> None:
+    from pythia_suite.suite.report import ReportInputs, write_report
+    from pythia_suite.suite.studyio import load_study_report
+
+    state = {r.name: json.loads((layout.state / f"verify-{r.name}.json").read_text())["digest"]
+             for r in runs}
+    write_report(ReportInputs(
+        config=config, layout=layout, runs=[r.spec(layout) for r in runs], verified=state,
+        studies=[load_study_report(layout.study(s)) for s in studies]))

@@ -1,0 +1,131 @@
+"""The report: StudyReports (real figures and tables) rendered into one self-contained page,
+checked in headless Chromium: every figure decoded, every planted-truth line as given."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.study import StudyReport, TruthCheck
+from pythia_suite.suite.config import load_config
+from pythia_suite.suite.layout import Layout
+from pythia_suite.suite.report import ReportInputs, write_report
+from pythia_suite.suite.stages import plan_runs
+from pythia_suite.suite.studyio import load_study_report, save_study_report
+from tests.pythia_suite.suite.conftest import SuiteRun, render_in_chromium
+
+
+def _figure(path: Path, seed: int) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(np.cumsum(rng.normal(size=50)))
+    ax.set_title(path.stem)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _study(out_dir: Path, name: str, checks: list[TruthCheck]) -> StudyReport:
+    """A StudyReport as a study builds it: PNGs and result files in out_dir, pandas tables."""
+    steps = [0, 8, 16, 24]
+    table = pd.DataFrame({"step": steps, "score": [0.0, 0.125, 0.5, 0.75]})
+    indexed = pd.DataFrame({"memorized": [3, 5]}, index=pd.Index(["standard", "deduped"],
+                                                                 name="variant"))
+    result = out_dir / "results.csv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(result, index=False)
+    return StudyReport(study=name, figures=[_figure(out_dir / f"{name}_a.png", 1),
+                                            _figure(out_dir / f"{name}_b.png", 2)],
+                       tables={"by_step": table, "by_variant": indexed}, checks=checks,
+                       results=[result])
+
+
+@pytest.fixture
+def suite_copy(tiny_suite: SuiteRun, tmp_path: Path) -> Layout:
+    shutil.copytree(tiny_suite.dir, tmp_path / "tiny")
+    return Layout(root=tmp_path / "tiny")
+
+
+def _inputs(layout: Layout, studies: list[StudyReport]) -> ReportInputs:
+    config = load_config(layout.suite_yaml)
+    runs = [r.spec(layout) for r in plan_runs(config, layout, "suite.yaml")]
+    return ReportInputs(config=config, layout=layout, runs=runs, studies=studies,
+                        verified={r.name: {"batches_verified": 24, "checkpoints_verified": 7}
+                                  for r in runs})
+
+
+def test_study_report_round_trips_through_its_files(tmp_path: Path) -> None:
+    report = _study(tmp_path / "s", "memorization",
+                    [TruthCheck(name="more copies, more memorized", passed=True, value=0.93,
+                                expected="Spearman > 0", detail="7 levels")])
+    save_study_report(report, tmp_path / "s")
+    back = load_study_report(tmp_path / "s")
+    assert back.study == "memorization" and back.checks == report.checks
+    assert back.figures == report.figures and back.results == report.results
+    for name, table in report.tables.items():
+        pd.testing.assert_frame_equal(back.tables[name], table, check_dtype=False)
+
+
+def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None:
+    studies = [
+        _study(suite_copy.study("memorization"), "memorization", [
+            TruthCheck(name="canaries: more repetitions, more memorized", passed=True,
+                       value=0.9286, expected="Spearman > 0"),
+            TruthCheck(name="held-out rows are not memorized", passed=True, value=0.0,
+                       expected="rate < 0.01")]),
+        _study(suite_copy.study("bias"), "bias", [
+            TruthCheck(name="the swap lowers the stereotype gap", passed=True, value=-0.41,
+                       expected="gap difference < 0", detail="CrowS-Pairs <b>and</b> WinoBias")]),
+    ]
+    for study in studies:  # as the suite does: saved by the study stage, loaded by the report
+        save_study_report(study, suite_copy.study(study.study))
+    loaded = [load_study_report(suite_copy.study(s.study)) for s in studies]
+    page = write_report(_inputs(suite_copy, loaded))
+    state = render_in_chromium(page)
+    assert state.figures == 1 + 2 + 2 and state.loaded == state.figures
+    assert len(state.widths) == 5 and min(state.widths) > 0
+    assert [passed for passed, _ in state.checks] == [True, True, True]
+    assert all(": recovered: " in text for _, text in state.checks)
+    assert "memorization: canaries: more repetitions, more memorized: recovered: 0.9286 " \
+           "(expected Spearman > 0)" in state.checks[0][1]
+    assert "(CrowS-Pairs <b>and</b> WinoBias)" in state.checks[2][1]  # escaped, not markup
+    html = page.read_text()
+    assert "3 of 3</b> planted-truth checks recovered" in html
+    # self-contained: every image inline, links only to the CSV tables beside the page
+    assert re.findall(r'src="([^"]{0,22})', html) == ["data:image/png;base64,"] * 5
+    links = re.findall(r'href="([^"]+)"', html)
+    assert links and all(link.startswith("tables/") and link.endswith(".csv") for link in links)
+    for link in links:
+        assert (suite_copy.root / link).is_file(), link
+    table = pd.read_csv(suite_copy.tables / "bias__by_variant.csv", index_col=0)
+    assert table.loc["deduped", "memorized"] == 5
+    assert f"pythia-suite replay {suite_copy.root}/runs/pythia-nano-standard --step" in html
+
+
+def test_a_failed_check_and_a_broken_figure_show(suite_copy: Layout) -> None:
+    study = _study(suite_copy.study("term_frequency"), "term_frequency", [
+        TruthCheck(name="accuracy rises with term frequency", passed=False, value=-0.05,
+                   expected="Spearman > 0")])
+    broken = study.figures[1]
+    broken.write_bytes(broken.read_bytes()[:100])  # a PNG cut short: it cannot decode
+    state = render_in_chromium(write_report(_inputs(suite_copy, [study])))
+    assert state.figures == 3 and state.loaded == 2 and min(state.widths) == 0
+    assert state.checks == [(False, state.checks[0][1])]
+    assert ": NOT recovered: -0.05 (expected Spearman > 0)" in state.checks[0][1]
+
+
+def test_tiny_suite_report_loads_in_chromium(tiny_suite: SuiteRun) -> None:
+    state = render_in_chromium(tiny_suite.dir / "report.html")
+    assert state.figures == 1 and state.loaded == 1 and state.widths[0] > 0
+    assert state.checks == []  # no study in the tiny preset until the study packages land

@@ -1,0 +1,66 @@
+"""The stage runner on a graph of small stages: keys, skips, content-addressed inputs, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pythia_suite.suite.runner import Stage, run_stages
+
+
+def _stages(tmp: Path, config: dict[str, object], calls: list[str],
+            fail: str | None = None) -> list[Stage]:
+    """a -> b -> c, each writing a file from its config and its input's content."""
+
+    def make(slug: str, dep: str | None) -> Stage:
+        out = tmp / f"{slug}.txt"
+
+        def run(resume: bool) -> None:
+            calls.append(slug + (" (resume)" if resume else ""))
+            if slug == fail:
+                out.write_text("half")
+                raise KeyboardInterrupt  # a kill, as far as the runner can tell
+            source = (tmp / f"{dep}.txt").read_text() if dep else ""
+            out.write_text(f"{source}|{config[slug] if slug != 'a' else str(config['a'])[:1]}")
+
+        return Stage(slug=slug, title=slug, kind="x", config=config[slug],
+                     deps=(dep,) if dep else (), outputs=(out,), run=run,
+                     digest=lambda: {"text": out.read_text()}, resumable=slug == "b")
+
+    return [make("a", None), make("b", "a"), make("c", "b")]
+
+
+def test_runner_skips_reruns_and_resumes(tmp_path: Path) -> None:
+    state = tmp_path / ".state"
+    calls: list[str] = []
+    config = {"a": "x1", "b": 1, "c": 1}
+    assert run_stages(_stages(tmp_path, config, calls), state).ran() == ["a", "b", "c"]
+    assert run_stages(_stages(tmp_path, config, calls), state).ran() == []
+    # a's config changes but its output does not: only a runs again
+    config["a"] = "x2"
+    assert run_stages(_stages(tmp_path, config, calls), state).ran() == ["a"]
+    # b's config changes: b and what reads b
+    config["b"] = 2
+    result = run_stages(_stages(tmp_path, config, calls), state)
+    assert result.ran() == ["b", "c"] and result.digests()["c"] == {"text": "|x|2|1"}
+    # a missing output makes its stage run again; its digest is unchanged, so c is skipped
+    (tmp_path / "b.txt").unlink()
+    assert run_stages(_stages(tmp_path, config, calls), state).ran() == ["b"]
+    # interrupted: a resumable stage resumes under the same key, restarts under another
+    config["b"] = 3
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(_stages(tmp_path, config, calls, fail="b"), state)
+    assert (state / "b.started").is_file() and not (state / "b.json").exists()
+    calls.clear()
+    assert run_stages(_stages(tmp_path, config, calls), state).ran() == ["b", "c"]
+    assert calls == ["b (resume)", "c"]
+    config["b"] = 4
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(_stages(tmp_path, config, calls, fail="b"), state)
+    config["b"] = 5
+    calls.clear()
+    run_stages(_stages(tmp_path, config, calls), state)
+    assert calls == ["b", "c"]  # a different key: started over, outputs removed first
+    assert json.loads((state / "c.json").read_text())["digest"] == {"text": "|x|5|1"}
