@@ -12,9 +12,9 @@ from typing import Any
 # Wiring left for the merge of the study and branch work (each is a one-line change):
 # the study packages analysis/memorization, analysis/term_frequency and analysis/bias, and the
 # trainer's `branch_from` / `branch_step` / `intervention` fields, live on other branches.
-STUDIES: dict[str, dict[str, Any]] = {}  # -> {"memorization": {}, "term_frequency": {}, "bias": {}}
-BRANCH_ENABLED = False  # -> True once TrainConfig has branch_from / branch_step / intervention
-PRECISION = "fp32"  # -> the trainer's fastest on CPU once TrainConfig has `precision` (measure)
+STUDIES: dict[str, dict[str, Any]] = {"memorization": {}, "term_frequency": {}, "bias": {}}
+BRANCH_ENABLED = True
+PRECISION = "bf16"  # the fastest on CPU (AMX); bench/bench_train.py
 
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
