@@ -1,13 +1,17 @@
-"""Training throughput: our trainer's step vs transformers' GPTNeoXForCausalLM in a plain loop.
+"""Training throughput: our trainer's step vs transformers' GPTNeoXForCausalLM in a plain loop,
+in float32 and in bf16 (the precision axis).
 
-For `pythia-micro` and `pythia-mini` (vocabulary 4096), both models start from the same weights
+For `pythia-micro` and `pythia-mini` (vocabulary 4096), all models start from the same weights
 (ours, loaded into the HF model built from `hf_config`) and train on the same random batches
 with AdamW and clip 1.0, at the same torch thread count; ours runs as the trainer runs it
-(deterministic algorithms on). Steps alternate between the two (and which goes first) so
-that a busy machine slows both alike; tokens/s are taken from the median step time. Prints
-tokens/s of each, the ratio (target >= 1.2x) and
-the model FLOPs utilization of ours: (6 N + 12 layers d T) FLOPs per token (PaLM's count;
-N = parameters without the input embedding) against a measured float32 matmul peak.
+(deterministic algorithms on, `train_step` with the state's precision). Four contestants:
+ours fp32, HF fp32, ours bf16 (`--precision bf16`: autocast, float32 master weights) and HF
+under the same `torch.autocast(bfloat16)`. Steps rotate through them (and which goes first) so
+that a busy machine slows all alike; tokens/s are taken from the median step time. Prints
+tokens/s, the ratios ours/HF in each precision (target >= 1.2x), ours bf16 / ours fp32
+(target >= 2x) and the model FLOPs utilization: (6 N + 12 layers d T) FLOPs per token (PaLM's
+count; N = parameters without the input embedding) against a measured matmul peak of the same
+precision (float32 for fp32, bfloat16 for bf16).
 
     python bench/bench_train.py            # full size: batch 8 at the rows' context length
     python bench/bench_train.py --quick    # small: batch 2, seq 64, few steps
@@ -26,13 +30,16 @@ import torch.nn.functional as F
 from pythia_suite.training.family import EXAMPLE_VOCAB, ModelConfig, get_row, hf_config, param_counts
 from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.optim import OptimConfig
+from pythia_suite.training.precision import autocast
 from pythia_suite.training.trainer import deterministic, new_state, train_step
 
+CONTESTANTS = ("ours", "hf", "ours_bf16", "hf_bf16")
 
-def matmul_peak(threads: int, n: int = 2048, reps: int = 5) -> float:
-    """Best float32 matmul FLOP/s of this machine at `threads` threads."""
+
+def matmul_peak(threads: int, n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best `dtype` matmul FLOP/s of this machine at `threads` threads."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(reps):
@@ -52,12 +59,14 @@ def hf_model(cfg: ModelConfig, ours: GPTNeoX) -> torch.nn.Module:
     return hf.train()
 
 
-def hf_step(hf: torch.nn.Module, opt: torch.optim.Optimizer, rows: np.ndarray, clip: float) -> float:
-    """The plain loop: forward, cross-entropy, backward, clip, AdamW."""
+def hf_step(hf: torch.nn.Module, opt: torch.optim.Optimizer, rows: np.ndarray, clip: float,
+            precision: str = "fp32") -> float:
+    """The plain loop: forward (under autocast for bf16), cross-entropy, backward, clip, AdamW."""
     x = torch.from_numpy(rows.astype(np.int64))
     opt.zero_grad(set_to_none=True)
-    logits = hf(input_ids=x[:, :-1]).logits
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+    with autocast(precision):
+        logits = hf(input_ids=x[:, :-1]).logits
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(hf.parameters(), clip)
     opt.step()
@@ -71,35 +80,40 @@ def bench_row(name: str, *, batch: int, seq: int | None, steps: int, warmup: int
     T = cfg.seq_length
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, EXAMPLE_VOCAB, size=(batch, T + 1), dtype=np.int64) for _ in range(warmup + steps)]
-    ours = GPTNeoX(cfg)
-    init_weights(ours, cfg, seed=cfg.init_seed)
-    hf = hf_model(cfg, ours)
     optim = OptimConfig(lr=cfg.lr)
-    state = new_state(ours, optim)
-    hf_opt = torch.optim.AdamW(hf.parameters(), lr=cfg.lr, betas=optim.betas, eps=optim.eps, weight_decay=optim.weight_decay)
-    times: dict[str, list[float]] = {"ours": [], "hf": []}
+    ours, hf, opts = {}, {}, {}
+    for precision in ("fp32", "bf16"):
+        model = GPTNeoX(cfg)
+        init_weights(model, cfg, seed=cfg.init_seed)
+        ours[precision] = new_state(model, optim, precision)
+        hf[precision] = hf_model(cfg, model)
+        opts[precision] = torch.optim.AdamW(hf[precision].parameters(), lr=cfg.lr, betas=optim.betas,
+                                            eps=optim.eps, weight_decay=optim.weight_decay)
+    times: dict[str, list[float]] = {c: [] for c in CONTESTANTS}
+    losses: dict[str, float] = {}
     for i, rows in enumerate(batches):
-        # alternate which model goes first, so that neither always runs right after the other
-        for who in ("ours", "hf") if i % 2 == 0 else ("hf", "ours"):
+        # rotate which contestant goes first, so that none always runs right after another
+        for who in CONTESTANTS[i % 4:] + CONTESTANTS[: i % 4]:
+            precision = "bf16" if who.endswith("bf16") else "fp32"
             t0 = time.perf_counter()
-            if who == "ours":
+            if who.startswith("ours"):
                 with deterministic(threads, cfg.init_seed):  # as the trainer runs it
-                    loss_ours, _ = train_step(state, rows, lr=cfg.lr, grad_clip=optim.grad_clip)
+                    loss, _ = train_step(ours[precision], rows, lr=cfg.lr, grad_clip=optim.grad_clip)
+                losses[who] = float(loss)
             else:
-                loss_hf = hf_step(hf, hf_opt, rows, optim.grad_clip)
+                losses[who] = hf_step(hf[precision], opts[precision], rows, optim.grad_clip, precision)
             if i >= warmup:
                 times[who].append(time.perf_counter() - t0)
         if i == 0:
-            assert abs(float(loss_ours) - loss_hf) < 1e-4 * loss_hf, (float(loss_ours), loss_hf)
-    tokens = batch * T  # per step; the median step time is robust to a busy moment
+            assert abs(losses["ours"] - losses["hf"]) < 1e-4 * losses["hf"], losses
+            assert abs(losses["ours_bf16"] - losses["hf"]) < 2e-2 * losses["hf"], losses
+            assert abs(losses["hf_bf16"] - losses["hf"]) < 2e-2 * losses["hf"], losses
     total, _ = param_counts(cfg)
     n = total - cfg.vocab_size * cfg.hidden_size  # without the input embedding (a lookup)
     flops_per_token = 6 * n + 12 * cfg.num_layers * cfg.hidden_size * T
-    return {
-        "name": name, "tokens_per_step": batch * T, "ours": tokens / statistics.median(times["ours"]),
-        "hf": tokens / statistics.median(times["hf"]),
-        "flops_per_token": flops_per_token,
-    }
+    tokens = batch * T  # per step; the median step time is robust to a busy moment
+    return {"name": name, "tokens_per_step": tokens, "flops_per_token": flops_per_token,
+            **{c: tokens / statistics.median(times[c]) for c in CONTESTANTS}}
 
 
 def main() -> None:
@@ -112,15 +126,20 @@ def main() -> None:
     batch, seq, steps, warmup = (2, 64, 8, 2) if args.quick else (8, None, 20, 3)
     steps = args.steps or steps
     peak = matmul_peak(args.threads)
-    print(f"threads {args.threads}; float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-    print(f"{'model':<14}{'tok/step':>9}{'ours tok/s':>12}{'HF tok/s':>11}{'ratio':>7}{'MFU ours':>10}{'MFU HF':>8}")
+    peak_bf16 = matmul_peak(args.threads, dtype=torch.bfloat16)
+    print(f"threads {args.threads}; matmul peak float32 {peak / 1e9:.1f} GFLOP/s, "
+          f"bfloat16 {peak_bf16 / 1e9:.1f} GFLOP/s ({peak_bf16 / peak:.2f}x)")
+    print(f"{'model':<14}{'tok/step':>9}{'precision':>10}{'ours tok/s':>12}{'HF tok/s':>11}"
+          f"{'ours/HF':>8}{'MFU ours':>10}{'MFU HF':>8}")
     for name in args.models:
         r = bench_row(name, batch=batch, seq=seq, steps=steps, warmup=warmup, threads=args.threads)
-        mfu_ours = r["ours"] * r["flops_per_token"] / peak
-        mfu_hf = r["hf"] * r["flops_per_token"] / peak
-        print(f"{r['name']:<14}{r['tokens_per_step']:>9}{r['ours']:>12.0f}{r['hf']:>11.0f}"
-              f"{r['ours'] / r['hf']:>6.2f}x{mfu_ours:>10.1%}{mfu_hf:>8.1%}")  # fmt: skip
-    print("target: ours / HF >= 1.2x")
+        for precision, suffix, p in (("fp32", "", peak), ("bf16", "_bf16", peak_bf16)):
+            o, h = r["ours" + suffix], r["hf" + suffix]
+            print(f"{r['name']:<14}{r['tokens_per_step']:>9}{precision:>10}{o:>12.0f}{h:>11.0f}"
+                  f"{o / h:>7.2f}x{o * r['flops_per_token'] / p:>10.1%}{h * r['flops_per_token'] / p:>8.1%}")
+        print(f"{r['name']:<14} ours bf16 / ours fp32 = {r['ours_bf16'] / r['ours']:.2f}x, "
+              f"HF bf16 / HF fp32 = {r['hf_bf16'] / r['hf']:.2f}x")
+    print("targets: ours / HF >= 1.2x in each precision; ours bf16 / ours fp32 >= 2x")
 
 
 if __name__ == "__main__":

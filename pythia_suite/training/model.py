@@ -131,6 +131,8 @@ class Backbone(nn.Module):
         T = input_ids.shape[1]
         cos, sin = self.rope_cos[:T, None, :], self.rope_sin[:T, None, :]  # [T, 1, hd], [T, 1, r]
         x = self.embed_in(input_ids)  # [B, T, C]
+        if torch.is_autocast_enabled(x.device.type):  # bf16 / fp16: the residual stream too, as
+            x = x.to(torch.get_autocast_dtype(x.device.type))  # GPT-NeoX's half-precision model
         for layer in self.layers:
             x = layer(x, cos, sin)  # [B, T, C]
         return self.final_layer_norm(x)  # [B, T, C]

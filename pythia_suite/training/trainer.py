@@ -160,7 +160,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 dw.addmm_(p.t(), hc)  # [V, C]
         ctx.save_for_backward(dh, dw)
         ctx.rows, ctx.w_dtype = N, w.dtype
-        return (loss_sum / N).to(h.dtype)
+        return loss_sum / N  # float32 (float64 for float64 inputs), whatever h is
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
