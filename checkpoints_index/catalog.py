@@ -22,6 +22,7 @@ from checkpoints_index.layout import (
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
 from checkpoints_index.sums import check_folder, read_sums, sha256_file
+from suite_errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,17 @@ class Catalog:
         path = run_dir / CATALOG
         if not create and not path.is_file():
             raise FileNotFoundError(f"{path}: no catalog")
-        connection = sqlite3.connect(path, timeout=60)
+        if path.exists() and not path.is_file():
+            raise CheckpointError(f"{path}: not a usable SQLite catalog (not a regular file)")
+        try:
+            connection = sqlite3.connect(path, timeout=60)
+        except sqlite3.Error as exc:
+            raise CheckpointError(f"{path}: not a usable SQLite catalog ({exc})") from None
         try:
             connection.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             connection.close()
-            raise ValueError(f"{path}: not a usable SQLite catalog ({exc})") from None
+            raise CheckpointError(f"{path}: not a usable SQLite catalog ({exc})") from None
         return cls(run_dir, connection)
 
     def close(self) -> None:

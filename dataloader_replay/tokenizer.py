@@ -13,6 +13,10 @@ from typing import Any
 
 EOD_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"
+# Largest vocabulary the suite accepts (tokenizer training, model rows): far above any real
+# tokenizer (GPT-NeoX-20B: 50,277; the largest published: ~256k), far below the Rust trainer's
+# u32 limits (which abort the process) and small enough for int32 token ids.
+MAX_VOCAB_SIZE = 1 << 24
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,8 +17,9 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import iter_documents
-from dataloader_replay.tokenizer import EOD_TOKEN, PAD_TOKEN
+from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN
 from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # the suite's one loader
+from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,15 @@ def new_tokenizer() -> Tokenizer:
 def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     """Train on the `text` of every document of a `.jsonl(.zst)` corpus; write `out` atomically."""
     input, out = Path(input), Path(out)
-    refuse_existing(out)
     minimum = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
-    if vocab_size < minimum:
-        raise ValueError(f"vocab_size: must be at least {minimum} (specials + 256 bytes), got {vocab_size}")
+    if not minimum <= vocab_size <= MAX_VOCAB_SIZE:
+        raise ConfigError(f"vocab_size: must be between {minimum} (specials + 256 bytes) and "
+                          f"{MAX_VOCAB_SIZE:,}, got {vocab_size:,}")
+    if min_frequency < 0:
+        raise ConfigError(f"min_frequency: must be >= 0, got {min_frequency}")
+    if not input.is_file():
+        raise FileNotFoundError(f"{input}: no such file (INPUT)")
+    refuse_existing(out)
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
