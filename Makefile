@@ -29,7 +29,12 @@ demo: $(STAMP)
 	$(BIN)/pythia-suite checkpoints verify $(DEMO)/run
 	$(BIN)/pythia-suite replay $(DEMO)/run --verify
 
+LINTED := pythia_suite dataloader_replay checkpoints_index analysis suite_errors
+
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(LINTED)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints_index.layout import (
-    CATALOG, CHECKPOINTS, MODEL_FILE, OPTIMIZER_FILE, SUMS_FILE, TRAINER_STATE_FILE,
-    checkpoint_dir, complete_dirs,
+    CATALOG,
+    CHECKPOINTS,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    SUMS_FILE,
+    TRAINER_STATE_FILE,
+    checkpoint_dir,
+    complete_dirs,
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
 from checkpoints_index.sums import check_folder, read_sums, sha256_file

@@ -24,8 +24,13 @@ from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
 from dataloader_replay.jsonl import Document, iter_documents
 from dataloader_replay.manifest import FORMAT, sha256_file, write_manifest
-from dataloader_replay.mapping import (IndexMapping, build_index_mapping, num_epochs,
-                                       row_token_positions, stream_ends)
+from dataloader_replay.mapping import (
+    IndexMapping,
+    build_index_mapping,
+    num_epochs,
+    row_token_positions,
+    stream_ends,
+)
 from dataloader_replay.tokenizer import load_tokenizer
 from suite_errors import ConfigError
 

@@ -25,8 +25,14 @@ from pythia_suite.training.distributed import DistEnv, rank_slice
 from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.run import (
-    RUN_JSON, check_same_config, file_sha256, normalize, truncate_metrics, write_run_json,
+    RUN_JSON,
+    check_same_config,
+    file_sha256,
+    normalize,
+    truncate_metrics,
+    write_run_json,
 )
+from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
 
