@@ -31,7 +31,7 @@ from dataloader_replay.mapping import (
     row_token_positions,
     stream_ends,
 )
-from dataloader_replay.tokenizer import load_tokenizer
+from dataloader_replay.tokenizer import PIECE_CHARS, load_tokenizer, split_text
 from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,17 @@ def write_documents(input: Path, tokenizer: Any, eod_id: int, dtype: np.dtype,
     lines = array("q")
     bar = tqdm(desc="tokenize", unit="doc", disable=None)
     for batch in _batches(iter_documents(input), ENCODE_BATCH):
-        encodings = tokenizer.encode_batch([d.text for d in batch], add_special_tokens=False)
-        for doc, enc in zip(batch, encodings):
-            tokens = np.empty(len(enc.ids) + 1, dtype=dtype)
-            tokens[:-1] = enc.ids
+        short = [d.text for d in batch if len(d.text) <= PIECE_CHARS]
+        encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
+        for doc in batch:
+            if len(doc.text) <= PIECE_CHARS:
+                ids = next(encodings).ids
+            else:  # a huge document: encode it piece by piece (same ids, bounded memory)
+                ids = array("i")
+                for piece in split_text(doc.text):
+                    ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
+            tokens = np.empty(len(ids) + 1, dtype=dtype)
+            tokens[:-1] = ids
             tokens[-1] = eod_id
             writer.add(tokens)
             source_ids.append(sources.setdefault(doc.source, len(sources)))

@@ -19,7 +19,7 @@ may import is a package below them all. `pythia_suite` and `analysis` import it 
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "SuiteError", "USER_ERRORS"]
+__all__ = ["USER_ERRORS", "CheckpointError", "ConfigError", "DataError", "SuiteError"]
 
 
 class SuiteError(ValueError):

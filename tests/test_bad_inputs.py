@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -108,7 +109,7 @@ def test_bad_input_is_one_clean_line(world: Path, name: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("pythia-suite: error: "), (name, lines)
     assert "Traceback" not in done.stderr and "--overwrite" not in done.stderr
     words = lines[0].split()
-    assert not any(a == b for a, b in zip(words, words[1:], strict=False)), lines[0]
+    assert not any(a == b for a, b in itertools.pairwise(words)), lines[0]
     assert _snapshot(world) == before, name
 
 

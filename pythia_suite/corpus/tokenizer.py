@@ -25,8 +25,8 @@ from tokenizers import (
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import iter_documents
-from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN
-from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # the suite's one loader
+from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN, split_text
+from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # noqa: F401  (re-export)
 from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: i
 
 def _texts(path: Path) -> Iterator[str]:
     for doc in iter_documents(path):
-        yield doc.text
+        yield from split_text(doc.text)  # same word counts, bounded memory for huge documents
 
 
 def eod_id(tok: Tokenizer) -> int:
