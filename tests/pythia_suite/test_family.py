@@ -192,7 +192,7 @@ def test_cli_neox_yaml(capsys: pytest.CaptureFixture[str]) -> None:
     "argv, message",
     [
         (["family", "--neox-yaml", "x"], "pythia-suite: error: unknown model 'x' (known: pythia-14m, "),
-        (["family", "--vocab", "0"], "pythia-suite: error: --vocab: must be >= 1, got 0"),
+        (["family", "--vocab", "0"], "pythia-suite: error: --vocab: must be between 1 and 16,777,216, got 0"),
     ],
 )
 def test_cli_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
