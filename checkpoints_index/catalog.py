@@ -92,7 +92,7 @@ class Catalog:
     ) -> RunRecord:
         """Record the run; re-registering must match exactly (ValueError naming the field)."""
         config = json.loads(json.dumps(config, sort_keys=True))  # what will be stored
-        given = {"model": model, "variant": variant, "data_seed": data_seed,
+        given: dict[str, Any] = {"model": model, "variant": variant, "data_seed": data_seed,
                  "weight_seed": weight_seed, "config": config}
         existing = self.run()
         if existing is not None:

@@ -108,6 +108,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             np.save(fh, batch, allow_pickle=False)
         print(f"{args.out}: {batch.shape[0]} rows x {batch.shape[1]} tokens ({batch.dtype})")
         return 0
+    assert tokenizer is not None  # --text
     B = data.batch_size
     for s in range(args.step, end):
         for i, row in enumerate(data.batch(s)):

@@ -182,8 +182,8 @@ def _pythia(name: str, layers: int, hidden: int, heads: int, lr: float, **diff: 
 
 
 _LATE = "released Nov 2023; its published config trains on the deduplicated Pile's data path"
-_BIG = dict(init_method="normal", output_init_method="scaled_normal", micro_batch_size=8, grad_accum=2)
-_CPU = dict(vocab_size=None, batch_size=32, train_steps=1000, micro_batch_size=32)
+_BIG: dict[str, Any] = dict(init_method="normal", output_init_method="scaled_normal", micro_batch_size=8, grad_accum=2)
+_CPU: dict[str, Any] = dict(vocab_size=None, batch_size=32, train_steps=1000, micro_batch_size=32)
 
 #: The family. Pythia rows: `EleutherAI/pythia` models/*.yml (num-layers, hidden-size,
 #: num-attention-heads, optimizer lr; min_lr = lr / 10; micro batch x GPUs / model parallel x
