@@ -37,3 +37,14 @@ def test_pieces_give_whole_document_ids(tmp_path: Path) -> None:
         pieced = [i for p in split_text(text, size)
                   for i in tok.encode(p, add_special_tokens=False).ids]
         assert pieced == whole, size
+
+
+def test_long_document_signature_is_bit_identical(monkeypatch) -> None:  # noqa: ANN001
+    from pythia_suite.corpus import minhash
+
+    texts = [_text(3000), "tiny doc", _text(40), "one two"]
+    expected = minhash.SignatureComputer(minhash.MinHashParams())(texts)
+    monkeypatch.setattr(minhash, "LONG_CHARS", 30)
+    monkeypatch.setattr(minhash, "LONG_BLOCK_WORDS", 7)
+    got = minhash.SignatureComputer(minhash.MinHashParams())(texts)
+    assert np.array_equal(got, expected)
