@@ -72,9 +72,12 @@ def write_hostile(path: Path, megabytes: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     words = np.array([f"w{k}" for k in range(WORDS)])
     n = megabytes * 2**20 // 6  # ~6 bytes per word with its space
-    text = " ".join(words[rng.integers(0, WORDS, n)].tolist())
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps({"text": text, "meta": {"pile_set_name": "huge"}}) + "\n")
+    with open(path, "w", encoding="utf-8") as fh:  # written in blocks: this process stays small
+        fh.write('{"text": "')
+        for start in range(0, n, 1 << 20):
+            block = words[rng.integers(0, WORDS, min(1 << 20, n - start))].tolist()
+            fh.write((" " if start else "") + " ".join(block))
+        fh.write('", "meta": {"pile_set_name": "huge"}}\n')
         for i in range(50):
             small = " ".join(words[rng.integers(0, WORDS, 200)].tolist())
             fh.write(json.dumps({"text": small, "meta": {"pile_set_name": f"set{i % 5}"}}) + "\n")
@@ -87,12 +90,12 @@ def hostile(megabytes: int) -> None:
         write_tokenizer(root / "tokenizer.json")
         write_hostile(root / "hostile.jsonl", megabytes)
         cli = [sys.executable, "-m", "pythia_suite"]
-        runs = {
-            "prepare": [*cli, "prepare", str(root / "hostile.jsonl"), "--tokenizer",
-                        str(root / "tokenizer.json"), "--out", str(root / "data"),
-                        "--seq-length", "128", "--batch-size", "8", "--steps", "64"],
+        runs = {  # prepare uses the byte-level BPE tokenizer trained first
             "tokenizer train": [*cli, "tokenizer", "train", str(root / "hostile.jsonl"),
                                 "--vocab-size", "1024", "--out", str(root / "bpe.json")],
+            "prepare": [*cli, "prepare", str(root / "hostile.jsonl"), "--tokenizer",
+                        str(root / "bpe.json"), "--out", str(root / "data"),
+                        "--seq-length", "128", "--batch-size", "8", "--steps", "64"],
             "dedup": [*cli, "dedup", str(root / "hostile.jsonl"), "--out",
                       str(root / "deduped.jsonl")],
         }

@@ -39,7 +39,7 @@ def test_pieces_give_whole_document_ids(tmp_path: Path) -> None:
         assert pieced == whole, size
 
 
-def test_long_document_signature_is_bit_identical(monkeypatch) -> None:  # noqa: ANN001
+def test_long_document_signature_is_bit_identical(monkeypatch) -> None:
     from pythia_suite.corpus import minhash
 
     texts = [_text(3000), "tiny doc", _text(40), "one two"]
