@@ -87,7 +87,7 @@ def open_binary(path: Path) -> BinaryIO:
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, expected a .jsonl or .jsonl.zst file")
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # noqa: SIM115  (returned to the caller, who closes it)
     if path.suffix == ".zst":
         return io.BufferedReader(_ZstdReader(path, raw), 1 << 20)  # type: ignore[return-value]
     return raw

@@ -200,7 +200,7 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
             "format": FORMAT, "seq_length": seq_length, "batch_size": batch_size,
             "steps": steps, "seed": seed, "num_samples": num_samples,
             "num_epochs": mapping.num_epochs, "tokens_per_epoch": mapping.tokens_per_epoch,
-            "num_documents": int(len(sizes)), "eod_id": tok.eod_id, "pad_id": tok.pad_id,
+            "num_documents": len(sizes), "eod_id": tok.eod_id, "pad_id": tok.pad_id,
             "vocab_size": tok.vocab_size, "dtype": dtype.name, "sources": sources,
             "input": {"path": str(input), "sha256": sha256_file(input)},
             "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
