@@ -20,8 +20,13 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/pythia-suite run --preset default
 
+LINTED := pythia_suite dataloader_replay checkpoints_index analysis suite_errors
+
 test: $(STAMP)
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(LINTED)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

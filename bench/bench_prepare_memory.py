@@ -67,10 +67,54 @@ def peak_rss_mib(argv: list[str]) -> tuple[float, float, float]:
     return usage.ru_maxrss / 2**10, polled / 2**20, time.perf_counter() - start
 
 
+def write_hostile(path: Path, megabytes: int, seed: int = 0) -> None:
+    """A corpus whose first document is one single line of `megabytes` MB of random words."""
+    rng = np.random.default_rng(seed)
+    words = np.array([f"w{k}" for k in range(WORDS)])
+    n = megabytes * 2**20 // 6  # ~6 bytes per word with its space
+    with open(path, "w", encoding="utf-8") as fh:  # written in blocks: this process stays small
+        fh.write('{"text": "')
+        for start in range(0, n, 1 << 20):
+            block = words[rng.integers(0, WORDS, min(1 << 20, n - start))].tolist()
+            fh.write((" " if start else "") + " ".join(block))
+        fh.write('", "meta": {"pile_set_name": "huge"}}\n')
+        for i in range(50):
+            small = " ".join(words[rng.integers(0, WORDS, 200)].tolist())
+            fh.write(json.dumps({"text": small, "meta": {"pile_set_name": f"set{i % 5}"}}) + "\n")
+
+
+def hostile(megabytes: int) -> None:
+    """Peak RSS of prepare, tokenizer train and dedup on one huge single-line document."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_tokenizer(root / "tokenizer.json")
+        write_hostile(root / "hostile.jsonl", megabytes)
+        cli = [sys.executable, "-m", "pythia_suite"]
+        runs = {  # prepare uses the byte-level BPE tokenizer trained first
+            "tokenizer train": [*cli, "tokenizer", "train", str(root / "hostile.jsonl"),
+                                "--vocab-size", "1024", "--out", str(root / "bpe.json")],
+            "prepare": [*cli, "prepare", str(root / "hostile.jsonl"), "--tokenizer",
+                        str(root / "bpe.json"), "--out", str(root / "data"),
+                        "--seq-length", "128", "--batch-size", "8", "--steps", "64"],
+            "dedup": [*cli, "dedup", str(root / "hostile.jsonl"), "--out",
+                      str(root / "deduped.jsonl")],
+        }
+        for name, argv in runs.items():
+            peak, polled, seconds = peak_rss_mib(argv)
+            print(f"{megabytes} MB single-line document: {name:16s} peak RSS {peak:7.1f} MiB "
+                  f"(polled {polled:.1f}), {seconds:.1f} s (target < 1536 MiB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small corpus (500 / 5000 docs)")
+    parser.add_argument("--hostile", type=int, nargs="*", default=None, metavar="MB",
+                        help="instead: one single-line document of MB megabytes (e.g. 47 100)")
     args = parser.parse_args()
+    if args.hostile is not None:
+        for megabytes in args.hostile or [47, 100]:
+            hostile(megabytes)
+        return
     docs = 500 if args.quick else 5000
     mean_words = 300
     results = []

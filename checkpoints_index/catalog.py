@@ -22,6 +22,7 @@ from checkpoints_index.layout import (
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
 from checkpoints_index.sums import check_folder, read_sums, sha256_file
+from suite_errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class Catalog:
         path = run_dir / CATALOG
         if (read_only or not create) and not path.is_file():
             raise FileNotFoundError(f"{path}: no catalog")
+        if path.exists() and not path.is_file():
+            raise CheckpointError(f"{path}: not a usable SQLite catalog (not a regular file)")
         try:
             if read_only:
                 connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
@@ -73,7 +76,7 @@ class Catalog:
             else:
                 connection = sqlite3.connect(path, timeout=60)
         except sqlite3.Error as exc:
-            raise ValueError(f"{path}: not a usable SQLite catalog ({exc})") from None
+            raise CheckpointError(f"{path}: not a usable SQLite catalog ({exc})") from None
         try:
             if read_only:
                 tables = {row[0] for row in connection.execute(
@@ -82,9 +85,9 @@ class Catalog:
                     raise sqlite3.DatabaseError("tables 'runs' and 'checkpoints' missing")
             else:
                 connection.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             connection.close()
-            raise ValueError(f"{path}: not a usable SQLite catalog ({exc})") from None
+            raise CheckpointError(f"{path}: not a usable SQLite catalog ({exc})") from None
         return cls(run_dir, connection)
 
     def close(self) -> None:
@@ -102,7 +105,7 @@ class Catalog:
     ) -> RunRecord:
         """Record the run; re-registering must match exactly (ValueError naming the field)."""
         config = json.loads(json.dumps(config, sort_keys=True))  # what will be stored
-        given = {"model": model, "variant": variant, "data_seed": data_seed,
+        given: dict[str, Any] = {"model": model, "variant": variant, "data_seed": data_seed,
                  "weight_seed": weight_seed, "config": config}
         existing = self.run()
         if existing is not None:

@@ -31,6 +31,8 @@ class Occurrence:
 
 def find_tokens(data: TrainData, pattern: Sequence[int]) -> Iterator[Occurrence]:
     """Yield occurrences of `pattern` ordered by (row, offset)."""
+    if any(t < 0 or t > np.iinfo(np.int64).max for t in pattern):
+        return  # an id no array can hold (e.g. 20 digits) occurs nowhere
     pat = np.asarray(pattern, dtype=np.int64)
     width = data.seq_length + 1
     if pat.size == 0:

@@ -26,9 +26,15 @@ from dataloader_replay.batch_hashes import BATCH_HASHES, compute_batch_hashes, w
 from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
 from dataloader_replay.jsonl import Document, iter_documents
 from dataloader_replay.manifest import FORMAT, fingerprint, sha256_file, write_manifest
-from dataloader_replay.mapping import (IndexMapping, build_index_mapping, row_token_positions,
-                                       stream_ends)
-from dataloader_replay.tokenizer import load_tokenizer
+from dataloader_replay.mapping import (
+    IndexMapping,
+    build_index_mapping,
+    num_epochs,
+    row_token_positions,
+    stream_ends,
+)
+from dataloader_replay.tokenizer import PIECE_CHARS, load_tokenizer, split_text
+from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 256          # documents per `encode_batch` call
@@ -40,6 +46,47 @@ def _check_positive(**fields: int | None) -> None:
     for name, value in fields.items():
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
+
+
+def _check_fits(*, seq_length: int, num_samples: int, out: Path) -> None:
+    """Refuse, before any tokenizing, sizes whose arrays cannot fit in memory or on disk.
+
+    In memory: sample_idx (2 x int64) and shuffle_idx (int64) per row, and the int64 token
+    positions of one chunk of rows (at least one row of seq_length + 1 tokens). On disk:
+    train.bin at 2 bytes per token at least.
+    """
+    import psutil
+
+    width = seq_length + 1
+    # ~32 bytes per token of a chunk: int64 positions, the arange and sum behind them, the block
+    memory = num_samples * 24 + width * 32 * max(1, min(CHUNK_ROWS, CHUNK_TOKENS // width))
+    available = psutil.virtual_memory().available
+    if memory > available:
+        raise ConfigError(f"--seq-length {seq_length} / {num_samples:,} rows: the index arrays "
+                          f"need {memory / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} "
+                          "GiB is available")
+    disk = num_samples * width * 2
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if disk > free:
+        raise ConfigError(f"{out}: train.bin needs {disk / 2**30:,.1f} GiB "
+                          f"({num_samples:,} rows of {width:,} tokens), {free / 2**30:,.1f} GiB "
+                          "is free there")
+
+
+def _check_epochs(sizes: np.ndarray, *, seq_length: int, num_samples: int) -> None:
+    """Refuse a corpus too small for the rows asked: doc_idx holds every document per epoch."""
+    import psutil
+
+    epochs = num_epochs(int(sizes.sum(dtype=np.int64)), seq_length, num_samples)
+    memory = epochs * len(sizes) * 16  # doc_idx (int32), sizes[doc_idx], its int64 cumsum
+    available = psutil.virtual_memory().available
+    if memory > available:
+        raise ConfigError(f"--seq-length {seq_length} / {num_samples:,} rows: the corpus would be "
+                          f"repeated {epochs:,} times; doc_idx needs {memory / 2**30:,.1f} GiB of "
+                          f"memory, {available / 2**30:,.1f} GiB is available")
 
 
 def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -62,10 +109,17 @@ def write_documents(input: Path, tokenizer: Any, eod_id: int, dtype: np.dtype,
     lines = array("q")
     bar = tqdm(desc="tokenize", unit="doc", disable=None)
     for batch in _batches(iter_documents(input), ENCODE_BATCH):
-        encodings = tokenizer.encode_batch([d.text for d in batch], add_special_tokens=False)
-        for doc, enc in zip(batch, encodings):
-            tokens = np.empty(len(enc.ids) + 1, dtype=dtype)
-            tokens[:-1] = enc.ids
+        short = [d.text for d in batch if len(d.text) <= PIECE_CHARS]
+        encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
+        for doc in batch:
+            if len(doc.text) <= PIECE_CHARS:
+                ids = next(encodings).ids
+            else:  # a huge document: encode it piece by piece (same ids, bounded memory)
+                ids = array("i")
+                for piece in split_text(doc.text):
+                    ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
+            tokens = np.empty(len(ids) + 1, dtype=dtype)
+            tokens[:-1] = ids
             tokens[-1] = eod_id
             writer.add(tokens)
             source_ids.append(sources.setdefault(doc.source, len(sources)))
@@ -139,9 +193,12 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
     num_samples = default_num_samples(steps, batch_size) if num_samples is None else num_samples
     if num_samples < needed:
         raise ValueError(f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}")
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed: must be an integer in [0, 2**32), got {seed}")
     if not input.is_file():
         raise FileNotFoundError(f"{input}: no such file (INPUT)")
     refuse_existing(out)
+    _check_fits(seq_length=seq_length, num_samples=num_samples, out=out)
     tok = load_tokenizer(tokenizer)
     dtype = token_dtype(tok.vocab_size)
     with atomic_path(out) as tmp:
@@ -149,6 +206,7 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
         sources, source_ids, lines = write_documents(input, tok.tokenizer, tok.eod_id, dtype,
                                                      tmp / "documents")
         sizes, doc_starts = document_arrays(tmp / "documents")
+        _check_epochs(sizes, seq_length=seq_length, num_samples=num_samples)
         log.info("%d documents, %d tokens", len(sizes), int(sizes.sum(dtype=np.int64)))
         mapping = build_index_mapping(sizes, seq_length=seq_length, num_samples=num_samples,
                                       seed=seed)
@@ -165,7 +223,7 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
             "format": FORMAT, "seq_length": seq_length, "batch_size": batch_size,
             "steps": steps, "seed": seed, "num_samples": num_samples,
             "num_epochs": mapping.num_epochs, "tokens_per_epoch": mapping.tokens_per_epoch,
-            "num_documents": int(len(sizes)), "eod_id": tok.eod_id, "pad_id": tok.pad_id,
+            "num_documents": len(sizes), "eod_id": tok.eod_id, "pad_id": tok.pad_id,
             "vocab_size": tok.vocab_size, "dtype": dtype.name, "sources": sources,
             "input": {"path": str(input), "sha256": sha256_file(input)},
             "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own small module under `pythia_suite.cli` and exposes
 `register(subparsers)`; the module's handler calls typed library functions. Errors that the
-user can act on (`ValueError`, `OSError`: a bad file, line or field) are printed as one line
+user can act on (`suite_errors.SuiteError` and any `ValueError`, `OSError`: a bad file,
+line or field) are printed as one line
 on stderr with exit status 2 and no traceback.
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train, verify
+from suite_errors import USER_ERRORS
 
 MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze)
 
@@ -44,8 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends: not an error
         sys.stderr.close()
         return 0
-    except (ValueError, OSError) as exc:
-        print(f"pythia-suite: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:  # the one place user errors become exit 2
+        # Under torchrun every rank validates the same arguments and data and hits the same
+        # error: rank 0 prints it once, the others exit 2 silently.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"pythia-suite: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pythia-suite: interrupted", file=sys.stderr)

@@ -6,8 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from suite_errors import ConfigError, DataError
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -68,6 +71,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model saw, transform applied. `replay RUN --verify` recomputes every batch_sha256 logged in
     RUN/metrics.jsonl and exits 1 naming the first mismatching step."""
     if args.verify:
+        ignored = [flag for flag, value in (("--step", args.step), ("--end-step", args.end_step),
+                                            ("--out", args.out), ("--text", args.text),
+                                            ("--batch-size", args.batch_size),
+                                            ("--tokenizer", args.tokenizer))
+                   if value is not None and value is not False]
+        if ignored:
+            raise ConfigError(f"--verify: checks every logged step of the run; "
+                              f"{', '.join(ignored)} cannot be combined with it")
         if not (args.path / "run.json").is_file():
             raise FileNotFoundError(f"{args.path / 'run.json'}: no such file (--verify needs a run)")
         return _verify(args)
@@ -85,6 +96,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                          f"({data.num_steps} steps)")
     home = getattr(data, "data", data).directory or args.path
     tokenizer = _tokenizer_for(home, args.tokenizer) if args.text else None
+    if tokenizer is not None:
+        _check_covers(tokenizer, args.tokenizer or Path(home) / "tokenizer.json",
+                      data, args.step, end)
     if args.out is not None:
         from dataloader_replay.atomic import atomic_path, refuse_existing
 
@@ -94,12 +108,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
             np.save(fh, batch, allow_pickle=False)
         print(f"{args.out}: {batch.shape[0]} rows x {batch.shape[1]} tokens ({batch.dtype})")
         return 0
+    assert tokenizer is not None  # --text
     B = data.batch_size
     for s in range(args.step, end):
         for i, row in enumerate(data.batch(s)):
             print(f"=== row {s * B + i} (step {s}) ===")
             print(tokenizer.decode(row.tolist(), skip_special_tokens=False))
     return 0
+
+
+def _check_covers(tokenizer: Any, where: Path, data: Any, start: int, end: int) -> None:
+    """Refuse a tokenizer that cannot decode the ids of steps [start, end) (it would panic)."""
+    size = int(tokenizer.get_vocab_size(with_added_tokens=True))
+    top = max(int(data.batch(s).max()) for s in range(start, end))
+    if top >= size:
+        raise DataError(f"{where}: tokenizer has {size} tokens but the data holds token id {top}; "
+                        "pass the tokenizer the data was prepared with (--tokenizer)")
 
 
 def _parse_tokens(text: str) -> list[int]:
@@ -123,6 +147,11 @@ def cmd_find(args: argparse.Namespace) -> int:
     data = TrainData.open(args.path, batch_size=args.batch_size)
     if args.tokens is not None:
         pattern = _parse_tokens(args.tokens)
+        limit = data.vocab_size if data.vocab_size is not None else np.iinfo(data.dtype).max + 1
+        if max(pattern) >= limit:
+            what = "vocabulary" if data.vocab_size is not None else f"{data.dtype} token range"
+            raise ConfigError(f"--tokens: id {max(pattern)} is past the data's {what} "
+                              f"(ids 0..{limit - 1})")
     else:
         tok = _tokenizer_for(args.path, args.tokenizer)
         pattern = tok.encode(args.text, add_special_tokens=False).ids

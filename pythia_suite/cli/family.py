@@ -7,7 +7,9 @@ import json
 import sys
 from typing import Any
 
+from dataloader_replay.tokenizer import MAX_VOCAB_SIZE
 from pythia_suite.training.family import EXAMPLE_VOCAB, FAMILY, get_row, neox_yaml, param_counts
+from suite_errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def family_rows(vocab: int | None = None) -> list[dict[str, Any]]:
     """One dict per family row, CPU rows counted at `vocab` (default EXAMPLE_VOCAB)."""
-    if vocab is not None and vocab < 1:
-        raise ValueError(f"--vocab: must be >= 1, got {vocab}")
+    if vocab is not None and not 1 <= vocab <= MAX_VOCAB_SIZE:
+        raise ConfigError(f"--vocab: must be between 1 and {MAX_VOCAB_SIZE:,}, got {vocab:,}")
     rows = []
     for cfg in FAMILY.values():
         from_data = cfg.vocab_size is None

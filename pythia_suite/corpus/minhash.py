@@ -36,6 +36,8 @@ WORD_RE = re.compile(r"\w+")
 FOLD_INIT = 0x811C9DC5
 FOLD_MUL = 0x01000193
 _MASK32 = 0xFFFFFFFF
+LONG_CHARS = 1 << 20  # texts longer than this are signed by the streaming path
+LONG_BLOCK_WORDS = 1 << 16
 _FMIX = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35))
 
 
@@ -142,11 +144,45 @@ class SignatureComputer:
             return np.empty((0, self.params.num_perm), dtype=np.uint32)
         if len(self._cache) > 2_000_000:
             self._cache.clear()
+        if any(len(t) > LONG_CHARS for t in texts):  # huge documents: one at a time, streamed
+            return np.concatenate([self._long(t)[None, :] if len(t) > LONG_CHARS else self([t])
+                                   for t in texts])
         hashes, doc_first = self._shingle_hashes(texts)
         phv = np.multiply.outer(self.a, fmix32(hashes))  # [P, S] uint32, wraps mod 2^32
         phv += self.b[:, None]
         # Reducing along the contiguous axis is ~20x faster than along axis 0.
         return np.ascontiguousarray(np.minimum.reduceat(phv, doc_first, axis=1).T)  # [D, P]
+
+    def _long(self, text: str) -> np.ndarray:
+        """Signature of one huge text, bit-identical to the chunk path: words are read in
+        blocks (carrying the last k - 1 word hashes over), and the minimum is kept as it goes,
+        so memory is bounded by the block, not the document."""
+        k = self.params.shingle_words
+        running = np.full(self.params.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        carry = np.empty(0, dtype=np.uint32)
+        total, block = 0, []
+        matches = WORD_RE.finditer(text.lower())
+        while True:
+            block = [m.group() for _, m in zip(range(LONG_BLOCK_WORDS), matches)]
+            total += len(block)
+            hashes = np.fromiter(map(zlib.crc32, (w.encode("utf-8") for w in block)), np.uint32,
+                                 len(block))
+            window = np.concatenate([carry, hashes])
+            n = len(window) - k + 1
+            if n > 0 and len(hashes):
+                h = np.full(n, FOLD_INIT, dtype=np.uint32)
+                for j in range(k):
+                    h = h * np.uint32(FOLD_MUL) + window[j:j + n]
+                mixed = fmix32(h)
+                for lo in range(0, n, 1 << 14):  # [P, 16k] at a time
+                    phv = np.multiply.outer(self.a, mixed[lo:lo + (1 << 14)]) + self.b[:, None]
+                    np.minimum(running, phv.min(axis=1), out=running)
+            carry = window[len(window) - (k - 1):] if k > 1 else window[:0]
+            if len(block) < LONG_BLOCK_WORDS:
+                break
+        if total < k:  # fewer words than a shingle: the chunk path's one-shingle rule
+            return self([text])[0]
+        return running
 
     def _shingle_hashes(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(hash of every shingle of the chunk, index of each document's first shingle)."""

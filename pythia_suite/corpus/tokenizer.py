@@ -13,12 +13,21 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import iter_documents
-from dataloader_replay.tokenizer import EOD_TOKEN, PAD_TOKEN
-from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # the suite's one loader
+from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN, split_text
+from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # noqa: F401  (re-export)
+from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +47,15 @@ def new_tokenizer() -> Tokenizer:
 def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: int = 2) -> Tokenizer:
     """Train on the `text` of every document of a `.jsonl(.zst)` corpus; write `out` atomically."""
     input, out = Path(input), Path(out)
-    refuse_existing(out)
     minimum = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
-    if vocab_size < minimum:
-        raise ValueError(f"vocab_size: must be at least {minimum} (specials + 256 bytes), got {vocab_size}")
+    if not minimum <= vocab_size <= MAX_VOCAB_SIZE:
+        raise ConfigError(f"vocab_size: must be between {minimum} (specials + 256 bytes) and "
+                          f"{MAX_VOCAB_SIZE:,}, got {vocab_size:,}")
+    if min_frequency < 0:
+        raise ConfigError(f"min_frequency: must be >= 0, got {min_frequency}")
+    if not input.is_file():
+        raise FileNotFoundError(f"{input}: no such file (INPUT)")
+    refuse_existing(out)
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -60,7 +74,7 @@ def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: i
 
 def _texts(path: Path) -> Iterator[str]:
     for doc in iter_documents(path):
-        yield doc.text
+        yield from split_text(doc.text)  # same word counts, bounded memory for huge documents
 
 
 def eod_id(tok: Tokenizer) -> int:

@@ -25,6 +25,9 @@ from typing import Any
 
 import yaml
 
+from dataloader_replay.tokenizer import MAX_VOCAB_SIZE
+from suite_errors import ConfigError
+
 DEDUPED_SUFFIX = "-deduped"
 INIT_METHODS = ("small_init", "wang_init", "normal", "scaled_normal")
 
@@ -107,8 +110,9 @@ class ModelConfig:
         CPU rows pad `vocab_size` up to a multiple of `vocab_multiple`; Pythia rows keep their
         published padded vocabulary and only check that the tokenizer fits in it.
         """
-        if vocab_size < 1:
-            raise ValueError(f"vocab_size: must be >= 1, got {vocab_size}")
+        if not 1 <= vocab_size <= MAX_VOCAB_SIZE:
+            raise ConfigError(f"vocab_size: must be between 1 and {MAX_VOCAB_SIZE:,}, "
+                              f"got {vocab_size:,}")
         if self.published and self.vocab_size is not None:
             if vocab_size > self.vocab_size:
                 raise ValueError(
@@ -122,7 +126,12 @@ class ModelConfig:
     def with_seq_length(self, seq_length: int) -> ModelConfig:
         """This row at context length `seq_length` (and as many rotary positions)."""
         if seq_length < 1:
-            raise ValueError(f"seq_length: must be >= 1, got {seq_length}")
+            raise ConfigError(f"seq_length: must be >= 1, got {seq_length}")
+        limit = self.max_position_embeddings
+        if self.published and limit is not None and seq_length > limit:
+            raise ConfigError(f"seq_length: {seq_length} is past {self.name}'s "
+                              f"max_position_embeddings of {limit} (prepare the data with "
+                              f"--seq-length {limit} or less, or use a CPU row)")
         return dataclasses.replace(self, seq_length=seq_length, max_position_embeddings=seq_length)
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,8 +183,8 @@ def _pythia(name: str, layers: int, hidden: int, heads: int, lr: float, **diff: 
 
 
 _LATE = "released Nov 2023; its published config trains on the deduplicated Pile's data path"
-_BIG = dict(init_method="normal", output_init_method="scaled_normal", micro_batch_size=8, grad_accum=2)
-_CPU = dict(vocab_size=None, batch_size=32, train_steps=1000, micro_batch_size=32)
+_BIG: dict[str, Any] = dict(init_method="normal", output_init_method="scaled_normal", micro_batch_size=8, grad_accum=2)
+_CPU: dict[str, Any] = dict(vocab_size=None, batch_size=32, train_steps=1000, micro_batch_size=32)
 
 #: The family. Pythia rows: `EleutherAI/pythia` models/*.yml (num-layers, hidden-size,
 #: num-attention-heads, optimizer lr; min_lr = lr / 10; micro batch x GPUs / model parallel x

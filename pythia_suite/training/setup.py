@@ -33,6 +33,7 @@ from pythia_suite.training.run import (
     RUN_JSON, check_resumable, check_same_config, file_sha256, normalize, truncate_metrics,
     without_location, write_run_json,
 )
+from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +126,16 @@ def resolve_model(name: str, manifest: dict[str, Any], manifest_path: Path, seed
     try:
         cfg = row.with_vocab(manifest["vocab_size"])
     except ValueError as exc:
-        raise ValueError(f"{manifest_path}: field 'vocab_size': {exc}") from None
+        raise ConfigError(f"{manifest_path}: field {exc}") from None  # exc: "vocab_size: ..."
     if cfg.vocab_size is None or manifest["vocab_size"] > cfg.vocab_size:
         raise ValueError(
             f"{manifest_path}: field 'vocab_size': the data's vocabulary ({manifest['vocab_size']}) "
             f"exceeds {name}'s padded vocabulary ({cfg.vocab_size})"
         )
-    cfg = cfg.with_seq_length(manifest["seq_length"])
+    try:
+        cfg = cfg.with_seq_length(manifest["seq_length"])
+    except ValueError as exc:
+        raise ConfigError(f"{manifest_path}: field {exc} (--model {name})") from None
     return replace(cfg, init_seed=cfg.init_seed if seed is None else seed)
 
 

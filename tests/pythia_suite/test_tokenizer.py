@@ -110,5 +110,5 @@ def test_cli_existing_output_and_small_vocab(tmp_path: Path, capsys: pytest.Capt
     assert "t.json: output already exists" in capsys.readouterr().err
     assert main(["tokenizer", "train", str(src), "--vocab-size", "100", "--out", str(tmp_path / "u.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "vocab_size: must be at least 258" in err[0]
+    assert len(err) == 1 and "vocab_size: must be between 258" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "t.json"]
