@@ -41,9 +41,12 @@ DTYPES = ("float32", "bfloat16", "float16")
 class Rows(Protocol):
     """Training rows in training order (a `TrainData` or a run's `TransformedData`)."""
 
-    batch_size: int
-    seq_length: int
-    num_rows: int
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def seq_length(self) -> int: ...
+    @property
+    def num_rows(self) -> int: ...
 
     def rows(self, start: int, end: int) -> np.ndarray: ...
 
@@ -63,8 +66,10 @@ class Checkpoints:
 
     def folder(self, step: int) -> Path:
         if step not in self.folders:
-            raise ValueError(f"{self.name}: field 'step': no checkpoint at step {step} "
-                             f"(available: {_short(self.steps)})")
+            raise ValueError(
+                f"{self.name}: field 'step': no checkpoint at step {step} "
+                f"(available: {_short(self.steps)})"
+            )
         return self.folders[step]
 
     def sha256(self, step: int) -> str:
@@ -95,10 +100,13 @@ class Checkpoints:
         folder = self.folder(step)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         if config.model_type != "gpt_neox":
-            raise ValueError(f"{folder / 'config.json'}: field 'model_type': "
-                             f"{config.model_type!r} is not a GPT-NeoX causal LM")
+            raise ValueError(
+                f"{folder / 'config.json'}: field 'model_type': "
+                f"{config.model_type!r} is not a GPT-NeoX causal LM"
+            )
         model = GPTNeoXForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, dtype), local_files_only=True)
+            folder, dtype=getattr(torch, dtype), local_files_only=True
+        )
         return model.eval()
 
 
@@ -117,8 +125,9 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
         raise FileNotFoundError(f"{path}: no such directory (expected a run or a model folder)")
     if (path / "config.json").is_file():
         if step is None:
-            raise ValueError(f"{path}: a single model folder needs --step (the step its "
-                             "weights are at)")
+            raise ValueError(
+                f"{path}: a single model folder needs --step (the step its weights are at)"
+            )
         _check_model_folder(path)
         return Checkpoints(name=str(path), folders={step: path})
     if (path / CATALOG).is_file():
@@ -129,9 +138,13 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
         ckpts._sha256.update({r.step: r.sha256 for r in records})
     else:
         root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-        folders = {int(m.group(1)): child for child in root.iterdir()
-                   if child.is_dir() and (m := STEP_DIR.match(child.name))
-                   and (child / "config.json").is_file()}
+        folders = {
+            int(m.group(1)): child
+            for child in root.iterdir()
+            if child.is_dir()
+            and (m := STEP_DIR.match(child.name))
+            and (child / "config.json").is_file()
+        }
         ckpts = Checkpoints(name=str(path), folders=folders)
     if not ckpts.folders:
         raise ValueError(f"{path}: no checkpoints (no stepN folders with config.json)")
@@ -142,8 +155,10 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
 
 def _check_model_folder(path: Path) -> None:
     if not (path / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"{path / MODEL_FILE}: no such file (a model folder holds "
-                                "config.json and model.safetensors)")
+        raise FileNotFoundError(
+            f"{path / MODEL_FILE}: no such file (a model folder holds "
+            "config.json and model.safetensors)"
+        )
 
 
 def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
@@ -157,7 +172,7 @@ def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
 def data_fingerprint(rows: Rows) -> str:
     """What identifies the rows: the manifest's train.bin sha256 for prepared data, else a hash
     of the index file; with a run's transform spec appended when there is one."""
-    data = getattr(rows, "data", rows)
+    data: Any = getattr(rows, "data", rows)
     manifest = getattr(data, "manifest", None)
     files = (manifest or {}).get("files") or {}
     if isinstance(files, dict) and "train.bin" in files:
@@ -187,5 +202,8 @@ def attrs_json(value: Any) -> str:
 
 
 def _short(steps: list[int]) -> str:
-    return ", ".join(map(str, steps)) if len(steps) <= 8 else (
-        f"{', '.join(map(str, steps[:4]))}, ..., {', '.join(map(str, steps[-2:]))}")
+    return (
+        ", ".join(map(str, steps))
+        if len(steps) <= 8
+        else (f"{', '.join(map(str, steps[:4]))}, ..., {', '.join(map(str, steps[-2:]))}")
+    )

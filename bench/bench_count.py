@@ -41,8 +41,15 @@ def build(root: Path, steps: int) -> Path:
     write_corpus(root / "corpus", preset="tiny", seed=1234)
     train_tokenizer(root / "corpus" / "corpus.jsonl", root / "tokenizer.json", vocab_size=2048)
     out = root / "data"
-    prepare(root / "corpus" / "corpus.jsonl", root / "tokenizer.json", out, seq_length=SEQ,
-            batch_size=BATCH, steps=steps, seed=1234)
+    prepare(
+        root / "corpus" / "corpus.jsonl",
+        root / "tokenizer.json",
+        out,
+        seq_length=SEQ,
+        batch_size=BATCH,
+        steps=steps,
+        seed=1234,
+    )
     return out
 
 
@@ -56,8 +63,9 @@ def regex_counts(data: Path, numbers: list[str], steps: list[int]) -> tuple[np.n
     per_step = np.zeros((steps[-1], len(numbers)), dtype=np.int64)
     column = {n: i for i, n in enumerate(numbers)}
     for step in range(steps[-1]):
-        texts = tok.decode_batch(rows.rows(step * BATCH, (step + 1) * BATCH).tolist(),
-                                 skip_special_tokens=False)
+        texts = tok.decode_batch(
+            rows.rows(step * BATCH, (step + 1) * BATCH).tolist(), skip_special_tokens=False
+        )
         found: Counter[str] = Counter()
         for text in texts:
             found.update(NUMBER.findall(text))
@@ -96,8 +104,10 @@ def main() -> int:
         identical = np.array_equal(mine.counts, theirs)
         print(f"same rows ({tokens:,} tokens, {len(terms)} terms, {len(small)} steps):")
         print(f"  regex over decoded text : {tokens / regex_s:12,.0f} tokens/s")
-        print(f"  numpy one-pass counter  : {tokens / mine_s:12,.0f} tokens/s  "
-              f"-> {regex_s / mine_s:.0f}x the regex (target >= 50x; median of 5)")
+        print(
+            f"  numpy one-pass counter  : {tokens / mine_s:12,.0f} tokens/s  "
+            f"-> {regex_s / mine_s:.0f}x the regex (target >= 50x; median of 5)"
+        )
         print(f"  identical counts        : {identical}")
         if not identical:
             diff = np.argwhere(mine.counts != theirs)[:5]
@@ -121,13 +131,19 @@ def main() -> int:
         assert np.array_equal(grams.counts, one.counts)
         print(f"all rows ({full_tokens:,} tokens, {len(full)} steps):")
         print(f"  numpy, 1 process        : {rates[1]:12,.0f} tokens/s")
-        print(f"  numpy, 2 processes      : {rates[2]:12,.0f} tokens/s (2 shared cores; includes "
-              "starting the pool, which dominates a pass this short)")
-        print(f"  tokengrams (index+query): {full_tokens / grams_s:12,.0f} tokens/s "
-              f"(numpy is {grams_s / one.seconds:.1f}x faster; identical counts)")
+        print(
+            f"  numpy, 2 processes      : {rates[2]:12,.0f} tokens/s (2 shared cores; includes "
+            "starting the pool, which dominates a pass this short)"
+        )
+        print(
+            f"  tokengrams (index+query): {full_tokens / grams_s:12,.0f} tokens/s "
+            f"(numpy is {grams_s / one.seconds:.1f}x faster; identical counts)"
+        )
         print(f"  regex (measured above)  : {tokens / regex_s:12,.0f} tokens/s")
-        print("Pile-sized pass (300B tokens) at the measured 1-process rate, K processes "
-              "(from the page cache; reading 600 GB of uint16 tokens from disk comes on top):")
+        print(
+            "Pile-sized pass (300B tokens) at the measured 1-process rate, K processes "
+            "(from the page cache; reading 600 GB of uint16 tokens from disk comes on top):"
+        )
         for k in (1, 8, 32, 128):
             hours = PILE_TOKENS / (rates[1] * k) / 3600
             regex_h = PILE_TOKENS / (tokens / regex_s * k) / 3600

@@ -45,17 +45,23 @@ def generate_scores(model, rows: np.ndarray, k: int, t: int, batch: int) -> np.n
     model.generation_config.eos_token_id = None
     out = []
     for lo in range(0, len(rows), batch):
-        x = torch.from_numpy(rows[lo:lo + batch])
-        g = model.generate(x[:, :k], attention_mask=torch.ones_like(x[:, :k]), do_sample=False,
-                           max_new_tokens=t, pad_token_id=1)
+        x = torch.from_numpy(rows[lo : lo + batch])
+        g = model.generate(
+            x[:, :k],
+            attention_mask=torch.ones_like(x[:, :k]),
+            do_sample=False,
+            max_new_tokens=t,
+            pad_token_id=1,
+        )
         teacher_forced(model, x)  # the log-likelihood / token accuracy pass
-        out.append((g[:, k:] == x[:, k:k + t]).float().mean(1).numpy())
+        out.append((g[:, k:] == x[:, k : k + t]).float().mean(1).numpy())
     return np.concatenate(out)
 
 
 def ours(model, rows: np.ndarray, cfg: ScoreConfig, batch: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return np.concatenate([score_rows(model, rows[lo:lo + batch], cfg).scores
-                           for lo in range(0, len(rows), batch)])
+    return np.concatenate(
+        [score_rows(model, rows[lo : lo + batch], cfg).scores for lo in range(0, len(rows), batch)]
+    )
 
 
 def main() -> None:
@@ -78,17 +84,24 @@ def main() -> None:
         model.generation_config.eos_token_id = None
         memo = rows.copy()
         for lo in range(0, len(rows), args.batch):
-            x = torch.from_numpy(rows[lo:lo + args.batch, :k])
-            memo[lo:lo + args.batch, k:k + t] = model.generate(
-                x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=t,
-                pad_token_id=1)[:, k:].numpy()
+            x = torch.from_numpy(rows[lo : lo + args.batch, :k])
+            memo[lo : lo + args.batch, k : k + t] = model.generate(
+                x,
+                attention_mask=torch.ones_like(x),
+                do_sample=False,
+                max_new_tokens=t,
+                pad_token_id=1,
+            )[:, k:].numpy()
     peak = matmul_peak()
     n_params = sum(p.numel() for p in model.parameters())
     flops_row = 2 * n_params * (rows.shape[1] - 1)  # one teacher-forced pass per row
-    print(f"model {ck.name}: {n_params:,} parameters; rows of {rows.shape[1]} tokens; "
-          f"batch {args.batch}; float32; {torch.get_num_threads()} threads")
-    print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s; FLOP bound "
-          f"{peak / flops_row:,.0f} rows/s")
+    print(
+        f"model {ck.name}: {n_params:,} parameters; rows of {rows.shape[1]} tokens; "
+        f"batch {args.batch}; float32; {torch.get_num_threads()} threads"
+    )
+    print(
+        f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s; FLOP bound {peak / flops_row:,.0f} rows/s"
+    )
     for label, rs in (("training rows", rows), ("memorized rows", memo)):
         a = b = None
         ta, tb = [], []
@@ -102,9 +115,11 @@ def main() -> None:
         assert a is not None and b is not None
         same = bool(np.array_equal(a, b.astype(np.float32)))
         ra, rb = len(rs) / min(ta), len(rs) / min(tb)
-        print(f"{label}: two-path {ra:,.0f} rows/s, generate() {rb:,.0f} rows/s, "
-              f"ratio {ra / rb:.2f}x, identical scores: {same}, mean score {a.mean():.3f}, "
-              f"{ra / (peak / flops_row):.1%} of the FLOP bound")
+        print(
+            f"{label}: two-path {ra:,.0f} rows/s, generate() {rb:,.0f} rows/s, "
+            f"ratio {ra / rb:.2f}x, identical scores: {same}, mean score {a.mean():.3f}, "
+            f"{ra / (peak / flops_row):.1%} of the FLOP bound"
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from pythia_suite.corpus.synth import synthesize
 from pythia_suite.corpus.minhash import MinHashParams, shingle_hash32, shingles, signatures
+from pythia_suite.corpus.synth import synthesize
 
 
 def datasketch_signatures(texts: list[str], params: MinHashParams, hashfunc: object) -> np.ndarray:
@@ -41,7 +41,9 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small run for development")
     parser.add_argument("--num-perm", type=int, default=128)
     args = parser.parse_args()
@@ -50,7 +52,9 @@ def main() -> None:
     texts = [d.text for d in docs][: 1500 if args.quick else None]
     params = MinHashParams(num_perm=args.num_perm)
     words = sum(len(t.split()) for t in texts)
-    print(f"corpus: {preset} preset, {len(texts)} documents, {words} words, num_perm {params.num_perm}")
+    print(
+        f"corpus: {preset} preset, {len(texts)} documents, {words} words, num_perm {params.num_perm}"
+    )
 
     ours, t_ours = timed(signatures, texts, params)
     theirs, t_theirs = timed(datasketch_signatures, texts, params, shingle_hash32)
@@ -59,10 +63,16 @@ def main() -> None:
 
     n = len(texts)
     print(f"pythia_suite.corpus.minhash.signatures : {n / t_ours:12,.0f} docs/s  ({t_ours:.2f} s)")
-    print(f"datasketch MinHash per document : {n / t_theirs:12,.0f} docs/s  ({t_theirs:.2f} s)  identical signatures")
-    print(f"datasketch, default sha1_hash32 : {n / t_sha1:12,.0f} docs/s  ({t_sha1:.2f} s)  (reference only)")
-    print(f"speedup vs datasketch (same hash): {t_theirs / t_ours:.1f}x   vs datasketch sha1: {t_sha1 / t_ours:.1f}x"
-          "   (target >= 5x)")
+    print(
+        f"datasketch MinHash per document : {n / t_theirs:12,.0f} docs/s  ({t_theirs:.2f} s)  identical signatures"
+    )
+    print(
+        f"datasketch, default sha1_hash32 : {n / t_sha1:12,.0f} docs/s  ({t_sha1:.2f} s)  (reference only)"
+    )
+    print(
+        f"speedup vs datasketch (same hash): {t_theirs / t_ours:.1f}x   vs datasketch sha1: {t_sha1 / t_ours:.1f}x"
+        "   (target >= 5x)"
+    )
 
 
 if __name__ == "__main__":

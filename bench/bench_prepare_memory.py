@@ -91,25 +91,58 @@ def hostile(megabytes: int) -> None:
         write_hostile(root / "hostile.jsonl", megabytes)
         cli = [sys.executable, "-m", "pythia_suite"]
         runs = {  # prepare uses the byte-level BPE tokenizer trained first
-            "tokenizer train": [*cli, "tokenizer", "train", str(root / "hostile.jsonl"),
-                                "--vocab-size", "1024", "--out", str(root / "bpe.json")],
-            "prepare": [*cli, "prepare", str(root / "hostile.jsonl"), "--tokenizer",
-                        str(root / "bpe.json"), "--out", str(root / "data"),
-                        "--seq-length", "128", "--batch-size", "8", "--steps", "64"],
-            "dedup": [*cli, "dedup", str(root / "hostile.jsonl"), "--out",
-                      str(root / "deduped.jsonl")],
+            "tokenizer train": [
+                *cli,
+                "tokenizer",
+                "train",
+                str(root / "hostile.jsonl"),
+                "--vocab-size",
+                "1024",
+                "--out",
+                str(root / "bpe.json"),
+            ],
+            "prepare": [
+                *cli,
+                "prepare",
+                str(root / "hostile.jsonl"),
+                "--tokenizer",
+                str(root / "bpe.json"),
+                "--out",
+                str(root / "data"),
+                "--seq-length",
+                "128",
+                "--batch-size",
+                "8",
+                "--steps",
+                "64",
+            ],
+            "dedup": [
+                *cli,
+                "dedup",
+                str(root / "hostile.jsonl"),
+                "--out",
+                str(root / "deduped.jsonl"),
+            ],
         }
         for name, argv in runs.items():
             peak, polled, seconds = peak_rss_mib(argv)
-            print(f"{megabytes} MB single-line document: {name:16s} peak RSS {peak:7.1f} MiB "
-                  f"(polled {polled:.1f}), {seconds:.1f} s (target < 1536 MiB)")
+            print(
+                f"{megabytes} MB single-line document: {name:16s} peak RSS {peak:7.1f} MiB "
+                f"(polled {polled:.1f}), {seconds:.1f} s (target < 1536 MiB)"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small corpus (500 / 5000 docs)")
-    parser.add_argument("--hostile", type=int, nargs="*", default=None, metavar="MB",
-                        help="instead: one single-line document of MB megabytes (e.g. 47 100)")
+    parser.add_argument(
+        "--hostile",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="MB",
+        help="instead: one single-line document of MB megabytes (e.g. 47 100)",
+    )
     args = parser.parse_args()
     if args.hostile is not None:
         for megabytes in args.hostile or [47, 100]:
@@ -124,15 +157,31 @@ def main() -> None:
         for scale in (1, 10):
             corpus = Path(tmp) / f"corpus{scale}.jsonl"
             words = write_corpus(corpus, docs * scale, mean_words, seed=scale)
-            argv = [sys.executable, "-m", "pythia_suite", "prepare", str(corpus),
-                    "--tokenizer", str(tokenizer), "--out", str(Path(tmp) / f"data{scale}"),
-                    "--seq-length", "128", "--batch-size", "8", "--steps", "256"]
+            argv = [
+                sys.executable,
+                "-m",
+                "pythia_suite",
+                "prepare",
+                str(corpus),
+                "--tokenizer",
+                str(tokenizer),
+                "--out",
+                str(Path(tmp) / f"data{scale}"),
+                "--seq-length",
+                "128",
+                "--batch-size",
+                "8",
+                "--steps",
+                "256",
+            ]
             peak, polled, seconds = peak_rss_mib(argv)
             size = corpus.stat().st_size / 2**20
             results.append(peak)
-            print(f"{scale:>3}x corpus: {docs * scale:7d} docs, {words:10d} words, "
-                  f"{size:7.1f} MiB jsonl -> peak RSS {peak:7.1f} MiB (polled {polled:.1f}), "
-                  f"{seconds:.1f} s")
+            print(
+                f"{scale:>3}x corpus: {docs * scale:7d} docs, {words:10d} words, "
+                f"{size:7.1f} MiB jsonl -> peak RSS {peak:7.1f} MiB (polled {polled:.1f}), "
+                f"{seconds:.1f} s"
+            )
     print(f"peak RSS ratio 10x / 1x: {results[1] / results[0]:.3f} (target: flat, ~1.0)")
 
 

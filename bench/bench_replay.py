@@ -35,8 +35,9 @@ def write_train(prefix: Path, steps: int, seed: int = 0) -> None:
     builder = IndexedDatasetBuilder(str(prefix) + ".bin", dtype=np.uint16)
     rng = np.random.default_rng(seed)
     for _ in range(steps):
-        batch = rng.integers(0, PYTHIA_VOCAB, (PYTHIA_BATCH_SIZE, PYTHIA_SEQ_LENGTH + 1),
-                             dtype=np.uint16)
+        batch = rng.integers(
+            0, PYTHIA_VOCAB, (PYTHIA_BATCH_SIZE, PYTHIA_SEQ_LENGTH + 1), dtype=np.uint16
+        )
         for row in batch:
             builder.add_document(row, [row.size])
     builder.finalize(str(prefix) + ".idx")
@@ -72,25 +73,33 @@ def main() -> None:
         hot = in_ram[:B].copy()
 
         def rows(s: int) -> np.ndarray:
-            return np.stack([ds[i] for i in range(s * B, (s + 1) * B)])
+            return np.stack([ds[i] for i in range(s * B, (s + 1) * B)])  # noqa: F821 (ds lives until timed)
 
         assert np.array_equal(rows(order[0]), td.batch(order[0]))
         ours = time_per_call(td.batch, order)
         megatron = time_per_call(rows, order)
-        memcpy = time_per_call(lambda s: np.copy(in_ram[s * B:(s + 1) * B]), order)
+        memcpy = time_per_call(lambda s: np.copy(in_ram[s * B : (s + 1) * B]), order)
         cached = time_per_call(lambda s: np.copy(hot), order)
         del ds
     mb = B * (PYTHIA_SEQ_LENGTH + 1) * 2 / 2**20
-    print(f"batch {B} x {PYTHIA_SEQ_LENGTH + 1} uint16 ({mb:.1f} MiB), {steps} steps on disk, "
-          f"{reads} random reads")
+    print(
+        f"batch {B} x {PYTHIA_SEQ_LENGTH + 1} uint16 ({mb:.1f} MiB), {steps} steps on disk, "
+        f"{reads} random reads"
+    )
     print(f"TrainData.batch          {ours:8.2f} ms/batch")
-    print(f"IndexedDataset row by row {megatron:7.2f} ms/batch   ({megatron / ours:.1f}x slower; "
-          "target >= 10x)")
-    print(f"np.copy from RAM         {memcpy:8.2f} ms/batch   (TrainData is {ours / memcpy:.2f}x "
-          "memcpy; target <= 2x)")
+    print(
+        f"IndexedDataset row by row {megatron:7.2f} ms/batch   ({megatron / ours:.1f}x slower; "
+        "target >= 10x)"
+    )
+    print(
+        f"np.copy from RAM         {memcpy:8.2f} ms/batch   (TrainData is {ours / memcpy:.2f}x "
+        "memcpy; target <= 2x)"
+    )
     print(f"np.copy, cache-hot       {cached:8.2f} ms/batch   (reference: one buffer reused)")
-    print(f"row reader / single-thread memcpy from RAM: {megatron / memcpy:.1f}x "
-          "(what one copying thread could reach at best)")
+    print(
+        f"row reader / single-thread memcpy from RAM: {megatron / memcpy:.1f}x "
+        "(what one copying thread could reach at best)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pythia_suite.training.family import EXAMPLE_VOCAB, ModelConfig, get_row, hf_config, param_counts
+from pythia_suite.training.family import (
+    EXAMPLE_VOCAB,
+    ModelConfig,
+    get_row,
+    hf_config,
+    param_counts,
+)
 from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.precision import autocast
@@ -36,7 +42,9 @@ from pythia_suite.training.trainer import deterministic, new_state, train_step
 CONTESTANTS = ("ours", "hf", "ours_bf16", "hf_bf16")
 
 
-def matmul_peak(threads: int, n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32) -> float:
+def matmul_peak(
+    threads: int, n: int = 2048, reps: int = 5, dtype: torch.dtype = torch.float32
+) -> float:
     """Best `dtype` matmul FLOP/s of this machine at `threads` threads."""
     torch.set_num_threads(threads)
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
@@ -53,14 +61,25 @@ def hf_model(cfg: ModelConfig, ours: GPTNeoX) -> torch.nn.Module:
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     hf = GPTNeoXForCausalLM(GPTNeoXConfig(**hf_config(cfg)))
-    state = {("lm_head.weight" if k == "embed_out.weight" else k): v for k, v in ours.state_dict().items()}
+    state = {
+        ("lm_head.weight" if k == "embed_out.weight" else k): v
+        for k, v in ours.state_dict().items()
+    }
     missing, unexpected = hf.load_state_dict(state, strict=False)
-    assert not unexpected and all("rotary" in k or "inv_freq" in k for k in missing), (missing, unexpected)
+    assert not unexpected and all("rotary" in k or "inv_freq" in k for k in missing), (
+        missing,
+        unexpected,
+    )
     return hf.train()
 
 
-def hf_step(hf: torch.nn.Module, opt: torch.optim.Optimizer, rows: np.ndarray, clip: float,
-            precision: str = "fp32") -> float:
+def hf_step(
+    hf: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    rows: np.ndarray,
+    clip: float,
+    precision: str = "fp32",
+) -> float:
     """The plain loop: forward (under autocast for bf16), cross-entropy, backward, clip, AdamW."""
     x = torch.from_numpy(rows.astype(np.int64))
     opt.zero_grad(set_to_none=True)
@@ -73,13 +92,18 @@ def hf_step(hf: torch.nn.Module, opt: torch.optim.Optimizer, rows: np.ndarray, c
     return float(loss.detach())
 
 
-def bench_row(name: str, *, batch: int, seq: int | None, steps: int, warmup: int, threads: int) -> dict:
+def bench_row(
+    name: str, *, batch: int, seq: int | None, steps: int, warmup: int, threads: int
+) -> dict:
     torch.set_num_threads(threads)
     cfg = get_row(name).with_vocab(EXAMPLE_VOCAB)
     cfg = cfg.with_seq_length(seq or cfg.seq_length)
     T = cfg.seq_length
     rng = np.random.default_rng(0)
-    batches = [rng.integers(0, EXAMPLE_VOCAB, size=(batch, T + 1), dtype=np.int64) for _ in range(warmup + steps)]
+    batches = [
+        rng.integers(0, EXAMPLE_VOCAB, size=(batch, T + 1), dtype=np.int64)
+        for _ in range(warmup + steps)
+    ]
     optim = OptimConfig(lr=cfg.lr)
     ours, hf, opts = {}, {}, {}
     for precision in ("fp32", "bf16"):
@@ -87,21 +111,30 @@ def bench_row(name: str, *, batch: int, seq: int | None, steps: int, warmup: int
         init_weights(model, cfg, seed=cfg.init_seed)
         ours[precision] = new_state(model, optim, precision)
         hf[precision] = hf_model(cfg, model)
-        opts[precision] = torch.optim.AdamW(hf[precision].parameters(), lr=cfg.lr, betas=optim.betas,
-                                            eps=optim.eps, weight_decay=optim.weight_decay)
+        opts[precision] = torch.optim.AdamW(
+            hf[precision].parameters(),
+            lr=cfg.lr,
+            betas=optim.betas,
+            eps=optim.eps,
+            weight_decay=optim.weight_decay,
+        )
     times: dict[str, list[float]] = {c: [] for c in CONTESTANTS}
     losses: dict[str, float] = {}
     for i, rows in enumerate(batches):
         # rotate which contestant goes first, so that none always runs right after another
-        for who in CONTESTANTS[i % 4:] + CONTESTANTS[: i % 4]:
+        for who in CONTESTANTS[i % 4 :] + CONTESTANTS[: i % 4]:
             precision = "bf16" if who.endswith("bf16") else "fp32"
             t0 = time.perf_counter()
             if who.startswith("ours"):
                 with deterministic(threads, cfg.init_seed):  # as the trainer runs it
-                    loss, _ = train_step(ours[precision], rows, lr=cfg.lr, grad_clip=optim.grad_clip)
+                    loss, _ = train_step(
+                        ours[precision], rows, lr=cfg.lr, grad_clip=optim.grad_clip
+                    )
                 losses[who] = float(loss)
             else:
-                losses[who] = hf_step(hf[precision], opts[precision], rows, optim.grad_clip, precision)
+                losses[who] = hf_step(
+                    hf[precision], opts[precision], rows, optim.grad_clip, precision
+                )
             if i >= warmup:
                 times[who].append(time.perf_counter() - t0)
         if i == 0:
@@ -112,33 +145,55 @@ def bench_row(name: str, *, batch: int, seq: int | None, steps: int, warmup: int
     n = total - cfg.vocab_size * cfg.hidden_size  # without the input embedding (a lookup)
     flops_per_token = 6 * n + 12 * cfg.num_layers * cfg.hidden_size * T
     tokens = batch * T  # per step; the median step time is robust to a busy moment
-    return {"name": name, "tokens_per_step": tokens, "flops_per_token": flops_per_token,
-            **{c: tokens / statistics.median(times[c]) for c in CONTESTANTS}}
+    return {
+        "name": name,
+        "tokens_per_step": tokens,
+        "flops_per_token": flops_per_token,
+        **{c: tokens / statistics.median(times[c]) for c in CONTESTANTS},
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes (batch 2, seq 64, 8 steps)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads for both")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per model (default 20; --quick 8)")
-    parser.add_argument("--models", nargs="+", default=["pythia-micro", "pythia-mini"], metavar="ROW")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (batch 2, seq 64, 8 steps)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="torch threads for both"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps per model (default 20; --quick 8)"
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=["pythia-micro", "pythia-mini"], metavar="ROW"
+    )
     args = parser.parse_args()
     batch, seq, steps, warmup = (2, 64, 8, 2) if args.quick else (8, None, 20, 3)
     steps = args.steps or steps
     peak = matmul_peak(args.threads)
     peak_bf16 = matmul_peak(args.threads, dtype=torch.bfloat16)
-    print(f"threads {args.threads}; matmul peak float32 {peak / 1e9:.1f} GFLOP/s, "
-          f"bfloat16 {peak_bf16 / 1e9:.1f} GFLOP/s ({peak_bf16 / peak:.2f}x)")
-    print(f"{'model':<14}{'tok/step':>9}{'precision':>10}{'ours tok/s':>12}{'HF tok/s':>11}"
-          f"{'ours/HF':>8}{'MFU ours':>10}{'MFU HF':>8}")
+    print(
+        f"threads {args.threads}; matmul peak float32 {peak / 1e9:.1f} GFLOP/s, "
+        f"bfloat16 {peak_bf16 / 1e9:.1f} GFLOP/s ({peak_bf16 / peak:.2f}x)"
+    )
+    print(
+        f"{'model':<14}{'tok/step':>9}{'precision':>10}{'ours tok/s':>12}{'HF tok/s':>11}"
+        f"{'ours/HF':>8}{'MFU ours':>10}{'MFU HF':>8}"
+    )
     for name in args.models:
         r = bench_row(name, batch=batch, seq=seq, steps=steps, warmup=warmup, threads=args.threads)
         for precision, suffix, p in (("fp32", "", peak), ("bf16", "_bf16", peak_bf16)):
             o, h = r["ours" + suffix], r["hf" + suffix]
-            print(f"{r['name']:<14}{r['tokens_per_step']:>9}{precision:>10}{o:>12.0f}{h:>11.0f}"
-                  f"{o / h:>7.2f}x{o * r['flops_per_token'] / p:>10.1%}{h * r['flops_per_token'] / p:>8.1%}")
-        print(f"{r['name']:<14} ours bf16 / ours fp32 = {r['ours_bf16'] / r['ours']:.2f}x, "
-              f"HF bf16 / HF fp32 = {r['hf_bf16'] / r['hf']:.2f}x")
+            print(
+                f"{r['name']:<14}{r['tokens_per_step']:>9}{precision:>10}{o:>12.0f}{h:>11.0f}"
+                f"{o / h:>7.2f}x{o * r['flops_per_token'] / p:>10.1%}{h * r['flops_per_token'] / p:>8.1%}"
+            )
+        print(
+            f"{r['name']:<14} ours bf16 / ours fp32 = {r['ours_bf16'] / r['ours']:.2f}x, "
+            f"HF bf16 / HF fp32 = {r['hf_bf16'] / r['hf']:.2f}x"
+        )
     print("targets: ours / HF >= 1.2x in each precision; ours bf16 / ours fp32 >= 2x")
 
 

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints_index.layout import (
-    CATALOG, CHECKPOINTS, MODEL_FILE, OPTIMIZER_FILE, SUMS_FILE, TRAINER_STATE_FILE,
-    checkpoint_dir, complete_dirs, step_of,
+    CATALOG,
+    CHECKPOINTS,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    SUMS_FILE,
+    TRAINER_STATE_FILE,
+    checkpoint_dir,
+    complete_dirs,
+    step_of,
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
 from checkpoints_index.sums import check_folder, read_sums, sha256_file
@@ -71,16 +78,21 @@ class Catalog:
             raise CheckpointError(f"{path}: not a usable SQLite catalog (not a regular file)")
         try:
             if read_only:
-                connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
-                                             timeout=60)
+                connection = sqlite3.connect(
+                    f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=60
+                )
             else:
                 connection = sqlite3.connect(path, timeout=60)
         except sqlite3.Error as exc:
             raise CheckpointError(f"{path}: not a usable SQLite catalog ({exc})") from None
         try:
             if read_only:
-                tables = {row[0] for row in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                tables = {
+                    row[0]
+                    for row in connection.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    )
+                }
                 if not {"runs", "checkpoints"} <= tables:
                     raise sqlite3.DatabaseError("tables 'runs' and 'checkpoints' missing")
             else:
@@ -105,8 +117,13 @@ class Catalog:
     ) -> RunRecord:
         """Record the run; re-registering must match exactly (ValueError naming the field)."""
         config = json.loads(json.dumps(config, sort_keys=True))  # what will be stored
-        given: dict[str, Any] = {"model": model, "variant": variant, "data_seed": data_seed,
-                 "weight_seed": weight_seed, "config": config}
+        given: dict[str, Any] = {
+            "model": model,
+            "variant": variant,
+            "data_seed": data_seed,
+            "weight_seed": weight_seed,
+            "config": config,
+        }
         existing = self.run()
         if existing is not None:
             field = _first_difference({k: getattr(existing, k) for k in given}, given)
@@ -120,8 +137,14 @@ class Catalog:
         with self._db:
             self._db.execute(
                 "INSERT INTO runs VALUES (1, ?, ?, ?, ?, ?, ?)",
-                (model, variant, data_seed, weight_seed, json.dumps(config, sort_keys=True),
-                 record.created),
+                (
+                    model,
+                    variant,
+                    data_seed,
+                    weight_seed,
+                    json.dumps(config, sort_keys=True),
+                    record.created,
+                ),
             )
         return record
 
@@ -133,8 +156,14 @@ class Catalog:
         if row is None:
             return None
         model, variant, data_seed, weight_seed, config, created = row
-        return RunRecord(model=model, variant=variant, data_seed=data_seed,
-                         weight_seed=weight_seed, config=json.loads(config), created=created)
+        return RunRecord(
+            model=model,
+            variant=variant,
+            data_seed=data_seed,
+            weight_seed=weight_seed,
+            config=json.loads(config),
+            created=created,
+        )
 
     # checkpoints ----------------------------------------------------------------------
     def add_checkpoint(self, record: CheckpointRecord) -> None:
@@ -142,8 +171,15 @@ class Catalog:
         with self._db:
             self._db.execute(
                 f"INSERT OR REPLACE INTO checkpoints ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (record.step, record.tokens_seen, record.path, record.sha256,
-                 record.sums_sha256, int(record.has_optimizer), record.created),
+                (
+                    record.step,
+                    record.tokens_seen,
+                    record.path,
+                    record.sha256,
+                    record.sums_sha256,
+                    int(record.has_optimizer),
+                    record.created,
+                ),
             )
 
     def checkpoints(self) -> list[CheckpointRecord]:
@@ -161,8 +197,12 @@ class Catalog:
         return _record(row)
 
     def select(
-        self, *, steps: Iterable[int] | None = None, every: int | None = None,
-        min_step: int | None = None, max_step: int | None = None,
+        self,
+        *,
+        steps: Iterable[int] | None = None,
+        every: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
     ) -> list[CheckpointRecord]:
         """Checkpoints by step: exactly `steps` (each must exist), and/or multiples of `every`
         within [`min_step`, `max_step`]."""
@@ -171,9 +211,11 @@ class Catalog:
             if every < 1:
                 raise ValueError(f"every: must be >= 1, got {every}")
             records = [r for r in records if r.step % every == 0]
-        return [r for r in records
-                if (min_step is None or r.step >= min_step)
-                and (max_step is None or r.step <= max_step)]
+        return [
+            r
+            for r in records
+            if (min_step is None or r.step >= min_step) and (max_step is None or r.step <= max_step)
+        ]
 
     def latest_complete(self) -> CheckpointRecord | None:
         """The newest checkpoint whose folder is on disk with its `SHA256SUMS` (after `sync`)."""
@@ -198,12 +240,15 @@ class Catalog:
         # rows of another run's folders (a branch's parent checkpoints) are not this run's to sync
         forgotten = [s for s in known if s not in on_disk and is_own(known[s])]
         for step in forgotten:
-            log.warning("%s: folder is gone or incomplete; forgetting it in the catalog",
-                        known[step].folder(self.run_dir))
+            log.warning(
+                "%s: folder is gone or incomplete; forgetting it in the catalog",
+                known[step].folder(self.run_dir),
+            )
         if forgotten:
             with self._db:
-                self._db.executemany("DELETE FROM checkpoints WHERE step = ?",
-                                     [(s,) for s in forgotten])
+                self._db.executemany(
+                    "DELETE FROM checkpoints WHERE step = ?", [(s,) for s in forgotten]
+                )
         return added, forgotten
 
     def verify(self, steps: Iterable[int] | None = None) -> list[str]:
@@ -238,11 +283,14 @@ class Catalog:
             if step is None or not child.is_dir() or child.absolute() in known:
                 continue
             if (child / SUMS_FILE).is_file():
-                out.append(f"{child}: complete checkpoint not in the catalog "
-                           "(`pythia-suite checkpoints sync` adds it)")
+                out.append(
+                    f"{child}: complete checkpoint not in the catalog "
+                    "(`pythia-suite checkpoints sync` adds it)"
+                )
             else:
                 out.append(f"{child}: damaged checkpoint ({SUMS_FILE} is missing)")
         return out
+
 
 def is_own(record: CheckpointRecord) -> bool:
     """Whether the record's folder is this run's `checkpoints/stepN` (not a linked parent's)."""
@@ -276,8 +324,9 @@ def sums_text(sums: dict[str, str]) -> str:
 def catalogued_files(run_dir: Path, step: int) -> dict[str, str]:
     """Name -> sha256 the catalog holds for `step`'s files (a folder `checkpoints index`ed)."""
     with Catalog.open(run_dir, read_only=True) as catalog:
-        rows = catalog._db.execute("SELECT name, sha256 FROM files WHERE step = ?",
-                                   (step,)).fetchall()
+        rows = catalog._db.execute(
+            "SELECT name, sha256 FROM files WHERE step = ?", (step,)
+        ).fetchall()
     return dict(rows)
 
 
@@ -302,8 +351,10 @@ def indexed_problems(run_dir: Path, record: CheckpointRecord) -> list[str]:
         if not path.is_file():
             problems.append(f"{folder}: {name}: catalogued but missing")
         elif (actual := sha256_file(path)) != expected:
-            problems.append(f"{folder}: {name}: sha256 mismatch "
-                            f"(expected {expected[:12]}..., got {actual[:12]}...)")
+            problems.append(
+                f"{folder}: {name}: sha256 mismatch "
+                f"(expected {expected[:12]}..., got {actual[:12]}...)"
+            )
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.name not in sums:
             problems.append(f"{folder}: {path.name}: not in the catalog")
@@ -322,8 +373,11 @@ def record_from_folder(
         state = json.loads((folder / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
         tokens_seen = tokens_from_state(state)
     return CheckpointRecord(
-        step=step, tokens_seen=tokens_seen, path=f"{CHECKPOINTS}/{folder.name}",
-        sha256=sums[MODEL_FILE], sums_sha256=sha256_file(folder / SUMS_FILE),
+        step=step,
+        tokens_seen=tokens_seen,
+        path=f"{CHECKPOINTS}/{folder.name}",
+        sha256=sums[MODEL_FILE],
+        sums_sha256=sha256_file(folder / SUMS_FILE),
         has_optimizer=OPTIMIZER_FILE in sums,
         created=created or utc_from_timestamp((folder / SUMS_FILE).stat().st_mtime),
     )
@@ -337,8 +391,15 @@ def tokens_from_state(state: dict[str, Any]) -> int | None:
 
 def _record(row: tuple[Any, ...]) -> CheckpointRecord:
     step, tokens, path, sha, sums_sha, has_opt, created = row
-    return CheckpointRecord(step=step, tokens_seen=tokens, path=path, sha256=sha,
-                            sums_sha256=sums_sha, has_optimizer=bool(has_opt), created=created)
+    return CheckpointRecord(
+        step=step,
+        tokens_seen=tokens,
+        path=path,
+        sha256=sha,
+        sums_sha256=sums_sha,
+        has_optimizer=bool(has_opt),
+        created=created,
+    )
 
 
 def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:

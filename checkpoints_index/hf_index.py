@@ -55,15 +55,22 @@ class IndexResult:
     flags: list[Flag]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"directory": str(self.directory), "model": self.model, "steps": self.steps,
-                "weights_sha256": {str(k): v for k, v in self.weights_sha256.items()},
-                "flags": [dataclasses.asdict(f) for f in self.flags]}
+        return {
+            "directory": str(self.directory),
+            "model": self.model,
+            "steps": self.steps,
+            "weights_sha256": {str(k): v for k, v in self.weights_sha256.items()},
+            "flags": [dataclasses.asdict(f) for f in self.flags],
+        }
 
 
 def step_folders(directory: Path) -> dict[int, Path]:
     """Step -> `DIR/stepN` folder."""
-    found = {int(m.group(1)): child for child in directory.iterdir()
-             if child.is_dir() and (m := STEP_DIR.match(child.name))}
+    found = {
+        int(m.group(1)): child
+        for child in directory.iterdir()
+        if child.is_dir() and (m := STEP_DIR.match(child.name))
+    }
     return dict(sorted(found.items()))
 
 
@@ -94,8 +101,10 @@ def weight_files(folder: Path) -> list[str]:
             if not isinstance(shard, str) or "/" in shard or not (folder / shard).is_file():
                 raise ValueError(f"{index}: shard {shard!r} is missing")
         return shards
-    raise ValueError(f"{folder}: no {MODEL_FILE} (nor {SHARD_INDEX}); only safetensors weights "
-                     "are loaded (never pickles)")
+    raise ValueError(
+        f"{folder}: no {MODEL_FILE} (nor {SHARD_INDEX}); only safetensors weights "
+        "are loaded (never pickles)"
+    )
 
 
 def check_loadable(folder: Path) -> list[str]:
@@ -126,8 +135,10 @@ def check_loadable(folder: Path) -> list[str]:
         if key not in shapes:
             raise ValueError(f"{folder}: weights lack {key!r} (not GPT-NeoX weights)")
         if shapes[key] != expected:
-            raise ValueError(f"{folder}: {key}: shape {shapes[key]} does not match "
-                             f"{CONFIG_FILE} (vocab_size, hidden_size) = {expected}")
+            raise ValueError(
+                f"{folder}: {key}: shape {shapes[key]} does not match "
+                f"{CONFIG_FILE} (vocab_size, hidden_size) = {expected}"
+            )
     return names
 
 
@@ -137,8 +148,10 @@ def index_folder(directory: Path, *, model: str | None = None) -> IndexResult:
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory")
     if (directory / CHECKPOINTS).is_dir():
-        raise ValueError(f"{directory}: a run directory (it has {CHECKPOINTS}/); "
-                         "`pythia-suite checkpoints sync` catalogues a run")
+        raise ValueError(
+            f"{directory}: a run directory (it has {CHECKPOINTS}/); "
+            "`pythia-suite checkpoints sync` catalogues a run"
+        )
     folders = step_folders(directory)
     if not folders:
         raise ValueError(f"{directory}: no stepN folders to catalogue")
@@ -150,22 +163,34 @@ def index_folder(directory: Path, *, model: str | None = None) -> IndexResult:
     for step, folder in folders.items():
         names = check_loadable(folder)
         sums = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file()}
-        weights[step] = (sums[MODEL_FILE] if names == [MODEL_FILE] else
-                         hashlib.sha256(sums_text({n: sums[n] for n in names}).encode()
-                                        ).hexdigest())
-        files += [(step, name, digest, (folder / name).stat().st_size)
-                  for name, digest in sums.items()]
+        weights[step] = (
+            sums[MODEL_FILE]
+            if names == [MODEL_FILE]
+            else hashlib.sha256(sums_text({n: sums[n] for n in names}).encode()).hexdigest()
+        )
+        files += [
+            (step, name, digest, (folder / name).stat().st_size) for name, digest in sums.items()
+        ]
         created = utc_from_timestamp((folder / names[0]).stat().st_mtime)
-        rows.append((step, None, folder.name, weights[step],
-                     hashlib.sha256(sums_text(sums).encode()).hexdigest(),
-                     int("optimizer.pt" in sums), created))
+        rows.append(
+            (
+                step,
+                None,
+                folder.name,
+                weights[step],
+                hashlib.sha256(sums_text(sums).encode()).hexdigest(),
+                int("optimizer.pt" in sums),
+                created,
+            )
+        )
         log.info("%s: %d files hashed", folder, len(sums))
     flags = identical_flags(weights) + hub_flags(model, list(folders))
     _write_catalog(directory, rows, files, flags)
     for flag in flags:
         log.warning("%s: %s", folders[flag.step], flag.message)
-    return IndexResult(directory=directory, model=model, steps=list(folders),
-                       weights_sha256=weights, flags=flags)
+    return IndexResult(
+        directory=directory, model=model, steps=list(folders), weights_sha256=weights, flags=flags
+    )
 
 
 def identical_flags(weights: dict[int, str]) -> list[Flag]:
@@ -177,10 +202,15 @@ def identical_flags(weights: dict[int, str]) -> list[Flag]:
     for step, digest in weights.items():
         others = [s for s in groups[digest] if s != step]
         if others:
-            flags.append(Flag(step=step, kind="identical",
-                              message="weights byte-identical to "
-                                      + ", ".join(f"step{s}" for s in others)
-                              + f" (sha256 {digest[:12]}...)"))
+            flags.append(
+                Flag(
+                    step=step,
+                    kind="identical",
+                    message="weights byte-identical to "
+                    + ", ".join(f"step{s}" for s in others)
+                    + f" (sha256 {digest[:12]}...)",
+                )
+            )
     return flags
 
 
@@ -194,17 +224,23 @@ def hub_flags(model: str | None, steps: list[int]) -> list[Flag]:
         if step not in hub.STEPS:
             continue
         for report in hub.revision(model, step).reports:
-            flags.append(Flag(step=step, kind=f"reported-{report.kind}",
-                              message=f"{model}@step{step}: reported {report.kind}: "
-                                      f"{report.summary} [{report.status}] ({report.url})"))
+            flags.append(
+                Flag(
+                    step=step,
+                    kind=f"reported-{report.kind}",
+                    message=f"{model}@step{step}: reported {report.kind}: "
+                    f"{report.summary} [{report.status}] ({report.url})",
+                )
+            )
     return flags
 
 
 _TMP = re.compile(rf"^\.{re.escape(CATALOG)}\.[a-z0-9_]{{8}}\.tmp$")
 
 
-def _write_catalog(directory: Path, rows: list[tuple[Any, ...]],
-                   files: list[tuple[Any, ...]], flags: list[Flag]) -> None:
+def _write_catalog(
+    directory: Path, rows: list[tuple[Any, ...]], files: list[tuple[Any, ...]], flags: list[Flag]
+) -> None:
     """Build `DIR/catalog.sqlite` under a temporary name, rename it into place, and remove
     the leftovers of earlier interrupted builds."""
     fd, name = tempfile.mkstemp(prefix=f".{CATALOG}.", suffix=".tmp", dir=directory)
@@ -215,12 +251,16 @@ def _write_catalog(directory: Path, rows: list[tuple[Any, ...]],
         try:
             db.executescript(SCHEMA)
             with db:
-                db.executemany("INSERT INTO checkpoints (step, tokens_seen, path, sha256, "
-                               "sums_sha256, has_optimizer, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               rows)
+                db.executemany(
+                    "INSERT INTO checkpoints (step, tokens_seen, path, sha256, "
+                    "sums_sha256, has_optimizer, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 db.executemany("INSERT INTO files VALUES (?, ?, ?, ?)", files)
-                db.executemany("INSERT INTO flags VALUES (?, ?, ?)",
-                               [(f.step, f.kind, f.message) for f in flags])
+                db.executemany(
+                    "INSERT INTO flags VALUES (?, ?, ?)",
+                    [(f.step, f.kind, f.message) for f in flags],
+                )
         finally:
             db.close()
         os.chmod(tmp, 0o644)

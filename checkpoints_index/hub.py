@@ -18,7 +18,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from checkpoints_index.hub_reports import (
-    RENAME_URL, RENAMED, V0_NOTE, V0_URL, Report, reports_for,
+    RENAME_URL,
+    RENAMED,
+    V0_NOTE,
+    V0_URL,
+    Report,
+    reports_for,
 )
 from checkpoints_index.schedule import PYTHIA_RULE, PYTHIA_STEPS, checkpoint_steps
 
@@ -61,21 +66,27 @@ class ModelName:
 
     @property
     def repo_name(self) -> str:
-        return f"pythia-{self.size}" + ("-deduped" if self.variant == "deduped" else "") + (
-            "-v0" if self.v0 else "")
+        return (
+            f"pythia-{self.size}"
+            + ("-deduped" if self.variant == "deduped" else "")
+            + ("-v0" if self.v0 else "")
+        )
 
 
 def parse_model(model: str) -> ModelName:
     """Parse 'pythia-70m', 'EleutherAI/pythia-70m-deduped', old 'pythia-19m', 'pythia-70m-v0'."""
     match = NAME.match(model.strip())
     if not match:
-        raise ValueError(f"model {model!r}: expected pythia-SIZE[-deduped][-v0] with SIZE one of "
-                         f"{', '.join(SIZES)}")
+        raise ValueError(
+            f"model {model!r}: expected pythia-SIZE[-deduped][-v0] with SIZE one of "
+            f"{', '.join(SIZES)}"
+        )
     size, deduped, v0 = match.group(1).lower(), bool(match.group(2)), bool(match.group(3))
     notes = []
     if size in RENAMED:
-        notes.append(f"model {model!r}: renamed in January 2023 to pythia-{RENAMED[size]} "
-                     f"({RENAME_URL})")
+        notes.append(
+            f"model {model!r}: renamed in January 2023 to pythia-{RENAMED[size]} ({RENAME_URL})"
+        )
         size = RENAMED[size]
     if size not in SIZES:
         raise ValueError(f"model {model!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
@@ -83,28 +94,39 @@ def parse_model(model: str) -> ModelName:
         if size not in V0_SIZES:
             raise ValueError(f"model {model!r}: no -v0 release of pythia-{size}")
         notes.append(f"model {model!r}: {V0_NOTE} ({V0_URL})")
-    return ModelName(size=size, variant="deduped" if deduped else "standard", v0=v0,
-                     notes=tuple(notes))
+    return ModelName(
+        size=size, variant="deduped" if deduped else "standard", v0=v0, notes=tuple(notes)
+    )
 
 
 def revision(model: str, step: int) -> HubRevision:
     """The published revision of `model` at `step` (ValueError if it is not a published step)."""
     name = parse_model(model)
     if step not in STEPS:
-        raise ValueError(f"step {step}: not a published Pythia checkpoint (step0, step1, step2, "
-                         f"..., step512, then every 1000 to step{PYTHIA_STEPS})")
+        raise ValueError(
+            f"step {step}: not a published Pythia checkpoint (step0, step1, step2, "
+            f"..., step512, then every 1000 to step{PYTHIA_STEPS})"
+        )
     reports = () if name.v0 else tuple(reports_for(name.repo_name, step))
-    return HubRevision(model=name.repo_name, size=name.size, variant=name.variant, step=step,
-                       repo_id=f"{ORG}/{name.repo_name}", revision=f"step{step}",
-                       reports=reports)
+    return HubRevision(
+        model=name.repo_name,
+        size=name.size,
+        variant=name.variant,
+        step=step,
+        repo_id=f"{ORG}/{name.repo_name}",
+        revision=f"step{step}",
+        reports=reports,
+    )
 
 
-def list_revisions(model: str | None = None, *, steps: Iterable[int] | None = None
-                   ) -> list[HubRevision]:
+def list_revisions(
+    model: str | None = None, *, steps: Iterable[int] | None = None
+) -> list[HubRevision]:
     """Every published revision of `model` (all current models if None), by step."""
     if model is None:
-        models = [f"pythia-{s}" + ("-deduped" if v == "deduped" else "")
-                  for s in SIZES for v in VARIANTS]
+        models = [
+            f"pythia-{s}" + ("-deduped" if v == "deduped" else "") for s in SIZES for v in VARIANTS
+        ]
     else:
         models = [model]
     wanted = STEPS if steps is None else sorted(set(steps))
@@ -126,8 +148,10 @@ def warnings_for(model: str, step: int) -> list[str]:
     name = parse_model(model)
     messages = list(name.notes)
     for report in revision(model, step).reports:
-        messages.append(f"{ORG}/{name.repo_name}@step{step}: reported {report.kind}: "
-                        f"{report.summary} [{report.status}] ({report.url})")
+        messages.append(
+            f"{ORG}/{name.repo_name}@step{step}: reported {report.kind}: "
+            f"{report.summary} [{report.status}] ({report.url})"
+        )
     for message in messages:
         log.warning("%s", message)
     return messages

@@ -78,7 +78,9 @@ def checkpoint_steps(rule: str, steps: int) -> list[int]:
     if kind == "steps" and sep:
         listed = [_parse_int(rule, part) for part in arg.split(",")]
         if any(s < 0 for s in listed):
-            raise CheckpointError(f"checkpoint rule {rule!r}: steps must be >= 0; expected {RULE_HELP}")
+            raise CheckpointError(
+                f"checkpoint rule {rule!r}: steps must be >= 0; expected {RULE_HELP}"
+            )
         return listed_steps(listed, steps)
     raise CheckpointError(f"checkpoint rule {rule!r}: unknown rule; expected {RULE_HELP}")
 

@@ -25,17 +25,33 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from checkpoints_index.catalog import (
-    Catalog, record_from_folder, record_problems, tokens_from_state,
+    Catalog,
+    record_from_folder,
+    record_problems,
+    tokens_from_state,
 )
 from checkpoints_index.layout import (
-    CATALOG, CONFIG_FILE, EXTRA_FILE, MODEL_FILE, OPTIMIZER_FILE, SUMS_FILE, TRAINER_STATE_FILE,
-    checkpoint_dir, stale_tmp_dirs,
+    CATALOG,
+    CONFIG_FILE,
+    EXTRA_FILE,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    SUMS_FILE,
+    TRAINER_STATE_FILE,
+    checkpoint_dir,
+    stale_tmp_dirs,
 )
 from checkpoints_index.records import CheckpointRecord, utc_now
 from checkpoints_index.sums import check_folder, fsync_path, write_sums
 
-__all__ = ["CheckpointRecord", "LoadedCheckpoint", "checkpoint_dir", "load_checkpoint",
-           "save_checkpoint", "clean_stale"]
+__all__ = [
+    "CheckpointRecord",
+    "LoadedCheckpoint",
+    "checkpoint_dir",
+    "clean_stale",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +70,15 @@ class LoadedCheckpoint:
 
 
 def save_checkpoint(
-    run_dir: str | Path, step: int, *, weights: dict[str, torch.Tensor], hf_config: dict[str, Any],
-    optimizer_state: dict[str, Any] | None, trainer_state: dict[str, Any],
-    extra_tensors: dict[str, torch.Tensor] | None = None, tokens_seen: int | None = None,
+    run_dir: str | Path,
+    step: int,
+    *,
+    weights: dict[str, torch.Tensor],
+    hf_config: dict[str, Any],
+    optimizer_state: dict[str, Any] | None,
+    trainer_state: dict[str, Any],
+    extra_tensors: dict[str, torch.Tensor] | None = None,
+    tokens_seen: int | None = None,
 ) -> CheckpointRecord:
     """Write `RUN/checkpoints/stepN/` atomically and record it in the catalog.
 
@@ -118,7 +140,8 @@ def load_checkpoint(
         optimizer_state=_torch_load(optimizer, map_location) if optimizer.is_file() else None,
         trainer_state=_read_json(folder / TRAINER_STATE_FILE),
         extra_tensors=_torch_load(extra, map_location) if extra.is_file() else None,
-        step=step, path=folder,
+        step=step,
+        path=folder,
     )
 
 
@@ -142,8 +165,11 @@ def _problems(run_dir: Path, step: int) -> list[str]:
 
 
 def _write_folder(
-    folder: Path, tensors: dict[str, torch.Tensor], config_text: str,
-    optimizer_state: dict[str, Any] | None, state_text: str,
+    folder: Path,
+    tensors: dict[str, torch.Tensor],
+    config_text: str,
+    optimizer_state: dict[str, Any] | None,
+    state_text: str,
     extra: dict[str, torch.Tensor] | None,
 ) -> None:
     save_file(tensors, str(folder / MODEL_FILE), metadata={"format": "pt"})

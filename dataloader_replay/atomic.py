@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 def refuse_existing(path: Path, *, overwrite: bool = False) -> None:
     """Raise `FileExistsError` naming `path` if it exists and overwriting was not asked for."""
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: output already exists (remove it first or choose another path)")
+        raise FileExistsError(
+            f"{path}: output already exists (remove it first or choose another path)"
+        )
 
 
 @contextlib.contextmanager

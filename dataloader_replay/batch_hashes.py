@@ -23,8 +23,10 @@ def compute_batch_hashes(tokens: np.ndarray, batch_size: int) -> list[str]:
     from dataloader_replay.replay import batch_sha256
 
     steps = len(tokens) // batch_size
-    return [batch_sha256(tokens[s * batch_size:(s + 1) * batch_size])
-            for s in tqdm(range(steps), desc="batch hashes", unit="step", disable=None)]
+    return [
+        batch_sha256(tokens[s * batch_size : (s + 1) * batch_size])
+        for s in tqdm(range(steps), desc="batch hashes", unit="step", disable=None)
+    ]
 
 
 def write_batch_hashes(path: Path, hashes: list[str]) -> None:

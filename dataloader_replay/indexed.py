@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import importlib
 import struct
-from array import array
 import warnings
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +85,10 @@ def read_header(prefix: str | Path) -> IndexHeader:
     if len(head) < HEADER_BYTES:
         raise ValueError(f"{idx_path}: truncated header ({len(head)} of {HEADER_BYTES} bytes)")
     if head[:9] != MAGIC:
-        raise ValueError(f"{idx_path}: field 'magic': expected {MAGIC!r}, found {head[:9]!r} "
-                         "(not a Megatron MMapIndexedDataset index)")
+        raise ValueError(
+            f"{idx_path}: field 'magic': expected {MAGIC!r}, found {head[:9]!r} "
+            "(not a Megatron MMapIndexedDataset index)"
+        )
     (version,) = struct.unpack("<Q", head[9:17])
     if version != VERSION:
         raise ValueError(f"{idx_path}: field 'version': expected {VERSION}, found {version}")
@@ -96,10 +98,16 @@ def read_header(prefix: str | Path) -> IndexHeader:
     seq_count, doc_count = struct.unpack("<QQ", head[18:34])
     expected = HEADER_BYTES + 4 * seq_count + 8 * seq_count + 8 * doc_count
     if idx_size < expected:
-        raise ValueError(f"{idx_path}: field 'size': truncated ({idx_size} bytes, the counts "
-                         f"need {expected})")
-    return IndexHeader(idx_path=idx_path, bin_path=bin_path, dtype=DTYPE_CODES[code],
-                       sequence_count=seq_count, document_count=doc_count)
+        raise ValueError(
+            f"{idx_path}: field 'size': truncated ({idx_size} bytes, the counts need {expected})"
+        )
+    return IndexHeader(
+        idx_path=idx_path,
+        bin_path=bin_path,
+        dtype=DTYPE_CODES[code],
+        sequence_count=seq_count,
+        document_count=doc_count,
+    )
 
 
 def validate_index(prefix: str | Path) -> IndexHeader:
@@ -112,18 +120,25 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     last_len = int(np.frombuffer(mm, np.int32, 1, header.lengths_offset + 4 * (n - 1))[0])
     last_ptr = int(np.frombuffer(mm, np.int64, 1, header.pointers_offset + 8 * (n - 1))[0])
     docs_offset = header.pointers_offset + 8 * n
-    last_doc = (int(np.frombuffer(mm, np.int64, 1, docs_offset + 8 * (header.document_count - 1))[0])
-                if header.document_count else None)
+    last_doc = (
+        int(np.frombuffer(mm, np.int64, 1, docs_offset + 8 * (header.document_count - 1))[0])
+        if header.document_count
+        else None
+    )
     del mm
     if last_doc != n:  # megatron-core asserts this
-        raise ValueError(f"{header.idx_path}: field 'document_indices': the last is {last_doc}, "
-                         f"expected the sequence count {n}")
+        raise ValueError(
+            f"{header.idx_path}: field 'document_indices': the last is {last_doc}, "
+            f"expected the sequence count {n}"
+        )
     need = last_ptr + last_len * header.dtype.itemsize
     have = header.bin_path.stat().st_size
     if have != need:
         what = "truncated" if have < need else "longer than its index"
-        raise ValueError(f"{header.bin_path}: field 'size': {what} ({have} bytes, "
-                         f"{header.idx_path.name} needs {need})")
+        raise ValueError(
+            f"{header.bin_path}: field 'size': {what} ({have} bytes, "
+            f"{header.idx_path.name} needs {need})"
+        )
     return header
 
 

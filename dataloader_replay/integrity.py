@@ -45,8 +45,10 @@ class DataReport:
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.directory}: {self.files} file hashes, {self.batches} batch hashes, "
-                f"{self.rows} rows against documents.bin and the index arrays")
+        return (
+            f"{self.directory}: {self.files} file hashes, {self.batches} batch hashes, "
+            f"{self.rows} rows against documents.bin and the index arrays"
+        )
 
 
 def verify_data(directory: str | Path) -> DataReport:
@@ -62,14 +64,18 @@ def verify_data(directory: str | Path) -> DataReport:
     if data.directory is None or data.manifest is None:
         report.problems.append(f"{directory}: not a prepared data directory (no {MANIFEST})")
         return report
-    for check in (_check_files, lambda d, r: _check_batches(data, r),
-                  lambda d, r: _check_mapping(data, r)):
+    for check in (
+        _check_files,
+        lambda d, r: _check_batches(data, r),
+        lambda d, r: _check_mapping(data, r),
+    ):
         _guarded(check, directory, report)
     return report
 
 
-def _guarded(check: Callable[[Path, DataReport], None], directory: Path,
-             report: DataReport) -> None:
+def _guarded(
+    check: Callable[[Path, DataReport], None], directory: Path, report: DataReport
+) -> None:
     try:
         check(directory, report)
     except (ValueError, OSError) as exc:
@@ -84,15 +90,19 @@ def _check_files(directory: Path, report: DataReport) -> None:
     except (ValueError, OSError):
         return  # already reported by the caller
     if BATCH_HASHES not in files:
-        report.problems.append(f"{directory / MANIFEST}: field 'files': {BATCH_HASHES} is not "
-                               "listed (prepared by an older version: prepare it again)")
+        report.problems.append(
+            f"{directory / MANIFEST}: field 'files': {BATCH_HASHES} is not "
+            "listed (prepared by an older version: prepare it again)"
+        )
     for name, expected in sorted(files.items()):
         path = directory / name
         if "/" in name or not path.is_file():
             report.problems.append(f"{path}: listed in {MANIFEST} but missing")
         elif (actual := sha256_file(path)) != expected:
-            report.problems.append(f"{path}: sha256 mismatch with {MANIFEST} (expected "
-                                   f"{expected[:12]}..., got {actual[:12]}...)")
+            report.problems.append(
+                f"{path}: sha256 mismatch with {MANIFEST} (expected "
+                f"{expected[:12]}..., got {actual[:12]}...)"
+            )
         report.files += 1
     for path in sorted(directory.iterdir()):
         if path.name != MANIFEST and path.name not in files:
@@ -104,8 +114,10 @@ def _check_batches(data: TrainData, report: DataReport) -> None:
         return
     for step in tqdm(range(data.num_steps), desc="batch hashes", unit="step", disable=None):
         if batch_sha256(data.batch(step)) != data.batch_hashes[step]:
-            report.problems.append(f"{data.prefix}.bin: step {step}: batch_sha256 differs "
-                                   f"from {BATCH_HASHES}:{step + 1}")
+            report.problems.append(
+                f"{data.prefix}.bin: step {step}: batch_sha256 differs "
+                f"from {BATCH_HASHES}:{step + 1}"
+            )
         report.batches += 1
 
 
@@ -114,11 +126,17 @@ def _check_mapping(data: TrainData, report: DataReport) -> None:
     assert directory is not None and manifest is not None
     sizes, doc_starts = document_arrays(directory / "documents")
     if manifest.get("num_documents", len(sizes)) != len(sizes):
-        report.problems.append(f"{directory / MANIFEST}: field 'num_documents': "
-                               f"{manifest['num_documents']} but documents.idx holds {len(sizes)}")
+        report.problems.append(
+            f"{directory / MANIFEST}: field 'num_documents': "
+            f"{manifest['num_documents']} but documents.idx holds {len(sizes)}"
+        )
         return
-    mapping = build_index_mapping(sizes, seq_length=manifest["seq_length"],
-                                  num_samples=manifest["num_samples"], seed=manifest["seed"])
+    mapping = build_index_mapping(
+        sizes,
+        seq_length=manifest["seq_length"],
+        num_samples=manifest["num_samples"],
+        seed=manifest["seed"],
+    )
     bad = False
     for name in INDEX_ARRAYS + PER_DOCUMENT:
         path = directory / f"{name}.npy"
@@ -127,8 +145,10 @@ def _check_mapping(data: TrainData, report: DataReport) -> None:
             expected = getattr(mapping, name)
             same = stored.dtype == expected.dtype and np.array_equal(stored, expected)
             if not same:
-                report.problems.append(f"{path}: differs from the mapping rebuilt from "
-                                       f"documents.idx and {MANIFEST} (seed {manifest['seed']})")
+                report.problems.append(
+                    f"{path}: differs from the mapping rebuilt from "
+                    f"documents.idx and {MANIFEST} (seed {manifest['seed']})"
+                )
                 bad = True
         elif len(stored) != len(sizes):
             report.problems.append(f"{path}: {len(stored)} entries for {len(sizes)} documents")
@@ -141,7 +161,9 @@ def _check_mapping(data: TrainData, report: DataReport) -> None:
         pos = row_token_positions(mapping, sizes, doc_starts, ends, rows, data.seq_length)
         differ = np.flatnonzero((documents[pos] != data.tokens[rows]).any(axis=1))
         if len(differ):
-            report.problems.append(f"{data.prefix}.bin: row {int(rows[differ[0]])} differs from "
-                                   "the documents.bin tokens the index mapping points at")
+            report.problems.append(
+                f"{data.prefix}.bin: row {int(rows[differ[0]])} differs from "
+                "the documents.bin tokens the index mapping points at"
+            )
             return
         report.rows += len(rows)

@@ -58,8 +58,10 @@ class _ZstdReader(io.RawIOBase):
         data = self._raw.read(1 << 16)
         if not data:
             if self._dobj is not None and not self._dobj.eof:
-                raise DataError(f"{self._path}: truncated zstd stream (the file ends inside a "
-                                f"frame after {self._compressed} compressed bytes)")
+                raise DataError(
+                    f"{self._path}: truncated zstd stream (the file ends inside a "
+                    f"frame after {self._compressed} compressed bytes)"
+                )
             return False
         self._compressed += len(data)
         out = []
@@ -69,8 +71,10 @@ class _ZstdReader(io.RawIOBase):
             try:
                 out.append(self._dobj.decompress(data))
             except self._zstd.ZstdError as exc:
-                raise DataError(f"{self._path}: corrupt zstd data near compressed byte "
-                                f"{self._compressed}: {exc}") from None
+                raise DataError(
+                    f"{self._path}: corrupt zstd data near compressed byte "
+                    f"{self._compressed}: {exc}"
+                ) from None
             data = self._dobj.unused_data if self._dobj.eof else b""
         self._pending = b"".join(out)
         return True
@@ -87,7 +91,7 @@ def open_binary(path: Path) -> BinaryIO:
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, expected a .jsonl or .jsonl.zst file")
-    raw = open(path, "rb")  # noqa: SIM115  (returned to the caller, who closes it)
+    raw = open(path, "rb")
     if path.suffix == ".zst":
         return io.BufferedReader(_ZstdReader(path, raw), 1 << 20)  # type: ignore[return-value]
     return raw

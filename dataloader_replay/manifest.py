@@ -23,8 +23,16 @@ from typing import Any
 
 FORMAT = "pythia-suite/data/1"
 MANIFEST = "manifest.json"
-REQUIRED_INT_FIELDS = ("seq_length", "batch_size", "steps", "seed", "num_samples", "num_epochs",
-                       "eod_id", "vocab_size")
+REQUIRED_INT_FIELDS = (
+    "seq_length",
+    "batch_size",
+    "steps",
+    "seed",
+    "num_samples",
+    "num_epochs",
+    "eod_id",
+    "vocab_size",
+)
 
 
 def fingerprint_content(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -84,8 +92,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not isinstance(manifest.get("sources"), list):
         raise ValueError(f"{path}: field 'sources' missing or not a list")
     files = manifest.get("files")
-    if files is not None and (not isinstance(files, dict)
-                              or not all(isinstance(v, str) for v in files.values())):
+    if files is not None and (
+        not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values())
+    ):
         raise ValueError(f"{path}: field 'files' must map file names to sha256 strings")
     return manifest
 
@@ -94,5 +103,7 @@ def check_fingerprint(directory: Path, manifest: dict[str, Any]) -> None:
     """ValueError if the manifest's recorded fingerprint does not match its fields."""
     recorded = manifest.get("fingerprint")
     if recorded is not None and recorded != fingerprint(manifest):
-        raise ValueError(f"{Path(directory) / MANIFEST}: field 'fingerprint': does not match "
-                         "the manifest's other fields (the manifest was edited after prepare)")
+        raise ValueError(
+            f"{Path(directory) / MANIFEST}: field 'fingerprint': does not match "
+            "the manifest's other fields (the manifest was edited after prepare)"
+        )

@@ -48,8 +48,9 @@ def stream_ends(sizes: np.ndarray, doc_idx: np.ndarray) -> np.ndarray:
     return np.cumsum(sizes[doc_idx], dtype=np.int64)
 
 
-def build_sample_idx(sizes: np.ndarray, doc_idx: np.ndarray, seq_length: int,
-                     epochs: int, tokens_per_epoch: int) -> np.ndarray:
+def build_sample_idx(
+    sizes: np.ndarray, doc_idx: np.ndarray, seq_length: int, epochs: int, tokens_per_epoch: int
+) -> np.ndarray:
     """[n + 1, 2] int64 (doc_idx index, offset) of each sample start (vectorized)."""
     n = (epochs * tokens_per_epoch - 1) // seq_length
     ends = stream_ends(sizes, doc_idx)
@@ -71,15 +72,16 @@ def build_shuffle_idx(size: int, rng: np.random.RandomState) -> np.ndarray:
 
 @dataclass(frozen=True, kw_only=True)
 class IndexMapping:
-    doc_idx: np.ndarray      # [epochs * num_documents] int32
-    sample_idx: np.ndarray   # [n + 1, 2] int64
+    doc_idx: np.ndarray  # [epochs * num_documents] int32
+    sample_idx: np.ndarray  # [n + 1, 2] int64
     shuffle_idx: np.ndarray  # [n] uint32
     num_epochs: int
     tokens_per_epoch: int
 
 
-def build_index_mapping(sizes: np.ndarray, *, seq_length: int, num_samples: int,
-                        seed: int) -> IndexMapping:
+def build_index_mapping(
+    sizes: np.ndarray, *, seq_length: int, num_samples: int, seed: int
+) -> IndexMapping:
     """doc_idx, sample_idx and shuffle_idx from one `RandomState(seed)`, in GPT-NeoX's order."""
     sizes = np.asarray(sizes, dtype=np.int32)
     tokens = int(sizes.sum(dtype=np.int64))
@@ -88,12 +90,23 @@ def build_index_mapping(sizes: np.ndarray, *, seq_length: int, num_samples: int,
     doc_idx = build_doc_idx(len(sizes), epochs, rng)
     sample_idx = build_sample_idx(sizes, doc_idx, seq_length, epochs, tokens)
     shuffle_idx = build_shuffle_idx(sample_idx.shape[0] - 1, rng)
-    return IndexMapping(doc_idx=doc_idx, sample_idx=sample_idx, shuffle_idx=shuffle_idx,
-                        num_epochs=epochs, tokens_per_epoch=tokens)
+    return IndexMapping(
+        doc_idx=doc_idx,
+        sample_idx=sample_idx,
+        shuffle_idx=shuffle_idx,
+        num_epochs=epochs,
+        tokens_per_epoch=tokens,
+    )
 
 
-def row_token_positions(mapping: IndexMapping, sizes: np.ndarray, doc_starts: np.ndarray,
-                        ends: np.ndarray, rows: np.ndarray, seq_length: int) -> np.ndarray:
+def row_token_positions(
+    mapping: IndexMapping,
+    sizes: np.ndarray,
+    doc_starts: np.ndarray,
+    ends: np.ndarray,
+    rows: np.ndarray,
+    seq_length: int,
+) -> np.ndarray:
     """Token offsets into the documents file for each of `rows`: [len(rows), seq_length + 1].
 
     `doc_starts[d]` is document d's first token offset, `ends` is `stream_ends(sizes, doc_idx)`.

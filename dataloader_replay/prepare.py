@@ -37,9 +37,9 @@ from dataloader_replay.tokenizer import PIECE_CHARS, load_tokenizer, split_text
 from suite_errors import ConfigError
 
 log = logging.getLogger(__name__)
-ENCODE_BATCH = 256          # documents per `encode_batch` call
-CHUNK_TOKENS = 1 << 18      # at most this many tokens per chunk of training rows ...
-CHUNK_ROWS = 32             # ... and at most this many rows (bounds the pages they touch)
+ENCODE_BATCH = 256  # documents per `encode_batch` call
+CHUNK_TOKENS = 1 << 18  # at most this many tokens per chunk of training rows ...
+CHUNK_ROWS = 32  # ... and at most this many rows (bounds the pages they touch)
 
 
 def _check_positive(**fields: int | None) -> None:
@@ -62,18 +62,22 @@ def _check_fits(*, seq_length: int, num_samples: int, out: Path) -> None:
     memory = num_samples * 24 + width * 32 * max(1, min(CHUNK_ROWS, CHUNK_TOKENS // width))
     available = psutil.virtual_memory().available
     if memory > available:
-        raise ConfigError(f"--seq-length {seq_length} / {num_samples:,} rows: the index arrays "
-                          f"need {memory / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} "
-                          "GiB is available")
+        raise ConfigError(
+            f"--seq-length {seq_length} / {num_samples:,} rows: the index arrays "
+            f"need {memory / 2**30:,.1f} GiB of memory, {available / 2**30:,.1f} "
+            "GiB is available"
+        )
     disk = num_samples * width * 2
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
     free = shutil.disk_usage(parent).free
     if disk > free:
-        raise ConfigError(f"{out}: train.bin needs {disk / 2**30:,.1f} GiB "
-                          f"({num_samples:,} rows of {width:,} tokens), {free / 2**30:,.1f} GiB "
-                          "is free there")
+        raise ConfigError(
+            f"{out}: train.bin needs {disk / 2**30:,.1f} GiB "
+            f"({num_samples:,} rows of {width:,} tokens), {free / 2**30:,.1f} GiB "
+            "is free there"
+        )
 
 
 def _check_epochs(sizes: np.ndarray, *, seq_length: int, num_samples: int) -> None:
@@ -84,9 +88,11 @@ def _check_epochs(sizes: np.ndarray, *, seq_length: int, num_samples: int) -> No
     memory = epochs * len(sizes) * 16  # doc_idx (int32), sizes[doc_idx], its int64 cumsum
     available = psutil.virtual_memory().available
     if memory > available:
-        raise ConfigError(f"--seq-length {seq_length} / {num_samples:,} rows: the corpus would be "
-                          f"repeated {epochs:,} times; doc_idx needs {memory / 2**30:,.1f} GiB of "
-                          f"memory, {available / 2**30:,.1f} GiB is available")
+        raise ConfigError(
+            f"--seq-length {seq_length} / {num_samples:,} rows: the corpus would be "
+            f"repeated {epochs:,} times; doc_idx needs {memory / 2**30:,.1f} GiB of "
+            f"memory, {available / 2**30:,.1f} GiB is available"
+        )
 
 
 def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
@@ -100,8 +106,9 @@ def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def write_documents(input: Path, tokenizer: Any, eod_id: int, dtype: np.dtype,
-                    prefix: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+def write_documents(
+    input: Path, tokenizer: Any, eod_id: int, dtype: np.dtype, prefix: Path
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Tokenize every document (+ EOD) into `prefix.{bin,idx}`; return sources, ids, lines."""
     writer = IndexedWriter(prefix, dtype)
     sources: dict[str, int] = {}
@@ -145,9 +152,17 @@ def _gather(bin_path: Path, dtype: np.dtype, positions: np.ndarray) -> np.ndarra
     return block
 
 
-def write_train(documents_prefix: Path, mapping: IndexMapping, sizes: np.ndarray,
-                doc_starts: np.ndarray, *, num_samples: int, seq_length: int,
-                dtype: np.dtype, prefix: Path) -> None:
+def write_train(
+    documents_prefix: Path,
+    mapping: IndexMapping,
+    sizes: np.ndarray,
+    doc_starts: np.ndarray,
+    *,
+    num_samples: int,
+    seq_length: int,
+    dtype: np.dtype,
+    prefix: Path,
+) -> None:
     """Materialize rows [0, num_samples) in training order into `prefix.{bin,idx}`."""
     ends = stream_ends(sizes, mapping.doc_idx)
     writer = IndexedWriter(prefix, dtype)
@@ -174,8 +189,9 @@ def default_num_samples(steps: int, batch_size: int) -> int:
     return math.ceil(steps * batch_size * 1.0 * 1.005)
 
 
-def write_train_hashes(directory: Path, *, batch_size: int, seq_length: int, dtype: np.dtype,
-                       num_samples: int) -> None:
+def write_train_hashes(
+    directory: Path, *, batch_size: int, seq_length: int, dtype: np.dtype, num_samples: int
+) -> None:
     """`DIR/batch_sha256.txt`: the hash of every full batch of `DIR/train.bin`."""
     from dataloader_replay.replay import map_rows
 
@@ -183,16 +199,28 @@ def write_train_hashes(directory: Path, *, batch_size: int, seq_length: int, dty
     write_batch_hashes(directory / BATCH_HASHES, compute_batch_hashes(tokens, batch_size))
 
 
-def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_size: int,
-            steps: int, seed: int = 1234, num_samples: int | None = None) -> dict[str, Any]:
+def prepare(
+    input: Path,
+    tokenizer: Path,
+    out: Path,
+    *,
+    seq_length: int,
+    batch_size: int,
+    steps: int,
+    seed: int = 1234,
+    num_samples: int | None = None,
+) -> dict[str, Any]:
     """Tokenize INPUT and write DIR in GPT-NeoX's packed training order; return the manifest."""
     input, tokenizer, out = Path(input), Path(tokenizer), Path(out)
-    _check_positive(seq_length=seq_length, batch_size=batch_size, steps=steps,
-                    num_samples=num_samples)
+    _check_positive(
+        seq_length=seq_length, batch_size=batch_size, steps=steps, num_samples=num_samples
+    )
     needed = steps * batch_size
     num_samples = default_num_samples(steps, batch_size) if num_samples is None else num_samples
     if num_samples < needed:
-        raise ValueError(f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}")
+        raise ValueError(
+            f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}"
+        )
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"--seed: must be an integer in [0, 2**32), got {seed}")
     if not input.is_file():
@@ -203,28 +231,52 @@ def prepare(input: Path, tokenizer: Path, out: Path, *, seq_length: int, batch_s
     dtype = token_dtype(tok.vocab_size)
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        sources, source_ids, lines = write_documents(input, tok.tokenizer, tok.eod_id, dtype,
-                                                     tmp / "documents")
+        sources, source_ids, lines = write_documents(
+            input, tok.tokenizer, tok.eod_id, dtype, tmp / "documents"
+        )
         sizes, doc_starts = document_arrays(tmp / "documents")
         _check_epochs(sizes, seq_length=seq_length, num_samples=num_samples)
         log.info("%d documents, %d tokens", len(sizes), int(sizes.sum(dtype=np.int64)))
-        mapping = build_index_mapping(sizes, seq_length=seq_length, num_samples=num_samples,
-                                      seed=seed)
-        for name, arr in (("doc_idx", mapping.doc_idx), ("sample_idx", mapping.sample_idx),
-                          ("shuffle_idx", mapping.shuffle_idx), ("doc_sources", source_ids),
-                          ("doc_lines", lines)):
+        mapping = build_index_mapping(
+            sizes, seq_length=seq_length, num_samples=num_samples, seed=seed
+        )
+        for name, arr in (
+            ("doc_idx", mapping.doc_idx),
+            ("sample_idx", mapping.sample_idx),
+            ("shuffle_idx", mapping.shuffle_idx),
+            ("doc_sources", source_ids),
+            ("doc_lines", lines),
+        ):
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-        write_train(tmp / "documents", mapping, sizes, doc_starts, num_samples=num_samples,
-                    seq_length=seq_length, dtype=dtype, prefix=tmp / "train")
+        write_train(
+            tmp / "documents",
+            mapping,
+            sizes,
+            doc_starts,
+            num_samples=num_samples,
+            seq_length=seq_length,
+            dtype=dtype,
+            prefix=tmp / "train",
+        )
         shutil.copyfile(tokenizer, tmp / "tokenizer.json")
-        write_train_hashes(tmp, batch_size=batch_size, seq_length=seq_length, dtype=dtype,
-                           num_samples=num_samples)
+        write_train_hashes(
+            tmp, batch_size=batch_size, seq_length=seq_length, dtype=dtype, num_samples=num_samples
+        )
         manifest = {
-            "format": FORMAT, "seq_length": seq_length, "batch_size": batch_size,
-            "steps": steps, "seed": seed, "num_samples": num_samples,
-            "num_epochs": mapping.num_epochs, "tokens_per_epoch": mapping.tokens_per_epoch,
-            "num_documents": len(sizes), "eod_id": tok.eod_id, "pad_id": tok.pad_id,
-            "vocab_size": tok.vocab_size, "dtype": dtype.name, "sources": sources,
+            "format": FORMAT,
+            "seq_length": seq_length,
+            "batch_size": batch_size,
+            "steps": steps,
+            "seed": seed,
+            "num_samples": num_samples,
+            "num_epochs": mapping.num_epochs,
+            "tokens_per_epoch": mapping.tokens_per_epoch,
+            "num_documents": len(sizes),
+            "eod_id": tok.eod_id,
+            "pad_id": tok.pad_id,
+            "vocab_size": tok.vocab_size,
+            "dtype": dtype.name,
+            "sources": sources,
             "input": {"path": str(input), "sha256": sha256_file(input)},
             "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},

@@ -26,8 +26,13 @@ import numpy as np
 
 from dataloader_replay.batch_hashes import BATCH_HASHES, read_batch_hashes
 from dataloader_replay.indexed import document_arrays, open_indexed, token_dtype
-from dataloader_replay.manifest import (MANIFEST, check_fingerprint, fingerprint,
-                                        read_json_object, read_manifest)
+from dataloader_replay.manifest import (
+    MANIFEST,
+    check_fingerprint,
+    fingerprint,
+    read_json_object,
+    read_manifest,
+)
 from dataloader_replay.transforms import apply_transform, validate_transform
 
 log = logging.getLogger(__name__)
@@ -65,7 +70,9 @@ def parallel_copy(src: np.ndarray) -> np.ndarray:
     if _copy_pool is None:
         _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
     bounds = np.linspace(0, len(src), parts + 1).astype(int)
-    futures = [_copy_pool.submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])]
+    futures = [
+        _copy_pool.submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])
+    ]
     np.copyto(out[: bounds[1]], src[: bounds[1]])
     for future in futures:
         future.result()
@@ -78,9 +85,9 @@ def _as_prefix(path: Path) -> Path:
 
 @dataclass(kw_only=True)
 class TrainData:
-    name: str                      # the path the data was opened from (for messages)
-    prefix: Path                   # the train .bin/.idx prefix
-    directory: Path | None         # the prepared DIR, None for a bare prefix
+    name: str  # the path the data was opened from (for messages)
+    prefix: Path  # the train .bin/.idx prefix
+    directory: Path | None  # the prepared DIR, None for a bare prefix
     batch_size: int
     seq_length: int
     num_rows: int
@@ -106,10 +113,15 @@ class TrainData:
         last_pointer = int(pointers[-1])
         del ds, lengths, pointers  # megatron-core unmaps its index when ds is collected
         bin_path = Path(str(prefix) + ".bin")
-        if (last_row != row or last_pointer != (n - 1) * row * dtype.itemsize
-                or bin_path.stat().st_size != n * row * dtype.itemsize):
-            raise ValueError(f"{prefix}.idx: field 'sequence_lengths': rows are not all "
-                             f"{row} tokens (not a train-style file)")
+        if (
+            last_row != row
+            or last_pointer != (n - 1) * row * dtype.itemsize
+            or bin_path.stat().st_size != n * row * dtype.itemsize
+        ):
+            raise ValueError(
+                f"{prefix}.idx: field 'sequence_lengths': rows are not all "
+                f"{row} tokens (not a train-style file)"
+            )
         hashes = None
         if manifest is not None:
             hashes = _batch_hashes(path, manifest, rows=n)
@@ -122,10 +134,18 @@ class TrainData:
         if manifest is not None and batch_size != manifest["batch_size"]:
             hashes = None  # they hash batches of the manifest's size
         tokens = map_rows(bin_path, dtype, n, row)
-        return cls(name=str(path), prefix=prefix, directory=directory, batch_size=batch_size,
-                   seq_length=row - 1, num_rows=n,
-                   vocab_size=manifest["vocab_size"] if manifest else None,
-                   manifest=manifest, tokens=tokens, batch_hashes=hashes)
+        return cls(
+            name=str(path),
+            prefix=prefix,
+            directory=directory,
+            batch_size=batch_size,
+            seq_length=row - 1,
+            num_rows=n,
+            vocab_size=manifest["vocab_size"] if manifest else None,
+            manifest=manifest,
+            tokens=tokens,
+            batch_hashes=hashes,
+        )
 
     @property
     def fingerprint(self) -> str | None:
@@ -142,7 +162,8 @@ class TrainData:
                 raise ValueError(
                     f"{self.prefix}.bin: step {step}: batch_sha256 {digest[:12]}... differs from "
                     f"{BATCH_HASHES}:{step + 1} ({self.batch_hashes[step][:12]}...); the data "
-                    "changed after prepare (`pythia-suite verify` checks every file)")
+                    "changed after prepare (`pythia-suite verify` checks every file)"
+                )
         return batch
 
     @property
@@ -160,8 +181,9 @@ class TrainData:
     def rows(self, start: int, end: int) -> np.ndarray:
         """Rows [start, end) as a copy in the stored dtype."""
         if not (0 <= start <= end <= self.num_rows):
-            raise ValueError(f"{self.name}: field 'rows': [{start}, {end}) is outside "
-                             f"[0, {self.num_rows})")
+            raise ValueError(
+                f"{self.name}: field 'rows': [{start}, {end}) is outside [0, {self.num_rows})"
+            )
         return parallel_copy(self.tokens[start:end])
 
     def batch(self, step: int) -> np.ndarray:
@@ -171,8 +193,10 @@ class TrainData:
 
     def check_step(self, step: int, field_name: str = "step") -> None:
         if not (0 <= step < self.num_steps):
-            raise ValueError(f"{self.name}: field '{field_name}': {step} is past the end of the "
-                             f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)")
+            raise ValueError(
+                f"{self.name}: field '{field_name}': {step} is past the end of the "
+                f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)"
+            )
 
     def provenance(self, row: int) -> list[dict[str, Any]]:
         """The documents row `row` is made of, in order, with their token spans."""
@@ -190,39 +214,51 @@ def _batch_hashes(path: Path, manifest: dict[str, Any], *, rows: int) -> list[st
     prepared before they were recorded)."""
     files = manifest.get("files") or {}
     if BATCH_HASHES not in files:
-        log.warning("%s: no %s (prepared by an older version): batches are not checked",
-                    path, BATCH_HASHES)
+        log.warning(
+            "%s: no %s (prepared by an older version): batches are not checked", path, BATCH_HASHES
+        )
         return None
     hashes = read_batch_hashes(path / BATCH_HASHES)
     batch_size = manifest["batch_size"]
     if batch_size < 1 or len(hashes) != rows // batch_size:
         raise ValueError(
             f"{path / MANIFEST}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
-            f"({len(hashes)} batches recorded for {rows} rows)")
+            f"({len(hashes)} batches recorded for {rows} rows)"
+        )
     return hashes
 
 
-def _check_manifest(path: Path, manifest: dict[str, Any], *, rows: int, row_length: int,
-                    dtype: np.dtype) -> None:
+def _check_manifest(
+    path: Path, manifest: dict[str, Any], *, rows: int, row_length: int, dtype: np.dtype
+) -> None:
     where = path / MANIFEST
     for name in ("batch_size", "steps", "seq_length", "num_samples", "vocab_size"):
         if manifest[name] < 1:
             raise ValueError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
     if manifest["steps"] * manifest["batch_size"] > rows:
-        raise ValueError(f"{where}: field 'steps': {manifest['steps']} steps of "
-                         f"{manifest['batch_size']} rows need more than the {rows} train rows")
+        raise ValueError(
+            f"{where}: field 'steps': {manifest['steps']} steps of "
+            f"{manifest['batch_size']} rows need more than the {rows} train rows"
+        )
     if token_dtype(manifest["vocab_size"]) != dtype:
-        raise ValueError(f"{where}: field 'vocab_size': {manifest['vocab_size']} does not fit "
-                         f"train's {dtype} tokens")
+        raise ValueError(
+            f"{where}: field 'vocab_size': {manifest['vocab_size']} does not fit "
+            f"train's {dtype} tokens"
+        )
     if not 0 <= manifest["eod_id"] < manifest["vocab_size"]:
-        raise ValueError(f"{where}: field 'eod_id': {manifest['eod_id']} is outside the "
-                         f"vocabulary of {manifest['vocab_size']}")
+        raise ValueError(
+            f"{where}: field 'eod_id': {manifest['eod_id']} is outside the "
+            f"vocabulary of {manifest['vocab_size']}"
+        )
     if manifest["seq_length"] + 1 != row_length:
-        raise ValueError(f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
-                         f"train rows of {row_length} tokens")
+        raise ValueError(
+            f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
+            f"train rows of {row_length} tokens"
+        )
     if manifest["num_samples"] != rows:
-        raise ValueError(f"{where}: field 'num_samples': {manifest['num_samples']} but "
-                         f"train has {rows} rows")
+        raise ValueError(
+            f"{where}: field 'num_samples': {manifest['num_samples']} but train has {rows} rows"
+        )
     if manifest.get("dtype") != dtype.name:
         raise ValueError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
 
@@ -247,8 +283,9 @@ class _Provenance:
                 raise FileNotFoundError(f"{path}: no such file (needed for provenance)")
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         sizes, _ = document_arrays(directory / "documents")
-        return cls(**arrays, sizes=sizes, sources=list(manifest.get("sources", [])),
-                   num_rows=num_rows)
+        return cls(
+            **arrays, sizes=sizes, sources=list(manifest.get("sources", [])), num_rows=num_rows
+        )
 
     def of_row(self, row: int) -> list[dict[str, Any]]:
         if not (0 <= row < self.num_rows):
@@ -260,10 +297,17 @@ class _Provenance:
             doc = int(self.doc_idx[k])
             start = int(o0) if k == k0 else 0
             end = int(o1) + 1 if k == k1 else int(self.sizes[doc])
-            out.append({"doc": doc, "line": int(self.doc_lines[doc]),
-                        "pile_set_name": self.sources[int(self.doc_sources[doc])],
-                        "doc_start": start, "doc_end": end,
-                        "row_start": at, "row_end": at + end - start})
+            out.append(
+                {
+                    "doc": doc,
+                    "line": int(self.doc_lines[doc]),
+                    "pile_set_name": self.sources[int(self.doc_sources[doc])],
+                    "doc_start": start,
+                    "doc_end": end,
+                    "row_start": at,
+                    "row_end": at + end - start,
+                }
+            )
             at += end - start
         return out
 
@@ -327,11 +371,19 @@ def open_run(run: str | Path) -> TransformedData:
     if not path.exists():
         raise FileNotFoundError(
             f"{where}: field 'data.path': {path}: no such directory (the run's data"
-            + (f", fingerprint {recorded[:12]}...; moved? `train --resume --data NEW` records "
-               "the new place" if isinstance(recorded, str) else "") + ")")
+            + (
+                f", fingerprint {recorded[:12]}...; moved? `train --resume --data NEW` records "
+                "the new place"
+                if isinstance(recorded, str)
+                else ""
+            )
+            + ")"
+        )
     opened = TrainData.open(path)
     if isinstance(recorded, str) and opened.fingerprint != recorded:
-        raise ValueError(f"{where}: field 'data.fingerprint': {path} holds other data "
-                         f"(fingerprint {str(opened.fingerprint)[:12]}..., the run was trained "
-                         f"on {recorded[:12]}...)")
+        raise ValueError(
+            f"{where}: field 'data.fingerprint': {path} holds other data "
+            f"(fingerprint {str(opened.fingerprint)[:12]}..., the run was trained "
+            f"on {recorded[:12]}...)"
+        )
     return TransformedData(data=opened, transform=spec, run=run)

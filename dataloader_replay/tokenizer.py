@@ -53,8 +53,12 @@ def load_tokenizer(path: Path) -> LoadedTokenizer:
     tok = read_tokenizer(path)
     vocab = tok.get_vocab(with_added_tokens=True)
     vocab_size = max(max(vocab.values()) + 1, tok.get_vocab_size(with_added_tokens=True))
-    return LoadedTokenizer(tokenizer=tok, eod_id=int(tok.token_to_id(EOD_TOKEN)),
-                           pad_id=tok.token_to_id(PAD_TOKEN), vocab_size=int(vocab_size))
+    return LoadedTokenizer(
+        tokenizer=tok,
+        eod_id=int(tok.token_to_id(EOD_TOKEN)),
+        pad_id=tok.token_to_id(PAD_TOKEN),
+        vocab_size=int(vocab_size),
+    )
 
 
 # Documents longer than this are tokenized piece by piece: a whole 47 MB line encoded at once

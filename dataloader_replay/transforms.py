@@ -44,16 +44,23 @@ def validate_transform(spec: dict[str, Any] | None) -> None:
     sources: set[int] = set()
     targets: set[int] = set()
     for i, pair in enumerate(pairs):
-        if (not isinstance(pair, list | tuple) or len(pair) != 2
-                or not all(_is_int(x) and x >= 0 for x in pair)):
+        if (
+            not isinstance(pair, list | tuple)
+            or len(pair) != 2
+            or not all(_is_int(x) and x >= 0 for x in pair)
+        ):
             raise ValueError(f"{where}: field '{key}[{i}]': expected [a, b], two token ids >= 0")
         a, b = pair
         if name == "token_swap" and (a == b or (sources | targets) & {a, b}):
-            raise ValueError(f"{where}: field '{key}[{i}]': token ids must be distinct and "
-                             "appear in one pair only")
+            raise ValueError(
+                f"{where}: field '{key}[{i}]': token ids must be distinct and "
+                "appear in one pair only"
+            )
         if name == "token_map" and (a == b or a in sources or a in targets or b in sources):
-            raise ValueError(f"{where}: field '{key}[{i}]': a source id must appear once and "
-                             "never as a target (the map is not chained)")
+            raise ValueError(
+                f"{where}: field '{key}[{i}]': a source id must appear once and "
+                "never as a target (the map is not chained)"
+            )
         sources.add(a)
         targets.add(b)
     start = spec.get("start_step", 0)
@@ -71,8 +78,10 @@ def apply_transform(spec: dict[str, Any] | None, batch: np.ndarray, step: int) -
     out = batch.copy()
     for i, (a, b) in enumerate(spec[key]):
         if max(a, b) > limit:
-            raise ValueError(f"transform: field '{key}[{i}]': id {max(a, b)} does not fit the "
-                             f"data's dtype {batch.dtype}")
+            raise ValueError(
+                f"transform: field '{key}[{i}]': id {max(a, b)} does not fit the "
+                f"data's dtype {batch.dtype}"
+            )
         out[batch == a] = b
         if spec["name"] == "token_swap":
             out[batch == b] = a

@@ -22,8 +22,8 @@ _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 @dataclass(frozen=True, kw_only=True)
 class Mismatch:
-    step: int       # the logged update n (its batch is the one at step n - 1)
-    line: int       # 1-based line in metrics.jsonl
+    step: int  # the logged update n (its batch is the one at step n - 1)
+    line: int  # 1-based line in metrics.jsonl
     logged: str
     replayed: str
 
@@ -41,7 +41,7 @@ def logged_hashes(path: Path) -> list[tuple[int, int, str]]:
     gap or a repeated step are each a ValueError naming file:line."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    out = []
+    out: list[tuple[int, int, str]] = []
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
@@ -56,13 +56,16 @@ def logged_hashes(path: Path) -> list[tuple[int, int, str]]:
             if not isinstance(step, int) or isinstance(step, bool) or step < 1:
                 raise ValueError(f"{path}:{number}: field 'step' must be an integer >= 1")
             if not isinstance(digest, str) or not _HEX.match(digest):
-                raise ValueError(f"{path}:{number}: field 'batch_sha256' must be a sha256 hex "
-                                 "digest")
+                raise ValueError(
+                    f"{path}:{number}: field 'batch_sha256' must be a sha256 hex digest"
+                )
             expected = len(out) + 1
             if step != expected:
                 what = "repeats" if step < expected else "skips to"
-                raise ValueError(f"{path}:{number}: field 'step': {what} {step} where step "
-                                 f"{expected} was expected (metrics hold steps 1..N in order)")
+                raise ValueError(
+                    f"{path}:{number}: field 'step': {what} {step} where step "
+                    f"{expected} was expected (metrics hold steps 1..N in order)"
+                )
             out.append((number, step, digest))
     if not out:
         raise ValueError(f"{path}: no line logs a batch_sha256")
@@ -74,13 +77,17 @@ def verify_run(run: str | Path) -> VerifyResult:
     run = Path(run)
     data = open_run(run)
     logged = logged_hashes(run / "metrics.jsonl")
-    for i, (line, step, digest) in enumerate(tqdm(logged, desc="verify", unit="step",
-                                                   disable=None)):
+    for i, (line, step, digest) in enumerate(
+        tqdm(logged, desc="verify", unit="step", disable=None)
+    ):
         if step - 1 >= data.num_steps:
-            raise ValueError(f"{run / 'metrics.jsonl'}:{line}: field 'step': {step} is past "
-                             f"the end of the data ({data.num_steps} steps)")
+            raise ValueError(
+                f"{run / 'metrics.jsonl'}:{line}: field 'step': {step} is past "
+                f"the end of the data ({data.num_steps} steps)"
+            )
         replayed = batch_sha256(data.batch(step - 1))
         if replayed != digest:
-            return VerifyResult(checked=i, mismatch=Mismatch(step=step, line=line,
-                                                             logged=digest, replayed=replayed))
+            return VerifyResult(
+                checked=i, mismatch=Mismatch(step=step, line=line, logged=digest, replayed=replayed)
+            )
     return VerifyResult(checked=len(logged), mismatch=None)

@@ -65,11 +65,14 @@ def _verify_run(run: Path) -> Report:
         result = verify_run(run)  # the fingerprint, the metrics lines, the replayed hashes
         if result.mismatch is not None:
             m = result.mismatch
-            report.problems.append(f"{run / METRICS}:{m.line}: step {m.step}: batch_sha256 "
-                                   f"mismatch (logged {m.logged}, replayed {m.replayed})")
+            report.problems.append(
+                f"{run / METRICS}:{m.line}: step {m.step}: batch_sha256 "
+                f"mismatch (logged {m.logged}, replayed {m.replayed})"
+            )
         logged = len(logged_hashes(run / METRICS))
-        report.lines.append(f"{run / METRICS}: steps 1..{logged}, {result.checked} batches "
-                            "replayed")
+        report.lines.append(
+            f"{run / METRICS}: steps 1..{logged}, {result.checked} batches replayed"
+        )
     except (ValueError, OSError) as exc:
         report.problems.append(str(exc))
         logged = None
@@ -77,18 +80,22 @@ def _verify_run(run: Path) -> Report:
     return report
 
 
-def _checkpoint_problems(run: Path, logged: int | None, run_steps: int,
-                         report: Report) -> list[str]:
+def _checkpoint_problems(
+    run: Path, logged: int | None, run_steps: int, report: Report
+) -> list[str]:
     problems = []
     if logged is not None and logged > run_steps:
         problems.append(f"{run / METRICS}: logs {logged} steps, the run has {run_steps}")
     if not (run / CATALOG).is_file():
         if (run / "checkpoints").is_dir():
-            problems.append(f"{run / CATALOG}: no catalog (`pythia-suite checkpoints sync` "
-                            "builds it)")
+            problems.append(
+                f"{run / CATALOG}: no catalog (`pythia-suite checkpoints sync` builds it)"
+            )
         elif logged:
-            problems.append(f"{run}: {METRICS} logs {logged} steps but the run has no "
-                            f"checkpoints/ and no {CATALOG}")
+            problems.append(
+                f"{run}: {METRICS} logs {logged} steps but the run has no "
+                f"checkpoints/ and no {CATALOG}"
+            )
         return problems
     try:
         with Catalog.open(run, read_only=True) as catalog:
@@ -99,6 +106,8 @@ def _checkpoint_problems(run: Path, logged: int | None, run_steps: int,
     report.lines.append(f"{run / CATALOG}: {len(records)} checkpoints re-hashed")
     newest = max((r.step for r in records), default=0)
     if logged is not None and logged < newest:
-        problems.append(f"{run / METRICS}: logs steps 1..{logged} but checkpoint step{newest} "
-                        "exists (lines are missing)")
+        problems.append(
+            f"{run / METRICS}: logs steps 1..{logged} but checkpoint step{newest} "
+            "exists (lines are missing)"
+        )
     return problems

@@ -14,8 +14,12 @@ import pytest
 import zstandard
 
 CLI = str(Path(sys.executable).parent / "pythia-suite")
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-       "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+}
 
 
 def _tokenizer(path: Path, size: int) -> None:
@@ -34,8 +38,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pythia_suite.training.trainer import TrainConfig, train
 
     root = tmp_path_factory.mktemp("bad")
-    lines = [json.dumps({"text": " ".join(f"t{(d * 7 + i) % 200}" for i in range(400)),
-                         "meta": {"pile_set_name": "set"}}) for d in range(40)]
+    lines = [
+        json.dumps(
+            {
+                "text": " ".join(f"t{(d * 7 + i) % 200}" for i in range(400)),
+                "meta": {"pile_set_name": "set"},
+            }
+        )
+        for d in range(40)
+    ]
     raw = ("\n".join(lines) + "\n").encode()
     (root / "corpus.jsonl").write_bytes(raw)
     whole = zstandard.ZstdCompressor().compress(raw)
@@ -46,12 +57,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "line_cut.jsonl.zst").write_bytes(cut + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
     _tokenizer(root / "tok.json", 256)
     _tokenizer(root / "small.json", 3)
-    prepare(root / "corpus.jsonl", root / "tok.json", root / "data", seq_length=16,
-            batch_size=2, steps=4)
-    prepare(root / "corpus.jsonl", root / "tok.json", root / "data3000", seq_length=3000,
-            batch_size=1, steps=2)
-    train(TrainConfig(model="pythia-nano", data=root / "data", out=root / "run", steps=2,
-                      checkpoints="log+every:1"))
+    prepare(
+        root / "corpus.jsonl",
+        root / "tok.json",
+        root / "data",
+        seq_length=16,
+        batch_size=2,
+        steps=4,
+    )
+    prepare(
+        root / "corpus.jsonl",
+        root / "tok.json",
+        root / "data3000",
+        seq_length=3000,
+        batch_size=1,
+        steps=2,
+    )
+    train(
+        TrainConfig(
+            model="pythia-nano",
+            data=root / "data",
+            out=root / "run",
+            steps=2,
+            checkpoints="log+every:1",
+        )
+    )
     (root / "dirdb").mkdir()
     (root / "dirdb" / "checkpoints").mkdir()
     (root / "dirdb" / "catalog.sqlite").mkdir()
@@ -64,25 +94,59 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 PREP = ["--tokenizer", "tok.json", "--seq-length", "16", "--batch-size", "2", "--steps", "2"]
 CASES = {
     # corrupt or truncated .zst, for every reader of a corpus
-    **{f"{cmd}-{name}": [*argv, f"{name}.jsonl.zst", *rest]
-       for name in ("truncated", "garbage", "line_cut")
-       for cmd, argv, rest in (("dedup", ["dedup"], ["--out", "o.jsonl"]),
-                               ("tokenizer", ["tokenizer", "train"],
-                                ["--vocab-size", "300", "--out", "o.json"]),
-                               ("prepare", ["prepare"], [*PREP, "--out", "o"]))},
+    **{
+        f"{cmd}-{name}": [*argv, f"{name}.jsonl.zst", *rest]
+        for name in ("truncated", "garbage", "line_cut")
+        for cmd, argv, rest in (
+            ("dedup", ["dedup"], ["--out", "o.jsonl"]),
+            ("tokenizer", ["tokenizer", "train"], ["--vocab-size", "300", "--out", "o.json"]),
+            ("prepare", ["prepare"], [*PREP, "--out", "o"]),
+        )
+    },
     "vocab-2^32": ["tokenizer", "train", "corpus.jsonl", "--vocab-size", str(2**32), "--out", "o"],
     "vocab-1e11": ["tokenizer", "train", "corpus.jsonl", "--vocab-size", str(10**11), "--out", "o"],
     "vocab-small": ["tokenizer", "train", "corpus.jsonl", "--vocab-size", "10", "--out", "o"],
-    "prepare-1e9-steps": ["prepare", "corpus.jsonl", "--tokenizer", "tok.json", "--out", "o",
-                          "--seq-length", "16", "--batch-size", "1024", "--steps", str(10**9)],
-    "prepare-seq-2e9": ["prepare", "corpus.jsonl", "--tokenizer", "tok.json", "--out", "o",
-                        "--seq-length", str(2 * 10**9), "--batch-size", "1", "--steps", "1"],
+    "prepare-1e9-steps": [
+        "prepare",
+        "corpus.jsonl",
+        "--tokenizer",
+        "tok.json",
+        "--out",
+        "o",
+        "--seq-length",
+        "16",
+        "--batch-size",
+        "1024",
+        "--steps",
+        str(10**9),
+    ],
+    "prepare-seq-2e9": [
+        "prepare",
+        "corpus.jsonl",
+        "--tokenizer",
+        "tok.json",
+        "--out",
+        "o",
+        "--seq-length",
+        str(2 * 10**9),
+        "--batch-size",
+        "1",
+        "--steps",
+        "1",
+    ],
     "prepare-seed": ["prepare", "corpus.jsonl", *PREP, "--out", "o", "--seed", "-1"],
     "prepare-exists": ["prepare", "corpus.jsonl", *PREP, "--out", "data"],
     "find-past-vocab": ["find", "data", "--tokens", "99999"],
     "find-20-digits": ["find", "data", "--tokens", "12345678901234567890"],
-    "replay-small-tokenizer": ["replay", "data", "--step", "0", "--text", "--tokenizer",
-                               "small.json"],
+    "replay-small-tokenizer": [
+        "replay",
+        "data",
+        "--step",
+        "0",
+        "--text",
+        "--tokenizer",
+        "small.json",
+    ],
     "schedule-1e9": ["checkpoints", "schedule", "log+every:1", "--steps", str(10**9)],
     "schedule-pythia-huge": ["checkpoints", "schedule", "pythia", "--steps", str(10**21)],
     "list-catalog-dir": ["checkpoints", "list", "dirdb"],
@@ -102,8 +166,15 @@ def _snapshot(root: Path) -> set[str]:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input_is_one_clean_line(world: Path, name: str) -> None:
     before = _snapshot(world)
-    done = subprocess.run([CLI, *CASES[name]], cwd=world, env=ENV, capture_output=True,
-                          text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [CLI, *CASES[name]],
+        cwd=world,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, (name, done.stderr[-2000:])
     assert len(lines) == 1 and lines[0].startswith("pythia-suite: error: "), (name, lines)
@@ -123,8 +194,13 @@ def test_error_family_is_value_error() -> None:
 def test_torchrun_other_ranks_stay_silent(world: Path) -> None:
     outs = []
     for rank in ("0", "1"):
-        done = subprocess.run([CLI, "family", "--vocab", "0"], env={**ENV, "RANK": rank},
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [CLI, "family", "--vocab", "0"],
+            env={**ENV, "RANK": rank},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         outs.append((done.returncode, done.stderr.strip()))
     assert outs[0][0] == outs[1][0] == 2
     assert outs[0][1].startswith("pythia-suite: error: --vocab") and outs[1][1] == ""

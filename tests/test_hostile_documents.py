@@ -34,8 +34,9 @@ def test_pieces_give_whole_document_ids(tmp_path: Path) -> None:
     tok = train_tokenizer(corpus, tmp_path / "tok.json", vocab_size=400)
     whole = tok.encode(text, add_special_tokens=False).ids
     for size in (200, 1000, 7777):
-        pieced = [i for p in split_text(text, size)
-                  for i in tok.encode(p, add_special_tokens=False).ids]
+        pieced = [
+            i for p in split_text(text, size) for i in tok.encode(p, add_special_tokens=False).ids
+        ]
         assert pieced == whole, size
 
 

@@ -51,8 +51,13 @@ class RunInfo:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def run_info(path: str | Path, *, name: str | None = None, step: int | None = None,
-             tokenizer: str | Path | None = None) -> RunInfo:
+def run_info(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    step: int | None = None,
+    tokenizer: str | Path | None = None,
+) -> RunInfo:
     """Checkpoints, length and tokenizer of a RUN (or HF folders); errors name the path."""
     path = Path(path)
     ckpts = open_checkpoints(path, step=step)
@@ -74,8 +79,15 @@ def run_info(path: str | Path, *, name: str | None = None, step: int | None = No
             fingerprint = data_fingerprint(open_rows(path))
         except (OSError, ValueError) as exc:
             log.warning("%s: data fingerprint unavailable (%s)", path, exc)
-    return RunInfo(name=name or path.name, path=path, checkpoints=ckpts, total_steps=total,
-                   tokenizer_path=tok, fingerprint=fingerprint, config=config)
+    return RunInfo(
+        name=name or path.name,
+        path=path,
+        checkpoints=ckpts,
+        total_steps=total,
+        tokenizer_path=tok,
+        fingerprint=fingerprint,
+        config=config,
+    )
 
 
 def pick_steps(available: list[int], steps: list[int] | None) -> list[int]:
@@ -84,30 +96,48 @@ def pick_steps(available: list[int], steps: list[int] | None) -> list[int]:
         return list(available)
     missing = [s for s in steps if s not in available]
     if missing:
-        raise ValueError(f"--steps: no checkpoint at step {missing[0]} "
-                         f"(available: {', '.join(map(str, available))})")
+        raise ValueError(
+            f"--steps: no checkpoint at step {missing[0]} "
+            f"(available: {', '.join(map(str, available))})"
+        )
     return sorted(set(steps))
 
 
 Scorer = Callable[[Any, Any], list[Row]]
 
 
-def across_checkpoints(info: RunInfo, score: Scorer, *, steps: list[int] | None = None,
-                       cache: dict[str, list[Row]] | None = None, dtype: str = "float32"
-                       ) -> pd.DataFrame:
+def across_checkpoints(
+    info: RunInfo,
+    score: Scorer,
+    *,
+    steps: list[int] | None = None,
+    cache: dict[str, list[Row]] | None = None,
+    dtype: str = "float32",
+) -> pd.DataFrame:
     """`score(model, tokenizer)` at each selected checkpoint; tidy frame (COLUMNS)."""
     cache = {} if cache is None else cache
     tokenizer = hf_tokenizer(info.tokenizer_path) if info.tokenizer_path else None
     out = []
-    for step in tqdm(pick_steps(info.checkpoints.steps, steps), desc=f"bias {info.name}",
-                     unit="ckpt", disable=None):
+    for step in tqdm(
+        pick_steps(info.checkpoints.steps, steps),
+        desc=f"bias {info.name}",
+        unit="ckpt",
+        disable=None,
+    ):
         sha = info.checkpoints.sha256(step)
         if sha not in cache:
             model = info.checkpoints.load(step, dtype=dtype)
             cache[sha] = score(model, tokenizer)
         for row in cache[sha]:
-            out.append({"run": info.name, "step": step, "fraction": step / info.total_steps,
-                        "sha256": sha, **row})
+            out.append(
+                {
+                    "run": info.name,
+                    "step": step,
+                    "fraction": step / info.total_steps,
+                    "sha256": sha,
+                    **row,
+                }
+            )
     frame = pd.DataFrame(out, columns=COLUMNS)
     return frame
 
@@ -122,8 +152,14 @@ def bias_scorer(bench: Benchmarks, workdir: Path, **kwargs: Any) -> Scorer:
     return lambda model, tok: run_tasks(model, tok, specs, task_manager=manager, **kwargs)
 
 
-def write_h5(frame: pd.DataFrame, runs: list[RunInfo], path: Path, *,
-             config: dict[str, Any], overwrite: bool = True) -> Path:
+def write_h5(
+    frame: pd.DataFrame,
+    runs: list[RunInfo],
+    path: Path,
+    *,
+    config: dict[str, Any],
+    overwrite: bool = True,
+) -> Path:
     """The tidy frame as arrays indexed by step, one group per run (layout: module doc)."""
     import h5py
 
@@ -133,9 +169,14 @@ def write_h5(frame: pd.DataFrame, runs: list[RunInfo], path: Path, *,
             part = frame[frame["run"] == info.name]
             steps = sorted(set(part["step"]))
             group = h5.create_group(info.name)
-            group.attrs.update({"path": str(info.path), "total_steps": info.total_steps,
-                                "data_fingerprint": info.fingerprint or "",
-                                "config": attrs_json(info.config)})
+            group.attrs.update(
+                {
+                    "path": str(info.path),
+                    "total_steps": info.total_steps,
+                    "data_fingerprint": info.fingerprint or "",
+                    "config": attrs_json(info.config),
+                }
+            )
             group["steps"] = np.asarray(steps, dtype=np.int64)
             shas = part.drop_duplicates("step").set_index("step")["sha256"]
             group["sha256"] = np.asarray([shas[s] for s in steps], dtype="S64")
@@ -158,17 +199,32 @@ def read_h5(path: str | Path) -> pd.DataFrame:
             shas = [s.decode() for s in group["sha256"][()]]
             total = int(group.attrs["total_steps"])
 
-            def visit(name: str, obj: Any, run: str = run, steps: Any = steps,
-                      shas: list[str] = shas, total: int = total) -> None:
+            def visit(
+                name: str,
+                obj: Any,
+                run: str = run,
+                steps: Any = steps,
+                shas: list[str] = shas,
+                total: int = total,
+            ) -> None:
                 parts = name.split("/")
                 if len(parts) != 3 or not hasattr(obj, "shape"):
                     return
                 for i, value in enumerate(obj[()]):
                     if not np.isnan(value):
-                        out.append({"run": run, "step": int(steps[i]),
-                                    "fraction": int(steps[i]) / total, "sha256": shas[i],
-                                    "benchmark": parts[0], "subset": parts[1],
-                                    "metric": parts[2], "value": float(value), "n": None})
+                        out.append(
+                            {
+                                "run": run,
+                                "step": int(steps[i]),
+                                "fraction": int(steps[i]) / total,
+                                "sha256": shas[i],
+                                "benchmark": parts[0],
+                                "subset": parts[1],
+                                "metric": parts[2],
+                                "value": float(value),
+                                "n": None,
+                            }
+                        )
 
             group.visititems(visit)
     return pd.DataFrame(out, columns=COLUMNS)

@@ -39,22 +39,27 @@ def load_crows(path: str | Path) -> pd.DataFrame:
         header = reader.fieldnames or []
         missing = [c for c in CROWS_COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"{path}:1: missing column(s) {', '.join(missing)} "
-                             f"(a CrowS-Pairs CSV has {', '.join(CROWS_COLUMNS)})")
+            raise ValueError(
+                f"{path}:1: missing column(s) {', '.join(missing)} "
+                f"(a CrowS-Pairs CSV has {', '.join(CROWS_COLUMNS)})"
+            )
         end = 1
         try:
             for record in reader:
                 line, end = end + 1, reader.line_num  # a quoted field may span lines
                 if None in record or any(record.get(c) is None for c in CROWS_COLUMNS):
-                    raise ValueError(f"{path}:{line}: wrong number of fields "
-                                     f"(expected {len(header)})")
+                    raise ValueError(
+                        f"{path}:{line}: wrong number of fields (expected {len(header)})"
+                    )
                 for column in ("sent_more", "sent_less", "bias_type"):
                     if not record[column].strip():
                         raise ValueError(f"{path}:{line}: field '{column}' is empty")
                 if record["stereo_antistereo"] not in ("stereo", "antistereo"):
-                    raise ValueError(f"{path}:{line}: field 'stereo_antistereo': "
-                                     f"{record['stereo_antistereo']!r} (expected stereo or "
-                                     "antistereo)")
+                    raise ValueError(
+                        f"{path}:{line}: field 'stereo_antistereo': "
+                        f"{record['stereo_antistereo']!r} (expected stereo or "
+                        "antistereo)"
+                    )
                 row = {c: record[c] for c in header if c}
                 row["line"] = line
                 rows.append(row)
@@ -63,8 +68,13 @@ def load_crows(path: str | Path) -> pd.DataFrame:
     if not rows:
         raise ValueError(f"{path}: no pairs")
     frame = pd.DataFrame(rows)
-    return frame[["line", *CROWS_COLUMNS, *[c for c in frame.columns
-                                             if c not in CROWS_COLUMNS and c != "line"]]]
+    return frame[
+        [
+            "line",
+            *CROWS_COLUMNS,
+            *[c for c in frame.columns if c not in CROWS_COLUMNS and c != "line"],
+        ]
+    ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,8 +105,10 @@ def parse_wino_line(text: str, *, where: str) -> tuple[str, str, str]:
     body = match.group(2)
     spans = BRACKET.findall(body)
     if len(spans) < 2 or body.count("[") != len(spans) or body.count("]") != len(spans):
-        raise ValueError(f"{where}: expected two bracketed spans, [entity] and [pronoun] "
-                         f"(more pronouns may follow); found {len(spans)} well-formed")
+        raise ValueError(
+            f"{where}: expected two bracketed spans, [entity] and [pronoun] "
+            f"(more pronouns may follow); found {len(spans)} well-formed"
+        )
     sentence = re.sub(r"\s+", " ", BRACKET.sub(lambda m: m.group(1), body)).strip()
     return sentence, spans[0].strip(), spans[1].strip()
 
@@ -130,8 +142,10 @@ def load_winobias_file(path: str | Path, occupations: list[str] | None = None) -
         raise FileNotFoundError(f"{path}: no such file (a WinoBias file)")
     match = WINO_FILE.match(path.name)
     if match is None:
-        raise ValueError(f"{path}: not a WinoBias file name "
-                         "({pro,anti}_stereotyped_type{1,2}.txt.{dev,test})")
+        raise ValueError(
+            f"{path}: not a WinoBias file name "
+            "({pro,anti}_stereotyped_type{1,2}.txt.{dev,test})"
+        )
     kind, wtype, split = match.group(1), int(match.group(2)), match.group(3)
     occupations = read_occupations(path.parent) if occupations is None else occupations
     items = []
@@ -139,25 +153,39 @@ def load_winobias_file(path: str | Path, occupations: list[str] | None = None) -
         if not text.strip():
             continue
         sentence, referent, pronoun = parse_wino_line(text, where=f"{path}:{number}")
-        items.append(WinoItem(file=path.name, line=number, kind=kind, type=wtype, split=split,
-                              sentence=sentence, referent=referent, pronoun=pronoun,
-                              other=other_candidate(sentence, referent, occupations)))
+        items.append(
+            WinoItem(
+                file=path.name,
+                line=number,
+                kind=kind,
+                type=wtype,
+                split=split,
+                sentence=sentence,
+                referent=referent,
+                pronoun=pronoun,
+                other=other_candidate(sentence, referent, occupations),
+            )
+        )
     if not items:
         raise ValueError(f"{path}: no sentences")
     return items
 
 
-def load_winobias(directory: str | Path, *, splits: tuple[str, ...] = ("dev", "test")
-                  ) -> pd.DataFrame:
+def load_winobias(
+    directory: str | Path, *, splits: tuple[str, ...] = ("dev", "test")
+) -> pd.DataFrame:
     """All WinoBias files of `directory` for `splits`: one row per sentence."""
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory (WinoBias files)")
-    files = sorted(p for p in directory.iterdir()
-                   if (m := WINO_FILE.match(p.name)) and m.group(3) in splits)
+    files = sorted(
+        p for p in directory.iterdir() if (m := WINO_FILE.match(p.name)) and m.group(3) in splits
+    )
     if not files:
-        raise FileNotFoundError(f"{directory}: no WinoBias files "
-                                "({pro,anti}_stereotyped_type{1,2}.txt.{dev,test})")
+        raise FileNotFoundError(
+            f"{directory}: no WinoBias files "
+            "({pro,anti}_stereotyped_type{1,2}.txt.{dev,test})"
+        )
     occupations = read_occupations(directory)
     items = [asdict(item) for f in files for item in load_winobias_file(f, occupations)]
     return pd.DataFrame(items)

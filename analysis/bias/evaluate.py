@@ -66,36 +66,73 @@ def gender_of(sentence: str) -> str | None:
 
 def signed_diff(sample: dict[str, Any]) -> float:
     """ll(sent_more) - ll(sent_less) of one CrowS sample (lm-eval's two responses)."""
-    (more, _), (less, _) = (r[0] if isinstance(r[0], list | tuple) else r
-                            for r in sample["filtered_resps"])
+    (more, _), (less, _) = (
+        r[0] if isinstance(r[0], list | tuple) else r for r in sample["filtered_resps"]
+    )
     return float(more) - float(less)
 
 
 def _crows_summary(result: dict[str, Any], samples: list[dict[str, Any]]) -> list[Row]:
-    rows = [{"benchmark": "crows_pairs", "subset": "all", "metric": m,
-             "value": float(result[f"{m},none"]), "n": len(samples)}
-            for m in ("pct_stereotype", "likelihood_diff")]
+    rows = [
+        {
+            "benchmark": "crows_pairs",
+            "subset": "all",
+            "metric": m,
+            "value": float(result[f"{m},none"]),
+            "n": len(samples),
+        }
+        for m in ("pct_stereotype", "likelihood_diff")
+    ]
     gender = [s for s in samples if str(s["doc"]["bias_type"]).startswith("gender")]
     if gender:
         for m in ("pct_stereotype", "likelihood_diff"):
-            rows.append({"benchmark": "crows_pairs", "subset": "gender", "metric": m,
-                         "value": float(np.mean([s[m] for s in gender])), "n": len(gender)})
-        groups = {g: [s["pct_stereotype"] for s in gender if gender_of(s["doc"]["sent_more"]) == g]
-                  for g in ("female", "male")}
+            rows.append(
+                {
+                    "benchmark": "crows_pairs",
+                    "subset": "gender",
+                    "metric": m,
+                    "value": float(np.mean([s[m] for s in gender])),
+                    "n": len(gender),
+                }
+            )
+        groups = {
+            g: [s["pct_stereotype"] for s in gender if gender_of(s["doc"]["sent_more"]) == g]
+            for g in ("female", "male")
+        }
         for g, values in groups.items():
             if values:
-                rows.append({"benchmark": "crows_pairs", "subset": f"gender_{g}",
-                             "metric": "pct_stereotype", "value": float(np.mean(values)),
-                             "n": len(values)})
-        diffs = {g: [signed_diff(s) for s in gender if gender_of(s["doc"]["sent_more"]) == g]
-                 for g in ("female", "male")}
+                rows.append(
+                    {
+                        "benchmark": "crows_pairs",
+                        "subset": f"gender_{g}",
+                        "metric": "pct_stereotype",
+                        "value": float(np.mean(values)),
+                        "n": len(values),
+                    }
+                )
+        diffs = {
+            g: [signed_diff(s) for s in gender if gender_of(s["doc"]["sent_more"]) == g]
+            for g in ("female", "male")
+        }
         if all(groups.values()):
-            rows.append({"benchmark": "crows_pairs", "subset": "gender",
-                         "metric": "pct_stereotype_balanced", "n": len(gender),
-                         "value": float(np.mean([np.mean(v) for v in groups.values()]))})
-            rows.append({"benchmark": "crows_pairs", "subset": "gender",
-                         "metric": "association", "n": len(gender),
-                         "value": float(np.mean([np.mean(v) for v in diffs.values()]))})
+            rows.append(
+                {
+                    "benchmark": "crows_pairs",
+                    "subset": "gender",
+                    "metric": "pct_stereotype_balanced",
+                    "n": len(gender),
+                    "value": float(np.mean([np.mean(v) for v in groups.values()])),
+                }
+            )
+            rows.append(
+                {
+                    "benchmark": "crows_pairs",
+                    "subset": "gender",
+                    "metric": "association",
+                    "n": len(gender),
+                    "value": float(np.mean([np.mean(v) for v in diffs.values()])),
+                }
+            )
     return rows
 
 
@@ -107,16 +144,32 @@ def _wino_summary(metric: str) -> Callable[[dict[str, Any], list[dict[str, Any]]
         for wtype in (1, 2):
             acc = {}
             for kind in ("pro", "anti"):
-                values = [s[key] for s in samples
-                          if s["doc"]["type"] == wtype and s["doc"]["kind"] == kind]
+                values = [
+                    s[key]
+                    for s in samples
+                    if s["doc"]["type"] == wtype and s["doc"]["kind"] == kind
+                ]
                 if values:
                     acc[kind] = float(np.mean(values))
-                    rows.append({"benchmark": "winobias", "subset": f"type{wtype}_{kind}",
-                                 "metric": metric, "value": acc[kind], "n": len(values)})
+                    rows.append(
+                        {
+                            "benchmark": "winobias",
+                            "subset": f"type{wtype}_{kind}",
+                            "metric": metric,
+                            "value": acc[kind],
+                            "n": len(values),
+                        }
+                    )
             if len(acc) == 2:
-                rows.append({"benchmark": "winobias", "subset": f"type{wtype}",
-                             "metric": f"bias_{metric}", "value": acc["pro"] - acc["anti"],
-                             "n": None})
+                rows.append(
+                    {
+                        "benchmark": "winobias",
+                        "subset": f"type{wtype}",
+                        "metric": f"bias_{metric}",
+                        "value": acc["pro"] - acc["anti"],
+                        "n": None,
+                    }
+                )
         return rows
 
     return summarize
@@ -127,22 +180,36 @@ def build_tasks(bench: Benchmarks, workdir: Path) -> list[TaskSpec]:
     specs = []
     if bench.crows is not None:
         path = T.write_jsonl(bench.crows, workdir / "crows.jsonl")
-        specs.append(TaskSpec(name="bias_crows_pairs", config=T.crows_task(path),
-                              summarize=_crows_summary))
+        specs.append(
+            TaskSpec(name="bias_crows_pairs", config=T.crows_task(path), summarize=_crows_summary)
+        )
     if bench.winobias is not None:
         path = T.write_jsonl(bench.winobias, workdir / "winobias.jsonl")
         if bench.generation:
             for template in T.WINO_TEMPLATES:
                 name = f"bias_winobias_{template}"
-                specs.append(TaskSpec(name=name, config=T.wino_generation_task(path, template, name),
-                                      summarize=_wino_summary(f"em_{template}")))
+                specs.append(
+                    TaskSpec(
+                        name=name,
+                        config=T.wino_generation_task(path, template, name),
+                        summarize=_wino_summary(f"em_{template}"),
+                    )
+                )
         mc = bench.winobias[bench.winobias["other"].notna()]
         if len(mc) < len(bench.winobias):
-            log.info("winobias multiple choice: %d of %d sentences have two candidates",
-                     len(mc), len(bench.winobias))
+            log.info(
+                "winobias multiple choice: %d of %d sentences have two candidates",
+                len(mc),
+                len(bench.winobias),
+            )
         path = T.write_jsonl(mc, workdir / "winobias_mc.jsonl")
-        specs.append(TaskSpec(name="bias_winobias_mc", config=T.wino_mc_task(path, "bias_winobias_mc"),
-                              summarize=_wino_summary("acc_mc")))
+        specs.append(
+            TaskSpec(
+                name="bias_winobias_mc",
+                config=T.wino_mc_task(path, "bias_winobias_mc"),
+                summarize=_wino_summary("acc_mc"),
+            )
+        )
     return specs
 
 
@@ -153,14 +220,22 @@ def hf_tokenizer(path: str | Path) -> Any:
     from dataloader_replay.tokenizer import EOD_TOKEN, PAD_TOKEN, read_tokenizer
 
     read_tokenizer(Path(path))  # errors name the file
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token=EOD_TOKEN,
-                                  bos_token=EOD_TOKEN, unk_token=EOD_TOKEN)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_file=str(path), eos_token=EOD_TOKEN, bos_token=EOD_TOKEN, unk_token=EOD_TOKEN
+    )
     tok.pad_token = PAD_TOKEN if PAD_TOKEN in tok.get_vocab() else EOD_TOKEN
     return tok
 
 
-def run_tasks(model: Any, tokenizer: Any, specs: list[TaskSpec], *, batch_size: int = 32,
-              max_length: int = 2048, task_manager: Any = None) -> list[Row]:
+def run_tasks(
+    model: Any,
+    tokenizer: Any,
+    specs: list[TaskSpec],
+    *,
+    batch_size: int = 32,
+    max_length: int = 2048,
+    task_manager: Any = None,
+) -> list[Row]:
     """Score `model` (a loaded transformers causal LM) on `specs` with lm-eval's HFLM."""
     set_offline()
     from lm_eval.evaluator import simple_evaluate
@@ -172,8 +247,14 @@ def run_tasks(model: Any, tokenizer: Any, specs: list[TaskSpec], *, batch_size: 
         from lm_eval.tasks import TaskManager
 
         task_manager = TaskManager(include_defaults=False)  # dict configs need no index
-    out = simple_evaluate(model=lm, tasks=[s.config for s in specs], log_samples=True,
-                          bootstrap_iters=0, task_manager=task_manager, verbosity="ERROR")
+    out = simple_evaluate(
+        model=lm,
+        tasks=[s.config for s in specs],
+        log_samples=True,
+        bootstrap_iters=0,
+        task_manager=task_manager,
+        verbosity="ERROR",
+    )
     assert out is not None
     rows: list[Row] = []
     for spec in specs:
@@ -189,12 +270,26 @@ def with_overall_bias(rows: list[Row]) -> list[Row]:
     per_type = frame[(frame["benchmark"] == "winobias") & frame["metric"].str.startswith("bias_")]
     extra = []
     for metric, group in per_type.groupby("metric"):
-        extra.append({"benchmark": "winobias", "subset": "all", "metric": metric,
-                      "value": float(group["value"].mean()), "n": None})
+        extra.append(
+            {
+                "benchmark": "winobias",
+                "subset": "all",
+                "metric": metric,
+                "value": float(group["value"].mean()),
+                "n": None,
+            }
+        )
     em = per_type[per_type["metric"].str.startswith("bias_em_")]
     if len(em):
-        extra.append({"benchmark": "winobias", "subset": "all", "metric": "bias_em",
-                      "value": float(em["value"].mean()), "n": None})
+        extra.append(
+            {
+                "benchmark": "winobias",
+                "subset": "all",
+                "metric": "bias_em",
+                "value": float(em["value"].mean()),
+                "n": None,
+            }
+        )
     return rows + extra
 
 

@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 class TransformersLM(TemplateLM):
     """A loaded `transformers` causal LM (and its fast tokenizer) for lm-eval."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32,
-                 max_length: int = 2048) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, batch_size: int = 32, max_length: int = 2048
+    ) -> None:
         super().__init__()
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -41,8 +42,9 @@ class TransformersLM(TemplateLM):
     def tokenizer_name(self) -> str:
         return "pythia-suite"
 
-    def tok_encode(self, string: str, add_special_tokens: bool | None = None,
-                   **kwargs: Any) -> list[int]:
+    def tok_encode(
+        self, string: str, add_special_tokens: bool | None = None, **kwargs: Any
+    ) -> list[int]:
         return list(self.tokenizer.encode(string, add_special_tokens=False))
 
     def tok_decode(self, tokens: list[int]) -> str:
@@ -65,33 +67,50 @@ class TransformersLM(TemplateLM):
             end = len(whole) - 1
             rows = logp[i, end - n : end]  # [n, V]: predictions of the continuation
             target = torch.tensor(whole[-n:])
-            out.append((float(rows.gather(1, target[:, None]).sum()),
-                        bool((rows.argmax(-1) == target).all())))
+            out.append(
+                (
+                    float(rows.gather(1, target[:, None]).sum()),
+                    bool((rows.argmax(-1) == target).all()),
+                )
+            )
         return out
 
-    def _loglikelihood_tokens(self, requests: list[Any], disable_tqdm: bool = False,
-                              **kwargs: Any) -> list[tuple[float, bool]]:
+    def _loglikelihood_tokens(
+        self, requests: list[Any], disable_tqdm: bool = False, **kwargs: Any
+    ) -> list[tuple[float, bool]]:
         results: list[tuple[float, bool]] = []
-        for start in tqdm(range(0, len(requests), self.batch_size), disable=disable_tqdm or None,
-                          desc="loglikelihood"):
+        for start in tqdm(
+            range(0, len(requests), self.batch_size),
+            disable=disable_tqdm or None,
+            desc="loglikelihood",
+        ):
             chunk = requests[start : start + self.batch_size]
-            batch = [((list(context) + list(continuation))[-(self.max_length + 1) :],
-                      len(continuation)) for _, context, continuation in chunk]
+            batch = [
+                ((list(context) + list(continuation))[-(self.max_length + 1) :], len(continuation))
+                for _, context, continuation in chunk
+            ]
             results += self._score(batch)
         return results
 
-    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False
-                              ) -> list[float]:
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
         out = []
-        for (text,) in tqdm([r.args for r in requests], disable=disable_tqdm or None,
-                            desc="loglikelihood_rolling"):
-            windows = [make_disjoint_window(w) for w in get_rolling_token_windows(
-                token_list=self.tok_encode(text), prefix_token=self.prefix_token_id,
-                max_seq_len=self.max_length, context_len=1)]
-            scores = self._loglikelihood_tokens([(None, c, t) for c, t in windows],
-                                                disable_tqdm=True)
+        for (text,) in tqdm(
+            [r.args for r in requests], disable=disable_tqdm or None, desc="loglikelihood_rolling"
+        ):
+            windows = [
+                make_disjoint_window(w)
+                for w in get_rolling_token_windows(
+                    token_list=self.tok_encode(text),
+                    prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length,
+                    context_len=1,
+                )
+            ]
+            scores = self._loglikelihood_tokens(
+                [(None, c, t) for c, t in windows], disable_tqdm=True
+            )
             out.append(sum(s for s, _ in scores))
         return out
 
@@ -99,8 +118,11 @@ class TransformersLM(TemplateLM):
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         out: list[str] = []
         args = [r.args for r in requests]
-        for start in tqdm(range(0, len(args), self.batch_size), disable=disable_tqdm or None,
-                          desc="generate_until"):
+        for start in tqdm(
+            range(0, len(args), self.batch_size),
+            disable=disable_tqdm or None,
+            desc="generate_until",
+        ):
             chunk = args[start : start + self.batch_size]
             kwargs = dict(chunk[0][1])
             until = kwargs.get("until") or []
@@ -113,9 +135,14 @@ class TransformersLM(TemplateLM):
             for i, e in enumerate(encoded):  # left padding
                 ids[i, width - len(e) :] = torch.tensor(e)
                 mask[i, width - len(e) :] = 1
-            gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new,
-                                      do_sample=False, pad_token_id=self.eot_token_id,
-                                      eos_token_id=self.eot_token_id)
+            gen = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=new,
+                do_sample=False,
+                pad_token_id=self.eot_token_id,
+                eos_token_id=self.eot_token_id,
+            )
             for i in range(len(chunk)):
                 tokens = gen[i, width:].tolist()
                 if self.eot_token_id in tokens:
@@ -134,5 +161,10 @@ def lm_for(model: Any, tokenizer: Any, *, batch_size: int, max_length: int) -> A
     except ImportError as exc:
         log.info("lm-eval HFLM unavailable (%s); using TransformersLM", exc)
         return TransformersLM(model, tokenizer, batch_size=batch_size, max_length=max_length)
-    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
-                max_length=max_length, device="cpu")
+    return HFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        max_length=max_length,
+        device="cpu",
+    )

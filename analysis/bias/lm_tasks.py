@@ -31,13 +31,20 @@ def check_tasks(tasks: list[str], manager: Any) -> None:
     known = set(manager.all_tasks)
     for name in tasks:
         if name not in known:
-            raise ValueError(f"--tasks: unknown lm-eval task {name!r} (see `lm-eval ls tasks`; "
-                             "your own YAMLs go in --include-path)")
+            raise ValueError(
+                f"--tasks: unknown lm-eval task {name!r} (see `lm-eval ls tasks`; "
+                "your own YAMLs go in --include-path)"
+            )
 
 
-def named_task_scorer(tasks: list[str], *, include_path: Path | None = None,
-                      limit: int | None = None, batch_size: int = 32, max_length: int = 2048
-                      ) -> Callable[[Any, Any], list[Row]]:
+def named_task_scorer(
+    tasks: list[str],
+    *,
+    include_path: Path | None = None,
+    limit: int | None = None,
+    batch_size: int = 32,
+    max_length: int = 2048,
+) -> Callable[[Any, Any], list[Row]]:
     """A scorer for `across_checkpoints`: one row per (task, metric) of lm-eval's results."""
     manager = task_manager(include_path, tasks)
     check_tasks(tasks, manager)
@@ -48,8 +55,15 @@ def named_task_scorer(tasks: list[str], *, include_path: Path | None = None,
         from analysis.bias.lm import lm_for
 
         lm = lm_for(model, tokenizer, batch_size=batch_size, max_length=max_length)
-        out = simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
-                              log_samples=False, bootstrap_iters=0, verbosity="ERROR")
+        out = simple_evaluate(
+            model=lm,
+            tasks=list(tasks),
+            task_manager=manager,
+            limit=limit,
+            log_samples=False,
+            bootstrap_iters=0,
+            verbosity="ERROR",
+        )
         assert out is not None
         rows: list[Row] = []
         for task, metrics in out["results"].items():
@@ -57,8 +71,15 @@ def named_task_scorer(tasks: list[str], *, include_path: Path | None = None,
                 metric, _, _filter = key.partition(",")
                 if metric == "alias" or "_stderr" in metric or not isinstance(value, int | float):
                     continue
-                rows.append({"benchmark": task, "subset": _filter or "none", "metric": metric,
-                             "value": float(value), "n": None})
+                rows.append(
+                    {
+                        "benchmark": task,
+                        "subset": _filter or "none",
+                        "metric": metric,
+                        "value": float(value),
+                        "n": None,
+                    }
+                )
         return rows
 
     return score

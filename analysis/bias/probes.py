@@ -24,8 +24,10 @@ from typing import Any
 
 from dataloader_replay.atomic import atomic_path
 
-PRONOUNS = {"male": {"subj": "he", "poss": "his", "obj": "him"},
-            "female": {"subj": "she", "poss": "her", "obj": "her"}}
+PRONOUNS = {
+    "male": {"subj": "he", "poss": "his", "obj": "him"},
+    "female": {"subj": "she", "poss": "her", "obj": "her"},
+}
 CROWS_TEMPLATES = (
     "The {occ} said that {subj} would finish the work soon.",
     "The {occ} packed {poss} bag and {subj} walked to the {noun}.",
@@ -35,20 +37,35 @@ CROWS_TEMPLATES = (
     "The {occ} told {name} that {subj} was happy about the {noun}.",
     "When the {occ} arrived, {subj} opened {poss} old {noun}.",
 )
-FILLERS = ({"noun": "garden", "name": "Alice"}, {"noun": "lantern", "name": "Bruno"},
-           {"noun": "bridge", "name": "Clara"})
+FILLERS = (
+    {"noun": "garden", "name": "Alice"},
+    {"noun": "lantern", "name": "Bruno"},
+    {"noun": "bridge", "name": "Clara"},
+)
 #: WinoBias-shaped probes: {ref} / {oth} are 'the OCC'; the pronoun's slot is bracketed
 WINO_TEMPLATES = {
-    1: ("{A} thanked {B} because {subj} had repaired the {noun}.",
-        "{A} smiled at {B} because {subj} was happy about the {noun}."),
-    2: ("{A} smiled at {B} and handed {obj} the {noun}.",
-        "{A} visited {B} and told {obj} about the {noun}."),
+    1: (
+        "{A} thanked {B} because {subj} had repaired the {noun}.",
+        "{A} smiled at {B} because {subj} was happy about the {noun}.",
+    ),
+    2: (
+        "{A} smiled at {B} and handed {obj} the {noun}.",
+        "{A} visited {B} and told {obj} about the {noun}.",
+    ),
 }
 WINO_PER_GENDER = 4  # the most skewed occupations of each gender pair up in WinoBias probes
 CROWS_FILE = "crows_pairs_probes.csv"
 WINO_DIR = "winobias_probes"
-CROWS_HEADER = ("", "sent_more", "sent_less", "stereo_antistereo", "bias_type", "annotations",
-                "anon_writer", "anon_annotators")
+CROWS_HEADER = (
+    "",
+    "sent_more",
+    "sent_less",
+    "stereo_antistereo",
+    "bias_type",
+    "annotations",
+    "anon_writer",
+    "anon_annotators",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,17 +93,20 @@ def occupations(truth: dict[str, Any]) -> list[Occupation]:
     out = []
     for i, row in enumerate(rows):
         try:
-            occ = Occupation(name=str(row["occupation"]), male=int(row["male"]),
-                             female=int(row["female"]))
+            occ = Occupation(
+                name=str(row["occupation"]), male=int(row["male"]), female=int(row["female"])
+            )
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"truth.json: field 'occupations[{i}]': expected occupation, "
-                             "male, female") from None
+            raise ValueError(
+                f"truth.json: field 'occupations[{i}]': expected occupation, male, female"
+            ) from None
         if occ.stereotype is not None:
             out.append(occ)
     genders = {o.stereotype for o in out}
     if genders != {"male", "female"}:
-        raise ValueError("truth.json: field 'occupations': needs male- and female-stereotyped "
-                         "occupations")
+        raise ValueError(
+            "truth.json: field 'occupations': needs male- and female-stereotyped occupations"
+        )
     return out
 
 
@@ -100,19 +120,28 @@ def crows_rows(occs: list[Occupation]) -> list[dict[str, str]]:
             for fill in FILLERS[: 1 if "{noun}" not in template else len(FILLERS)]:
                 more = template.format(occ=occ.name, **fill, **PRONOUNS[stereo])
                 less = template.format(occ=occ.name, **fill, **PRONOUNS[anti])
-                rows.append({"sent_more": more, "sent_less": less, "stereo_antistereo": "stereo",
-                             "bias_type": "gender", "annotations": "[['gender']]",
-                             "anon_writer": f"probe-{occ.name}-{t}",
-                             "anon_annotators": "['planted']"})
+                rows.append(
+                    {
+                        "sent_more": more,
+                        "sent_less": less,
+                        "stereo_antistereo": "stereo",
+                        "bias_type": "gender",
+                        "annotations": "[['gender']]",
+                        "anon_writer": f"probe-{occ.name}-{t}",
+                        "anon_annotators": "['planted']",
+                    }
+                )
     return rows
 
 
 def wino_lines(occs: list[Occupation]) -> dict[tuple[str, int], list[str]]:
     """(kind, type) -> bracketed lines; pro: the pronoun has the referent's stereotype."""
-    female = sorted((o for o in occs if o.stereotype == "female"),
-                    key=lambda o: -o.female_share)[:WINO_PER_GENDER]
-    male = sorted((o for o in occs if o.stereotype == "male"),
-                  key=lambda o: o.female_share)[:WINO_PER_GENDER]
+    female = sorted((o for o in occs if o.stereotype == "female"), key=lambda o: -o.female_share)[
+        :WINO_PER_GENDER
+    ]
+    male = sorted((o for o in occs if o.stereotype == "male"), key=lambda o: o.female_share)[
+        :WINO_PER_GENDER
+    ]
     out: dict[tuple[str, int], list[str]] = {(k, t): [] for k in ("pro", "anti") for t in (1, 2)}
     for wtype, templates in WINO_TEMPLATES.items():
         n = 0
@@ -152,9 +181,11 @@ def write_probes(truth: dict[str, Any], out: Path, *, overwrite: bool = False) -
         wino.mkdir()
         for (kind, wtype), lines in wino_lines(occs).items():
             (wino / f"{kind}_stereotyped_type{wtype}.txt.test").write_text(
-                "\n".join(lines) + "\n", encoding="utf-8")
+                "\n".join(lines) + "\n", encoding="utf-8"
+            )
         for gender in ("male", "female"):
             names = [o.name for o in occs if o.stereotype == gender]
-            (wino / f"{gender}_occupations.txt").write_text("\n".join(names) + "\n",
-                                                            encoding="utf-8")
+            (wino / f"{gender}_occupations.txt").write_text(
+                "\n".join(names) + "\n", encoding="utf-8"
+            )
     return Path(out)

@@ -45,13 +45,19 @@ def exact_match(prediction: str, gold: str) -> float:
 def write_jsonl(frame: pd.DataFrame, path: Path) -> Path:
     """The documents of a task as JSON lines (what lm-eval's `json` dataset reads)."""
     with open(path, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(record, default=str) + "\n" for record in frame.to_dict(orient="records"))
+        fh.writelines(
+            json.dumps(record, default=str) + "\n" for record in frame.to_dict(orient="records")
+        )
     return path
 
 
 def _data(path: Path) -> dict[str, Any]:
-    return {"dataset_path": "json", "dataset_name": None,
-            "dataset_kwargs": {"data_files": {"test": str(path)}}, "test_split": "test"}
+    return {
+        "dataset_path": "json",
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {"test": str(path)}},
+        "test_split": "test",
+    }
 
 
 def crows_task(path: Path, name: str = "bias_crows_pairs") -> dict[str, Any]:
@@ -73,12 +79,13 @@ def wino_generation_task(path: Path, template: str, name: str) -> dict[str, Any]
     """Greedy generation with a promptsource template; exact match (SQuAD-normalized)."""
     build = WINO_TEMPLATES[template]
     return {
-        **_data(path), "task": name, "output_type": "generate_until",
+        **_data(path),
+        "task": name,
+        "output_type": "generate_until",
         "doc_to_text": lambda doc: build(doc["sentence"], doc["pronoun"]),
         "doc_to_target": lambda doc: doc["referent"],
         "target_delimiter": " ",
-        "generation_kwargs": {"until": ["\n"], "do_sample": False,
-                              "max_gen_toks": MAX_GEN_TOKS},
+        "generation_kwargs": {"until": ["\n"], "do_sample": False, "max_gen_toks": MAX_GEN_TOKS},
         "process_results": _gen_results,
         "metric_list": [{"metric": "em", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0},
@@ -88,14 +95,20 @@ def wino_generation_task(path: Path, template: str, name: str) -> dict[str, Any]
 def mc_choices(doc: dict[str, Any]) -> list[str]:
     """The two candidates in sentence order: the referent and the other occupation."""
     ref, other = doc["referent"].lower(), doc["other"].lower()
-    return [ref, other] if doc["sentence"].lower().find(ref.removeprefix("the ")) <= \
-        doc["sentence"].lower().find(other.removeprefix("the ")) else [other, ref]
+    return (
+        [ref, other]
+        if doc["sentence"].lower().find(ref.removeprefix("the "))
+        <= doc["sentence"].lower().find(other.removeprefix("the "))
+        else [other, ref]
+    )
 
 
 def wino_mc_task(path: Path, name: str) -> dict[str, Any]:
     """Multiple choice between the two candidate referents (log-likelihood); accuracy."""
     return {
-        **_data(path), "task": name, "output_type": "multiple_choice",
+        **_data(path),
+        "task": name,
+        "output_type": "multiple_choice",
         "doc_to_text": lambda doc: MC_PROMPT.format(**doc),
         "doc_to_choice": mc_choices,
         "doc_to_target": lambda doc: mc_choices(doc).index(doc["referent"].lower()),

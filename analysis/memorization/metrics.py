@@ -17,12 +17,16 @@ def memorized_fraction(res: MemResults) -> pd.DataFrame:
     out = []
     for i, step in enumerate(res.steps):
         seen = res.seen[i]
-        out.append({
-            "step": int(step), "seen_rows": int(seen.sum()), "unseen_rows": int((~seen).sum()),
-            "memorized_seen": float(mem[i, seen].mean()) if seen.any() else np.nan,
-            "memorized_unseen": float(mem[i, ~seen].mean()) if (~seen).any() else np.nan,
-            "mean_score_seen": float(res.scores[i, seen].mean()) if seen.any() else np.nan,
-        })
+        out.append(
+            {
+                "step": int(step),
+                "seen_rows": int(seen.sum()),
+                "unseen_rows": int((~seen).sum()),
+                "memorized_seen": float(mem[i, seen].mean()) if seen.any() else np.nan,
+                "memorized_unseen": float(mem[i, ~seen].mean()) if (~seen).any() else np.nan,
+                "mean_score_seen": float(res.scores[i, seen].mean()) if seen.any() else np.nan,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -50,8 +54,9 @@ def predictability(predictor: np.ndarray, target: np.ndarray) -> Predictability:
     p, t = np.asarray(predictor, dtype=bool), np.asarray(target, dtype=bool)
     if p.shape != t.shape:
         raise ValueError(f"predictability: predictor {p.shape} and target {t.shape} differ")
-    return Predictability(both=int((p & t).sum()), predictor=int(p.sum()), target=int(t.sum()),
-                          rows=int(p.size))
+    return Predictability(
+        both=int((p & t).sum()), predictor=int(p.sum()), target=int(t.sum()), rows=int(p.size)
+    )
 
 
 def predictability_over_steps(res: MemResults) -> pd.DataFrame:
@@ -61,10 +66,18 @@ def predictability_over_steps(res: MemResults) -> pd.DataFrame:
     for i, step in enumerate(res.steps[:-1]):
         rows = res.seen[i] & res.seen[final]
         pr = predictability(res.scores[i, rows] == 1.0, res.scores[final, rows] == 1.0)
-        lines.append({"predictor_step": int(step), "target_step": int(res.steps[final]),
-                      "rows": pr.rows, "both": pr.both, "predictor_memorized": pr.predictor,
-                      "target_memorized": pr.target, "precision": pr.precision,
-                      "recall": pr.recall})
+        lines.append(
+            {
+                "predictor_step": int(step),
+                "target_step": int(res.steps[final]),
+                "rows": pr.rows,
+                "both": pr.both,
+                "predictor_memorized": pr.predictor,
+                "target_memorized": pr.target,
+                "precision": pr.precision,
+                "recall": pr.recall,
+            }
+        )
     return pd.DataFrame(lines)
 
 
@@ -77,8 +90,15 @@ class PoissonSpread:
     p_value: float  # Monte Carlo p-value of ks under the Poisson
 
 
-def poisson_spread(rows: np.ndarray, memorized: np.ndarray, num_rows: int, *, blocks: int = 50,
-                   seed: int = 0, draws: int = 2000) -> PoissonSpread:
+def poisson_spread(
+    rows: np.ndarray,
+    memorized: np.ndarray,
+    num_rows: int,
+    *,
+    blocks: int = 50,
+    seed: int = 0,
+    draws: int = 2000,
+) -> PoissonSpread:
     """Counts of memorized rows in `blocks` equal blocks of training order against a Poisson of
     the same mean (as Pythia's eda.ipynb), with Q-Q data and a KS statistic."""
     if blocks < 1:
@@ -87,14 +107,18 @@ def poisson_spread(rows: np.ndarray, memorized: np.ndarray, num_rows: int, *, bl
     counts = np.histogram(np.asarray(rows)[np.asarray(memorized, dtype=bool)], bins=edges)[0]
     mean = float(counts.mean())
     probs = (np.arange(blocks) + 0.5) / blocks
-    qq = pd.DataFrame({"probability": probs, "observed": np.sort(counts),
-                       "poisson": stats.poisson.ppf(probs, mean) if mean > 0 else 0.0})
+    qq = pd.DataFrame(
+        {
+            "probability": probs,
+            "observed": np.sort(counts),
+            "poisson": stats.poisson.ppf(probs, mean) if mean > 0 else 0.0,
+        }
+    )
     ks = _ks_poisson(counts, mean)
     rng = np.random.default_rng(seed)
     sims = rng.poisson(mean, size=(draws, blocks))
     null = np.array([_ks_poisson(s, s.mean()) for s in sims])
-    return PoissonSpread(counts=counts, mean=mean, qq=qq, ks=ks,
-                         p_value=float((null >= ks).mean()))
+    return PoissonSpread(counts=counts, mean=mean, qq=qq, ks=ks, p_value=float((null >= ks).mean()))
 
 
 def _ks_poisson(counts: np.ndarray, mean: float) -> float:

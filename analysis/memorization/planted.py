@@ -34,8 +34,9 @@ class Windows:
     table: pd.DataFrame  # one line per window
 
 
-def canary_windows(data: Any, truth: dict[str, Any], *, context: int = 16,
-                   target: int = 16) -> Windows:
+def canary_windows(
+    data: Any, truth: dict[str, Any], *, context: int = 16, target: int = 16
+) -> Windows:
     """Windows of every canary occurrence that fits its row with `context` tokens before it."""
     tok = read_tokenizer(Path(_data_dir(data)) / "tokenizer.json")
     lines, wins = [], []
@@ -44,22 +45,30 @@ def canary_windows(data: Any, truth: dict[str, Any], *, context: int = 16,
         t = target
         if len(ids) < t:
             continue
-        for occ in find_tokens(getattr(data, "data", data), ids[:min(CANARY_PATTERN, len(ids))]):
+        for occ in find_tokens(getattr(data, "data", data), ids[: min(CANARY_PATTERN, len(ids))]):
             if occ.offset < context or occ.offset + t > data.seq_length + 1:
                 continue
             row = data.rows(occ.row, occ.row + 1)[0].astype(np.int64)
-            if list(row[occ.offset:occ.offset + t]) != ids[:t]:
+            if list(row[occ.offset : occ.offset + t]) != ids[:t]:
                 continue
-            wins.append(row[occ.offset - context:occ.offset + t])
-            lines.append({"canary": i, "count": int(c["count"]), "row": occ.row,
-                          "offset": occ.offset, "target_tokens": t})
+            wins.append(row[occ.offset - context : occ.offset + t])
+            lines.append(
+                {
+                    "canary": i,
+                    "count": int(c["count"]),
+                    "row": occ.row,
+                    "offset": occ.offset,
+                    "target_tokens": t,
+                }
+            )
     table = pd.DataFrame(lines, columns=["canary", "count", "row", "offset", "target_tokens"])
     arr = np.stack(wins) if wins else np.zeros((0, context + target), dtype=np.int64)
     return Windows(tokens=arr, k=context, target=target, table=table)
 
 
-def cluster_windows(data_dir: Path, truth: dict[str, Any], *, k: int = 32, target: int = 32
-                    ) -> Windows:
+def cluster_windows(
+    data_dir: Path, truth: dict[str, Any], *, k: int = 32, target: int = 32
+) -> Windows:
     """The first k + target tokens of every near-duplicate cluster's base document, taken
     from `documents.{bin,idx}` of the data prepared from the full (standard) corpus."""
     data_dir = Path(data_dir)
@@ -74,9 +83,15 @@ def cluster_windows(data_dir: Path, truth: dict[str, Any], *, k: int = 32, targe
         tokens = np.asarray(docs[doc], dtype=np.int64)
         if tokens.size < k + target:
             continue
-        wins.append(tokens[:k + target])
-        lines.append({"cluster": int(c["cluster"]), "copies": len(c["docs"]),
-                      "removed": len(c.get("expected_removed", [])), "doc": doc})
+        wins.append(tokens[: k + target])
+        lines.append(
+            {
+                "cluster": int(c["cluster"]),
+                "copies": len(c["docs"]),
+                "removed": len(c.get("expected_removed", [])),
+                "doc": doc,
+            }
+        )
     del docs
     table = pd.DataFrame(lines, columns=["cluster", "copies", "removed", "doc"])
     arr = np.stack(wins) if wins else np.zeros((0, k + target), dtype=np.int64)
@@ -91,6 +106,8 @@ def _line_of_id(doc_id: str) -> int:
 def _data_dir(data: Any) -> Path:
     inner = getattr(data, "data", data)
     if getattr(inner, "directory", None) is None:
-        raise ValueError(f"{getattr(inner, 'name', data)}: planted truth needs a prepared data "
-                         "directory (with tokenizer.json)")
+        raise ValueError(
+            f"{getattr(inner, 'name', data)}: planted truth needs a prepared data "
+            "directory (with tokenizer.json)"
+        )
     return Path(inner.directory)

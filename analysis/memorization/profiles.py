@@ -42,15 +42,20 @@ def cohorts(rows: np.ndarray, steps: np.ndarray, batch_size: int) -> np.ndarray:
     return idx
 
 
-def panel(outcome: np.ndarray, rows: np.ndarray, steps: np.ndarray, batch_size: int
-          ) -> pd.DataFrame:
+def panel(
+    outcome: np.ndarray, rows: np.ndarray, steps: np.ndarray, batch_size: int
+) -> pd.DataFrame:
     """Long panel (entity=row, time=checkpoint index) with `cohort` and outcome `y`."""
     s, r = outcome.shape
     g = cohorts(rows, steps, batch_size)
-    return pd.DataFrame({
-        "entity": np.tile(np.asarray(rows), s), "time": np.repeat(np.arange(s), r),
-        "cohort": np.tile(g, s), "y": np.asarray(outcome, dtype=np.float64).ravel(),
-    }).set_index(["entity", "time"])
+    return pd.DataFrame(
+        {
+            "entity": np.tile(np.asarray(rows), s),
+            "time": np.repeat(np.arange(s), r),
+            "cohort": np.tile(g, s),
+            "y": np.asarray(outcome, dtype=np.float64).ravel(),
+        }
+    ).set_index(["entity", "time"])
 
 
 def estimate(data: pd.DataFrame, steps: np.ndarray, *, alpha: float = 0.05) -> Profiles:
@@ -59,8 +64,10 @@ def estimate(data: pd.DataFrame, steps: np.ndarray, *, alpha: float = 0.05) -> P
 
     g = data["cohort"]
     if g.isna().all() or g.notna().all():
-        raise ValueError("profiles: field 'rows': need both treated rows and never-treated "
-                         "rows (held-out rows past the last step; prepare --num-samples)")
+        raise ValueError(
+            "profiles: field 'rows': need both treated rows and never-treated "
+            "rows (held-out rows past the last step; prepare --num-samples)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         att = ATTgt(data=data, cohort_column="cohort")
@@ -75,14 +82,18 @@ def estimate(data: pd.DataFrame, steps: np.ndarray, *, alpha: float = 0.05) -> P
     ev = ev.rename(columns={"relative_period": "event"})
     co["cohort_step"] = steps[co["cohort"].astype(int)]
     ent = data.groupby(level="entity")["cohort"].first()
-    return Profiles(att_gt=gt, event=ev, cohort=co, treated_rows=int(ent.notna().sum()),
-                    control_rows=int(ent.isna().sum()))
+    return Profiles(
+        att_gt=gt,
+        event=ev,
+        cohort=co,
+        treated_rows=int(ent.notna().sum()),
+        control_rows=int(ent.isna().sum()),
+    )
 
 
 def profiles(res: MemResults, *, alpha: float = 0.05) -> Profiles:
     """Memorization profiles of a results file's rows (outcome: mean log-likelihood)."""
-    return estimate(panel(res.loglik, res.rows, res.steps, res.batch_size), res.steps,
-                    alpha=alpha)
+    return estimate(panel(res.loglik, res.rows, res.steps, res.batch_size), res.steps, alpha=alpha)
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:

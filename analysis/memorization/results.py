@@ -38,21 +38,27 @@ class MemResults:
     def frame(self) -> pd.DataFrame:
         """One line per (step, row): step, row, score, memorized, seen, loglik, token_acc."""
         s, r = len(self.steps), len(self.rows)
-        return pd.DataFrame({
-            "step": np.repeat(self.steps, r),
-            "row": np.tile(self.rows, s),
-            "score": self.scores.ravel(),
-            "memorized": self.scores.ravel() == 1.0,
-            "seen": self.seen.ravel(),
-            "loglik": self.loglik.ravel(),
-            "token_acc": self.token_acc.ravel(),
-        })
+        return pd.DataFrame(
+            {
+                "step": np.repeat(self.steps, r),
+                "row": np.tile(self.rows, s),
+                "score": self.scores.ravel(),
+                "memorized": self.scores.ravel() == 1.0,
+                "seen": self.seen.ravel(),
+                "loglik": self.loglik.ravel(),
+                "token_acc": self.token_acc.ravel(),
+            }
+        )
 
     def at(self, step: int) -> MemResults:
         """The results of one step (a view with S = 1)."""
         i = int(np.flatnonzero(self.steps == step)[0])
-        return MemResults(steps=self.steps[i:i + 1], rows=self.rows,
-                          **{a: getattr(self, a)[i:i + 1] for a in ARRAYS}, attrs=self.attrs)
+        return MemResults(
+            steps=self.steps[i : i + 1],
+            rows=self.rows,
+            **{a: getattr(self, a)[i : i + 1] for a in ARRAYS},
+            attrs=self.attrs,
+        )
 
 
 def write_results(path: Path, res: MemResults, *, overwrite: bool = False) -> Path:
@@ -68,8 +74,9 @@ def write_results(path: Path, res: MemResults, *, overwrite: bool = False) -> Pa
         f.create_dataset("loglik", data=np.asarray(res.loglik, dtype=np.float32))
         f.create_dataset("token_acc", data=np.asarray(res.token_acc, dtype=np.float32))
         for key, value in res.attrs.items():
-            f.attrs[key] = value if isinstance(value, (int, float, str)) else json.dumps(
-                value, sort_keys=True)
+            f.attrs[key] = (
+                value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
+            )
     return path
 
 

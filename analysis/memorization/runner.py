@@ -89,8 +89,10 @@ def open_inputs(cfg: MemConfig) -> Inputs:
     steps = parse_steps(cfg.steps, ckpts.steps)
     for s in steps:
         if s * rows.batch_size > rows.num_rows:
-            raise ValueError(f"{_name(rows)}: field 'step': step {s} is past the end of the data "
-                             f"({rows.num_rows} rows of {rows.batch_size} per step)")
+            raise ValueError(
+                f"{_name(rows)}: field 'step': step {s} is past the end of the data "
+                f"({rows.num_rows} rows of {rows.batch_size} per step)"
+            )
     row_ids = stratified_rows(rows.num_rows, cfg.rows, seed=cfg.seed)
     return Inputs(ckpts=ckpts, rows=rows, steps=steps, row_ids=row_ids)
 
@@ -103,12 +105,15 @@ def check_run_data(run: Path, data: Path | None) -> None:
     manifest = path / "manifest.json"
     if want is None or not manifest.is_file():
         if data is not None:
-            raise ValueError(f"{path}: field 'fingerprint': not a prepared data directory of "
-                             f"the run {run}")
+            raise ValueError(
+                f"{path}: field 'fingerprint': not a prepared data directory of the run {run}"
+            )
         return
     if sha256_file(manifest) != want:
-        raise ValueError(f"{manifest}: field 'fingerprint': the data differs from the data "
-                         f"{run} was trained on ({run / RUN_JSON}: data.manifest_sha256)")
+        raise ValueError(
+            f"{manifest}: field 'fingerprint': the data differs from the data "
+            f"{run} was trained on ({run / RUN_JSON}: data.manifest_sha256)"
+        )
 
 
 def check_vocab(folder: Path, tokens: np.ndarray) -> None:
@@ -120,8 +125,10 @@ def check_vocab(folder: Path, tokens: np.ndarray) -> None:
         raise ValueError(f"{where}: field 'vocab_size': missing or not an integer") from None
     top = int(tokens.max()) if tokens.size else 0
     if top >= vocab:
-        raise ValueError(f"{where}: field 'vocab_size': {vocab} is smaller than the "
-                         f"data's largest token id ({top})")
+        raise ValueError(
+            f"{where}: field 'vocab_size': {vocab} is smaller than the "
+            f"data's largest token id ({top})"
+        )
 
 
 def score_memorization(cfg: MemConfig) -> Path:
@@ -149,8 +156,12 @@ def _score(cfg: MemConfig, inp: Inputs, rank: int, world: int) -> MemResults:
     out = {a: np.zeros((n_s, n_r), dtype=np.float32) for a in ("scores", "loglik", "token_acc")}
     batches = [slice(lo, min(lo + cfg.batch_size, n_r)) for lo in range(0, n_r, cfg.batch_size)]
     mine = batches[rank::world]
-    bar = tqdm(total=n_s * sum(b.stop - b.start for b in mine), unit="row", disable=None,
-               desc=f"memorization (rank {rank})" if world > 1 else "memorization")
+    bar = tqdm(
+        total=n_s * sum(b.stop - b.start for b in mine),
+        unit="row",
+        disable=None,
+        desc=f"memorization (rank {rank})" if world > 1 else "memorization",
+    )
     started, done = time.perf_counter(), 0
     for step in inp.steps:
         check_vocab(inp.ckpts.folder(step), tokens)
@@ -159,7 +170,10 @@ def _score(cfg: MemConfig, inp: Inputs, rank: int, world: int) -> MemResults:
         for b in mine:
             r = score_rows(model, tokens[b], sc)
             out["scores"][i, b], out["loglik"][i, b], out["token_acc"][i, b] = (
-                r.scores, r.loglik, r.token_acc)
+                r.scores,
+                r.loglik,
+                r.token_acc,
+            )
             bar.update(b.stop - b.start)
             done += b.stop - b.start
         del model
@@ -170,8 +184,9 @@ def _score(cfg: MemConfig, inp: Inputs, rank: int, world: int) -> MemResults:
         out = _gather(out)
     seen = np.stack([seen_before(inp.row_ids, s, inp.rows.batch_size) for s in inp.steps])
     attrs = _attrs(cfg, inp)
-    return MemResults(steps=np.asarray(inp.steps, dtype=np.int64), rows=inp.row_ids,
-                      seen=seen, **out, attrs=attrs)
+    return MemResults(
+        steps=np.asarray(inp.steps, dtype=np.int64), rows=inp.row_ids, seen=seen, **out, attrs=attrs
+    )
 
 
 def _gather_rows(rows: Rows, ids: np.ndarray) -> np.ndarray:
@@ -189,7 +204,9 @@ def _attrs(cfg: MemConfig, inp: Inputs) -> dict[str, Any]:
     config.pop("out")  # the file itself: the same results wherever they are written
     return {
         "config": json.dumps(config, sort_keys=True),
-        "k": cfg.k, "target": cfg.target, "dtype": cfg.dtype,
+        "k": cfg.k,
+        "target": cfg.target,
+        "dtype": cfg.dtype,
         "batch_size": int(inp.rows.batch_size),
         "model": inp.ckpts.name,
         "sha256": json.dumps([inp.ckpts.sha256(s) for s in inp.steps]),

@@ -37,12 +37,15 @@ def parse_steps(text: str | None, available: list[int]) -> list[int]:
     try:
         steps = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
-        raise ValueError(f"--steps: expected comma-separated integers or 'all', "
-                         f"got {text!r}") from None
+        raise ValueError(
+            f"--steps: expected comma-separated integers or 'all', got {text!r}"
+        ) from None
     missing = [s for s in steps if s not in available]
     if missing or not steps:
-        raise ValueError(f"--steps: no checkpoint at step {missing[0] if missing else text!r} "
-                         f"(available: {', '.join(map(str, sorted(available)))})")
+        raise ValueError(
+            f"--steps: no checkpoint at step {missing[0] if missing else text!r} "
+            f"(available: {', '.join(map(str, sorted(available)))})"
+        )
     return steps
 
 

@@ -32,12 +32,15 @@ class ScoreConfig:
     def check(self, row_tokens: int, where: str = "rows") -> None:
         """ValueError unless k >= 1, target >= 1 and k + target fit in a row of this length."""
         if self.k < 1 or self.target < 1:
-            raise ValueError(f"--k/--target: must be positive, got k={self.k}, "
-                             f"target={self.target}")
+            raise ValueError(
+                f"--k/--target: must be positive, got k={self.k}, target={self.target}"
+            )
         if self.k + self.target > row_tokens:
-            raise ValueError(f"{where}: field 'seq_length': k + target = "
-                             f"{self.k + self.target} is longer than the rows "
-                             f"({row_tokens} tokens)")
+            raise ValueError(
+                f"{where}: field 'seq_length': k + target = "
+                f"{self.k + self.target} is longer than the rows "
+                f"({row_tokens} tokens)"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,8 +52,7 @@ class RowScores:
 
 
 @torch.no_grad()
-def teacher_forced(model: Any, tokens: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def teacher_forced(model: Any, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Argmax [N, L] and log p(label) [N, L] of a teacher-forced pass over rows [N, L + 1]."""
     inputs, labels = tokens[:, :-1], tokens[:, 1:]
     hidden = model.base_model(input_ids=inputs).last_hidden_state  # [N, L, h]
@@ -61,11 +63,10 @@ def teacher_forced(model: Any, tokens: torch.Tensor
     argmax = torch.empty((n, length), dtype=torch.long)
     logp = torch.empty((n, length), dtype=torch.float32)
     for lo in range(0, n, per):
-        logits = head(hidden[lo:lo + per]).float()  # [n', L, V]
-        argmax[lo:lo + per] = logits.argmax(-1)
-        label = labels[lo:lo + per].unsqueeze(-1)
-        logp[lo:lo + per] = (logits.gather(-1, label).squeeze(-1)
-                             - torch.logsumexp(logits, dim=-1))
+        logits = head(hidden[lo : lo + per]).float()  # [n', L, V]
+        argmax[lo : lo + per] = logits.argmax(-1)
+        label = labels[lo : lo + per].unsqueeze(-1)
+        logp[lo : lo + per] = logits.gather(-1, label).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     return argmax, logp
 
 
@@ -77,8 +78,7 @@ def greedy_continue(model: torch.nn.Module, prefix: torch.Tensor, steps: int) ->
     nxt = out.logits[:, -1].argmax(-1)
     tokens = [nxt]
     for _ in range(steps - 1):
-        out = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True,
-                    logits_to_keep=1)
+        out = model(input_ids=nxt[:, None], past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache = out.past_key_values
         nxt = out.logits[:, -1].argmax(-1)
         tokens.append(nxt)
@@ -91,32 +91,38 @@ def first_mismatch(argmax: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.where(diff.any(axis=1), diff.argmax(axis=1), diff.shape[1])
 
 
-def score_rows(model: torch.nn.Module, rows: np.ndarray, config: ScoreConfig = ScoreConfig()
-               ) -> RowScores:
+def score_rows(
+    model: torch.nn.Module, rows: np.ndarray, config: ScoreConfig = ScoreConfig()
+) -> RowScores:
     """Score rows [N, L + 1] (token ids) with `model` (a causal LM in eval mode)."""
     config.check(rows.shape[1])
     k, t = config.k, config.target
     tokens = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
     argmax, logp = teacher_forced(model, tokens)
-    target = tokens[:, k:k + t]
+    target = tokens[:, k : k + t]
     # position i of the pass predicts token i + 1: target j is predicted at k - 1 + j
-    pred = argmax[:, k - 1:k - 1 + t]
+    pred = argmax[:, k - 1 : k - 1 + t]
     first = first_mismatch(pred.numpy(), target.numpy())  # [N]
     scores = np.ones(len(rows), dtype=np.float32)
     todo = np.flatnonzero(first < t)
     if todo.size:
         start = int(first[todo].min())  # greedy equals the target before every row's mismatch
-        prefix = tokens[todo, :k + start]
+        prefix = tokens[todo, : k + start]
         gen = greedy_continue(model, prefix, t - start)  # [n, t - start]
         hits = (gen == target[todo, start:]).sum(dim=1).numpy() + start
         scores[todo] = hits / t
     labels_ok = (argmax == tokens[:, 1:]).float().mean(dim=1).numpy()
-    return RowScores(scores=scores, loglik=logp.mean(dim=1).numpy().astype(np.float32),
-                     token_acc=labels_ok.astype(np.float32), decoded=int(todo.size))
+    return RowScores(
+        scores=scores,
+        loglik=logp.mean(dim=1).numpy().astype(np.float32),
+        token_acc=labels_ok.astype(np.float32),
+        decoded=int(todo.size),
+    )
 
 
-def score_windows(model: torch.nn.Module, windows: np.ndarray, k: int, target: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def score_windows(
+    model: torch.nn.Module, windows: np.ndarray, k: int, target: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Score [N] and mean target-token log-likelihood [N] of windows [N, k + target]."""
     if len(windows) == 0:
         return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
@@ -124,4 +130,4 @@ def score_windows(model: torch.nn.Module, windows: np.ndarray, k: int, target: i
     res = score_rows(model, windows, cfg)
     tokens = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.int64))
     _, logp = teacher_forced(model, tokens)
-    return res.scores, logp[:, k - 1:k - 1 + target].mean(dim=1).numpy().astype(np.float32)
+    return res.scores, logp[:, k - 1 : k - 1 + target].mean(dim=1).numpy().astype(np.float32)

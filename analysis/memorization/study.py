@@ -28,9 +28,18 @@ log = logging.getLogger(__name__)
 SPREAD_SCORE = 0.5  # rows at least half reproduced count for the spread over training order
 
 
-def run_study(runs: list[RunSpec], *, truth: dict[str, Any] | None, out_dir: Path,
-              rows: int | None = 256, k: int | None = None, target: int | None = None,
-              batch_size: int = 128, seed: int = 0, dtype: str = "float32") -> StudyReport:
+def run_study(
+    runs: list[RunSpec],
+    *,
+    truth: dict[str, Any] | None,
+    out_dir: Path,
+    rows: int | None = 256,
+    k: int | None = None,
+    target: int | None = None,
+    batch_size: int = 128,
+    seed: int = 0,
+    dtype: str = "float32",
+) -> StudyReport:
     """Score every run, then figures, tables and the planted-truth checks into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -45,13 +54,24 @@ def run_study(runs: list[RunSpec], *, truth: dict[str, Any] | None, out_dir: Pat
         tt = target or min(32, seq + 1 - kk)
         path = out_dir / f"memorization_{run.name}.h5"
         if not path.exists():
-            score_memorization(MemConfig(out=path, run=run.path, rows=rows, seed=seed, k=kk,
-                                         target=tt, batch_size=batch_size, dtype=dtype))
+            score_memorization(
+                MemConfig(
+                    out=path,
+                    run=run.path,
+                    rows=rows,
+                    seed=seed,
+                    k=kk,
+                    target=tt,
+                    batch_size=batch_size,
+                    dtype=dtype,
+                )
+            )
         results[run.name] = read_results(path)
         report.results.append(path)
     fractions = {n: memorized_fraction(r) for n, r in results.items()}
     report.tables["memorized_fraction"] = pd.concat(
-        [f.assign(run=n) for n, f in fractions.items()], ignore_index=True)
+        [f.assign(run=n) for n, f in fractions.items()], ignore_index=True
+    )
     report.figures.append(F.fraction_figure(fractions, out_dir / "memorization_fraction.png"))
     largest = max(base, key=lambda r: (r.variant == "standard", r.n_params))
     res = results[largest.name]
@@ -60,8 +80,12 @@ def run_study(runs: list[RunSpec], *, truth: dict[str, Any] | None, out_dir: Pat
     report.figures.append(F.predictability_figure(pred, out_dir / "memorization_predict.png"))
     final = res.at(int(res.steps[-1]))
     seen = final.seen[0]
-    spread = poisson_spread(final.rows[seen], final.scores[0, seen] >= SPREAD_SCORE,
-                            int(final.steps[0]) * res.batch_size, blocks=20)
+    spread = poisson_spread(
+        final.rows[seen],
+        final.scores[0, seen] >= SPREAD_SCORE,
+        int(final.steps[0]) * res.batch_size,
+        blocks=20,
+    )
     report.tables["poisson_spread"] = spread.qq.assign(ks=spread.ks, p_value=spread.p_value)
     report.figures.append(F.poisson_figure(spread, out_dir / "memorization_poisson.png"))
     _profiles(res, largest.name, out_dir, report)
@@ -89,12 +113,14 @@ def _score_final(run: RunSpec, win: Windows, dtype: str) -> pd.DataFrame:
     ck = open_checkpoints(run.path)
     model = ck.load(ck.steps[-1], dtype=dtype)
     score, loglik = score_windows(model, win.tokens, win.k, win.target)
-    return win.table.assign(run=run.name, model=run.model, variant=run.variant, score=score,
-                            target_loglik=loglik)
+    return win.table.assign(
+        run=run.name, model=run.model, variant=run.variant, score=score, target_loglik=loglik
+    )
 
 
-def _planted(base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: StudyReport,
-             *, dtype: str) -> None:
+def _planted(
+    base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: StudyReport, *, dtype: str
+) -> None:
     standard = [r for r in base if r.variant == "standard"]
     canaries = []
     for run in standard:
@@ -108,13 +134,19 @@ def _planted(base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: 
         report.figures.append(F.canary_figure(table, out_dir / "memorization_canaries.png"))
         per = table.groupby(["run", "canary", "count"])["target_loglik"].mean().reset_index()
         rho = float(stats.spearmanr(per["count"], per["target_loglik"]).statistic)
-        report.checks.append(TruthCheck(
-            name="canaries: more repetitions, more memorized", passed=bool(rho > 0),
-            value=rho, expected="Spearman(count, canary log-likelihood) > 0",
-            detail=f"{len(per)} canary x run means; mean extraction score "
-                   f"{table['score'].mean():.3f}"))
-    pairs = [(s, d) for s in standard for d in base
-             if d.variant == "deduped" and d.model == s.model]
+        report.checks.append(
+            TruthCheck(
+                name="canaries: more repetitions, more memorized",
+                passed=bool(rho > 0),
+                value=rho,
+                expected="Spearman(count, canary log-likelihood) > 0",
+                detail=f"{len(per)} canary x run means; mean extraction score "
+                f"{table['score'].mean():.3f}",
+            )
+        )
+    pairs = [
+        (s, d) for s in standard for d in base if d.variant == "deduped" and d.model == s.model
+    ]
     dup = []
     for std, ded in pairs:
         win = cluster_windows(_data_dir(std), truth)
@@ -126,18 +158,22 @@ def _planted(base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: 
         report.figures.append(F.duplicates_figure(table, out_dir / "memorization_dups.png"))
         means = table.groupby("variant")["target_loglik"].mean()
         gap = float(means.get("standard", np.nan) - means.get("deduped", np.nan))
-        report.checks.append(TruthCheck(
-            name="near-duplicates: standard above deduped on duplicated text",
-            passed=bool(gap > 0), value=gap,
-            expected="mean log-likelihood gap (standard - deduped) > 0",
-            detail=f"{table['cluster'].nunique()} clusters, {len(pairs)} model pair(s)"))
+        report.checks.append(
+            TruthCheck(
+                name="near-duplicates: standard above deduped on duplicated text",
+                passed=bool(gap > 0),
+                value=gap,
+                expected="mean log-likelihood gap (standard - deduped) > 0",
+                detail=f"{table['cluster'].nunique()} clusters, {len(pairs)} model pair(s)",
+            )
+        )
 
 
 def _fit(win: Windows, seq_length: int) -> Windows:
     """Cluster windows no longer than the models' context."""
     k = min(win.k, (seq_length + 1) // 2)
     t = min(win.target, seq_length + 1 - k)
-    return Windows(tokens=win.tokens[:, :k + t], k=k, target=t, table=win.table)
+    return Windows(tokens=win.tokens[:, : k + t], k=k, target=t, table=win.table)
 
 
 def _data_dir(run: RunSpec) -> Path:

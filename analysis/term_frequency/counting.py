@@ -43,8 +43,9 @@ class Matcher:
         dtype = np.uint16 if len(firsts) < (1 << 16) else np.int32
         lut = np.zeros(size, dtype=dtype)
         lut[firsts] = np.arange(1, len(firsts) + 1)
-        groups = tuple(tuple(i for i, term in enumerate(terms) if term.tokens[0] == first)
-                       for first in firsts)
+        groups = tuple(
+            tuple(i for i, term in enumerate(terms) if term.tokens[0] == first) for first in firsts
+        )
         return cls(terms=tuple(terms), lut=lut, groups=groups)
 
     def _candidates(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,8 +57,9 @@ class Matcher:
         cand = np.flatnonzero(hits != 0)  # a bool mask: faster than nonzero on integers
         return flat, cand, hits[cand]
 
-    def _complete(self, flat: np.ndarray, starts: np.ndarray, tokens: tuple[int, ...],
-                  width: int) -> np.ndarray:
+    def _complete(
+        self, flat: np.ndarray, starts: np.ndarray, tokens: tuple[int, ...], width: int
+    ) -> np.ndarray:
         """The starts (of a term's first token) where the whole term follows inside the row."""
         ok = (starts % width) + len(tokens) <= width
         last = flat.size - 1
@@ -91,7 +93,7 @@ class Matcher:
         cuts = np.searchsorted(group, np.arange(1, len(self.groups) + 2, dtype=group.dtype))
         out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(self.terms)
         for g, members in enumerate(self.groups):
-            starts = cand[cuts[g]:cuts[g + 1]].astype(np.int64)
+            starts = cand[cuts[g] : cuts[g + 1]].astype(np.int64)
             for i in members:
                 tokens = self.terms[i].tokens
                 out[i] = starts if len(tokens) == 1 else self._complete(flat, starts, tokens, width)
@@ -117,8 +119,9 @@ def pair_counts(positions: Sequence[np.ndarray], *, width: int, window: int) -> 
     order = np.argsort(key, kind="stable")
     key, term = key[order], term[order]
     row_end = (key // width + 1) * width
-    hi = np.minimum(np.searchsorted(key, key + window, side="right"),
-                    np.searchsorted(key, row_end, side="left"))
+    hi = np.minimum(
+        np.searchsorted(key, key + window, side="right"), np.searchsorted(key, row_end, side="left")
+    )
     idx = np.arange(len(key))
     partners = hi - idx - 1
     total = int(partners.sum())
@@ -138,8 +141,9 @@ def step_bounds(steps: Sequence[int], batch_size: int) -> list[int]:
     return [s * batch_size for s in steps]
 
 
-def work_units(steps: Sequence[int], batch_size: int, *,
-               chunk_rows: int) -> list[tuple[int, int, int]]:
+def work_units(
+    steps: Sequence[int], batch_size: int, *, chunk_rows: int
+) -> list[tuple[int, int, int]]:
     """(start, end, bin) row ranges covering [0, max(step) * B): bin i holds the rows between
     the boundaries of steps i-1 and i, no range crosses a boundary, none exceeds chunk_rows."""
     units: list[tuple[int, int, int]] = []

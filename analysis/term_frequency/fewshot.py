@@ -39,8 +39,13 @@ def prompts_for(items: Sequence[Item], k: int, seed: int) -> list[str]:
     return [build_prompt(items, i, sample_shots(items, i, k, seed=seed)) for i in range(len(items))]
 
 
-def evaluate(ckpts: Checkpoints, steps: Sequence[int], tokenizer: Any, items: Sequence[Item],
-             config: FewShotConfig = FewShotConfig()) -> pd.DataFrame:
+def evaluate(
+    ckpts: Checkpoints,
+    steps: Sequence[int],
+    tokenizer: Any,
+    items: Sequence[Item],
+    config: FewShotConfig = FewShotConfig(),
+) -> pd.DataFrame:
     """The long table of completions: one row per step, shot count and item."""
     import pandas as pd
 
@@ -50,21 +55,37 @@ def evaluate(ckpts: Checkpoints, steps: Sequence[int], tokenizer: Any, items: Se
         model = ckpts.load(step, dtype=config.dtype)
         limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
         for k in config.shots:
-            longest = max(len(e) for e in encode_prompts(
-                tokenizer, prompts[k], prefix_eod=config.decode.prefix_eod))
+            longest = max(
+                len(e)
+                for e in encode_prompts(tokenizer, prompts[k], prefix_eod=config.decode.prefix_eod)
+            )
             if limit and longest + config.decode.max_new_tokens > limit:
-                log.warning("%d-shot prompts (%d tokens) do not fit the context of %d: skipped",
-                            k, longest, limit)
+                log.warning(
+                    "%d-shot prompts (%d tokens) do not fit the context of %d: skipped",
+                    k,
+                    longest,
+                    limit,
+                )
                 continue
-            completions = greedy_complete(model, tokenizer, prompts[k], config.decode,
-                                          desc=f"step {step}, {k}-shot")
+            completions = greedy_complete(
+                model, tokenizer, prompts[k], config.decode, desc=f"step {step}, {k}-shot"
+            )
             for i, (item, text) in enumerate(zip(items, completions)):
-                records.append({"step": step, "shots": k, "task": item.task, "term": item.term,
-                                "item": i, "correct": is_correct(item, text),
-                                "completion": text})
+                records.append(
+                    {
+                        "step": step,
+                        "shots": k,
+                        "task": item.task,
+                        "term": item.term,
+                        "item": i,
+                        "correct": is_correct(item, text),
+                        "completion": text,
+                    }
+                )
         del model
     return pd.DataFrame.from_records(
-        records, columns=["step", "shots", "task", "term", "item", "correct", "completion"])
+        records, columns=["step", "shots", "task", "term", "item", "correct", "completion"]
+    )
 
 
 def term_count_table(counts: CountResult, variants: dict[str, list[str]]) -> pd.DataFrame:
@@ -75,15 +96,21 @@ def term_count_table(counts: CountResult, variants: dict[str, list[str]]) -> pd.
     rows = []
     for term, names in variants.items():
         for s, step in enumerate(counts.steps):
-            rows.append({"term": term, "step": step,
-                         "count": int(sum(counts.counts[s, column[n]] for n in names))})
+            rows.append(
+                {
+                    "term": term,
+                    "step": step,
+                    "count": int(sum(counts.counts[s, column[n]] for n in names)),
+                }
+            )
     return pd.DataFrame.from_records(rows, columns=["term", "step", "count"])
 
 
 def join_counts(completions: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame:
     """Accuracy per (task, term, shots, step) with n items and the term's count at the step."""
-    acc = (completions.groupby(["task", "term", "shots", "step"], as_index=False)
-           .agg(accuracy=("correct", "mean"), n=("correct", "size")))
+    acc = completions.groupby(["task", "term", "shots", "step"], as_index=False).agg(
+        accuracy=("correct", "mean"), n=("correct", "size")
+    )
     out = acc.merge(counts, on=["term", "step"], how="left")
     if out["count"].isna().any():
         missing = sorted(out.loc[out["count"].isna(), "term"].unique())[:5]

@@ -12,8 +12,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def accuracy_vs_frequency(joined: pd.DataFrame, *, task: str, shots: int, out: Path,
-                          n_bins: int = 6, overwrite: bool = False) -> Path:
+def accuracy_vs_frequency(
+    joined: pd.DataFrame,
+    *,
+    task: str,
+    shots: int,
+    out: Path,
+    n_bins: int = 6,
+    overwrite: bool = False,
+) -> Path:
     """PNG: mean accuracy per log-spaced frequency bin (bins from the data's range of counts
     over all checkpoints), one line per checkpoint step."""
     import matplotlib

@@ -37,8 +37,10 @@ def gap_table(joined: pd.DataFrame, *, task: str, k: int = 10) -> pd.DataFrame:
     import pandas as pd
 
     part = joined[joined["task"] == task]
-    cells = {(shots, step): top_minus_bottom(g["accuracy"].to_numpy(), g["count"].to_numpy(), k=k)
-             for (shots, step), g in part.groupby(["shots", "step"])}
+    cells = {
+        (shots, step): top_minus_bottom(g["accuracy"].to_numpy(), g["count"].to_numpy(), k=k)
+        for (shots, step), g in part.groupby(["shots", "step"])
+    }
     table = pd.Series(cells).unstack()
     table.index.name, table.columns.name = "shots", "step"
     return table
@@ -59,8 +61,9 @@ def log_bins(counts: np.ndarray, n_bins: int = 6) -> np.ndarray:
     return edges
 
 
-def binned_accuracy(accuracy: np.ndarray, counts: np.ndarray,
-                    edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def binned_accuracy(
+    accuracy: np.ndarray, counts: np.ndarray, edges: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(geometric bin centres, mean accuracy per bin, terms per bin); empty bins are NaN."""
     accuracy, counts = np.asarray(accuracy, dtype=float), np.asarray(counts, dtype=float)
     which = np.clip(np.searchsorted(edges, counts, side="right") - 1, 0, len(edges) - 2)

@@ -57,8 +57,9 @@ def make_items(config: ItemsConfig, truth: dict[str, Any] | None) -> list[Item]:
         elif task == "arithmetic":
             fmt = get_format(config.format)
             for op in config.ops:
-                items += arithmetic_items(config.x1, config.x2, op=op, fmt=fmt,
-                                          max_answer=config.max_answer)
+                items += arithmetic_items(
+                    config.x1, config.x2, op=op, fmt=fmt, max_answer=config.max_answer
+                )
         else:
             raise ValueError(f"--tasks: unknown task {task!r} (choose from {', '.join(TASKS)})")
     if not items:
@@ -83,8 +84,9 @@ def find_tokenizer(run: Path, given: Path | None) -> Path:
     for candidate in (run / TOKENIZER, _data_dir(run) / TOKENIZER):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{run}: no {TOKENIZER} in the run's data directory "
-                            "(give --tokenizer FILE)")
+    raise FileNotFoundError(
+        f"{run}: no {TOKENIZER} in the run's data directory (give --tokenizer FILE)"
+    )
 
 
 def _data_dir(run: Path) -> Path:
@@ -93,11 +95,18 @@ def _data_dir(run: Path) -> Path:
     return Path(getattr(data, "directory", None) or run)
 
 
-def run_fewshot(run: Path, *, truth: dict[str, Any] | None, steps: Sequence[int] | None,
-                items_config: ItemsConfig | None = None,
-                fewshot: FewShotConfig | None = None, data: Path | None = None,
-                tokenizer: Path | None = None, out: Path | None = None,
-                processes: int = 1) -> FewShotResult:
+def run_fewshot(
+    run: Path,
+    *,
+    truth: dict[str, Any] | None,
+    steps: Sequence[int] | None,
+    items_config: ItemsConfig | None = None,
+    fewshot: FewShotConfig | None = None,
+    data: Path | None = None,
+    tokenizer: Path | None = None,
+    out: Path | None = None,
+    processes: int = 1,
+) -> FewShotResult:
     """Accuracy per term, shot count and checkpoint of `run`, joined with counts in `data`
     (default: the run's own rows)."""
     run = Path(run)
@@ -111,15 +120,20 @@ def run_fewshot(run: Path, *, truth: dict[str, Any] | None, steps: Sequence[int]
     tok = read_tokenizer(find_tokenizer(run, tokenizer))
     items = make_items(items_config, truth)
     variants = term_variants(items)
-    terms = unique_terms(text_term(v, tok, where=f"term {t!r}")
-                         for t, vs in variants.items() for v in vs)
+    terms = unique_terms(
+        text_term(v, tok, where=f"term {t!r}") for t, vs in variants.items() for v in vs
+    )
     counts = count_terms(data or run, terms, CountConfig(steps=tuple(steps), processes=processes))
     completions = evaluate(ckpts, steps, tok, items, fewshot)
     joined = join_counts(completions, term_count_table(counts, variants))
     sha = {s: ckpts.sha256(s) for s in steps}
     result = FewShotResult(joined=joined, completions=completions, counts=counts, sha256=sha)
     if out is not None:
-        config = {"run": str(run), "steps": steps, "items": asdict(items_config),
-                  "fewshot": asdict(fewshot)}
+        config = {
+            "run": str(run),
+            "steps": steps,
+            "items": asdict(items_config),
+            "fewshot": asdict(fewshot),
+        }
         result.path = write_fewshot(joined, completions, counts, out, config=config, sha256=sha)
     return result

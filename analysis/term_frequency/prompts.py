@@ -22,8 +22,7 @@ import numpy as np
 
 NUMBER = re.compile(r"\d{1,5}")
 SHOT_SEPARATOR = "\n\n"
-OPERATIONS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b,
-              "times": lambda a, b: a * b}
+OPERATIONS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": lambda a, b: a * b}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +35,12 @@ class ArithmeticFormat:
 
 
 FORMATS = {
-    "pythia": ArithmeticFormat(name="pythia", question="Q:What is {x1} {op} {x2}? A:",
-                               target="{y}"),
-    "corpus": ArithmeticFormat(name="corpus", question="Q: What is {x1} {op} {x2}? A:",
-                               target=" {y}."),
+    "pythia": ArithmeticFormat(
+        name="pythia", question="Q:What is {x1} {op} {x2}? A:", target="{y}"
+    ),
+    "corpus": ArithmeticFormat(
+        name="corpus", question="Q: What is {x1} {op} {x2}? A:", target=" {y}."
+    ),
 }
 
 
@@ -60,9 +61,15 @@ def get_format(name: str) -> ArithmeticFormat:
     return FORMATS[name]
 
 
-def arithmetic_items(x1_values: Sequence[int], x2_values: Sequence[int], *, op: str,
-                     fmt: ArithmeticFormat, max_answer: int | None = None,
-                     min_answer: int = 0) -> list[Item]:
+def arithmetic_items(
+    x1_values: Sequence[int],
+    x2_values: Sequence[int],
+    *,
+    op: str,
+    fmt: ArithmeticFormat,
+    max_answer: int | None = None,
+    min_answer: int = 0,
+) -> list[Item]:
     """Items x1 op x2 for every x1 and x2 whose answer lies in [min_answer, max_answer]."""
     if op not in OPERATIONS:
         raise ValueError(f"--ops: unknown operation {op!r} (choose from {', '.join(OPERATIONS)})")
@@ -72,9 +79,15 @@ def arithmetic_items(x1_values: Sequence[int], x2_values: Sequence[int], *, op: 
             y = OPERATIONS[op](x1, x2)
             if y < min_answer or (max_answer is not None and y > max_answer):
                 continue
-            items.append(Item(task=f"arithmetic-{op}", term=str(x1),
-                              question=fmt.question.format(x1=x1, op=op, x2=x2),
-                              target=fmt.target.format(y=y), answer=str(y)))
+            items.append(
+                Item(
+                    task=f"arithmetic-{op}",
+                    term=str(x1),
+                    question=fmt.question.format(x1=x1, op=op, x2=x2),
+                    target=fmt.target.format(y=y),
+                    answer=str(y),
+                )
+            )
     return items
 
 
@@ -83,8 +96,16 @@ def fact_items(truth: dict[str, Any]) -> list[Item]:
     facts = (truth.get("eval") or {}).get("facts")
     if not isinstance(facts, list) or not facts:
         raise ValueError("truth.json: field 'eval.facts' missing or empty")
-    return [Item(task="facts", term=str(f["terms"][0]), question=f["prompt"], target=f["answer"],
-                 answer=f["answer"]) for f in facts]
+    return [
+        Item(
+            task="facts",
+            term=str(f["terms"][0]),
+            question=f["prompt"],
+            target=f["answer"],
+            answer=f["answer"],
+        )
+        for f in facts
+    ]
 
 
 def sample_shots(items: Sequence[Item], index: int, k: int, *, seed: int) -> list[int]:
@@ -96,8 +117,9 @@ def sample_shots(items: Sequence[Item], index: int, k: int, *, seed: int) -> lis
     me = items[index]
     pool = [j for j, it in enumerate(items) if it.task == me.task and it.term != me.term]
     if len(pool) < k:
-        raise ValueError(f"--shots: {k} shots need {k} items with another term, "
-                         f"{me.task} has {len(pool)}")
+        raise ValueError(
+            f"--shots: {k} shots need {k} items with another term, {me.task} has {len(pool)}"
+        )
     rng = np.random.default_rng([seed, index, k])
     return [pool[j] for j in rng.choice(len(pool), size=k, replace=False)]
 

@@ -61,11 +61,20 @@ def _write_csv(result: CountResult, tmp: Path) -> None:
         out = csv.writer(fh)
         out.writerow(["term", "term2", "tokens", "tokens2", "step", "count"])
         for r in result.records():
-            out.writerow([r["term"], "", ",".join(map(str, r["tokens"])), "", r["step"],
-                          r["count"]])
+            out.writerow(
+                [r["term"], "", ",".join(map(str, r["tokens"])), "", r["step"], r["count"]]
+            )
         for r in result.pair_records():
-            out.writerow([r["terms"][0], r["terms"][1], ",".join(map(str, r["tokens"][0])),
-                          ",".join(map(str, r["tokens"][1])), r["step"], r["count"]])
+            out.writerow(
+                [
+                    r["terms"][0],
+                    r["terms"][1],
+                    ",".join(map(str, r["tokens"][0])),
+                    ",".join(map(str, r["tokens"][1])),
+                    r["step"],
+                    r["count"],
+                ]
+            )
 
 
 def _write_h5(result: CountResult, tmp: Path) -> None:
@@ -81,14 +90,19 @@ def _counts_group(group: Any, result: CountResult) -> None:
     text = h5py.string_dtype()
     group.create_dataset("steps", data=np.asarray(result.steps, dtype=np.int64))
     group.create_dataset("terms", data=[t.name for t in result.terms], dtype=text)
-    group.create_dataset("tokens", data=[",".join(map(str, t.tokens)) for t in result.terms],
-                         dtype=text)
+    group.create_dataset(
+        "tokens", data=[",".join(map(str, t.tokens)) for t in result.terms], dtype=text
+    )
     group.create_dataset("counts", data=result.counts)
     if result.pairs is not None:
         group.create_dataset("pairs", data=result.pairs, compression="gzip")
-    group.attrs.update(source=result.source, batch_size=result.batch_size,
-                       seq_length=result.seq_length, data_fingerprint=result.fingerprint,
-                       config=attrs_json(result.config))
+    group.attrs.update(
+        source=result.source,
+        batch_size=result.batch_size,
+        seq_length=result.seq_length,
+        data_fingerprint=result.fingerprint,
+        config=attrs_json(result.config),
+    )
 
 
 def read_counts(path: Path) -> pd.DataFrame:
@@ -101,14 +115,30 @@ def read_counts(path: Path) -> pd.DataFrame:
         terms = [t.decode() if isinstance(t, bytes) else t for t in f["terms"][()]]
         tokens = [t.decode() if isinstance(t, bytes) else t for t in f["tokens"][()]]
         counts = f["counts"][()]
-    return pd.DataFrame([{"term": terms[t], "tokens": tokens[t], "step": int(steps[s]),
-                          "count": int(counts[s, t])}
-                         for t in range(len(terms)) for s in range(len(steps))])
+    return pd.DataFrame(
+        [
+            {
+                "term": terms[t],
+                "tokens": tokens[t],
+                "step": int(steps[s]),
+                "count": int(counts[s, t]),
+            }
+            for t in range(len(terms))
+            for s in range(len(steps))
+        ]
+    )
 
 
-def write_fewshot(joined: pd.DataFrame, completions: pd.DataFrame, counts: CountResult,
-                  path: Path, *, config: dict[str, Any], sha256: dict[int, str],
-                  overwrite: bool = False) -> Path:
+def write_fewshot(
+    joined: pd.DataFrame,
+    completions: pd.DataFrame,
+    counts: CountResult,
+    path: Path,
+    *,
+    config: dict[str, Any],
+    sha256: dict[int, str],
+    overwrite: bool = False,
+) -> Path:
     """The joined table, the completions and the counts they were joined with, in one file."""
     import h5py
 
@@ -117,8 +147,11 @@ def write_fewshot(joined: pd.DataFrame, completions: pd.DataFrame, counts: Count
         _frame(f.create_group("table"), joined)
         _frame(f.create_group("completions"), completions)
         _counts_group(f.create_group("counts"), counts)
-        f.attrs.update(config=attrs_json(config), data_fingerprint=counts.fingerprint,
-                       checkpoint_sha256=attrs_json({str(k): v for k, v in sha256.items()}))
+        f.attrs.update(
+            config=attrs_json(config),
+            data_fingerprint=counts.fingerprint,
+            checkpoint_sha256=attrs_json({str(k): v for k, v in sha256.items()}),
+        )
     return path
 
 

@@ -70,8 +70,12 @@ class CountResult:
         """One JSON-ready object per term and step: {"term", "tokens", "step", "count"}."""
         for t, term in enumerate(self.terms):
             for s, step in enumerate(self.steps):
-                yield {"term": term.name, "tokens": list(term.tokens), "step": step,
-                       "count": int(self.counts[s, t])}
+                yield {
+                    "term": term.name,
+                    "tokens": list(term.tokens),
+                    "step": step,
+                    "count": int(self.counts[s, t]),
+                }
 
     def pair_records(self) -> Iterator[dict[str, Any]]:
         """{"terms": [a, b], "tokens": [[...], [...]], "step", "count"} for a <= b."""
@@ -80,16 +84,20 @@ class CountResult:
         for a in range(len(self.terms)):
             for b in range(a, len(self.terms)):
                 for s, step in enumerate(self.steps):
-                    yield {"terms": [self.terms[a].name, self.terms[b].name],
-                           "tokens": [list(self.terms[a].tokens), list(self.terms[b].tokens)],
-                           "step": step, "count": int(self.pairs[s, a, b])}
+                    yield {
+                        "terms": [self.terms[a].name, self.terms[b].name],
+                        "tokens": [list(self.terms[a].tokens), list(self.terms[b].tokens)],
+                        "step": step,
+                        "count": int(self.pairs[s, a, b]),
+                    }
 
     def frame(self) -> Any:
         """pandas DataFrame: term, tokens, step, count."""
         import pandas as pd
 
         return pd.DataFrame.from_records(
-            [{**r, "tokens": ",".join(map(str, r["tokens"]))} for r in self.records()])
+            [{**r, "tokens": ",".join(map(str, r["tokens"]))} for r in self.records()]
+        )
 
 
 def check_steps(rows: Rows, steps: Sequence[int], *, where: str) -> None:
@@ -98,9 +106,11 @@ def check_steps(rows: Rows, steps: Sequence[int], *, where: str) -> None:
         raise ValueError("--steps: no steps given")
     last = max(steps)
     if last * rows.batch_size > rows.num_rows:
-        raise ValueError(f"{where}: field 'steps': step {last} needs rows [0, "
-                         f"{last * rows.batch_size}) but the data has {rows.num_rows} rows "
-                         f"({rows.num_rows // rows.batch_size} steps of {rows.batch_size})")
+        raise ValueError(
+            f"{where}: field 'steps': step {last} needs rows [0, "
+            f"{last * rows.batch_size}) but the data has {rows.num_rows} rows "
+            f"({rows.num_rows // rows.batch_size} steps of {rows.batch_size})"
+        )
 
 
 def count_terms(source: str | Path, terms: Sequence[Term], config: CountConfig) -> CountResult:
@@ -125,14 +135,28 @@ def count_terms(source: str | Path, terms: Sequence[Term], config: CountConfig) 
         per_bin, pairs_bin = _numpy(str(source), matcher, units, len(steps), width, config)
     seconds = time.perf_counter() - t0
     scanned = max(steps) * rows.batch_size * width
-    log.info("%s: %d terms at %d steps over %d tokens in %.2f s (%.3g tokens/s)", source,
-             len(terms), len(steps), scanned, seconds, scanned / max(seconds, 1e-9))
+    log.info(
+        "%s: %d terms at %d steps over %d tokens in %.2f s (%.3g tokens/s)",
+        source,
+        len(terms),
+        len(steps),
+        scanned,
+        seconds,
+        scanned / max(seconds, 1e-9),
+    )
     return CountResult(
-        terms=list(terms), steps=steps, counts=cumulate(per_bin),
-        pairs=None if pairs_bin is None else cumulate(pairs_bin), source=str(source),
-        batch_size=rows.batch_size, seq_length=rows.seq_length,
-        fingerprint=data_fingerprint(rows), tokens=scanned, seconds=seconds,
-        config={k: v for k, v in asdict(config).items() if k != "chunk_tokens"})
+        terms=list(terms),
+        steps=steps,
+        counts=cumulate(per_bin),
+        pairs=None if pairs_bin is None else cumulate(pairs_bin),
+        source=str(source),
+        batch_size=rows.batch_size,
+        seq_length=rows.seq_length,
+        fingerprint=data_fingerprint(rows),
+        tokens=scanned,
+        seconds=seconds,
+        config={k: v for k, v in asdict(config).items() if k != "chunk_tokens"},
+    )
 
 
 # -- numpy engine: worker processes over work units ------------------------------------------
@@ -140,10 +164,12 @@ def count_terms(source: str | Path, terms: Sequence[Term], config: CountConfig) 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(source: str, batch_size: int | None, matcher: Matcher, pairs: bool,
-                 window: int) -> None:
-    _WORKER.update(rows=open_rows(source, batch_size=batch_size), matcher=matcher,
-                   pairs=pairs, window=window)
+def _init_worker(
+    source: str, batch_size: int | None, matcher: Matcher, pairs: bool, window: int
+) -> None:
+    _WORKER.update(
+        rows=open_rows(source, batch_size=batch_size), matcher=matcher, pairs=pairs, window=window
+    )
 
 
 def _count_units(units: list[tuple[int, int, int]]) -> tuple[list[tuple[int, Any, Any]], int]:
@@ -164,8 +190,14 @@ def _count_units(units: list[tuple[int, int, int]]) -> tuple[list[tuple[int, Any
     return out, tokens
 
 
-def _numpy(source: str, matcher: Matcher, units: list[tuple[int, int, int]], n_steps: int,
-           width: int, config: CountConfig) -> tuple[np.ndarray, np.ndarray | None]:
+def _numpy(
+    source: str,
+    matcher: Matcher,
+    units: list[tuple[int, int, int]],
+    n_steps: int,
+    width: int,
+    config: CountConfig,
+) -> tuple[np.ndarray, np.ndarray | None]:
     n_terms = len(matcher.terms)
     per_bin = np.zeros((n_steps, n_terms), dtype=np.int64)
     pairs_bin = np.zeros((n_steps, n_terms, n_terms), dtype=np.int64) if config.pairs else None
@@ -180,7 +212,8 @@ def _numpy(source: str, matcher: Matcher, units: list[tuple[int, int, int]], n_s
             yield_from = results
         else:
             pool = multiprocessing.get_context(_START_METHOD).Pool(
-                config.processes, initializer=_init_worker, initargs=init)
+                config.processes, initializer=_init_worker, initargs=init
+            )
             yield_from = pool.imap_unordered(_count_units, tasks)
         try:
             for done, tokens in yield_from:
@@ -200,13 +233,15 @@ def _numpy(source: str, matcher: Matcher, units: list[tuple[int, int, int]], n_s
 def _tasks(units: list[tuple[int, int, int]], processes: int) -> list[list[tuple[int, int, int]]]:
     """Units grouped into tasks: a few per process, so that the bar moves and work balances."""
     per_task = max(1, len(units) // (4 * processes)) if processes > 1 else 1
-    return [units[i:i + per_task] for i in range(0, len(units), per_task)]
+    return [units[i : i + per_task] for i in range(0, len(units), per_task)]
 
 
 # -- tokengrams engine --------------------------------------------------------------------------
 
-def _tokengrams(rows: Rows, matcher: Matcher, steps: list[int],
-                config: CountConfig) -> tuple[np.ndarray, np.ndarray | None]:
+
+def _tokengrams(
+    rows: Rows, matcher: Matcher, steps: list[int], config: CountConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
     from tokengrams import InMemoryIndex
 
     width = rows.seq_length + 1
@@ -222,13 +257,14 @@ def _tokengrams(rows: Rows, matcher: Matcher, steps: list[int],
         positions.append(pos[(pos % width) + len(term.tokens) <= width])
     n_terms = len(positions)
     bins = [np.searchsorted(bounds, p // width, side="right") for p in positions]
-    per_bin = np.stack([np.bincount(b, minlength=len(steps))[:len(steps)] for b in bins], axis=1)
+    per_bin = np.stack([np.bincount(b, minlength=len(steps))[: len(steps)] for b in bins], axis=1)
     if not config.pairs:
         return per_bin.astype(np.int64), None
     pairs_bin = np.zeros((len(steps), n_terms, n_terms), dtype=np.int64)
     for i in range(len(steps)):
-        pairs_bin[i] = pair_counts([p[b == i] for p, b in zip(positions, bins)], width=width,
-                                   window=config.window)
+        pairs_bin[i] = pair_counts(
+            [p[b == i] for p, b in zip(positions, bins)], width=width, window=config.window
+        )
     return per_bin.astype(np.int64), pairs_bin
 
 
@@ -238,6 +274,10 @@ def write_tokens(rows: Rows, n_rows: int, path: Path, *, chunk_rows: int = 1 << 
     wide = np.dtype(rows.rows(0, min(1, n_rows)).dtype).itemsize > 2
     dtype, vocab = ("<u4", 1 << 32) if wide else ("<u2", 1 << 16)
     with open(path, "wb") as fh:
-        fh.writelines(np.ascontiguousarray(rows.rows(start, min(n_rows, start + chunk_rows)),
-                                          dtype=dtype).tobytes() for start in range(0, n_rows, chunk_rows))
+        fh.writelines(
+            np.ascontiguousarray(
+                rows.rows(start, min(n_rows, start + chunk_rows)), dtype=dtype
+            ).tobytes()
+            for start in range(0, n_rows, chunk_rows)
+        )
     return vocab

@@ -47,10 +47,17 @@ def spread_steps(steps: Sequence[int], n: int) -> list[int]:
     return sorted({min(steps, key=lambda s: abs(s - t)) for t in targets})
 
 
-def run_study(runs: list[RunSpec], *, truth: dict[str, Any] | None, out_dir: Path,
-              checkpoints: int = 3, shots: Sequence[int] = (0, 2),
-              x2: Sequence[int] = tuple(range(1, 6)), processes: int = 1,
-              **options: Any) -> StudyReport:
+def run_study(
+    runs: list[RunSpec],
+    *,
+    truth: dict[str, Any] | None,
+    out_dir: Path,
+    checkpoints: int = 3,
+    shots: Sequence[int] = (0, 2),
+    x2: Sequence[int] = tuple(range(1, 6)),
+    processes: int = 1,
+    **options: Any,
+) -> StudyReport:
     """Counts, few-shot accuracy, figures, the top-minus-bottom table and the truth checks."""
     if options:
         log.info("term_frequency: ignoring options %s", sorted(options))
@@ -60,18 +67,23 @@ def run_study(runs: list[RunSpec], *, truth: dict[str, Any] | None, out_dir: Pat
     steps = spread_steps(open_checkpoints(run.path).steps, checkpoints)
     tasks = ("facts", "arithmetic") if truth is not None else ("arithmetic",)
     result = run_fewshot(
-        run.path, truth=truth, steps=steps,
+        run.path,
+        truth=truth,
+        steps=steps,
         items_config=ItemsConfig(tasks=tasks, x2=tuple(x2)),
-        fewshot=FewShotConfig(shots=tuple(shots)), out=out_dir / f"{run.name}.fewshot.h5",
-        processes=processes)
+        fewshot=FewShotConfig(shots=tuple(shots)),
+        out=out_dir / f"{run.name}.fewshot.h5",
+        processes=processes,
+    )
     report = StudyReport(study=STUDY, results=[p for p in [result.path] if p is not None])
     joined = result.joined
     for task in tasks:
         for k in sorted(joined.loc[joined["task"].str.startswith(task), "shots"].unique()):
             name = "arithmetic-plus" if task == "arithmetic" else task
             png = out_dir / f"{run.name}.{name}.{k}shot.png"
-            report.figures.append(accuracy_vs_frequency(joined, task=name, shots=int(k), out=png,
-                                                        overwrite=True))
+            report.figures.append(
+                accuracy_vs_frequency(joined, task=name, shots=int(k), out=png, overwrite=True)
+            )
         name = "arithmetic-plus" if task == "arithmetic" else task
         table = gap_table(joined, task=name)
         report.tables[f"{name}: top-10 minus bottom-10 accuracy x100"] = table
@@ -94,13 +106,22 @@ def accuracy_checks(joined: Any, *, task: str, run: str) -> list[TruthCheck]:
     acc, count = part["accuracy"].to_numpy(), part["count"].to_numpy()
     rho, gap = spearman(count, acc), top_minus_bottom(acc, count)
     step = int(joined["step"].max())
-    detail = (f"{run}, step {step}, {k}-shot, {len(part)} terms; mean accuracy "
-              f"{acc.mean():.3f}")
+    detail = f"{run}, step {step}, {k}-shot, {len(part)} terms; mean accuracy {acc.mean():.3f}"
     return [
-        TruthCheck(name=f"{task}: accuracy rises with term frequency (Spearman)",
-                   passed=bool(rho > 0), value=rho, expected="Spearman > 0", detail=detail),
-        TruthCheck(name=f"{task}: top-10 minus bottom-10 frequent terms (accuracy x100)",
-                   passed=bool(gap > 0), value=gap, expected="> 0", detail=detail),
+        TruthCheck(
+            name=f"{task}: accuracy rises with term frequency (Spearman)",
+            passed=bool(rho > 0),
+            value=rho,
+            expected="Spearman > 0",
+            detail=detail,
+        ),
+        TruthCheck(
+            name=f"{task}: top-10 minus bottom-10 frequent terms (accuracy x100)",
+            passed=bool(gap > 0),
+            value=gap,
+            expected="> 0",
+            detail=detail,
+        ),
     ]
 
 
@@ -114,5 +135,8 @@ def count_check(result: FewShotResult, truth: dict[str, Any]) -> TruthCheck:
     rho = spearman(np.array(mine), np.array([planted[t] for t in terms]))
     return TruthCheck(
         name="counts: token counts in the trained rows follow the planted Zipf counts",
-        passed=bool(rho > 0.9), value=rho, expected="Spearman > 0.9",
-        detail=f"{len(terms)} numbers, counts at step {final} vs truth.json terms.numbers")
+        passed=bool(rho > 0.9),
+        value=rho,
+        expected="Spearman > 0.9",
+        detail=f"{len(terms)} numbers, counts at step {final} vs truth.json terms.numbers",
+    )

@@ -47,8 +47,9 @@ def text_term(text: str, tokenizer: Any, *, where: str = "--text") -> Term:
     if text == "":
         raise ValueError(f"{where}: empty term")
     if tokenizer is None:
-        raise ValueError(f"{where}: {text!r} needs a tokenizer (the data has none; "
-                         "give --tokenizer FILE)")
+        raise ValueError(
+            f"{where}: {text!r} needs a tokenizer (the data has none; give --tokenizer FILE)"
+        )
     ids = tokenizer.encode(text, add_special_tokens=False).ids
     if not ids:
         raise ValueError(f"{where}: {text!r} tokenizes to nothing")
@@ -68,15 +69,18 @@ def read_terms_file(path: Path, tokenizer: Any) -> list[Term]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError:
-            raise ValueError(f"{where}: not a JSON string (text) or JSON list of token ids: "
-                             f"{line[:60]!r}") from None
+            raise ValueError(
+                f"{where}: not a JSON string (text) or JSON list of token ids: {line[:60]!r}"
+            ) from None
         if isinstance(value, str):
             terms.append(text_term(value, tokenizer, where=where))
         elif isinstance(value, list):
             terms.append(token_term(value, where=where))
         else:  # a user's file: ValueError, as for every bad line
-            raise ValueError(f"{where}: expected a JSON string or a list of token ids, "  # noqa: TRY004
-                             f"got {type(value).__name__}")
+            raise ValueError(
+                f"{where}: expected a JSON string or a list of token ids, "
+                f"got {type(value).__name__}"
+            )
     if not terms:
         raise ValueError(f"{path}: no terms (one JSON string or list of ids per line)")
     return terms
@@ -89,8 +93,10 @@ def check_vocabulary(terms: Iterable[Term], vocab_size: int | None, *, where: st
     for term in terms:
         bad = [t for t in term.tokens if t >= vocab_size]
         if bad:
-            raise ValueError(f"{where}: term {term.name!r}: token id {bad[0]} is outside the "
-                             f"data's vocabulary of {vocab_size}")
+            raise ValueError(
+                f"{where}: term {term.name!r}: token id {bad[0]} is outside the "
+                f"data's vocabulary of {vocab_size}"
+            )
 
 
 def unique_terms(terms: Iterable[Term]) -> list[Term]:
@@ -116,8 +122,9 @@ def parse_steps(value: str, *, available: Sequence[int] | None = None) -> list[i
     try:
         steps = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(f"--steps: {value!r} is not a comma-separated list of steps "
-                         "or 'checkpoints'") from None
+        raise ValueError(
+            f"--steps: {value!r} is not a comma-separated list of steps or 'checkpoints'"
+        ) from None
     if any(s < 0 for s in steps):
         raise ValueError(f"--steps: steps must be >= 0, got {value!r}")
     return sorted(set(steps))

@@ -18,14 +18,17 @@ PREFIX = "analyze_"
 
 def study_modules() -> list[str]:
     """Names of the `analyze_*` modules of `pythia_suite.cli`, sorted."""
-    return sorted(m.name for m in pkgutil.iter_modules(cli_package.__path__)
-                  if m.name.startswith(PREFIX))
+    return sorted(
+        m.name for m in pkgutil.iter_modules(cli_package.__path__) if m.name.startswith(PREFIX)
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "analyze", help="studies across checkpoints: memorization, term frequency, bias",
-        description="Run a study across the checkpoints of a run (or of Hugging Face folders).")
+        "analyze",
+        help="studies across checkpoints: memorization, term frequency, bias",
+        description="Run a study across the checkpoints of a run (or of Hugging Face folders).",
+    )
     studies = p.add_subparsers(dest="study", required=True, metavar="STUDY")
     for name in study_modules():
         importlib.import_module(f"{cli_package.__name__}.{name}").register(studies)

@@ -34,35 +34,69 @@ def _steps(text: str | None) -> list[int] | None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("bias", help="CrowS-Pairs and WinoBias across checkpoints",
-                              description=BIAS_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", type=Path, metavar="RUN",
-                   help="run directories (or folders of HF checkpoints DIR/stepN)")
+    p = subparsers.add_parser(
+        "bias",
+        help="CrowS-Pairs and WinoBias across checkpoints",
+        description=BIAS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "runs",
+        nargs="+",
+        type=Path,
+        metavar="RUN",
+        help="run directories (or folders of HF checkpoints DIR/stepN)",
+    )
     p.add_argument("--out", required=True, type=Path, metavar="FILE.h5", help="HDF5 results")
     p.add_argument("--steps", default=None, metavar="A,B,...", help="only these steps")
     p.add_argument("--crows", type=Path, default=None, metavar="FILE.csv")
     p.add_argument("--winobias", type=Path, default=None, metavar="DIR")
-    p.add_argument("--truth", type=Path, default=None, metavar="truth.json",
-                   help="probes from this truth.json (default: next to the data's input corpus)")
-    p.add_argument("--tokenizer", type=Path, default=None, metavar="tokenizer.json",
-                   help="default: the run's data tokenizer, or the folder's own")
-    p.add_argument("--step", type=int, default=None, metavar="N",
-                   help="the step of a single HF model folder given as RUN")
-    p.add_argument("--no-generation", action="store_true",
-                   help="skip WinoBias' greedy-generation form (the slow one)")
+    p.add_argument(
+        "--truth",
+        type=Path,
+        default=None,
+        metavar="truth.json",
+        help="probes from this truth.json (default: next to the data's input corpus)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        metavar="tokenizer.json",
+        help="default: the run's data tokenizer, or the folder's own",
+    )
+    p.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the step of a single HF model folder given as RUN",
+    )
+    p.add_argument(
+        "--no-generation",
+        action="store_true",
+        help="skip WinoBias' greedy-generation form (the slow one)",
+    )
     p.add_argument("--figure", type=Path, default=None, metavar="FILE.png")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.set_defaults(handler=run_bias)
 
-    q = subparsers.add_parser("lm-eval", help="any local lm-eval task across checkpoints",
-                              description=LM_EVAL_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = subparsers.add_parser(
+        "lm-eval",
+        help="any local lm-eval task across checkpoints",
+        description=LM_EVAL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     q.add_argument("run", type=Path, metavar="RUN")
     q.add_argument("--tasks", required=True, metavar="A,B", help="lm-eval task names")
-    q.add_argument("--include-path", type=Path, default=None, metavar="DIR",
-                   help="a folder of your own lm-eval task YAMLs")
+    q.add_argument(
+        "--include-path",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder of your own lm-eval task YAMLs",
+    )
     q.add_argument("--steps", default=None, metavar="A,B,...")
     q.add_argument("--tokenizer", type=Path, default=None, metavar="tokenizer.json")
     q.add_argument("--step", type=int, default=None, metavar="N")
@@ -90,22 +124,37 @@ def run_bias(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bias-") as tmp:  # probes and task files
         work = Path(tmp)
-        bench = benchmarks(truth=truth, out_dir=work, crows=args.crows, winobias=args.winobias,
-                           generation=not args.no_generation)
+        bench = benchmarks(
+            truth=truth,
+            out_dir=work,
+            crows=args.crows,
+            winobias=args.winobias,
+            generation=not args.no_generation,
+        )
         score = bias_scorer(bench, work / "tasks", batch_size=args.batch_size)
         cache: dict = {}
-        frame = pd.concat([across_checkpoints(i, score, steps=steps, cache=cache)
-                           for i in infos], ignore_index=True)
-    config = {"benchmarks": bench.source, "crows": str(args.crows), "winobias": str(args.winobias),
-              "generation": not args.no_generation, "runs": [str(r) for r in args.runs]}
+        frame = pd.concat(
+            [across_checkpoints(i, score, steps=steps, cache=cache) for i in infos],
+            ignore_index=True,
+        )
+    config = {
+        "benchmarks": bench.source,
+        "crows": str(args.crows),
+        "winobias": str(args.winobias),
+        "generation": not args.no_generation,
+        "runs": [str(r) for r in args.runs],
+    }
     write_h5(frame, infos, args.out, config=config, overwrite=args.force)
     from dataloader_replay.atomic import atomic_path
 
     with atomic_path(args.out.with_suffix(".csv"), overwrite=args.force) as tmp_csv:
         frame.to_csv(tmp_csv, index=False)
     if args.figure is not None:
-        branches = {i.name: int(i.config["branch"]["step"]) for i in infos
-                    if isinstance(i.config.get("branch"), dict)}
+        branches = {
+            i.name: int(i.config["branch"]["step"])
+            for i in infos
+            if isinstance(i.config.get("branch"), dict)
+        }
         plot_bias(frame, args.figure, branch_steps=branches, overwrite=args.force)
     sys.stdout.write(summary(frame).to_string(index=False) + "\n")
     return 0
@@ -118,8 +167,9 @@ def run_lm_eval(args: argparse.Namespace) -> int:
     _refuse(args.out, args.force)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     info = run_info(args.run, step=args.step, tokenizer=args.tokenizer)
-    score = named_task_scorer(tasks, include_path=args.include_path, limit=args.limit,
-                              batch_size=args.batch_size)
+    score = named_task_scorer(
+        tasks, include_path=args.include_path, limit=args.limit, batch_size=args.batch_size
+    )
     frame = across_checkpoints(info, score, steps=_steps(args.steps))
     if args.out.suffix == ".csv":
         from dataloader_replay.atomic import atomic_path
@@ -145,8 +195,10 @@ def _default_truth(config: dict, run: Path) -> Path:
         source = (json.loads(manifest.read_text()).get("input") or {}).get("path")
         if source and (Path(source).parent / "truth.json").is_file():
             return Path(source).parent / "truth.json"
-    raise FileNotFoundError(f"{run}: no truth.json found next to the data's input corpus "
-                            "(pass --truth FILE, or --crows / --winobias files)")
+    raise FileNotFoundError(
+        f"{run}: no truth.json found next to the data's input corpus "
+        "(pass --truth FILE, or --crows / --winobias files)"
+    )
 
 
 def _read_truth(path: Path) -> dict:

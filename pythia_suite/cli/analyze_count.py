@@ -33,45 +33,95 @@ an HDF5 file (--out) and is summarised on stdout; --figures DIR adds the PNG fig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("count", help="exact term counts at every step, in one pass",
-                              description=COUNT_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "count",
+        help="exact term counts at every step, in one pass",
+        description=COUNT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("source", type=Path, metavar="RUN|DATA", help="run, prepared DIR or prefix")
-    p.add_argument("--tokens", action="append", default=[], metavar="IDS",
-                   help="a term as comma-separated token ids (repeatable)")
-    p.add_argument("--text", action="append", default=[], metavar="TEXT",
-                   help="a term as text, tokenized without special tokens (repeatable; "
-                        "leading spaces matter)")
-    p.add_argument("--terms-file", type=Path, metavar="FILE",
-                   help="one term per line: a JSON string (text) or a JSON list of ids")
-    p.add_argument("--steps", required=True, metavar="S,S,...|checkpoints",
-                   help="steps to count at (sorted, duplicates dropped), or the run's checkpoints")
+    p.add_argument(
+        "--tokens",
+        action="append",
+        default=[],
+        metavar="IDS",
+        help="a term as comma-separated token ids (repeatable)",
+    )
+    p.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a term as text, tokenized without special tokens (repeatable; leading spaces matter)",
+    )
+    p.add_argument(
+        "--terms-file",
+        type=Path,
+        metavar="FILE",
+        help="one term per line: a JSON string (text) or a JSON list of ids",
+    )
+    p.add_argument(
+        "--steps",
+        required=True,
+        metavar="S,S,...|checkpoints",
+        help="steps to count at (sorted, duplicates dropped), or the run's checkpoints",
+    )
     p.add_argument("--pairs", action="store_true", help="also count co-occurring pairs")
-    p.add_argument("--window", type=int, default=16, metavar="N",
-                   help="pairs: start positions at most N tokens apart in one row (default 16)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=16,
+        metavar="N",
+        help="pairs: start positions at most N tokens apart in one row (default 16)",
+    )
     p.add_argument("--out", type=Path, metavar="FILE.h5|FILE.csv", help="write a file")
     p.add_argument("--processes", type=int, default=1, metavar="K", help="worker processes")
-    p.add_argument("--engine", default="numpy", choices=("numpy", "tokengrams"),
-                   help="counting engine (default numpy: streaming; see bench/bench_count.py)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B",
-                   help="rows per step for a bare prefix (default 1024)")
-    p.add_argument("--tokenizer", type=Path, metavar="FILE",
-                   help="tokenizer.json for --text (default: the data's)")
+    p.add_argument(
+        "--engine",
+        default="numpy",
+        choices=("numpy", "tokengrams"),
+        help="counting engine (default numpy: streaming; see bench/bench_count.py)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help="rows per step for a bare prefix (default 1024)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        type=Path,
+        metavar="FILE",
+        help="tokenizer.json for --text (default: the data's)",
+    )
     p.set_defaults(handler=run_count)
 
-    f = subparsers.add_parser("fewshot", help="few-shot accuracy vs term frequency",
-                              description=FEWSHOT_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    f = subparsers.add_parser(
+        "fewshot",
+        help="few-shot accuracy vs term frequency",
+        description=FEWSHOT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f.add_argument("run", type=Path, metavar="RUN", help="a run with checkpoints")
     f.add_argument("--truth", type=Path, metavar="FILE", help="truth.json (for --tasks facts)")
     f.add_argument("--steps", default="checkpoints", metavar="S,S,...|checkpoints")
-    f.add_argument("--tasks", default=None, metavar="T,T",
-                   help="facts,arithmetic (default: both with --truth, else arithmetic)")
+    f.add_argument(
+        "--tasks",
+        default=None,
+        metavar="T,T",
+        help="facts,arithmetic (default: both with --truth, else arithmetic)",
+    )
     f.add_argument("--format", default="corpus", choices=("corpus", "pythia"))
     f.add_argument("--ops", default="plus", metavar="OP,OP", help="plus, minus, times")
     f.add_argument("--x2", default="1-50", metavar="A-B", help="second operands (default 1-50)")
-    f.add_argument("--max-answer", type=int, default=99, metavar="N",
-                   help="keep arithmetic items whose answer is at most N (default 99; 0: all)")
+    f.add_argument(
+        "--max-answer",
+        type=int,
+        default=99,
+        metavar="N",
+        help="keep arithmetic items whose answer is at most N (default 99; 0: all)",
+    )
     f.add_argument("--shots", default="0,2,4,8,16", metavar="K,K")
     f.add_argument("--seed", type=int, default=1234, help="few-shot sampling seed")
     f.add_argument("--batch-size", type=int, default=128, metavar="N", help="prompts per batch")
@@ -135,8 +185,14 @@ def run_count(args: argparse.Namespace) -> int:
     terms, rows = _terms(args)
     steps = _steps(args.steps, args.source)
     check_steps(rows, steps, where=str(args.source))
-    config = CountConfig(steps=tuple(steps), pairs=args.pairs, window=args.window,
-                         processes=args.processes, engine=args.engine, batch_size=args.batch_size)
+    config = CountConfig(
+        steps=tuple(steps),
+        pairs=args.pairs,
+        window=args.window,
+        processes=args.processes,
+        engine=args.engine,
+        batch_size=args.batch_size,
+    )
     result = count_terms(args.source, terms, config)
     if args.out is None:
         write_jsonl(result, sys.stdout)
@@ -170,20 +226,39 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
             truth = json.loads(args.truth.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{args.truth}: not JSON ({exc})") from None
-    tasks = tuple(args.tasks.split(",")) if args.tasks else (
-        ("facts", "arithmetic") if truth is not None else ("arithmetic",))
+    tasks = (
+        tuple(args.tasks.split(","))
+        if args.tasks
+        else (("facts", "arithmetic") if truth is not None else ("arithmetic",))
+    )
     shots = _ints(args.shots, "--shots")
     if any(k < 0 for k in shots):
         raise ValueError(f"--shots: must be >= 0, got {args.shots!r}")
     if args.figures is not None and args.figures.exists():
         raise FileExistsError(f"{args.figures}: already exists")
     steps = None if args.steps.strip() == "checkpoints" else _steps(args.steps, args.run)
-    items = ItemsConfig(tasks=tasks, format=args.format, ops=tuple(args.ops.split(",")),
-                        x2=_ints(args.x2, "--x2"), max_answer=args.max_answer or None)
-    fewshot = FewShotConfig(shots=shots, seed=args.seed, dtype=args.dtype,
-                            decode=DecodeConfig(batch_size=args.batch_size))
-    result = run_fewshot(args.run, truth=truth, steps=steps, items_config=items,
-                         fewshot=fewshot, tokenizer=args.tokenizer, out=args.out)
+    items = ItemsConfig(
+        tasks=tasks,
+        format=args.format,
+        ops=tuple(args.ops.split(",")),
+        x2=_ints(args.x2, "--x2"),
+        max_answer=args.max_answer or None,
+    )
+    fewshot = FewShotConfig(
+        shots=shots,
+        seed=args.seed,
+        dtype=args.dtype,
+        decode=DecodeConfig(batch_size=args.batch_size),
+    )
+    result = run_fewshot(
+        args.run,
+        truth=truth,
+        steps=steps,
+        items_config=items,
+        fewshot=fewshot,
+        tokenizer=args.tokenizer,
+        out=args.out,
+    )
     joined = result.joined
     for task in sorted(joined["task"].unique()):
         sys.stdout.write(f"{task}: top-10 minus bottom-10 accuracy x100 (rows: shots)\n")
@@ -191,6 +266,7 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
     if args.figures is not None:
         args.figures.mkdir(parents=True)
         for (task, k), _ in joined.groupby(["task", "shots"]):
-            accuracy_vs_frequency(joined, task=task, shots=int(k),
-                                  out=args.figures / f"{task}.{k}shot.png")
+            accuracy_vs_frequency(
+                joined, task=task, shots=int(k), out=args.figures / f"{task}.{k}shot.png"
+            )
     return 0

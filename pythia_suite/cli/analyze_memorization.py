@@ -21,21 +21,40 @@ are split over K processes (gloo) and one file, identical to a single-process ru
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("memorization", help="memorization scores across checkpoints",
-                              description=HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "memorization",
+        help="memorization scores across checkpoints",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run", nargs="?", type=Path, metavar="RUN", help="run directory")
-    p.add_argument("--model", type=Path, metavar="HF_DIR",
-                   help="a GPTNeoXForCausalLM folder (with --step) or a folder of stepN folders")
-    p.add_argument("--data", type=Path, metavar="PATH",
-                   help="prepared data directory or .bin/.idx prefix (with a RUN: checked "
-                        "against the run's data)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        metavar="HF_DIR",
+        help="a GPTNeoXForCausalLM folder (with --step) or a folder of stepN folders",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="PATH",
+        help="prepared data directory or .bin/.idx prefix (with a RUN: checked "
+        "against the run's data)",
+    )
     p.add_argument("--step", type=int, metavar="N", help="the step of a single --model folder")
-    p.add_argument("--data-batch-size", type=int, metavar="B",
-                   help="rows per training step of a bare prefix (default 1024)")
+    p.add_argument(
+        "--data-batch-size",
+        type=int,
+        metavar="B",
+        help="rows per training step of a bare prefix (default 1024)",
+    )
     p.add_argument("--steps", default="all", metavar="S,S,...|all", help="checkpoints to score")
-    p.add_argument("--rows", default="1024", metavar="N|all",
-                   help="rows to score, stratified over training order (default 1024)")
+    p.add_argument(
+        "--rows",
+        default="1024",
+        metavar="N|all",
+        help="rows to score, stratified over training order (default 1024)",
+    )
     p.add_argument("--seed", type=int, default=0, help="row sampling seed (default 0)")
     p.add_argument("--k", type=int, default=32, help="prompt tokens (default 32)")
     p.add_argument("--target", type=int, default=32, help="target tokens (default 32)")
@@ -52,12 +71,25 @@ def run(args: argparse.Namespace) -> int:
     from analysis.memorization.sample import parse_rows
 
     cfg = MemConfig(
-        out=args.out, run=args.run, model=args.model, data=args.data, step=args.step,
-        steps=args.steps, rows=parse_rows(args.rows), seed=args.seed, k=args.k,
-        target=args.target, batch_size=args.batch_size, data_batch_size=args.data_batch_size,
-        dtype=args.dtype, threads=args.threads, overwrite=args.overwrite)
+        out=args.out,
+        run=args.run,
+        model=args.model,
+        data=args.data,
+        step=args.step,
+        steps=args.steps,
+        rows=parse_rows(args.rows),
+        seed=args.seed,
+        k=args.k,
+        target=args.target,
+        batch_size=args.batch_size,
+        data_batch_size=args.data_batch_size,
+        dtype=args.dtype,
+        threads=args.threads,
+        overwrite=args.overwrite,
+    )
     path = score_memorization(cfg)
     import os
+
     if int(os.environ.get("RANK", "0")) == 0:
         print(path)
     return 0

@@ -19,24 +19,29 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("checkpoints", help="list, verify and plan checkpoints",
-                                   description=__doc__)
+    parser = subparsers.add_parser(
+        "checkpoints", help="list, verify and plan checkpoints", description=__doc__
+    )
     sub = parser.add_subparsers(dest="checkpoints_command", required=True, metavar="ACTION")
     _add(sub, "list", cmd_list, "RUN", formats=True)
     _add(sub, "verify", cmd_verify, "RUN")
     _add(sub, "sync", cmd_sync, "RUN")
     p = _add(sub, "index", cmd_index, "DIR", formats=True)
-    p.add_argument("--model", default=None,
-                   help="the published Pythia model DIR holds, e.g. pythia-2.8b, to flag the "
-                        "revisions reported as bad (default: guessed from DIR's path)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="the published Pythia model DIR holds, e.g. pythia-2.8b, to flag the "
+        "revisions reported as bad (default: guessed from DIR's path)",
+    )
     p = _add(sub, "schedule", cmd_schedule, "RULE", formats=True)
     p.add_argument("--steps", type=int, required=True, help="the run's last step")
     p = _add(sub, "hub", cmd_hub, "MODEL", formats=True)
     p.add_argument("--step", type=int, default=None, help="one step (default: all 154)")
 
 
-def _add(sub: argparse._SubParsersAction, name: str, handler, positional: str,
-         formats: bool = False) -> argparse.ArgumentParser:
+def _add(
+    sub: argparse._SubParsersAction, name: str, handler, positional: str, formats: bool = False
+) -> argparse.ArgumentParser:
     doc = (handler.__doc__ or "").strip()
     p = sub.add_parser(name, help=doc.splitlines()[0], description=doc)
     p.add_argument(positional.lower(), metavar=positional)
@@ -52,8 +57,10 @@ def _open_run(run: str, *, read_only: bool = True) -> Catalog:
     if run_dir.is_dir() and not is_run:
         raise FileNotFoundError(f"{run_dir}: not a run directory (no {CATALOG}, no {CHECKPOINTS}/)")
     if read_only and run_dir.is_dir() and not (run_dir / CATALOG).exists():
-        raise FileNotFoundError(f"{run_dir / CATALOG}: no catalog (`pythia-suite checkpoints "
-                                f"sync {run_dir}` builds it from the checkpoint folders)")
+        raise FileNotFoundError(
+            f"{run_dir / CATALOG}: no catalog (`pythia-suite checkpoints "
+            f"sync {run_dir}` builds it from the checkpoint folders)"
+        )
     return Catalog.open(run_dir, read_only=read_only)
 
 
@@ -76,12 +83,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([r.as_dict() for r in records], indent=2))
         return 0
     rows = [("step", "tokens", "sha256", "optimizer", "path")]
-    rows += [(str(r.step), "-" if r.tokens_seen is None else str(r.tokens_seen), r.sha256[:12],
-              "yes" if r.has_optimizer else "no", r.path) for r in records]
+    rows += [
+        (
+            str(r.step),
+            "-" if r.tokens_seen is None else str(r.tokens_seen),
+            r.sha256[:12],
+            "yes" if r.has_optimizer else "no",
+            r.path,
+        )
+        for r in records
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        print("  ".join([*(cell.rjust(w) if i < 2 else cell.ljust(w)
-                           for i, (cell, w) in enumerate(zip(row, widths))), row[4]]))
+        print(
+            "  ".join(
+                [
+                    *(
+                        cell.rjust(w) if i < 2 else cell.ljust(w)
+                        for i, (cell, w) in enumerate(zip(row, widths))
+                    ),
+                    row[4],
+                ]
+            )
+        )
     return 0
 
 
@@ -94,8 +118,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems[1:]:
             log.error("%s", problem)
-        raise ValueError(f"{problems[0]}" + (f" (and {len(problems) - 1} more problems)"
-                                             if len(problems) > 1 else ""))
+        raise ValueError(
+            f"{problems[0]}"
+            + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
+        )
     print(f"OK: {count} checkpoints verified")
     return 0
 
@@ -105,12 +131,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     rows of checkpoints whose folder or SHA256SUMS is gone (each logged)."""
     with _open_run(args.run, read_only=False) as catalog:
         if any(not r.path.startswith(f"{CHECKPOINTS}/") for r in catalog.checkpoints()):
-            raise ValueError(f"{args.run}: catalogued by `checkpoints index`; run that again "
-                             "instead of sync")
+            raise ValueError(
+                f"{args.run}: catalogued by `checkpoints index`; run that again instead of sync"
+            )
         added, forgotten = catalog.sync()
         count = len(catalog.checkpoints())
-    print(f"{args.run}: {count} checkpoints catalogued ({len(added)} added, "
-          f"{len(forgotten)} forgotten)")
+    print(
+        f"{args.run}: {count} checkpoints catalogued ({len(added)} added, "
+        f"{len(forgotten)} forgotten)"
+    )
     return 0
 
 
@@ -126,8 +155,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return 0
-    print(f"{args.dir}: {len(result.steps)} checkpoints catalogued in {CATALOG}"
-          + (f" ({result.model})" if result.model else ""))
+    print(
+        f"{args.dir}: {len(result.steps)} checkpoints catalogued in {CATALOG}"
+        + (f" ({result.model})" if result.model else "")
+    )
     for flag in result.flags:
         print(f"step{flag.step}: {flag.kind}: {flag.message}")
     return 0

@@ -12,20 +12,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth = _add(corpus_sub, "synth", corpus_synth)
     synth.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
     synth.add_argument("--seed", type=int, default=1234, help="generator seed (default 1234)")
-    synth.add_argument("--preset", choices=("tiny", "small"), default="tiny", help="corpus size (default tiny)")
+    synth.add_argument(
+        "--preset", choices=("tiny", "small"), default="tiny", help="corpus size (default tiny)"
+    )
 
     dedup = _add(subparsers, "dedup", dedup_cmd)
     dedup.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst")
-    dedup.add_argument("--out", type=Path, required=True, help="deduplicated .jsonl (.zst to compress)")
-    dedup.add_argument("--threshold", type=float, default=0.87, help="Jaccard threshold (default 0.87)")
-    dedup.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128)")
+    dedup.add_argument(
+        "--out", type=Path, required=True, help="deduplicated .jsonl (.zst to compress)"
+    )
+    dedup.add_argument(
+        "--threshold", type=float, default=0.87, help="Jaccard threshold (default 0.87)"
+    )
+    dedup.add_argument(
+        "--num-perm", type=int, default=128, help="MinHash permutations (default 128)"
+    )
     dedup.add_argument("--seed", type=int, default=1, help="MinHash permutation seed (default 1)")
 
     tok = subparsers.add_parser("tokenizer", help="byte-level BPE tokenizer")
     tok_sub = tok.add_subparsers(dest="tokenizer_command", required=True, metavar="COMMAND")
     train = _add(tok_sub, "train", tokenizer_train)
     train.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst")
-    train.add_argument("--vocab-size", type=int, required=True, help="vocabulary size incl. special tokens")
+    train.add_argument(
+        "--vocab-size", type=int, required=True, help="vocabulary size incl. special tokens"
+    )
     train.add_argument("--out", type=Path, required=True, help="tokenizer.json to write")
 
 

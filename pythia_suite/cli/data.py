@@ -20,12 +20,21 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     doc_idx/sample_idx/shuffle_idx.npy (provenance), manifest.json, tokenizer.json."""
     from dataloader_replay.prepare import prepare
 
-    manifest = prepare(args.input, args.tokenizer, args.out, seq_length=args.seq_length,
-                       batch_size=args.batch_size, steps=args.steps, seed=args.seed,
-                       num_samples=args.num_samples)
-    print(f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
-          f"({manifest['num_documents']} documents, {manifest['num_epochs']} epochs, "
-          f"{manifest['dtype']})")
+    manifest = prepare(
+        args.input,
+        args.tokenizer,
+        args.out,
+        seq_length=args.seq_length,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        seed=args.seed,
+        num_samples=args.num_samples,
+    )
+    print(
+        f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
+        f"({manifest['num_documents']} documents, {manifest['num_epochs']} epochs, "
+        f"{manifest['dtype']})"
+    )
     return 0
 
 
@@ -55,9 +64,11 @@ def _verify(args: argparse.Namespace) -> int:
     result = verify_run(args.path)
     if result.mismatch is not None:
         m = result.mismatch
-        print(f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
-              f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
-              file=sys.stderr)
+        print(
+            f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
+            f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
+            file=sys.stderr,
+        )
         return 1
     print(f"{args.path}: {result.checked} logged batches verified")
     return 0
@@ -71,34 +82,50 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model saw, transform applied. `replay RUN --verify` recomputes every batch_sha256 logged in
     RUN/metrics.jsonl and exits 1 naming the first mismatching step."""
     if args.verify:
-        ignored = [flag for flag, value in (("--step", args.step), ("--end-step", args.end_step),
-                                            ("--out", args.out), ("--text", args.text),
-                                            ("--batch-size", args.batch_size),
-                                            ("--tokenizer", args.tokenizer))
-                   if value is not None and value is not False]
+        ignored = [
+            flag
+            for flag, value in (
+                ("--step", args.step),
+                ("--end-step", args.end_step),
+                ("--out", args.out),
+                ("--text", args.text),
+                ("--batch-size", args.batch_size),
+                ("--tokenizer", args.tokenizer),
+            )
+            if value is not None and value is not False
+        ]
         if ignored:
-            raise ConfigError(f"--verify: checks every logged step of the run; "
-                              f"{', '.join(ignored)} cannot be combined with it")
+            raise ConfigError(
+                f"--verify: checks every logged step of the run; "
+                f"{', '.join(ignored)} cannot be combined with it"
+            )
         if not (args.path / "run.json").is_file():
-            raise FileNotFoundError(f"{args.path / 'run.json'}: no such file (--verify needs a run)")
+            raise FileNotFoundError(
+                f"{args.path / 'run.json'}: no such file (--verify needs a run)"
+            )
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
         raise ValueError("replay: give --step and exactly one of --out FILE.npy / --text")
     data = _open(args.path, args.batch_size)
     end = args.step + 1 if args.end_step is None else args.end_step
     if args.step < 0 or args.step >= data.num_steps:
-        raise ValueError(f"{args.path}: field '--step': {args.step} is outside the data "
-                         f"(steps 0..{data.num_steps - 1})")
+        raise ValueError(
+            f"{args.path}: field '--step': {args.step} is outside the data "
+            f"(steps 0..{data.num_steps - 1})"
+        )
     if end <= args.step:
         raise ValueError(f"--end-step: {end} must be greater than --step {args.step}")
     if end > data.num_steps:
-        raise ValueError(f"{args.path}: field '--end-step': {end} is past the end of the data "
-                         f"({data.num_steps} steps)")
+        raise ValueError(
+            f"{args.path}: field '--end-step': {end} is past the end of the data "
+            f"({data.num_steps} steps)"
+        )
     home = getattr(data, "data", data).directory or args.path
     tokenizer = _tokenizer_for(home, args.tokenizer) if args.text else None
     if tokenizer is not None:
-        _check_covers(tokenizer, args.tokenizer or Path(home) / "tokenizer.json",
-                      data, args.step, end)
+        _check_covers(
+            tokenizer, args.tokenizer or Path(home) / "tokenizer.json", data, args.step, end
+        )
     if args.out is not None:
         from dataloader_replay.atomic import atomic_path, refuse_existing
 
@@ -122,8 +149,10 @@ def _check_covers(tokenizer: Any, where: Path, data: Any, start: int, end: int) 
     size = int(tokenizer.get_vocab_size(with_added_tokens=True))
     top = max(int(data.batch(s).max()) for s in range(start, end))
     if top >= size:
-        raise DataError(f"{where}: tokenizer has {size} tokens but the data holds token id {top}; "
-                        "pass the tokenizer the data was prepared with (--tokenizer)")
+        raise DataError(
+            f"{where}: tokenizer has {size} tokens but the data holds token id {top}; "
+            "pass the tokenizer the data was prepared with (--tokenizer)"
+        )
 
 
 def _parse_tokens(text: str) -> list[int]:
@@ -150,8 +179,9 @@ def cmd_find(args: argparse.Namespace) -> int:
         limit = data.vocab_size if data.vocab_size is not None else np.iinfo(data.dtype).max + 1
         if max(pattern) >= limit:
             what = "vocabulary" if data.vocab_size is not None else f"{data.dtype} token range"
-            raise ConfigError(f"--tokens: id {max(pattern)} is past the data's {what} "
-                              f"(ids 0..{limit - 1})")
+            raise ConfigError(
+                f"--tokens: id {max(pattern)} is past the data's {what} (ids 0..{limit - 1})"
+            )
     else:
         tok = _tokenizer_for(args.path, args.tokenizer)
         pattern = tok.encode(args.text, add_special_tokens=False).ids
@@ -167,8 +197,9 @@ def _doc(fn) -> str:  # type: ignore[no-untyped-def]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("prepare", help="tokenize a corpus into training order",
-                              description=_doc(cmd_prepare))
+    p = subparsers.add_parser(
+        "prepare", help="tokenize a corpus into training order", description=_doc(cmd_prepare)
+    )
     p.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst (Pile schema)")
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizers JSON file")
     p.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
@@ -176,11 +207,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, required=True, help="rows per step, B")
     p.add_argument("--steps", type=int, required=True, help="optimizer steps, S")
     p.add_argument("--seed", type=int, default=1234, help="data order seed (default 1234)")
-    p.add_argument("--num-samples", type=int, default=None, help="rows (default ceil(S*B*1.005), GPT-NeoX's count; rows past S*B are held out)")
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="rows (default ceil(S*B*1.005), GPT-NeoX's count; rows past S*B are held out)",
+    )
     p.set_defaults(handler=cmd_prepare)
 
-    r = subparsers.add_parser("replay", help="the exact batch(es) a step trained on",
-                              description=_doc(cmd_replay))
+    r = subparsers.add_parser(
+        "replay", help="the exact batch(es) a step trained on", description=_doc(cmd_replay)
+    )
     r.add_argument("path", type=Path, help="DIR, .bin/.idx prefix, or RUN")
     r.add_argument("--step", type=int, help="first step S")
     r.add_argument("--end-step", type=int, help="end step E, exclusive (default S + 1)")
@@ -191,8 +228,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--tokenizer", type=Path, help="for --text (default DIR/tokenizer.json)")
     r.set_defaults(handler=cmd_replay)
 
-    f = subparsers.add_parser("find", help="where a token sequence occurs in training",
-                              description=_doc(cmd_find))
+    f = subparsers.add_parser(
+        "find", help="where a token sequence occurs in training", description=_doc(cmd_find)
+    )
     f.add_argument("path", type=Path, help="DIR or .bin/.idx prefix")
     what = f.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="text to encode and search for")

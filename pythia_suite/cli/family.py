@@ -24,21 +24,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
-    p.add_argument("--vocab", type=int, default=None, metavar="N",
-                   help=f"tokenizer size for the CPU rows' counts (default {EXAMPLE_VOCAB})")
-    p.add_argument("--neox-yaml", metavar="NAME", default=None,
-                   help="print a GPT-NeoX training config (YAML) for model NAME instead")
+    p.add_argument(
+        "--vocab",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"tokenizer size for the CPU rows' counts (default {EXAMPLE_VOCAB})",
+    )
+    p.add_argument(
+        "--neox-yaml",
+        metavar="NAME",
+        default=None,
+        help="print a GPT-NeoX training config (YAML) for model NAME instead",
+    )
     m = p.add_argument_group(
-        "memory plan", "--memory ROW: per-rank bytes of parameters, gradients, AdamW state and "
-        "activations for training ROW on N processes (see pythia_suite.training.memory)")
-    m.add_argument("--memory", metavar="ROW", default=None, help="print the memory plan of ROW instead")
-    m.add_argument("--world-size", type=int, default=1, metavar="N", help="processes (GPUs) (default 1)")
+        "memory plan",
+        "--memory ROW: per-rank bytes of parameters, gradients, AdamW state and "
+        "activations for training ROW on N processes (see pythia_suite.training.memory)",
+    )
+    m.add_argument(
+        "--memory", metavar="ROW", default=None, help="print the memory plan of ROW instead"
+    )
+    m.add_argument(
+        "--world-size", type=int, default=1, metavar="N", help="processes (GPUs) (default 1)"
+    )
     m.add_argument("--precision", default="fp32", metavar="P", help="fp32 (default), bf16 or fp16")
-    m.add_argument("--parallel", default=None, metavar="MODE",
-                   help="ddp or fsdp (default: fsdp when N > 1, else ddp)")
-    m.add_argument("--micro-batch", type=int, default=None, metavar="M",
-                   help="sequences per rank per forward (default: batch / N, what `train` runs; "
-                        "fewer needs gradient accumulation, which GPT-NeoX does and `train` does not)")
+    m.add_argument(
+        "--parallel",
+        default=None,
+        metavar="MODE",
+        help="ddp or fsdp (default: fsdp when N > 1, else ddp)",
+    )
+    m.add_argument(
+        "--micro-batch",
+        type=int,
+        default=None,
+        metavar="M",
+        help="sequences per rank per forward (default: batch / N, what `train` runs; "
+        "fewer needs gradient accumulation, which GPT-NeoX does and `train` does not)",
+    )
     m.add_argument("--activation-checkpointing", action="store_true", help="recompute activations")
     p.set_defaults(handler=run)
 

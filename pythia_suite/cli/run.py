@@ -31,15 +31,28 @@ class _ConsoleFilter(logging.Filter):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "run", help="run the whole suite (corpus to report) with skip-if-done",
-        description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", nargs="?", type=Path, metavar="SUITE.yaml",
-                   help="suite config (merged over the preset)")
-    p.add_argument("--preset", default="default", metavar="NAME",
-                   help="default | full | tiny (default: default)")
+        "run",
+        help="run the whole suite (corpus to report) with skip-if-done",
+        description=RUN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "suite",
+        nargs="?",
+        type=Path,
+        metavar="SUITE.yaml",
+        help="suite config (merged over the preset)",
+    )
+    p.add_argument(
+        "--preset",
+        default="default",
+        metavar="NAME",
+        help="default | full | tiny (default: default)",
+    )
     p.add_argument("--name", default=None, help="suite name: the directory ROOT/NAME")
-    p.add_argument("--root", type=Path, default=Path("runs"),
-                   help="where suites live (default: ./runs)")
+    p.add_argument(
+        "--root", type=Path, default=Path("runs"), help="where suites live (default: ./runs)"
+    )
     p.set_defaults(handler=run_suite_cmd)
 
 

@@ -30,41 +30,109 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a model on prepared data (deterministic, resumable)",
         description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("--model", metavar="NAME",
-                   help="family row, e.g. pythia-nano or pythia-70m-deduped (a branch: the parent's)")
-    p.add_argument("--data", type=Path, metavar="DIR",
-                   help="prepared data directory (pythia-suite prepare) (a branch: the parent's)")
-    p.add_argument("--out", required=True, type=Path, metavar="RUN", help="run directory to create (or continue with --resume)")
-    p.add_argument("--steps", type=int, default=None, metavar="S", help="optimizer updates (default: the data's steps)")
-    p.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="weight-initialization seed (default: the row's, 1234); the data order has its own seed")
-    p.add_argument("--checkpoints", default=None, metavar="RULE",
-                   help="checkpoint rule: 'pythia', 'log+every:K' or 'steps:A,B,...' "
-                        "(default: log+every:1000 for Pythia rows, log+every:max(1,S//10) for CPU rows)")
-    p.add_argument("--resume", action="store_true", help="continue RUN from its newest complete checkpoint")
-    p.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="torch CPU threads per process (default: cores / processes); keep it fixed to get identical bytes")
-    p.add_argument("--precision", default="fp32", metavar="P",
-                   help="fp32 (default), bf16 (autocast, float32 master weights) or fp16 (autocast with "
-                        "DeepSpeed's dynamic loss scaling); checkpoints hold float32 weights in every case")
-    p.add_argument("--lr-schedule", default="neox-v1.0", metavar="NAME",
-                   help="neox-v1.0 (default: GPT-NeoX v1.0's AnnealingLR, as Pythia trained) or cosine "
-                        "(GPT-NeoX's later cosine, reaching min_lr at the last step)")
-    p.add_argument("--parallel", default=None, metavar="MODE",
-                   help="ddp (every rank holds the model; the default under torchrun) or fsdp "
-                        "(FSDP2: parameters, gradients and optimizer state sharded over the ranks)")
-    p.add_argument("--activation-checkpointing", action="store_true",
-                   help="recompute each layer's activations in the backward pass (less memory)")
-    p.add_argument("--device", default="cpu", metavar="DEV",
-                   help="cpu (gloo between processes; the default) or cuda (NCCL, one GPU per local rank)")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help="family row, e.g. pythia-nano or pythia-70m-deduped (a branch: the parent's)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="prepared data directory (pythia-suite prepare) (a branch: the parent's)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="RUN",
+        help="run directory to create (or continue with --resume)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        metavar="S",
+        help="optimizer updates (default: the data's steps)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="weight-initialization seed (default: the row's, 1234); the data order has its own seed",
+    )
+    p.add_argument(
+        "--checkpoints",
+        default=None,
+        metavar="RULE",
+        help="checkpoint rule: 'pythia', 'log+every:K' or 'steps:A,B,...' "
+        "(default: log+every:1000 for Pythia rows, log+every:max(1,S//10) for CPU rows)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue RUN from its newest complete checkpoint"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="T",
+        help="torch CPU threads per process (default: cores / processes); keep it fixed to get identical bytes",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        metavar="P",
+        help="fp32 (default), bf16 (autocast, float32 master weights) or fp16 (autocast with "
+        "DeepSpeed's dynamic loss scaling); checkpoints hold float32 weights in every case",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        default="neox-v1.0",
+        metavar="NAME",
+        help="neox-v1.0 (default: GPT-NeoX v1.0's AnnealingLR, as Pythia trained) or cosine "
+        "(GPT-NeoX's later cosine, reaching min_lr at the last step)",
+    )
+    p.add_argument(
+        "--parallel",
+        default=None,
+        metavar="MODE",
+        help="ddp (every rank holds the model; the default under torchrun) or fsdp "
+        "(FSDP2: parameters, gradients and optimizer state sharded over the ranks)",
+    )
+    p.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute each layer's activations in the backward pass (less memory)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        metavar="DEV",
+        help="cpu (gloo between processes; the default) or cuda (NCCL, one GPU per local rank)",
+    )
     b = p.add_argument_group("intervention branch", BRANCH_HELP)
-    b.add_argument("--branch-from", type=Path, default=None, metavar="RUN",
-                   help="continue RUN's checkpoint at --branch-step with changed data")
-    b.add_argument("--branch-step", type=int, default=None, metavar="STEP",
-                   help="the parent's checkpoint step the branch starts from")
-    b.add_argument("--intervention", default=None, choices=("pronoun-swap",),
-                   help="pronoun-swap: masculine -> feminine pronoun tokens in every batch "
-                        "from update STEP+1 on")
+    b.add_argument(
+        "--branch-from",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="continue RUN's checkpoint at --branch-step with changed data",
+    )
+    b.add_argument(
+        "--branch-step",
+        type=int,
+        default=None,
+        metavar="STEP",
+        help="the parent's checkpoint step the branch starts from",
+    )
+    b.add_argument(
+        "--intervention",
+        default=None,
+        choices=("pronoun-swap",),
+        help="pronoun-swap: masculine -> feminine pronoun tokens in every batch "
+        "from update STEP+1 on",
+    )
     p.set_defaults(handler=run_train)
 
 
@@ -73,8 +141,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads: must be >= 1, got {args.threads}")
-    fields = {"model": args.model, "data": args.data, "steps": args.steps, "seed": args.seed,
-              "checkpoints": args.checkpoints}
+    fields = {
+        "model": args.model,
+        "data": args.data,
+        "steps": args.steps,
+        "seed": args.seed,
+        "checkpoints": args.checkpoints,
+    }
     if args.branch_from is not None:
         from pythia_suite.training.branch import parent_defaults
 
@@ -85,10 +158,17 @@ def run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name}: required (unless --branch-from gives it)")
     train(
         TrainConfig(
-            **fields, out=args.out, resume=args.resume, threads=args.threads,
-            precision=args.precision, lr_schedule=args.lr_schedule,
-            parallel=args.parallel, activation_checkpointing=args.activation_checkpointing,
-            device=args.device, branch_from=args.branch_from, branch_step=args.branch_step,
+            **fields,
+            out=args.out,
+            resume=args.resume,
+            threads=args.threads,
+            precision=args.precision,
+            lr_schedule=args.lr_schedule,
+            parallel=args.parallel,
+            activation_checkpointing=args.activation_checkpointing,
+            device=args.device,
+            branch_from=args.branch_from,
+            branch_step=args.branch_step,
             intervention=args.intervention,
         )  # fmt: skip
     )

@@ -35,8 +35,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("verify", help="recheck prepared data or a run (read-only)",
-                              description=VERIFY_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "verify",
+        help="recheck prepared data or a run (read-only)",
+        description=VERIFY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("path", type=Path, metavar="DATA|RUN")
     p.set_defaults(handler=cmd_verify)

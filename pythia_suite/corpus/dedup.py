@@ -45,7 +45,9 @@ class DedupConfig:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold: must be in (0, 1], got {self.threshold}")
         if not 0.0 <= self.false_negative_weight <= 1.0:
-            raise ValueError(f"false_negative_weight: must be in [0, 1], got {self.false_negative_weight}")
+            raise ValueError(
+                f"false_negative_weight: must be in [0, 1], got {self.false_negative_weight}"
+            )
 
     @property
     def weights(self) -> tuple[float, float]:
@@ -54,7 +56,9 @@ class DedupConfig:
 
     @property
     def minhash(self) -> MinHashParams:
-        return MinHashParams(num_perm=self.num_perm, seed=self.seed, shingle_words=self.shingle_words)
+        return MinHashParams(
+            num_perm=self.num_perm, seed=self.seed, shingle_words=self.shingle_words
+        )
 
 
 @dataclass(kw_only=True)
@@ -77,7 +81,9 @@ class Deduplicator:
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
-        self.lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm, weights=config.weights)
+        self.lsh = MinHashLSH(
+            threshold=config.threshold, num_perm=config.num_perm, weights=config.weights
+        )
         self.kept_sigs: dict[int, np.ndarray] = {}
         self.result = DedupResult(b=self.lsh.b, r=self.lsh.r)
 
@@ -160,7 +166,12 @@ def dedup_file(input: Path, output: Path, config: DedupConfig = DedupConfig()) -
 
 
 def _report(
-    input: Path, output: Path, config: DedupConfig, result: DedupResult, lines: list[int], ids: list[Any]
+    input: Path,
+    output: Path,
+    config: DedupConfig,
+    result: DedupResult,
+    lines: list[int],
+    ids: list[Any],
 ) -> dict[str, Any]:
     def info(i: int) -> dict[str, Any]:
         return {"doc": i, "line": lines[i], "id": ids[i]}
@@ -174,8 +185,17 @@ def _report(
         "input_documents": len(lines),
         "kept": len(result.kept),
         "removed": len(result.removed),
-        "parameters": {"threshold": config.threshold, "num_perm": config.num_perm, "seed": config.seed},
-        "lsh": {"library": "datasketch.MinHashLSH", "b": result.b, "r": result.r, "weights": list(config.weights)},
+        "parameters": {
+            "threshold": config.threshold,
+            "num_perm": config.num_perm,
+            "seed": config.seed,
+        },
+        "lsh": {
+            "library": "datasketch.MinHashLSH",
+            "b": result.b,
+            "r": result.r,
+            "weights": list(config.weights),
+        },
         "minhash": config.minhash.describe(),
         "rule": "input order; a document is removed if an LSH candidate among kept documents has "
         "estimated Jaccard >= threshold (duplicate of the earliest such); doc = 0-based index, "

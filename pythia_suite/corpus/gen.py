@@ -67,8 +67,13 @@ class Generator:
         names = pseudo_words(rng, n_entities + 12, taken)
         lands, cities = names[:12], names[12:]
         self.entities = [
-            Entity(name=c, land=rng.choice(lands), settlement=rng.choice(W.SETTLEMENTS),
-                   product=rng.choice(W.PRODUCTS), rank=i + 1)
+            Entity(
+                name=c,
+                land=rng.choice(lands),
+                settlement=rng.choice(W.SETTLEMENTS),
+                product=rng.choice(W.PRODUCTS),
+                rank=i + 1,
+            )
             for i, c in enumerate(cities)
         ]
         numbers = [str(n) for n in range(100)]
@@ -83,9 +88,16 @@ class Generator:
         adj, adj2 = r.sample(W.ADJECTIVES, 2)
         noun, noun2 = r.sample(W.NOUNS, 2)
         return {
-            "name": name, "name2": name2, "adj": adj, "adj2": adj2, "noun": noun, "noun2": noun2,
-            "verb": r.choice(W.VERBS), "motion": r.choice(W.MOTIONS),
-            "weather": r.choice(W.WEATHER), "feeling": r.choice(W.FEELINGS),
+            "name": name,
+            "name2": name2,
+            "adj": adj,
+            "adj2": adj2,
+            "noun": noun,
+            "noun2": noun2,
+            "verb": r.choice(W.VERBS),
+            "motion": r.choice(W.MOTIONS),
+            "weather": r.choice(W.WEATHER),
+            "feeling": r.choice(W.FEELINGS),
         }
 
     def _sentence(self, template: str, **fixed: str) -> str:
@@ -106,7 +118,9 @@ class Generator:
         gender = "female" if self.rng.random() < W.OCCUPATIONS[occ] else "male"
         subj, poss, obj = W.PRONOUNS[gender]
         self.tally.occupations[occ][gender] += 1
-        return self._sentence(self.rng.choice(W.OCCUPATION_TEMPLATES), occ=occ, subj=subj, poss=poss, obj=obj)
+        return self._sentence(
+            self.rng.choice(W.OCCUPATION_TEMPLATES), occ=occ, subj=subj, poss=poss, obj=obj
+        )
 
     def licence(self, *, min_clauses: int = 6) -> str:
         """Licence-like boilerplate: a header and a random selection of clauses."""
@@ -126,7 +140,10 @@ class Generator:
         fixed = {"E": e.name, "L": e.land, "settlement": e.settlement, "product": e.product}
         templates = self.rng.sample(W.ENCYCLOPEDIA_TEMPLATES, self.rng.randint(4, 6))
         sentences = [self._sentence(t, **fixed) for t in templates]
-        sentences += [self._sentence(self.rng.choice(W.STORY_TEMPLATES)) for _ in range(self.rng.randint(2, 4))]
+        sentences += [
+            self._sentence(self.rng.choice(W.STORY_TEMPLATES))
+            for _ in range(self.rng.randint(2, 4))
+        ]
         mentions = sum(t.count("{E}") for t in templates)
         if self.rng.random() < 0.5:
             question, answer = self.rng.choice(W.FACT_QUESTIONS)
@@ -163,5 +180,14 @@ def _cumulative(weights: list[float]) -> list[float]:
 
 
 def _word_groups() -> tuple[tuple[str, ...] | list[str], ...]:
-    return (W.NAMES, W.ADJECTIVES, W.NOUNS, W.VERBS, W.MOTIONS, W.FEELINGS, W.PROJECT_WORDS,
-            tuple(W.OCCUPATIONS), tuple(W.SYLLABLES))
+    return (
+        W.NAMES,
+        W.ADJECTIVES,
+        W.NOUNS,
+        W.VERBS,
+        W.MOTIONS,
+        W.FEELINGS,
+        W.PROJECT_WORDS,
+        tuple(W.OCCUPATIONS),
+        tuple(W.SYLLABLES),
+    )

@@ -145,8 +145,9 @@ class SignatureComputer:
         if len(self._cache) > 2_000_000:
             self._cache.clear()
         if any(len(t) > LONG_CHARS for t in texts):  # huge documents: one at a time, streamed
-            return np.concatenate([self._long(t)[None, :] if len(t) > LONG_CHARS else self([t])
-                                   for t in texts])
+            return np.concatenate(
+                [self._long(t)[None, :] if len(t) > LONG_CHARS else self([t]) for t in texts]
+            )
         hashes, doc_first = self._shingle_hashes(texts)
         phv = np.multiply.outer(self.a, fmix32(hashes))  # [P, S] uint32, wraps mod 2^32
         phv += self.b[:, None]
@@ -165,19 +166,20 @@ class SignatureComputer:
         while True:
             block = [m.group() for _, m in zip(range(LONG_BLOCK_WORDS), matches)]
             total += len(block)
-            hashes = np.fromiter(map(zlib.crc32, (w.encode("utf-8") for w in block)), np.uint32,
-                                 len(block))
+            hashes = np.fromiter(
+                map(zlib.crc32, (w.encode("utf-8") for w in block)), np.uint32, len(block)
+            )
             window = np.concatenate([carry, hashes])
             n = len(window) - k + 1
             if n > 0 and len(hashes):
                 h = np.full(n, FOLD_INIT, dtype=np.uint32)
                 for j in range(k):
-                    h = h * np.uint32(FOLD_MUL) + window[j:j + n]
+                    h = h * np.uint32(FOLD_MUL) + window[j : j + n]
                 mixed = fmix32(h)
                 for lo in range(0, n, 1 << 14):  # [P, 16k] at a time
-                    phv = np.multiply.outer(self.a, mixed[lo:lo + (1 << 14)]) + self.b[:, None]
+                    phv = np.multiply.outer(self.a, mixed[lo : lo + (1 << 14)]) + self.b[:, None]
                     np.minimum(running, phv.min(axis=1), out=running)
-            carry = window[len(window) - (k - 1):] if k > 1 else window[:0]
+            carry = window[len(window) - (k - 1) :] if k > 1 else window[:0]
             if len(block) < LONG_BLOCK_WORDS:
                 break
         if total < k:  # fewer words than a shingle: the chunk path's one-shingle rule
@@ -194,7 +196,9 @@ class SignatureComputer:
             counts[i] = len(ws)
             all_words.extend(ws)
         word_hash = np.fromiter(map(self._cache.__getitem__, all_words), np.uint32, len(all_words))
-        word_hash = np.append(word_hash, np.uint32(0))  # a pad so that gathers never go past the end
+        word_hash = np.append(
+            word_hash, np.uint32(0)
+        )  # a pad so that gathers never go past the end
         word_start = np.concatenate(([0], np.cumsum(counts)[:-1]))
         n_shingles = np.maximum(counts - k + 1, 1)  # [D]
         doc_first = np.concatenate(([0], np.cumsum(n_shingles)[:-1]))

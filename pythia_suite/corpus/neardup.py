@@ -23,7 +23,9 @@ TARGETS = (1.0, 1.0, 0.98, 0.96, 0.95, 0.93, 0.9, 0.88, 0.85, 0.82, 0.78, 0.72, 
 REPLACEMENTS = tuple(W.ADJECTIVES) + tuple(W.NOUNS) + tuple(W.VERBS)
 
 
-def plant_clusters(rng: random.Random, gen: Generator, *, n_clusters: int, shingle_words: int) -> list[dict[str, Any]]:
+def plant_clusters(
+    rng: random.Random, gen: Generator, *, n_clusters: int, shingle_words: int
+) -> list[dict[str, Any]]:
     """Drafts for `n_clusters` clusters: {"source", "text", "cluster", "role", "target"}."""
     drafts: list[dict[str, Any]] = []
     for c in range(n_clusters):
@@ -35,7 +37,9 @@ def plant_clusters(rng: random.Random, gen: Generator, *, n_clusters: int, shing
         for _ in range(rng.randint(1, 3)):
             target = rng.choice(TARGETS)
             text = _variant(rng, base, target, shingle_words)
-            drafts.append({"source": source, "text": text, "cluster": c, "role": "variant", "target": target})
+            drafts.append(
+                {"source": source, "text": text, "cluster": c, "role": "variant", "target": target}
+            )
     return drafts
 
 
@@ -85,16 +89,22 @@ def clusters_truth(
         ]
         removed = _expected_removed(docs, sets, ids, threshold)
         removed_total += len(removed)
-        clusters.append({
-            "cluster": c,
-            "docs": [ids[id(d)] for d in docs],
-            "base": next(ids[id(d)] for d in docs if d["role"] == "base"),
-            "targets": {ids[id(d)]: d["target"] for d in docs if d["role"] == "variant"},
-            "pairs": pairs,
-            "expected_removed": removed,
-        })
-    return {"threshold": threshold, "shingle_words": shingle_words, "expected_removed_total": removed_total,
-            "clusters": clusters}
+        clusters.append(
+            {
+                "cluster": c,
+                "docs": [ids[id(d)] for d in docs],
+                "base": next(ids[id(d)] for d in docs if d["role"] == "base"),
+                "targets": {ids[id(d)]: d["target"] for d in docs if d["role"] == "variant"},
+                "pairs": pairs,
+                "expected_removed": removed,
+            }
+        )
+    return {
+        "threshold": threshold,
+        "shingle_words": shingle_words,
+        "expected_removed_total": removed_total,
+        "clusters": clusters,
+    }
 
 
 def _expected_removed(
@@ -107,6 +117,11 @@ def _expected_removed(
         if dup is None:
             kept.append(j)
         else:
-            removed.append({"id": ids[id(docs[j])], "duplicate_of": ids[id(docs[dup])],
-                            "jaccard": jaccard(sets[dup], sets[j])})
+            removed.append(
+                {
+                    "id": ids[id(docs[j])],
+                    "duplicate_of": ids[id(docs[dup])],
+                    "jaccard": jaccard(sets[dup], sets[j]),
+                }
+            )
     return removed

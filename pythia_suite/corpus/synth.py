@@ -31,8 +31,8 @@ from typing import Any
 from dataloader_replay.atomic import atomic_path
 from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
-from pythia_suite.corpus.neardup import clusters_truth, plant_clusters
 from pythia_suite.corpus.minhash import MinHashParams
+from pythia_suite.corpus.neardup import clusters_truth, plant_clusters
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,25 @@ class Preset:
 
 
 PRESETS = {
-    "tiny": Preset(name="tiny", stories=1200, encyclopedia=800, arithmetic=600, licenses=300,
-                   clusters=40, canaries_per_level=2),
-    "small": Preset(name="small", stories=12000, encyclopedia=8000, arithmetic=6000, licenses=3000,
-                    clusters=400, canaries_per_level=10, entities=400),
+    "tiny": Preset(
+        name="tiny",
+        stories=1200,
+        encyclopedia=800,
+        arithmetic=600,
+        licenses=300,
+        clusters=40,
+        canaries_per_level=2,
+    ),
+    "small": Preset(
+        name="small",
+        stories=12000,
+        encyclopedia=8000,
+        arithmetic=6000,
+        licenses=3000,
+        clusters=400,
+        canaries_per_level=10,
+        entities=400,
+    ),
 }
 
 
@@ -87,7 +102,9 @@ def synthesize(preset: str = "tiny", seed: int = 1234) -> tuple[list[SynthDoc], 
     gen = Generator(rng, n_entities=p.entities, zipf_exponent=p.zipf_exponent)
     drafts: list[dict[str, Any]] = []  # {"source", "text", "tag"}; tags link truth to documents
     drafts += [{"source": "Stories", "text": gen.story(occupations=True)} for _ in range(p.stories)]
-    drafts += [{"source": "Encyclopedia", "text": gen.encyclopedia()} for _ in range(p.encyclopedia)]
+    drafts += [
+        {"source": "Encyclopedia", "text": gen.encyclopedia()} for _ in range(p.encyclopedia)
+    ]
     drafts += [{"source": "Arithmetic", "text": gen.arithmetic()} for _ in range(p.arithmetic)]
     drafts += [{"source": "Licenses", "text": gen.licence()} for _ in range(p.licenses)]
     canaries = _plant_canaries(rng, p, drafts)
@@ -95,7 +112,10 @@ def synthesize(preset: str = "tiny", seed: int = 1234) -> tuple[list[SynthDoc], 
     cluster_drafts = plant_clusters(rng, gen, n_clusters=p.clusters, shingle_words=shingle_words)
     drafts += cluster_drafts
     rng.shuffle(drafts)
-    docs = [SynthDoc(id=f"synth-{i:06d}", source=d["source"], text=d["text"]) for i, d in enumerate(drafts)]
+    docs = [
+        SynthDoc(id=f"synth-{i:06d}", source=d["source"], text=d["text"])
+        for i, d in enumerate(drafts)
+    ]
     ids = {id(d): doc.id for d, doc in zip(drafts, docs)}
     truth = {
         "schema_version": SCHEMA_VERSION,
@@ -105,13 +125,19 @@ def synthesize(preset: str = "tiny", seed: int = 1234) -> tuple[list[SynthDoc], 
         "sources": _source_counts(docs),
         "count_rules": COUNT_RULES,
         "canaries": [
-            {"canary": c["canary"], "count": c["count"], "context": c["context"],
-             "doc_ids": sorted(ids[id(d)] for d in c["hosts"])}
+            {
+                "canary": c["canary"],
+                "count": c["count"],
+                "context": c["context"],
+                "doc_ids": sorted(ids[id(d)] for d in c["hosts"]),
+            }
             for c in canaries
         ],
         "terms": _terms_truth(gen, p),
         "occupations": _occupations_truth(gen),
-        "near_duplicates": clusters_truth(drafts, ids, threshold=p.threshold, shingle_words=shingle_words),
+        "near_duplicates": clusters_truth(
+            drafts, ids, threshold=p.threshold, shingle_words=shingle_words
+        ),
         "eval": _eval_questions(gen),
     }
     return docs, truth
@@ -128,12 +154,16 @@ COUNT_RULES = {
 }
 
 
-def _plant_canaries(rng: random.Random, p: Preset, drafts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _plant_canaries(
+    rng: random.Random, p: Preset, drafts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Insert each canary into `count` distinct Stories/Encyclopedia documents (one canary per host)."""
     hosts_pool = [d for d in drafts if d["source"] in ("Stories", "Encyclopedia")]
     n_needed = p.canaries_per_level * sum(p.canary_levels)
     if n_needed > len(hosts_pool):
-        raise ValueError(f"preset {p.name}: {n_needed} canary hosts needed, {len(hosts_pool)} available")
+        raise ValueError(
+            f"preset {p.name}: {n_needed} canary hosts needed, {len(hosts_pool)} available"
+        )
     hosts = rng.sample(hosts_pool, n_needed)
     canaries, used = [], 0
     for count in p.canary_levels:
@@ -144,7 +174,9 @@ def _plant_canaries(rng: random.Random, p: Preset, drafts: list[dict[str, Any]])
             used += count
             for d in mine:
                 d["text"] = _insert_sentence(rng, d["text"], intro.format(c=text))
-            canaries.append({"canary": text, "count": count, "context": intro.split("{c}")[0], "hosts": mine})
+            canaries.append(
+                {"canary": text, "count": count, "context": intro.split("{c}")[0], "hosts": mine}
+            )
     return canaries
 
 
@@ -165,10 +197,18 @@ def _source_counts(docs: list[SynthDoc]) -> dict[str, int]:
 
 
 def _terms_truth(gen: Generator, p: Preset) -> dict[str, Any]:
-    numbers = [{"term": n, "rank": r + 1, "count": gen.tally.terms[n]} for r, n in enumerate(gen.numbers)]
+    numbers = [
+        {"term": n, "rank": r + 1, "count": gen.tally.terms[n]} for r, n in enumerate(gen.numbers)
+    ]
     entities = [
-        {"term": e.name, "rank": e.rank, "count": gen.tally.terms[e.name], "land": e.land,
-         "settlement": e.settlement, "product": e.product}
+        {
+            "term": e.name,
+            "rank": e.rank,
+            "count": gen.tally.terms[e.name],
+            "land": e.land,
+            "settlement": e.settlement,
+            "product": e.product,
+        }
         for e in gen.entities
     ]
     return {"zipf_exponent": p.zipf_exponent, "numbers": numbers, "entities": entities}
@@ -176,8 +216,12 @@ def _terms_truth(gen: Generator, p: Preset) -> dict[str, Any]:
 
 def _occupations_truth(gen: Generator) -> list[dict[str, Any]]:
     return [
-        {"occupation": occ, "target_female_rate": rate, "male": gen.tally.occupations[occ]["male"],
-         "female": gen.tally.occupations[occ]["female"]}
+        {
+            "occupation": occ,
+            "target_female_rate": rate,
+            "male": gen.tally.occupations[occ]["male"],
+            "female": gen.tally.occupations[occ]["female"],
+        }
         for occ, rate in W.OCCUPATIONS.items()
     ]
 
@@ -187,12 +231,24 @@ def _eval_questions(gen: Generator) -> dict[str, list[dict[str, Any]]]:
     arithmetic = []
     for a in range(0, 100, 3):
         b = (a * 7 + 5) % (100 - a)
-        arithmetic.append({"prompt": f"Q: What is {a} plus {b}? A:", "answer": f" {a + b}.", "terms": [str(a), str(b)]})
+        arithmetic.append(
+            {
+                "prompt": f"Q: What is {a} plus {b}? A:",
+                "answer": f" {a + b}.",
+                "terms": [str(a), str(b)],
+            }
+        )
     facts = []
     for e in gen.entities:
         fixed = {"E": e.name, "L": e.land, "product": e.product}
         for question, answer in W.FACT_QUESTIONS:
-            facts.append({"prompt": question.format(**fixed), "answer": answer.format(**fixed), "terms": [e.name]})
+            facts.append(
+                {
+                    "prompt": question.format(**fixed),
+                    "answer": answer.format(**fixed),
+                    "terms": [e.name],
+                }
+            )
     return {"arithmetic": arithmetic, "facts": facts}
 
 
@@ -203,8 +259,9 @@ def write_corpus(out: Path, *, preset: str = "tiny", seed: int = 1234) -> dict[s
     with atomic_path(out) as tmp:
         tmp.mkdir()
         with open(tmp / "corpus.jsonl", "wb") as fh:
-            for doc in docs:
-                fh.write(doc.jsonl() + b"\n")
-        (tmp / "truth.json").write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            fh.writelines(doc.jsonl() + b"\n" for doc in docs)
+        (tmp / "truth.json").write_text(
+            json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
     log.info("%s: %d documents (%s preset, seed %d)", out, len(docs), preset, seed)
     return truth

@@ -44,13 +44,17 @@ def new_tokenizer() -> Tokenizer:
     return tok
 
 
-def train_tokenizer(input: Path, out: Path, *, vocab_size: int, min_frequency: int = 2) -> Tokenizer:
+def train_tokenizer(
+    input: Path, out: Path, *, vocab_size: int, min_frequency: int = 2
+) -> Tokenizer:
     """Train on the `text` of every document of a `.jsonl(.zst)` corpus; write `out` atomically."""
     input, out = Path(input), Path(out)
     minimum = len(SPECIAL_TOKENS) + len(pre_tokenizers.ByteLevel.alphabet())
     if not minimum <= vocab_size <= MAX_VOCAB_SIZE:
-        raise ConfigError(f"vocab_size: must be between {minimum} (specials + 256 bytes) and "
-                          f"{MAX_VOCAB_SIZE:,}, got {vocab_size:,}")
+        raise ConfigError(
+            f"vocab_size: must be between {minimum} (specials + 256 bytes) and "
+            f"{MAX_VOCAB_SIZE:,}, got {vocab_size:,}"
+        )
     if min_frequency < 0:
         raise ConfigError(f"min_frequency: must be >= 0, got {min_frequency}")
     if not input.is_file():

@@ -9,42 +9,236 @@ Invariants the ground truth relies on (checked by the tests through recounts):
 
 from __future__ import annotations
 
-NAMES = (
-    "Alice Bruno Clara Dario Elena Felix Greta Hugo Iris Jonas Kira Leon Maya Nico Olga Pavel "
-    "Quinn Rosa Simon Tessa Ulric Vera Walter Xenia Yusuf Zora Anton Bella Cyrus Dalia Emil "
-    "Fiona Gideon Hana Ivan Julia Karl Lena Marco Nadia Oscar Petra Rafael Sonia Tobias Uma"
-).split()
+NAMES = [
+    "Alice",
+    "Bruno",
+    "Clara",
+    "Dario",
+    "Elena",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Iris",
+    "Jonas",
+    "Kira",
+    "Leon",
+    "Maya",
+    "Nico",
+    "Olga",
+    "Pavel",
+    "Quinn",
+    "Rosa",
+    "Simon",
+    "Tessa",
+    "Ulric",
+    "Vera",
+    "Walter",
+    "Xenia",
+    "Yusuf",
+    "Zora",
+    "Anton",
+    "Bella",
+    "Cyrus",
+    "Dalia",
+    "Emil",
+    "Fiona",
+    "Gideon",
+    "Hana",
+    "Ivan",
+    "Julia",
+    "Karl",
+    "Lena",
+    "Marco",
+    "Nadia",
+    "Oscar",
+    "Petra",
+    "Rafael",
+    "Sonia",
+    "Tobias",
+    "Uma",
+]
 
-ADJECTIVES = (
-    "old quiet bright narrow wooden golden heavy gentle stormy distant hidden broken silver "
-    "tiny ancient crowded empty warm cold green crooked dusty famous humble lonely muddy noisy "
-    "pale proud rusty sleepy steep strange sunny tall wild windy yellow clever curious patient "
-    "careful brave shy cheerful tired hungry lucky eager"
-).split()
+ADJECTIVES = [
+    "old",
+    "quiet",
+    "bright",
+    "narrow",
+    "wooden",
+    "golden",
+    "heavy",
+    "gentle",
+    "stormy",
+    "distant",
+    "hidden",
+    "broken",
+    "silver",
+    "tiny",
+    "ancient",
+    "crowded",
+    "empty",
+    "warm",
+    "cold",
+    "green",
+    "crooked",
+    "dusty",
+    "famous",
+    "humble",
+    "lonely",
+    "muddy",
+    "noisy",
+    "pale",
+    "proud",
+    "rusty",
+    "sleepy",
+    "steep",
+    "strange",
+    "sunny",
+    "tall",
+    "wild",
+    "windy",
+    "yellow",
+    "clever",
+    "curious",
+    "patient",
+    "careful",
+    "brave",
+    "shy",
+    "cheerful",
+    "tired",
+    "hungry",
+    "lucky",
+    "eager",
+]
 
-NOUNS = (
-    "river garden lantern bridge market window forest harbor tower village kettle ladder "
-    "orchard meadow cottage station library mountain valley island road fountain chapel mill "
-    "barn field lake hill square tavern bakery workshop attic cellar stable gate wall path "
-    "boat cart basket blanket candle clock compass drum feather letter map mirror rope "
-    "saddle shovel spoon trumpet umbrella violin wagon whistle"
-).split()
+NOUNS = [
+    "river",
+    "garden",
+    "lantern",
+    "bridge",
+    "market",
+    "window",
+    "forest",
+    "harbor",
+    "tower",
+    "village",
+    "kettle",
+    "ladder",
+    "orchard",
+    "meadow",
+    "cottage",
+    "station",
+    "library",
+    "mountain",
+    "valley",
+    "island",
+    "road",
+    "fountain",
+    "chapel",
+    "mill",
+    "barn",
+    "field",
+    "lake",
+    "hill",
+    "square",
+    "tavern",
+    "bakery",
+    "workshop",
+    "attic",
+    "cellar",
+    "stable",
+    "gate",
+    "wall",
+    "path",
+    "boat",
+    "cart",
+    "basket",
+    "blanket",
+    "candle",
+    "clock",
+    "compass",
+    "drum",
+    "feather",
+    "letter",
+    "map",
+    "mirror",
+    "rope",
+    "saddle",
+    "shovel",
+    "spoon",
+    "trumpet",
+    "umbrella",
+    "violin",
+    "wagon",
+    "whistle",
+]
 
-VERBS = (
-    "found carried painted repaired opened closed followed watched visited cleaned "
-    "borrowed returned dropped lifted pushed pulled measured counted described remembered "
-    "noticed ignored admired sketched packed unpacked polished wrapped"
-).split()
+VERBS = [
+    "found",
+    "carried",
+    "painted",
+    "repaired",
+    "opened",
+    "closed",
+    "followed",
+    "watched",
+    "visited",
+    "cleaned",
+    "borrowed",
+    "returned",
+    "dropped",
+    "lifted",
+    "pushed",
+    "pulled",
+    "measured",
+    "counted",
+    "described",
+    "remembered",
+    "noticed",
+    "ignored",
+    "admired",
+    "sketched",
+    "packed",
+    "unpacked",
+    "polished",
+    "wrapped",
+]
 
-MOTIONS = "walked ran wandered hurried strolled drifted climbed rode sailed marched".split()
+MOTIONS = [
+    "walked",
+    "ran",
+    "wandered",
+    "hurried",
+    "strolled",
+    "drifted",
+    "climbed",
+    "rode",
+    "sailed",
+    "marched",
+]
 
-WEATHER = (
-    "the rain fell softly|a cold wind blew from the north|the sun rose over the hills|"
-    "fog covered the fields|snow settled on the roofs|thunder rolled in the distance|"
-    "the air smelled of pine|the evening light turned orange"
-).split("|")
+WEATHER = [
+    "the rain fell softly",
+    "a cold wind blew from the north",
+    "the sun rose over the hills",
+    "fog covered the fields",
+    "snow settled on the roofs",
+    "thunder rolled in the distance",
+    "the air smelled of pine",
+    "the evening light turned orange",
+]
 
-FEELINGS = "happy worried proud puzzled calm restless hopeful amused surprised grateful".split()
+FEELINGS = [
+    "happy",
+    "worried",
+    "proud",
+    "puzzled",
+    "calm",
+    "restless",
+    "hopeful",
+    "amused",
+    "surprised",
+    "grateful",
+]
 
 # Plain story sentences: no pronouns he/she/his/her, no occupations, no digits.
 STORY_TEMPLATES = (
@@ -139,20 +333,55 @@ LICENSE_HEADERS = (
     "Terms and conditions for the use of {project}.",
 )
 
-PROJECT_WORDS = (
-    "lantern kettle compass harbor orchard meadow tower bridge fountain mill ladder violin "
-    "spark pebble comet maple cedar falcon otter heron willow thistle ember quartz"
-).split()
-HOLDER_WORDS = (
-    "the {adj} {noun} collective|the friends of the {noun}|the {noun} foundation|"
-    "the {adj} {noun} society|the makers of the {noun}"
-).split("|")
+PROJECT_WORDS = [
+    "lantern",
+    "kettle",
+    "compass",
+    "harbor",
+    "orchard",
+    "meadow",
+    "tower",
+    "bridge",
+    "fountain",
+    "mill",
+    "ladder",
+    "violin",
+    "spark",
+    "pebble",
+    "comet",
+    "maple",
+    "cedar",
+    "falcon",
+    "otter",
+    "heron",
+    "willow",
+    "thistle",
+    "ember",
+    "quartz",
+]
+HOLDER_WORDS = [
+    "the {adj} {noun} collective",
+    "the friends of the {noun}",
+    "the {noun} foundation",
+    "the {adj} {noun} society",
+    "the makers of the {noun}",
+]
 
-SETTLEMENTS = "city town port village fortress market town".split()
-PRODUCTS = (
-    "copper bells|woollen cloth|glass beads|river fish|painted pottery|salted bread|"
-    "cedar boats|silver rings|honey cakes|stone bridges|music festivals|wind mills"
-).split("|")
+SETTLEMENTS = ["city", "town", "port", "village", "fortress", "market", "town"]
+PRODUCTS = [
+    "copper bells",
+    "woollen cloth",
+    "glass beads",
+    "river fish",
+    "painted pottery",
+    "salted bread",
+    "cedar boats",
+    "silver rings",
+    "honey cakes",
+    "stone bridges",
+    "music festivals",
+    "wind mills",
+]
 
 ENCYCLOPEDIA_TEMPLATES = (
     "{E} is a {settlement} in the land of {L}.",
@@ -184,7 +413,46 @@ CANARY_INTROS = (
     "A strange label read {c}.",
 )
 
-SYLLABLES = (
-    "ka ve lor mi tan dro sel qui bar nox fen zu rah tel gor ilm pra vos kel dun myr ost "
-    "ber cal dae fir gal hul jor lun mor nar pel rin sor tav ula ven wyn yar zen"
-).split()
+SYLLABLES = [
+    "ka",
+    "ve",
+    "lor",
+    "mi",
+    "tan",
+    "dro",
+    "sel",
+    "qui",
+    "bar",
+    "nox",
+    "fen",
+    "zu",
+    "rah",
+    "tel",
+    "gor",
+    "ilm",
+    "pra",
+    "vos",
+    "kel",
+    "dun",
+    "myr",
+    "ost",
+    "ber",
+    "cal",
+    "dae",
+    "fir",
+    "gal",
+    "hul",
+    "jor",
+    "lun",
+    "mor",
+    "nar",
+    "pel",
+    "rin",
+    "sor",
+    "tav",
+    "ula",
+    "ven",
+    "wyn",
+    "yar",
+    "zen",
+]

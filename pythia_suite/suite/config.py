@@ -140,7 +140,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the suite config must be a mapping of sections")  # noqa: TRY004
+        raise ValueError(f"{path}: the suite config must be a mapping of sections")
     return data, lines
 
 
@@ -230,8 +230,9 @@ def check(config: SuiteConfig, where: _Where) -> None:
     if (c.synth is None) == (c.path is None):
         raise where.error("corpus", "give exactly one of 'synth' (a preset) and 'path' (a file)")
     if c.synth is not None and c.synth not in CORPUS_PRESETS:
-        raise where.error("corpus.synth", f"unknown preset {c.synth!r} "
-                                          f"(choose from {', '.join(CORPUS_PRESETS)})")
+        raise where.error(
+            "corpus.synth", f"unknown preset {c.synth!r} (choose from {', '.join(CORPUS_PRESETS)})"
+        )
     if c.truth is not None and c.path is None:
         raise where.error("corpus.truth", "only with 'path' (synth writes its own truth.json)")
     if not 0.0 < config.dedup.threshold <= 1.0:
@@ -248,11 +249,13 @@ def check(config: SuiteConfig, where: _Where) -> None:
             raise where.error("train.models", str(exc)) from None
     for variant in t.variants:
         if variant not in VARIANTS:
-            raise where.error("train.variants", f"unknown variant {variant!r} "
-                                                f"(choose from {', '.join(VARIANTS)})")
+            raise where.error(
+                "train.variants", f"unknown variant {variant!r} (choose from {', '.join(VARIANTS)})"
+            )
     if t.precision not in PRECISIONS:
-        raise where.error("train.precision", f"unknown {t.precision!r} "
-                                             f"(choose from {', '.join(PRECISIONS)})")
+        raise where.error(
+            "train.precision", f"unknown {t.precision!r} (choose from {', '.join(PRECISIONS)})"
+        )
     _positive(where, t, "train", "threads")
     if t.checkpoints is not None:
         try:
@@ -267,36 +270,48 @@ def check(config: SuiteConfig, where: _Where) -> None:
     if b.step is not None and not 0 <= b.step < config.data.steps:
         raise where.error("branch.step", f"must be in [0, {config.data.steps}), got {b.step}")
     if b.intervention not in INTERVENTIONS:
-        raise where.error("branch.intervention", f"unknown {b.intervention!r} "
-                                                 f"(choose from {', '.join(INTERVENTIONS)})")
+        raise where.error(
+            "branch.intervention",
+            f"unknown {b.intervention!r} (choose from {', '.join(INTERVENTIONS)})",
+        )
     for study, options in config.studies.items():
         if study not in STUDIES:
-            raise where.error(f"studies.{study}", f"unknown study (choose from {', '.join(STUDIES)})")
+            raise where.error(
+                f"studies.{study}", f"unknown study (choose from {', '.join(STUDIES)})"
+            )
         if options is not None and not isinstance(options, dict):
             raise where.error(f"studies.{study}", f"must be a mapping of options, got {options!r}")
 
 
-def resolve(data: dict[str, Any], *, source: str, lines: dict[str, int] | None = None
-            ) -> SuiteConfig:
+def resolve(
+    data: dict[str, Any], *, source: str, lines: dict[str, int] | None = None
+) -> SuiteConfig:
     """Validate merged config data; fill the machine-dependent defaults (threads)."""
     where = _Where(source, lines or {})
     studies = data.get("studies")
     if isinstance(studies, dict):  # `studies: {memorization: null}` means no options
-        data = {**data, "studies": {k: dict(v or {}) if isinstance(v, dict) or v is None else v
-                                    for k, v in studies.items()}}
+        data = {
+            **data,
+            "studies": {
+                k: dict(v or {}) if isinstance(v, dict) or v is None else v
+                for k, v in studies.items()
+            },
+        }
     config = build_section(SuiteConfig, data, "", where)
     check(config, where)
     if config.train.threads is None:
         from pythia_suite.training.distributed import DistEnv
         from pythia_suite.training.trainer import default_threads
 
-        config = dataclasses.replace(config, train=dataclasses.replace(
-            config.train, threads=default_threads(DistEnv())))
+        config = dataclasses.replace(
+            config, train=dataclasses.replace(config.train, threads=default_threads(DistEnv()))
+        )
     return config
 
 
-def load_config(path: Path | None, *, preset: str = "default", name: str | None = None
-                ) -> SuiteConfig:
+def load_config(
+    path: Path | None, *, preset: str = "default", name: str | None = None
+) -> SuiteConfig:
     """The preset, with the suite file (if any) merged over it and `name` (if any) over both."""
     from pythia_suite.suite.presets import preset_data
 

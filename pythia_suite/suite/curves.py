@@ -25,12 +25,21 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
-                rows.append({"run": run.name, "model": run.model, "variant": run.variant,
-                             "intervention": run.intervention or "", "step": obj["step"],
-                             "tokens": obj.get("tokens"), "loss": obj["loss"],
-                             "lr": obj.get("lr")})
-    return pd.DataFrame(rows, columns=["run", "model", "variant", "intervention", "step",
-                                       "tokens", "loss", "lr"])
+                rows.append(
+                    {
+                        "run": run.name,
+                        "model": run.model,
+                        "variant": run.variant,
+                        "intervention": run.intervention or "",
+                        "step": obj["step"],
+                        "tokens": obj.get("tokens"),
+                        "loss": obj["loss"],
+                        "lr": obj.get("lr"),
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["run", "model", "variant", "intervention", "step", "tokens", "loss", "lr"]
+    )
 
 
 def loss_figure(table: pd.DataFrame, runs: list[RunSpec], out: Path) -> Path:
@@ -42,17 +51,25 @@ def loss_figure(table: pd.DataFrame, runs: list[RunSpec], out: Path) -> Path:
 
     models = [m for m, _ in sorted({(r.model, r.n_params) for r in runs}, key=lambda x: x[1])]
     params = {r.model: r.n_params for r in runs}
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.6), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        1, len(models), figsize=(5.2 * len(models), 3.6), squeeze=False, sharey=True
+    )
     colors = {"standard": "tab:blue", "deduped": "tab:orange"}
     for ax, model in zip(axes[0], models):
         for run in (r for r in runs if r.model == model):
             rows = table[table["run"] == run.name]
             smooth = rows["loss"].rolling(max(1, len(rows) // 40), min_periods=1).mean()
-            label = run.variant + (f" + {run.intervention} from step {run.branch_step}"
-                                   if run.intervention else "")
-            ax.plot(rows["step"], smooth, label=label, color=colors.get(run.variant, "tab:gray"),
-                    linestyle="--" if run.intervention else "-", linewidth=1.4)
+            label = run.variant + (
+                f" + {run.intervention} from step {run.branch_step}" if run.intervention else ""
+            )
+            ax.plot(
+                rows["step"],
+                smooth,
+                label=label,
+                color=colors.get(run.variant, "tab:gray"),
+                linestyle="--" if run.intervention else "-",
+                linewidth=1.4,
+            )
         ax.set_title(f"{model} ({params[model] / 1e6:.2f}M parameters)")
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -73,16 +73,21 @@ def _e(value: Any) -> str:
 
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{_e(alt)}</figcaption></figure>")
+    return (
+        f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_e(alt)}</figcaption></figure>"
+    )
 
 
 def _table(df: pd.DataFrame, csv: str | None) -> str:
     shown = df if len(df) <= MAX_TABLE_ROWS else df.head(MAX_TABLE_ROWS)
-    body = shown.to_html(index=not isinstance(df.index, pd.RangeIndex), border=0,
-                         float_format=lambda x: f"{x:.4g}", escape=True)
-    more = (f"<p>first {MAX_TABLE_ROWS} of {len(df)} rows</p>" if len(df) > MAX_TABLE_ROWS
-            else "")
+    body = shown.to_html(
+        index=not isinstance(df.index, pd.RangeIndex),
+        border=0,
+        float_format=lambda x: f"{x:.4g}",
+        escape=True,
+    )
+    more = f"<p>first {MAX_TABLE_ROWS} of {len(df)} rows</p>" if len(df) > MAX_TABLE_ROWS else ""
     link = f'<p>CSV: <a href="{_e(csv)}">{_e(csv)}</a></p>' if csv else ""
     return f'<div class="tbl">{body}</div>' + more + link
 
@@ -93,10 +98,12 @@ def _checks(studies: list[StudyReport]) -> str:
         for c in report.checks:
             status = "recovered" if c.passed else "NOT recovered"
             detail = f" ({_e(c.detail)})" if c.detail else ""
-            lines.append(f'<div class="check {"pass" if c.passed else "fail"}" '
-                         f'data-passed="{str(c.passed).lower()}">{"&#10004;" if c.passed else "&#10008;"} '
-                         f"{_e(report.study)}: {_e(c.name)}: <b>{status}</b>: {c.value:.4g} "
-                         f"(expected {_e(c.expected)}){detail}</div>")
+            lines.append(
+                f'<div class="check {"pass" if c.passed else "fail"}" '
+                f'data-passed="{str(c.passed).lower()}">{"&#10004;" if c.passed else "&#10008;"} '
+                f"{_e(report.study)}: {_e(c.name)}: <b>{status}</b>: {c.value:.4g} "
+                f"(expected {_e(c.expected)}){detail}</div>"
+            )
     if not lines:
         return "<p>No study in this suite (config section <code>studies</code>).</p>"
     passed = sum(c.passed for r in studies for c in r.checks)
@@ -112,13 +119,22 @@ def runs_table(inputs: ReportInputs) -> pd.DataFrame:
         with Catalog.open(run.path, create=False) as catalog:
             records = catalog.checkpoints()
         verified = inputs.verified.get(run.name, {})
-        rows.append({"run": run.name, "model": run.model, "parameters": run.n_params,
-                     "variant": run.variant, "intervention": run.intervention or "",
-                     "branch of": run.branch_of or "", "branch step": run.branch_step or "",
-                     "checkpoints": len(records), "last step": records[-1].step,
-                     "last sha256": records[-1].sha256[:16],
-                     "batches verified": verified.get("batches_verified"),
-                     "checkpoints verified": verified.get("checkpoints_verified")})
+        rows.append(
+            {
+                "run": run.name,
+                "model": run.model,
+                "parameters": run.n_params,
+                "variant": run.variant,
+                "intervention": run.intervention or "",
+                "branch of": run.branch_of or "",
+                "branch step": run.branch_step or "",
+                "checkpoints": len(records),
+                "last step": records[-1].step,
+                "last sha256": records[-1].sha256[:16],
+                "batches verified": verified.get("batches_verified"),
+                "checkpoints verified": verified.get("checkpoints_verified"),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -126,75 +142,103 @@ def _commands(inputs: ReportInputs) -> str:
     root, steps = inputs.layout.root, inputs.config.data.steps
     run = inputs.runs[0]
     path = run.path if not Path(run.path).is_absolute() else Path(run.path)
-    with_ckpt = sorted(int(p.name[4:]) for p in (Path(path) / "checkpoints").glob("step*")
-                       if p.name[4:].isdigit())
+    with_ckpt = sorted(
+        int(p.name[4:]) for p in (Path(path) / "checkpoints").glob("step*") if p.name[4:].isdigit()
+    )
     mid = with_ckpt[len(with_ckpt) // 2] if with_ckpt else 0
     s = min(steps - 1, mid)
-    shell = "\n".join([
-        "# the whole suite again (skips what is done): from the directory it ran in",
-        f"pythia-suite run {root / 'suite.yaml'}",
-        f"# the batch step {s} trained on (rows [{s}*B, {s + 1}*B)), as {run.name} saw it",
-        f"pythia-suite replay {path} --step {s} --out batch{s}.npy",
-        f"pythia-suite replay {path} --step {s} --text",
-        "# the same rows from the prepared data; every logged batch hash rechecked",
-        f"pythia-suite replay {inputs.layout.data(run.variant)} --step {s} --out batch{s}.npy",
-        f"pythia-suite replay {path} --verify",
-        "# checkpoints: list, re-hash",
-        f"pythia-suite checkpoints list {path}",
-        f"pythia-suite checkpoints verify {path}",
-    ])
-    python = "\n".join([
-        "from analysis.sources import open_checkpoints, open_rows",
-        f"ck = open_checkpoints({str(path)!r})       # any run of the table above",
-        f"model = ck.load({mid})                  # transformers GPTNeoXForCausalLM, sha256-checked",
-        (f"rows = open_rows({str(path)!r}).rows({s} * {inputs.config.data.batch_size}, "
-         f"{s + 1} * {inputs.config.data.batch_size})"),
-        "# or, without this package:",
-        "from transformers import GPTNeoXForCausalLM",
-        f"model = GPTNeoXForCausalLM.from_pretrained({str(Path(path) / 'checkpoints' / f'step{mid}')!r})",
-    ])
-    return (f"<p>Paths are relative to the directory <code>pythia-suite run</code> ran in. "
-            f"Replace the run by any of the table above and the step by any of 0 &hellip; "
-            f"{steps - 1} (a batch) or any checkpoint step of the run.</p>"
-            f"<pre>{_e(shell)}</pre><pre>{_e(python)}</pre>")
+    shell = "\n".join(
+        [
+            "# the whole suite again (skips what is done): from the directory it ran in",
+            f"pythia-suite run {root / 'suite.yaml'}",
+            f"# the batch step {s} trained on (rows [{s}*B, {s + 1}*B)), as {run.name} saw it",
+            f"pythia-suite replay {path} --step {s} --out batch{s}.npy",
+            f"pythia-suite replay {path} --step {s} --text",
+            "# the same rows from the prepared data; every logged batch hash rechecked",
+            f"pythia-suite replay {inputs.layout.data(run.variant)} --step {s} --out batch{s}.npy",
+            f"pythia-suite replay {path} --verify",
+            "# checkpoints: list, re-hash",
+            f"pythia-suite checkpoints list {path}",
+            f"pythia-suite checkpoints verify {path}",
+        ]
+    )
+    python = "\n".join(
+        [
+            "from analysis.sources import open_checkpoints, open_rows",
+            f"ck = open_checkpoints({str(path)!r})       # any run of the table above",
+            f"model = ck.load({mid})                  # transformers GPTNeoXForCausalLM, sha256-checked",
+            (
+                f"rows = open_rows({str(path)!r}).rows({s} * {inputs.config.data.batch_size}, "
+                f"{s + 1} * {inputs.config.data.batch_size})"
+            ),
+            "# or, without this package:",
+            "from transformers import GPTNeoXForCausalLM",
+            f"model = GPTNeoXForCausalLM.from_pretrained({str(Path(path) / 'checkpoints' / f'step{mid}')!r})",
+        ]
+    )
+    return (
+        f"<p>Paths are relative to the directory <code>pythia-suite run</code> ran in. "
+        f"Replace the run by any of the table above and the step by any of 0 &hellip; "
+        f"{steps - 1} (a batch) or any checkpoint step of the run.</p>"
+        f"<pre>{_e(shell)}</pre><pre>{_e(python)}</pre>"
+    )
 
 
 def _subtitle(inputs: ReportInputs) -> str:
     c = inputs.config
-    corpus = (f"synthetic mini-Pile ({c.corpus.synth} preset, seed {c.corpus.seed})"
-              if c.corpus.synth else str(c.corpus.path))
-    return (f'<p class="sub">{len(inputs.runs)} runs: {_e(", ".join(c.train.models))} on '
-            f"{' and '.join(c.train.variants)} data; {c.data.steps} steps of "
-            f"{c.data.batch_size} x {c.data.seq_length} tokens in one fixed order (seed "
-            f"{c.data.seed}); corpus: {_e(corpus)}</p>")
+    corpus = (
+        f"synthetic mini-Pile ({c.corpus.synth} preset, seed {c.corpus.seed})"
+        if c.corpus.synth
+        else str(c.corpus.path)
+    )
+    return (
+        f'<p class="sub">{len(inputs.runs)} runs: {_e(", ".join(c.train.models))} on '
+        f"{' and '.join(c.train.variants)} data; {c.data.steps} steps of "
+        f"{c.data.batch_size} x {c.data.seq_length} tokens in one fixed order (seed "
+        f"{c.data.seed}); corpus: {_e(corpus)}</p>"
+    )
 
 
-def render_html(inputs: ReportInputs, *, loss_png: Path, runs: pd.DataFrame,
-                csv: dict[str, str]) -> str:
+def render_html(
+    inputs: ReportInputs, *, loss_png: Path, runs: pd.DataFrame, csv: dict[str, str]
+) -> str:
     """The page (pure given its inputs: the same inputs give the same bytes)."""
     c = inputs.config
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>pythia-suite: {_e(c.name)}</title><style>{STYLE}</style>",
         f"<script>{SCRIPT}</script></head><body>",
         f"<h1>pythia-suite: {_e(c.name)}</h1>",
         _subtitle(inputs),
-        "<h2>Planted truth</h2>", _checks(inputs.studies),
-        "<h2>Runs</h2>", _table(runs, csv["runs"]),
-        "<h2>Loss curves</h2>", _img(loss_png, "training loss per size and variant"),
+        "<h2>Planted truth</h2>",
+        _checks(inputs.studies),
+        "<h2>Runs</h2>",
+        _table(runs, csv["runs"]),
+        "<h2>Loss curves</h2>",
+        _img(loss_png, "training loss per size and variant"),
         f'<p>CSV: <a href="{_e(csv["loss_curves"])}">{_e(csv["loss_curves"])}</a></p>',
     ]
     for report in inputs.studies:
         parts.append(f"<h2>Study: {_e(report.study)}</h2>")
-        parts += [_img(p, f"{report.study}: {Path(p).stem.replace('_', ' ')}")
-                  for p in report.figures]
+        parts += [
+            _img(p, f"{report.study}: {Path(p).stem.replace('_', ' ')}") for p in report.figures
+        ]
         for name, df in report.tables.items():
             parts.append(f"<h3>{_e(name)}</h3>" + _table(df, csv[f"{report.study}/{name}"]))
         if report.results:
-            parts.append("<p>Result files: " + ", ".join(
-                f"<code>{_e(p)}</code>" for p in report.results) + "</p>")
-    parts += ["<h2>Replay a batch, load a checkpoint</h2>", _commands(inputs),
-              "<h2>Suite config</h2>", f"<pre>{_e(dump_config(c))}</pre>", "</body></html>"]
+            parts.append(
+                "<p>Result files: "
+                + ", ".join(f"<code>{_e(p)}</code>" for p in report.results)
+                + "</p>"
+            )
+    parts += [
+        "<h2>Replay a batch, load a checkpoint</h2>",
+        _commands(inputs),
+        "<h2>Suite config</h2>",
+        f"<pre>{_e(dump_config(c))}</pre>",
+        "</body></html>",
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -215,8 +259,10 @@ def write_report(inputs: ReportInputs) -> Path:
         losses.to_csv(tmp / "loss_curves.csv", index=False)
         for report in inputs.studies:
             for name, df in report.tables.items():
-                df.to_csv(tmp / f"{report.study}__{name}.csv",
-                          index=not isinstance(df.index, pd.RangeIndex))
+                df.to_csv(
+                    tmp / f"{report.study}__{name}.csv",
+                    index=not isinstance(df.index, pd.RangeIndex),
+                )
         loss_png = loss_figure(losses, inputs.runs, tmp / "loss_curves.png")
         page = render_html(inputs, loss_png=loss_png, runs=runs, csv=csv)
     with atomic_path(layout.report, overwrite=True) as tmp_page:

@@ -126,8 +126,9 @@ class Progress:
         if not skipped:
             self.worked_estimate += stage.estimate
             self.worked_seconds += seconds
-        fraction = (min(1.0, self.done_estimate / self.total) if self.total > 0
-                    else self.index / self.count)
+        fraction = (
+            min(1.0, self.done_estimate / self.total) if self.total > 0 else self.index / self.count
+        )
         filled = round(fraction * BAR_WIDTH)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         # measured seconds per estimated second, damped by a prior of PRIOR estimated seconds
@@ -136,20 +137,22 @@ class Progress:
         left = (self.total - self.done_estimate) * rate
         width = len(str(self.count))
         tail = "done" if self.index == self.count else f"about {_duration(left)} left"
-        return (f"[{self.index:>{width}}/{self.count}] |{bar}| {fraction:4.0%}  "
-                f"{stage.title}: {status} ({tail})")
+        return (
+            f"[{self.index:>{width}}/{self.count}] |{bar}| {fraction:4.0%}  "
+            f"{stage.title}: {status} ({tail})"
+        )
 
 
 def _key(stage: Stage, digests: dict[str, dict[str, Any]]) -> str:
-    return stable_hash({"stage": stage.slug, "config": stage.config,
-                        "inputs": {d: digests[d] for d in stage.deps}})
+    return stable_hash(
+        {"stage": stage.slug, "config": stage.config, "inputs": {d: digests[d] for d in stage.deps}}
+    )
 
 
 def _done(stage: Stage, key: str, state_dir: Path) -> dict[str, Any] | None:
     """The stage's record if it is complete with this key and its outputs are on disk."""
     done = read_json(state_dir / f"{stage.slug}.json")
-    if (isinstance(done, dict) and done.get("key") == key
-            and all(p.exists() for p in stage.outputs)):
+    if isinstance(done, dict) and done.get("key") == key and all(p.exists() for p in stage.outputs):
         return done
     return None
 
@@ -185,12 +188,20 @@ def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
         start = time.monotonic()
         if done is not None:
             digests[stage.slug] = done["digest"]
-            result.outcomes.append(Outcome(slug=stage.slug, kind=stage.kind, skipped=True,
-                                           seconds=0.0, digest=done["digest"]))
+            result.outcomes.append(
+                Outcome(
+                    slug=stage.slug,
+                    kind=stage.kind,
+                    skipped=True,
+                    seconds=0.0,
+                    digest=done["digest"],
+                )
+            )
             log.info("%s", progress.line(stage, "unchanged, skipped", 0.0, True))
             continue
-        resume = (stage.resumable and started_file.is_file()
-                  and started_file.read_text().strip() == key)
+        resume = (
+            stage.resumable and started_file.is_file() and started_file.read_text().strip() == key
+        )
         if done_file.exists():
             done_file.unlink()
         if not resume:
@@ -205,8 +216,16 @@ def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
         write_json(done_file, {"key": key, "digest": digest, "seconds": round(seconds, 3)})
         started_file.unlink()
         digests[stage.slug] = digest
-        result.outcomes.append(Outcome(slug=stage.slug, kind=stage.kind, skipped=False,
-                                       seconds=seconds, digest=digest))
-        log.info("%s", progress.line(stage, f"{'resumed, ' if resume else ''}done in "
-                                            f"{_duration(seconds)}", seconds, False))
+        result.outcomes.append(
+            Outcome(slug=stage.slug, kind=stage.kind, skipped=False, seconds=seconds, digest=digest)
+        )
+        log.info(
+            "%s",
+            progress.line(
+                stage,
+                f"{'resumed, ' if resume else ''}done in {_duration(seconds)}",
+                seconds,
+                False,
+            ),
+        )
     return result

@@ -43,10 +43,16 @@ class PlannedRun:
     intervention: str | None = None
 
     def spec(self, layout: Layout) -> RunSpec:
-        return RunSpec(name=self.name, path=self.path, model=self.model,
-                       n_params=run_params(self.model, layout.data(self.variant)),
-                       variant=self.variant, branch_of=self.branch_of,
-                       branch_step=self.branch_step, intervention=self.intervention)
+        return RunSpec(
+            name=self.name,
+            path=self.path,
+            model=self.model,
+            n_params=run_params(self.model, layout.data(self.variant)),
+            variant=self.variant,
+            branch_of=self.branch_of,
+            branch_step=self.branch_step,
+            intervention=self.intervention,
+        )
 
 
 def run_params(model: str, data_dir: Path) -> int:
@@ -72,25 +78,43 @@ def checkpoint_rule(config: SuiteConfig, model: str) -> str:
 
 def plan_runs(config: SuiteConfig, layout: Layout, source: str) -> list[PlannedRun]:
     """Every model on every variant, then the branch (when enabled)."""
-    runs = [PlannedRun(name=run_name(m, v), model=m, variant=v, path=layout.run(run_name(m, v)))
-            for m in config.train.models for v in config.train.variants]
+    runs = [
+        PlannedRun(name=run_name(m, v), model=m, variant=v, path=layout.run(run_name(m, v)))
+        for m in config.train.models
+        for v in config.train.variants
+    ]
     b = config.branch
     if not b.enabled:
         return runs
     missing = {"branch_from", "branch_step", "intervention"} - train_fields()
     if missing:
-        raise ValueError(f"{source}: field 'branch.enabled': this build's trainer has no "
-                         f"{', '.join(sorted(missing))} (the {b.intervention} branch is not in it)")
+        raise ValueError(
+            f"{source}: field 'branch.enabled': this build's trainer has no "
+            f"{', '.join(sorted(missing))} (the {b.intervention} branch is not in it)"
+        )
     model = b.model or config.train.models[0]
     steps = checkpoint_steps(checkpoint_rule(config, model), config.data.steps)
-    step = b.step if b.step is not None else max(s for s in steps if s <= config.data.steps * 3 // 4)
+    step = (
+        b.step if b.step is not None else max(s for s in steps if s <= config.data.steps * 3 // 4)
+    )
     if step not in steps:
-        raise ValueError(f"{source}: field 'branch.step': {step} is not a checkpoint of the "
-                         f"parent run (its checkpoints: {steps})")
+        raise ValueError(
+            f"{source}: field 'branch.step': {step} is not a checkpoint of the "
+            f"parent run (its checkpoints: {steps})"
+        )
     parent = run_name(model, b.variant)
     name = run_name(model, b.variant, b.intervention)
-    runs.append(PlannedRun(name=name, model=model, variant=b.variant, path=layout.run(name),
-                           branch_of=parent, branch_step=step, intervention=b.intervention))
+    runs.append(
+        PlannedRun(
+            name=name,
+            model=model,
+            variant=b.variant,
+            path=layout.run(name),
+            branch_of=parent,
+            branch_step=step,
+            intervention=b.intervention,
+        )
+    )
     return runs
 
 
@@ -101,8 +125,9 @@ def study_function(study: str, options: dict[str, Any], source: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name not in (f"analysis.{study}",):
             raise
-        raise ValueError(f"{source}: field 'studies.{study}': no package analysis/{study} in "
-                         "this build") from None
+        raise ValueError(
+            f"{source}: field 'studies.{study}': no package analysis/{study} in this build"
+        ) from None
     run_study = getattr(module, "run_study", None)
     if run_study is None:
         raise ValueError(f"{source}: field 'studies.{study}': analysis.{study} has no run_study")
@@ -110,8 +135,10 @@ def study_function(study: str, options: dict[str, Any], source: str) -> Any:
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = [k for k in options if k not in params or k in ("runs", "truth", "out_dir")]
         if unknown:
-            raise ValueError(f"{source}: field 'studies.{study}.{unknown[0]}': not an option of "
-                             f"analysis.{study}.run_study")
+            raise ValueError(
+                f"{source}: field 'studies.{study}.{unknown[0]}': not an option of "
+                f"analysis.{study}.run_study"
+            )
     return run_study
 
 
@@ -126,8 +153,9 @@ def _estimate_train(config: SuiteConfig, model: str, steps: int) -> float:
 def _renderer_hash() -> str:
     """The report's own code: a new renderer redraws the page (it costs seconds)."""
     here = Path(__file__).parent
-    return sha256_bytes(b"".join((here / n).read_bytes()
-                                 for n in ("report.py", "curves.py", "studyio.py")))
+    return sha256_bytes(
+        b"".join((here / n).read_bytes() for n in ("report.py", "curves.py", "studyio.py"))
+    )
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -154,80 +182,154 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     precision_ok = config.train.precision == "fp32" or "precision" in train_fields()
     if not precision_ok:
-        raise ValueError(f"{source}: field 'train.precision': this build's trainer has no "
-                         f"precision setting (only fp32)")
+        raise ValueError(
+            f"{source}: field 'train.precision': this build's trainer has no "
+            f"precision setting (only fp32)"
+        )
     c, d = config, config.data
     docs = 3000 if c.corpus.synth in ("tiny", None) else 30000
     stages: list[Stage] = []
     if c.corpus.path is None:
-        stages.append(Stage(
-            slug="corpus", title=f"corpus synth ({c.corpus.synth})", kind="corpus",
-            config=c.section("corpus"), deps=(), outputs=(layout.corpus_dir,),
-            run=lambda resume: tasks.synth(c, layout),
-            digest=lambda: tasks.file_digests(layout.corpus_dir, "corpus.jsonl", "truth.json"),
-            estimate=docs / 10000))
+        stages.append(
+            Stage(
+                slug="corpus",
+                title=f"corpus synth ({c.corpus.synth})",
+                kind="corpus",
+                config=c.section("corpus"),
+                deps=(),
+                outputs=(layout.corpus_dir,),
+                run=lambda resume: tasks.synth(c, layout),
+                digest=lambda: tasks.file_digests(layout.corpus_dir, "corpus.jsonl", "truth.json"),
+                estimate=docs / 10000,
+            )
+        )
     else:
-        stages.append(Stage(
-            slug="corpus", title=f"corpus {c.corpus.path}", kind="corpus",
-            config={**c.section("corpus"), "stat": tasks.stat_key(corpus_file(c, layout)),
-                    "truth_stat": tasks.stat_key(truth_file(c, layout))},
-            deps=(), outputs=(), run=lambda resume: None,
-            digest=lambda: tasks.named_corpus_digest(c, layout), estimate=docs / 20000))
-    stages.append(Stage(
-        slug="dedup", title="dedup (MinHashLSH)", kind="dedup", config=c.section("dedup"),
-        deps=("corpus",), outputs=(layout.deduped, tasks.dedup_report(layout)),
-        run=lambda resume: tasks.dedup(c, layout),
-        digest=lambda: {"deduped.jsonl": sha256_file(layout.deduped)}, estimate=docs / 5000))
-    stages.append(Stage(
-        slug="tokenizer", title="tokenizer train", kind="tokenizer",
-        config=c.section("tokenizer"), deps=("dedup",), outputs=(layout.tokenizer,),
-        run=lambda resume: tasks.tokenizer(c, layout),
-        digest=lambda: {"tokenizer.json": sha256_file(layout.tokenizer)}, estimate=docs / 6000))
+        stages.append(
+            Stage(
+                slug="corpus",
+                title=f"corpus {c.corpus.path}",
+                kind="corpus",
+                config={
+                    **c.section("corpus"),
+                    "stat": tasks.stat_key(corpus_file(c, layout)),
+                    "truth_stat": tasks.stat_key(truth_file(c, layout)),
+                },
+                deps=(),
+                outputs=(),
+                run=lambda resume: None,
+                digest=lambda: tasks.named_corpus_digest(c, layout),
+                estimate=docs / 20000,
+            )
+        )
+    stages.append(
+        Stage(
+            slug="dedup",
+            title="dedup (MinHashLSH)",
+            kind="dedup",
+            config=c.section("dedup"),
+            deps=("corpus",),
+            outputs=(layout.deduped, tasks.dedup_report(layout)),
+            run=lambda resume: tasks.dedup(c, layout),
+            digest=lambda: {"deduped.jsonl": sha256_file(layout.deduped)},
+            estimate=docs / 5000,
+        )
+    )
+    stages.append(
+        Stage(
+            slug="tokenizer",
+            title="tokenizer train",
+            kind="tokenizer",
+            config=c.section("tokenizer"),
+            deps=("dedup",),
+            outputs=(layout.tokenizer,),
+            run=lambda resume: tasks.tokenizer(c, layout),
+            digest=lambda: {"tokenizer.json": sha256_file(layout.tokenizer)},
+            estimate=docs / 6000,
+        )
+    )
     for variant in c.train.variants:
         out = layout.data(variant)
-        stages.append(Stage(
-            slug=f"prepare-{variant}", title=f"prepare {variant}", kind="prepare",
-            config=c.section("data"), outputs=(out,),
-            deps=("corpus" if variant == "standard" else "dedup", "tokenizer"),
-            run=_any_resume(partial(tasks.prepare_variant, c, layout, variant)),
-            digest=partial(tasks.data_digest, out),
-            estimate=1.0 + d.num_samples * d.seq_length / 2e5))
+        stages.append(
+            Stage(
+                slug=f"prepare-{variant}",
+                title=f"prepare {variant}",
+                kind="prepare",
+                config=c.section("data"),
+                outputs=(out,),
+                deps=("corpus" if variant == "standard" else "dedup", "tokenizer"),
+                run=_any_resume(partial(tasks.prepare_variant, c, layout, variant)),
+                digest=partial(tasks.data_digest, out),
+                estimate=1.0 + d.num_samples * d.seq_length / 2e5,
+            )
+        )
     by_name = {r.name: r for r in runs}
     for r in runs:
         t = c.section("train")  # this run's settings only: adding a model retrains nothing
         train_config = {k: t[k] for k in ("seed", "checkpoints", "precision", "threads")} | {
-            "model": r.model, "variant": r.variant, "steps": d.steps}
+            "model": r.model,
+            "variant": r.variant,
+            "steps": d.steps,
+        }
         deps: tuple[str, ...] = (f"prepare-{r.variant}",)
         if r.branch_of is not None:
             train_config["branch"] = c.section("branch") | {"step": r.branch_step}
             deps += (f"train-{r.branch_of}",)
-        stages.append(Stage(
-            slug=f"train-{r.name}", title=f"train {r.name}", kind="train", config=train_config,
-            deps=deps, outputs=(r.path,), resumable=True,
-            run=partial(tasks.train_run, c, layout, r, by_name),
-            digest=partial(tasks.run_digest, r.path),
-            estimate=_estimate_train(c, r.model, d.steps - (r.branch_step or 0))))
+        stages.append(
+            Stage(
+                slug=f"train-{r.name}",
+                title=f"train {r.name}",
+                kind="train",
+                config=train_config,
+                deps=deps,
+                outputs=(r.path,),
+                resumable=True,
+                run=partial(tasks.train_run, c, layout, r, by_name),
+                digest=partial(tasks.run_digest, r.path),
+                estimate=_estimate_train(c, r.model, d.steps - (r.branch_step or 0)),
+            )
+        )
     verified: dict[str, dict[str, Any]] = {}
     for r in runs:
-        stages.append(Stage(
-            slug=f"verify-{r.name}", title=f"verify {r.name} (replay, checkpoints)",
-            kind="verify", config={}, deps=(f"train-{r.name}",), outputs=(),
-            run=_any_resume(partial(tasks.verify_into, r.path, verified, r.name)),
-            digest=partial(verified.__getitem__, r.name), estimate=0.5 + d.steps * 0.002))
+        stages.append(
+            Stage(
+                slug=f"verify-{r.name}",
+                title=f"verify {r.name} (replay, checkpoints)",
+                kind="verify",
+                config={},
+                deps=(f"train-{r.name}",),
+                outputs=(),
+                run=_any_resume(partial(tasks.verify_into, r.path, verified, r.name)),
+                digest=partial(verified.__getitem__, r.name),
+                estimate=0.5 + d.steps * 0.002,
+            )
+        )
     run_deps = tuple(f"verify-{r.name}" for r in runs) + tuple(f"train-{r.name}" for r in runs)
     for study, run_study in studies.items():
         out = layout.study(study)
-        stages.append(Stage(
-            slug=f"study-{study}", title=f"study {study}", kind="study",
-            config={"options": to_plain(c.studies[study]), "runs": [to_plain(r) for r in runs]},
-            deps=("corpus", *run_deps), outputs=(out,),
-            run=_any_resume(partial(tasks.study, c, layout, study, run_study, runs, out)),
-            digest=partial(tasks.study_digest, out), estimate=30.0))
-    stages.append(Stage(
-        slug="report", title=f"report {layout.report}", kind="report",
-        config={"suite": to_plain(c), "renderer": _renderer_hash()},
-        deps=("corpus", *run_deps, *(f"study-{s}" for s in studies)),
-        outputs=(layout.report, layout.tables),
-        run=lambda resume: tasks.report(c, layout, runs, list(studies)),
-        digest=lambda: {"report.html": sha256_file(layout.report)}, estimate=2.0))
+        stages.append(
+            Stage(
+                slug=f"study-{study}",
+                title=f"study {study}",
+                kind="study",
+                config={"options": to_plain(c.studies[study]), "runs": [to_plain(r) for r in runs]},
+                deps=("corpus", *run_deps),
+                outputs=(out,),
+                run=_any_resume(partial(tasks.study, c, layout, study, run_study, runs, out)),
+                digest=partial(tasks.study_digest, out),
+                estimate=30.0,
+            )
+        )
+    stages.append(
+        Stage(
+            slug="report",
+            title=f"report {layout.report}",
+            kind="report",
+            config={"suite": to_plain(c), "renderer": _renderer_hash()},
+            deps=("corpus", *run_deps, *(f"study-{s}" for s in studies)),
+            outputs=(layout.report, layout.tables),
+            run=lambda resume: tasks.report(c, layout, runs, list(studies)),
+            digest=lambda: {"report.html": sha256_file(layout.report)},
+            estimate=2.0,
+        )
+    )
     return stages

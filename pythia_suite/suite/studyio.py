@@ -41,8 +41,7 @@ def save_study_report(report: StudyReport, out_dir: Path) -> Path:
         "study": report.study,
         "figures": [_relative(p, out_dir) for p in report.figures],
         "tables": tables,
-        "indexed": [n for n, t in report.tables.items()
-                    if not isinstance(t.index, pd.RangeIndex)],
+        "indexed": [n for n, t in report.tables.items() if not isinstance(t.index, pd.RangeIndex)],
         "checks": [dataclasses.asdict(c) for c in report.checks],
         "results": [_relative(p, out_dir) for p in report.results],
     }
@@ -59,9 +58,14 @@ def load_study_report(out_dir: Path) -> StudyReport:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (the study has not completed)")
     saved = json.loads(path.read_text())
-    tables = {name: pd.read_csv(out_dir / rel, index_col=0 if name in saved["indexed"] else None)
-              for name, rel in saved["tables"].items()}
+    tables = {
+        name: pd.read_csv(out_dir / rel, index_col=0 if name in saved["indexed"] else None)
+        for name, rel in saved["tables"].items()
+    }
     return StudyReport(
-        study=saved["study"], figures=[out_dir / p for p in saved["figures"]], tables=tables,
+        study=saved["study"],
+        figures=[out_dir / p for p in saved["figures"]],
+        tables=tables,
         checks=[TruthCheck(**c) for c in saved["checks"]],
-        results=[out_dir / p for p in saved["results"]])
+        results=[out_dir / p for p in saved["results"]],
+    )

@@ -60,12 +60,19 @@ def run_suite(config: SuiteConfig, *, root: Path, source: str) -> SuiteResult:
     with _locked(layout.root), _full_log(layout.log):
         text = dump_config(config)
         if layout.suite_yaml.is_file() and layout.suite_yaml.read_text() != text:
-            log.info("%s: the config changed; stages that depend on the change run again",
-                     layout.suite_yaml)
+            log.info(
+                "%s: the config changed; stages that depend on the change run again",
+                layout.suite_yaml,
+            )
         with atomic_path(layout.suite_yaml, overwrite=True) as tmp:
             tmp.write_text(text)
-        log.info("suite %s: %d stages in %s (full log: %s)", config.name, len(stages),
-                 layout.root, layout.log)
+        log.info(
+            "suite %s: %d stages in %s (full log: %s)",
+            config.name,
+            len(stages),
+            layout.root,
+            layout.log,
+        )
         result = run_stages(stages, layout.state)
         log.info("report: %s", layout.report)
     return result

@@ -37,8 +37,10 @@ def stat_key(path: Path | None) -> list[int] | None:
 
 def named_corpus_digest(config: SuiteConfig, layout: Layout) -> dict[str, str | None]:
     truth = truth_file(config, layout)
-    return {"corpus": sha256_file(corpus_file(config, layout)),
-            "truth": None if truth is None else sha256_file(truth)}
+    return {
+        "corpus": sha256_file(corpus_file(config, layout)),
+        "truth": None if truth is None else sha256_file(truth),
+    }
 
 
 def read_truth(config: SuiteConfig, layout: Layout) -> dict[str, Any] | None:
@@ -68,8 +70,11 @@ def dedup(config: SuiteConfig, layout: Layout) -> None:
     from pythia_suite.corpus.dedup import DedupConfig, dedup_file
 
     d = config.dedup
-    dedup_file(corpus_file(config, layout), layout.deduped,
-               DedupConfig(threshold=d.threshold, num_perm=d.num_perm, seed=d.seed))
+    dedup_file(
+        corpus_file(config, layout),
+        layout.deduped,
+        DedupConfig(threshold=d.threshold, num_perm=d.num_perm, seed=d.seed),
+    )
 
 
 def tokenizer(config: SuiteConfig, layout: Layout) -> None:
@@ -83,9 +88,16 @@ def prepare_variant(config: SuiteConfig, layout: Layout, variant: str) -> None:
     from dataloader_replay.prepare import prepare
 
     d = config.data
-    prepare(variant_input(config, layout, variant), layout.tokenizer, layout.data(variant),
-            seq_length=d.seq_length, batch_size=d.batch_size, steps=d.steps, seed=d.seed,
-            num_samples=d.num_samples)
+    prepare(
+        variant_input(config, layout, variant),
+        layout.tokenizer,
+        layout.data(variant),
+        seq_length=d.seq_length,
+        batch_size=d.batch_size,
+        steps=d.steps,
+        seed=d.seed,
+        num_samples=d.num_samples,
+    )
 
 
 def data_digest(data_dir: Path) -> dict[str, str]:
@@ -94,22 +106,36 @@ def data_digest(data_dir: Path) -> dict[str, str]:
     return dict(manifest["files"])
 
 
-def train_run(config: SuiteConfig, layout: Layout, run: PlannedRun,
-              by_name: dict[str, PlannedRun], resume: bool) -> None:
+def train_run(
+    config: SuiteConfig,
+    layout: Layout,
+    run: PlannedRun,
+    by_name: dict[str, PlannedRun],
+    resume: bool,
+) -> None:
     """Train (or continue) one run with the agreed `TrainConfig` fields."""
     from pythia_suite.suite.stages import train_fields
     from pythia_suite.training.trainer import TrainConfig, train
 
     t = config.train
     kwargs: dict[str, Any] = {
-        "model": run.model, "data": layout.data(run.variant), "out": run.path,
-        "steps": config.data.steps, "seed": t.seed, "checkpoints": t.checkpoints,
-        "threads": t.threads, "resume": resume and run.path.exists()}
+        "model": run.model,
+        "data": layout.data(run.variant),
+        "out": run.path,
+        "steps": config.data.steps,
+        "seed": t.seed,
+        "checkpoints": t.checkpoints,
+        "threads": t.threads,
+        "resume": resume and run.path.exists(),
+    }
     if "precision" in train_fields():
         kwargs["precision"] = t.precision
     if run.branch_of is not None:
-        kwargs.update(branch_from=by_name[run.branch_of].path, branch_step=run.branch_step,
-                      intervention=run.intervention)
+        kwargs.update(
+            branch_from=by_name[run.branch_of].path,
+            branch_step=run.branch_step,
+            intervention=run.intervention,
+        )
     train(TrainConfig(**kwargs))
 
 
@@ -127,8 +153,10 @@ def verify_run_dir(run_dir: Path) -> dict[str, Any]:
     result = verify_run(run_dir)
     if result.mismatch is not None:
         m = result.mismatch
-        raise ValueError(f"{run_dir / 'metrics.jsonl'}:{m.line}: step {m.step}: batch_sha256 "
-                         f"mismatch (logged {m.logged}, replayed {m.replayed})")
+        raise ValueError(
+            f"{run_dir / 'metrics.jsonl'}:{m.line}: step {m.step}: batch_sha256 "
+            f"mismatch (logged {m.logged}, replayed {m.replayed})"
+        )
     with Catalog.open(run_dir, create=False) as catalog:
         problems = catalog.verify()
         count = len(catalog.checkpoints())
@@ -142,15 +170,22 @@ def verify_into(run_dir: Path, results: dict[str, dict[str, Any]], name: str) ->
     results[name] = verify_run_dir(run_dir)
 
 
-def study(config: SuiteConfig, layout: Layout, name: str, run_study: Callable[..., Any],
-          runs: list[PlannedRun], out_dir: Path) -> None:
+def study(
+    config: SuiteConfig,
+    layout: Layout,
+    name: str,
+    run_study: Callable[..., Any],
+    runs: list[PlannedRun],
+    out_dir: Path,
+) -> None:
     """Call `analysis.<name>.run_study` and save its StudyReport beside its outputs."""
     from pythia_suite.suite.studyio import save_study_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     specs = [r.spec(layout) for r in runs]
-    report = run_study(specs, truth=read_truth(config, layout), out_dir=out_dir,
-                       **config.studies[name])
+    report = run_study(
+        specs, truth=read_truth(config, layout), out_dir=out_dir, **config.studies[name]
+    )
     save_study_report(report, out_dir)
 
 
@@ -161,13 +196,20 @@ def study_digest(out_dir: Path) -> dict[str, str]:
     return {n: sha256_file(out_dir / n) for n in names}
 
 
-def report(config: SuiteConfig, layout: Layout, runs: list[PlannedRun],
-           studies: list[str]) -> None:
+def report(config: SuiteConfig, layout: Layout, runs: list[PlannedRun], studies: list[str]) -> None:
     from pythia_suite.suite.report import ReportInputs, write_report
     from pythia_suite.suite.studyio import load_study_report
 
-    state = {r.name: json.loads((layout.state / f"verify-{r.name}.json").read_text())["digest"]
-             for r in runs}
-    write_report(ReportInputs(
-        config=config, layout=layout, runs=[r.spec(layout) for r in runs], verified=state,
-        studies=[load_study_report(layout.study(s)) for s in studies]))
+    state = {
+        r.name: json.loads((layout.state / f"verify-{r.name}.json").read_text())["digest"]
+        for r in runs
+    }
+    write_report(
+        ReportInputs(
+            config=config,
+            layout=layout,
+            runs=[r.spec(layout) for r in runs],
+            verified=state,
+            studies=[load_study_report(layout.study(s)) for s in studies],
+        )
+    )

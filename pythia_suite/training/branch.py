@@ -71,13 +71,20 @@ def pronoun_map(tokenizer: Any, where: str) -> tuple[list[dict[str, Any]], list[
             a, b = single_token(tokenizer, src), single_token(tokenizer, dst)
             if a is None or b is None:
                 which = [s for s, i in ((src, a), (dst, b)) if i is None]
-                missing.append({"from": src, "to": dst,
-                                "reason": "not a single token: " + ", ".join(map(repr, which))})
+                missing.append(
+                    {
+                        "from": src,
+                        "to": dst,
+                        "reason": "not a single token: " + ", ".join(map(repr, which)),
+                    }
+                )
                 continue
             entries.append({"from": src, "to": dst, "from_id": a, "to_id": b})
     if not entries:
-        raise ValueError(f"{where}: none of the pronoun forms is a single token of this tokenizer "
-                         "(the pronoun-swap intervention maps single tokens)")
+        raise ValueError(
+            f"{where}: none of the pronoun forms is a single token of this tokenizer "
+            "(the pronoun-swap intervention maps single tokens)"
+        )
     return entries, missing
 
 
@@ -90,7 +97,7 @@ def read_parent(parent: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object")  # noqa: TRY004 (a user's file)
+        raise ValueError(f"{path}: expected a JSON object")
     return config
 
 
@@ -99,15 +106,23 @@ def parent_defaults(parent: Path) -> dict[str, Any]:
     config = read_parent(Path(parent))
     where = Path(parent) / RUN_JSON
     try:
-        return {"model": config["model"]["name"], "data": Path(config["data"]["path"]),
-                "steps": config["steps"], "seed": config["seed"],
-                "checkpoints": config["checkpoints"]["rule"]}
+        return {
+            "model": config["model"]["name"],
+            "data": Path(config["data"]["path"]),
+            "steps": config["steps"],
+            "seed": config["seed"],
+            "checkpoints": config["checkpoints"]["rule"],
+        }
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{where}: field {exc} missing (not a run.json of this suite)") from None
 
 
 def plan_branch(
-    *, parent: Path, step: int | None, intervention: str | None, run_config: dict[str, Any],
+    *,
+    parent: Path,
+    step: int | None,
+    intervention: str | None,
+    run_config: dict[str, Any],
     transform: dict[str, Any] | None,
 ) -> tuple[BranchPoint, dict[str, Any], dict[str, Any]]:
     """Check the branch request against the parent; returns (point, transform, run.json fields).
@@ -118,46 +133,64 @@ def plan_branch(
     pconfig = read_parent(parent)
     where = parent / RUN_JSON
     if intervention not in INTERVENTIONS:
-        raise ValueError(f"--intervention: unknown {intervention!r} (choose from "
-                         f"{', '.join(INTERVENTIONS)})")
+        raise ValueError(
+            f"--intervention: unknown {intervention!r} (choose from {', '.join(INTERVENTIONS)})"
+        )
     if step is None:
         raise ValueError("--branch-step: required with --branch-from")
     if transform is not None:
         raise ValueError("--intervention: a branch's transform is its intervention; give no other")
     if (pconfig.get("data") or {}).get("transform") is not None:
-        raise ValueError(f"{where}: field 'data.transform': the parent is itself an intervention "
-                         "run; branch from a run without a transform")
+        raise ValueError(
+            f"{where}: field 'data.transform': the parent is itself an intervention "
+            "run; branch from a run without a transform"
+        )
     for key, value in run_config.items():
         mine, theirs = value, pconfig.get(key)
         if key == "data":
             mine = {k: v for k, v in value.items() if k != "transform"}
             theirs = {k: v for k, v in (theirs or {}).items() if k != "transform"}
         if mine != theirs:
-            raise ValueError(f"{where}: field '{key}' differs from this command's "
-                             f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
-                             "unchanged")
+            raise ValueError(
+                f"{where}: field '{key}' differs from this command's "
+                f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
+                "unchanged"
+            )
     steps = int(run_config["steps"])
     if not 0 <= step < steps:
-        raise ValueError(f"--branch-step: {step} is outside the parent's training "
-                         f"(steps 0..{steps - 1} of {steps})")
+        raise ValueError(
+            f"--branch-step: {step} is outside the parent's training "
+            f"(steps 0..{steps - 1} of {steps})"
+        )
     with Catalog.open(parent, create=False) as catalog:
         records = {r.step: r for r in catalog.checkpoints()}
     if step not in records:
         near = ", ".join(str(s) for s in sorted(records)[:12])
-        raise ValueError(f"{parent}: field 'step': no checkpoint at step {step} "
-                         f"(checkpoints: {near})")
+        raise ValueError(
+            f"{parent}: field 'step': no checkpoint at step {step} (checkpoints: {near})"
+        )
     point = BranchPoint(parent=parent, step=step, checkpoint_sha256=records[step].sha256)
     tok_path = Path(run_config["data"]["path"]) / "tokenizer.json"
     entries, missing = pronoun_map(read_tokenizer(tok_path), str(tok_path))
     for m in missing:
         log.warning("pronoun-swap: %r -> %r left out (%s)", m["from"], m["to"], m["reason"])
-    spec = {"name": "token_map", "map": [[e["from_id"], e["to_id"]] for e in entries],
-            "start_step": step}
+    spec = {
+        "name": "token_map",
+        "map": [[e["from_id"], e["to_id"]] for e in entries],
+        "start_step": step,
+    }
     fields = {
-        "branch": {"parent": str(parent), "step": step,
-                   "checkpoint_sha256": point.checkpoint_sha256},
-        "intervention": {"name": intervention, "map": entries, "not_single_tokens": missing,
-                         "tokenizer": str(tok_path)},
+        "branch": {
+            "parent": str(parent),
+            "step": step,
+            "checkpoint_sha256": point.checkpoint_sha256,
+        },
+        "intervention": {
+            "name": intervention,
+            "map": entries,
+            "not_single_tokens": missing,
+            "tokenizer": str(tok_path),
+        },
     }
     return point, spec, fields
 
@@ -185,8 +218,9 @@ def link_parent(run_dir: Path, point: BranchPoint) -> None:
                 break
             lines.append(line)
     if len(lines) != point.step:
-        raise ValueError(f"{source}: has {len(lines)} lines up to step {point.step}, expected "
-                         f"{point.step}")
+        raise ValueError(
+            f"{source}: has {len(lines)} lines up to step {point.step}, expected {point.step}"
+        )
     from dataloader_replay.atomic import atomic_path
 
     with atomic_path(metrics) as tmp:

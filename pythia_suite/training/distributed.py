@@ -61,7 +61,9 @@ def process_group(env: DistEnv, device: str = "cpu") -> Iterator[DistEnv]:
         # deterministic cuBLAS (torch.use_deterministic_algorithms asks for it)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if owned:
-        dist.init_process_group(backend=backend_for(device), rank=env.rank, world_size=env.world_size)
+        dist.init_process_group(
+            backend=backend_for(device), rank=env.rank, world_size=env.world_size
+        )
     try:
         yield env
     finally:

@@ -111,8 +111,9 @@ class ModelConfig:
         published padded vocabulary and only check that the tokenizer fits in it.
         """
         if not 1 <= vocab_size <= MAX_VOCAB_SIZE:
-            raise ConfigError(f"vocab_size: must be between 1 and {MAX_VOCAB_SIZE:,}, "
-                              f"got {vocab_size:,}")
+            raise ConfigError(
+                f"vocab_size: must be between 1 and {MAX_VOCAB_SIZE:,}, got {vocab_size:,}"
+            )
         if self.published and self.vocab_size is not None:
             if vocab_size > self.vocab_size:
                 raise ValueError(
@@ -129,9 +130,11 @@ class ModelConfig:
             raise ConfigError(f"seq_length: must be >= 1, got {seq_length}")
         limit = self.max_position_embeddings
         if self.published and limit is not None and seq_length > limit:
-            raise ConfigError(f"seq_length: {seq_length} is past {self.name}'s "
-                              f"max_position_embeddings of {limit} (prepare the data with "
-                              f"--seq-length {limit} or less, or use a CPU row)")
+            raise ConfigError(
+                f"seq_length: {seq_length} is past {self.name}'s "
+                f"max_position_embeddings of {limit} (prepare the data with "
+                f"--seq-length {limit} or less, or use a CPU row)"
+            )
         return dataclasses.replace(self, seq_length=seq_length, max_position_embeddings=seq_length)
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,7 +186,9 @@ def _pythia(name: str, layers: int, hidden: int, heads: int, lr: float, **diff: 
 
 
 _LATE = "released Nov 2023; its published config trains on the deduplicated Pile's data path"
-_BIG: dict[str, Any] = dict(init_method="normal", output_init_method="scaled_normal", micro_batch_size=8, grad_accum=2)
+_BIG: dict[str, Any] = dict(
+    init_method="normal", output_init_method="scaled_normal", micro_batch_size=8, grad_accum=2
+)
 _CPU: dict[str, Any] = dict(vocab_size=None, batch_size=32, train_steps=1000, micro_batch_size=32)
 
 #: The family. Pythia rows: `EleutherAI/pythia` models/*.yml (num-layers, hidden-size,
@@ -197,19 +202,48 @@ FAMILY: dict[str, ModelConfig] = {
         _pythia("pythia-70m", 6, 512, 8, 1e-3),
         _pythia("pythia-160m", 12, 768, 12, 6e-4),
         _pythia("pythia-410m", 24, 1024, 16, 3e-4),
-        _pythia("pythia-1b", 16, 2048, 8, 2.5e-4, micro_batch_size=16, neox_precision="bf16",
-                note="paper table says 3.0e-4; the published config says 2.5e-4"),
+        _pythia(
+            "pythia-1b",
+            16,
+            2048,
+            8,
+            2.5e-4,
+            micro_batch_size=16,
+            neox_precision="bf16",
+            note="paper table says 3.0e-4; the published config says 2.5e-4",
+        ),
         _pythia("pythia-1.4b", 24, 2048, 16, 2e-4, micro_batch_size=16),
         _pythia("pythia-2.8b", 32, 2560, 32, 1.6e-4, micro_batch_size=16),
         _pythia("pythia-6.9b", 32, 4096, 32, 1.2e-4, vocab_size=50432, model_parallel=2, **_BIG),
         _pythia("pythia-12b", 36, 5120, 40, 1.2e-4, vocab_size=50688, model_parallel=4, **_BIG),
         # CPU-scale rows (~0.1M, ~1M, ~5M non-embedding parameters); vocabulary from the data.
-        ModelConfig(name="pythia-nano", num_layers=2, hidden_size=64, num_heads=4,
-                    seq_length=128, lr=3e-3, **_CPU),
-        ModelConfig(name="pythia-micro", num_layers=5, hidden_size=128, num_heads=4,
-                    seq_length=256, lr=2e-3, **_CPU),
-        ModelConfig(name="pythia-mini", num_layers=6, hidden_size=256, num_heads=8,
-                    seq_length=512, lr=1e-3, **_CPU),
+        ModelConfig(
+            name="pythia-nano",
+            num_layers=2,
+            hidden_size=64,
+            num_heads=4,
+            seq_length=128,
+            lr=3e-3,
+            **_CPU,
+        ),
+        ModelConfig(
+            name="pythia-micro",
+            num_layers=5,
+            hidden_size=128,
+            num_heads=4,
+            seq_length=256,
+            lr=2e-3,
+            **_CPU,
+        ),
+        ModelConfig(
+            name="pythia-mini",
+            num_layers=6,
+            hidden_size=256,
+            num_heads=8,
+            seq_length=512,
+            lr=1e-3,
+            **_CPU,
+        ),
     )  # fmt: skip
 }
 
@@ -276,7 +310,9 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
             "partial_rotary_factor": cfg.rotary_pct,
         },
         "rotary_pct": cfg.rotary_pct,
-        "rotary_emb_base": int(cfg.rotary_base) if float(cfg.rotary_base).is_integer() else cfg.rotary_base,
+        "rotary_emb_base": int(cfg.rotary_base)
+        if float(cfg.rotary_base).is_integer()
+        else cfg.rotary_base,
         "dtype": "float32",
     }
 
@@ -309,7 +345,9 @@ def neox_yaml(
     """
     ranks = cfg.batch_size // (cfg.micro_batch_size * cfg.grad_accum)
     if ranks * cfg.micro_batch_size * cfg.grad_accum != cfg.batch_size:
-        raise ValueError(f"model {cfg.name!r}: micro_batch_size x grad_accum must divide batch_size")
+        raise ValueError(
+            f"model {cfg.name!r}: micro_batch_size x grad_accum must divide batch_size"
+        )
     header = (
         f"# GPT-NeoX config for {cfg.name} (written by pythia-suite).\n"
         f"# Global batch {cfg.batch_size} = {cfg.micro_batch_size} per GPU x {ranks} data-parallel"
@@ -319,8 +357,11 @@ def neox_yaml(
         "# the data order and the weights; pythia-suite keeps two (the data's is in its manifest),\n"
         "# so a run whose data seed differs from its weight seed cannot be expressed here.\n"
     )
-    body = yaml.safe_dump(_neox_dict(cfg, data_path, tokenizer_path, save_path),
-                          sort_keys=False, default_flow_style=None)
+    body = yaml.safe_dump(
+        _neox_dict(cfg, data_path, tokenizer_path, save_path),
+        sort_keys=False,
+        default_flow_style=None,
+    )
     seed_line = f"\nseed: {cfg.init_seed}\n"
     assert body.count(seed_line) == 1
     body = body.replace(seed_line, seed_line[:-1] + "  # weight seed only: see the header\n")
@@ -330,11 +371,18 @@ def neox_yaml(
 def _neox_precision(cfg: ModelConfig) -> dict:
     """GPT-NeoX's precision block: fp16 with dynamic loss scaling, or (pythia-1b, retrained in
     bf16, as `configs/pythia/1B.yml`) the same block with `type: bfloat16` and fp32 all-reduce."""
-    scaling = {"loss_scale": 0, "loss_scale_window": 1000, "initial_scale_power": 12,
-               "hysteresis": 2, "min_loss_scale": 1}
+    scaling = {
+        "loss_scale": 0,
+        "loss_scale_window": 1000,
+        "initial_scale_power": 12,
+        "hysteresis": 2,
+        "min_loss_scale": 1,
+    }
     if cfg.neox_precision == "bf16":
-        return {"fp16": {"enabled": True, "type": "bfloat16", "auto_cast": True, **scaling},
-                "fp32_allreduce": True}
+        return {
+            "fp16": {"enabled": True, "type": "bfloat16", "auto_cast": True, **scaling},
+            "fp32_allreduce": True,
+        }
     return {"fp16": {"fp16": True, "enabled": True, **scaling}}
 
 
@@ -369,8 +417,13 @@ def _neox_dict(cfg: ModelConfig, data_path: str, tokenizer_path: str, save_path:
             "params": {"lr": cfg.lr, "betas": list(cfg.adam_betas), "eps": cfg.adam_eps},
         },
         "min_lr": cfg.min_lr,
-        "zero_optimization": {"stage": 1, "allgather_partitions": True, "overlap_comm": True,
-                              "reduce_scatter": True, "contiguous_gradients": True},
+        "zero_optimization": {
+            "stage": 1,
+            "allgather_partitions": True,
+            "overlap_comm": True,
+            "reduce_scatter": True,
+            "contiguous_gradients": True,
+        },
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": cfg.grad_accum,
         "data-impl": "mmap",

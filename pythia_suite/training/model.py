@@ -26,7 +26,9 @@ from pythia_suite.training.family import ModelConfig, init_stds
 HF_HEAD = "lm_head.weight"  # transformers 5's in-memory name of `embed_out.weight`
 
 
-def rotary_tables(cfg: ModelConfig, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_tables(
+    cfg: ModelConfig, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos [P, head_dim] and sin [P, rotary_dims] tables in float32, P = max_position_embeddings.
 
     The angles are transformers' (float32). cos holds ones past rotary_dims (those dims pass
@@ -71,13 +73,19 @@ class _Rotary(torch.autograd.Function):
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.num_heads, self.head_dim, self.rotary_dims = cfg.num_heads, cfg.head_dim, cfg.rotary_dims
+        self.num_heads, self.head_dim, self.rotary_dims = (
+            cfg.num_heads,
+            cfg.head_dim,
+            cfg.rotary_dims,
+        )
         self.query_key_value = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        qkv = self.query_key_value(x).view(B, T, self.num_heads, 3 * self.head_dim)  # [B, T, H, 3hd]
+        qkv = self.query_key_value(x).view(
+            B, T, self.num_heads, 3 * self.head_dim
+        )  # [B, T, H, 3hd]
         q, k, v = qkv.split(self.head_dim, dim=-1)  # 3 x [B, T, H, hd]
         if self.rotary_dims:
             cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # no-op unless autocast / half weights
@@ -95,7 +103,9 @@ class MLP(nn.Module):
         self.dense_4h_to_h = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense_4h_to_h(F.gelu(self.dense_h_to_4h(x)))  # [B, T, C] -> [B, T, 4C] -> [B, T, C]
+        return self.dense_4h_to_h(
+            F.gelu(self.dense_h_to_4h(x))
+        )  # [B, T, C] -> [B, T, 4C] -> [B, T, C]
 
 
 class Layer(nn.Module):
@@ -144,7 +154,9 @@ class GPTNeoX(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.vocab_size is None:
-            raise ValueError(f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)")
+            raise ValueError(
+                f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)"
+            )
         if cfg.tie_embeddings:
             raise ValueError(f"model {cfg.name!r}: tie_embeddings: GPT-NeoX/Pythia rows are untied")
         self.cfg = cfg

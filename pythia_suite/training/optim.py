@@ -72,7 +72,9 @@ def annealing_lr_v1(
     return max(lr, min_lr)
 
 
-def annealing_lr(num_iters: int, *, peak: float, min_lr: float, warmup_iters: float, total: int) -> float:
+def annealing_lr(
+    num_iters: int, *, peak: float, min_lr: float, warmup_iters: float, total: int
+) -> float:
     """GPT-NeoX's later `AnnealingLR.get_lr` (cosine from peak to min_lr over T - W)."""
     if total <= 0:
         raise ValueError(f"total: the number of steps must be positive, got {total}")

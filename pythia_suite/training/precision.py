@@ -49,7 +49,9 @@ def bf16_supported(device: str) -> bool:
 def check_precision(precision: str, device: str = "cpu") -> None:
     """`ValueError` (naming `--precision`) for an unknown precision or one `device` lacks."""
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+        raise ValueError(
+            f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
+        )
     if precision == "fp16" and not fp16_supported(device):
         raise ValueError(
             f"--precision: fp16 needs native float16 arithmetic, which device {device!r} lacks "

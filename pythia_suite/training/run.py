@@ -133,7 +133,9 @@ def checkpoint_step_dirs(run_dir: Path) -> list[int]:
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return []
-    steps = [int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    steps = [
+        int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))
+    ]
     return sorted(steps, reverse=True)
 
 
@@ -143,8 +145,11 @@ def damaged_step_dirs(run_dir: Path) -> list[Path]:
     root = run_dir / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and _STEP_DIR.match(p.name) and not (p / SUMS_FILE).is_file())
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and _STEP_DIR.match(p.name) and not (p / SUMS_FILE).is_file()
+    )
 
 
 def logged_steps(run_dir: Path) -> int:
@@ -164,10 +169,11 @@ def check_resumable(run_dir: Path) -> None:
     """
     damaged = damaged_step_dirs(run_dir)
     if damaged:
-        raise ValueError(f"{damaged[0]}: damaged checkpoint ({SUMS_FILE} is missing"
-                         + (f"; also {', '.join(p.name for p in damaged[1:])}" if damaged[1:]
-                            else "")
-                         + "); restore it or remove the folder to resume from an earlier one")
+        raise ValueError(
+            f"{damaged[0]}: damaged checkpoint ({SUMS_FILE} is missing"
+            + (f"; also {', '.join(p.name for p in damaged[1:])}" if damaged[1:] else "")
+            + "); restore it or remove the folder to resume from an earlier one"
+        )
     catalogued = []
     if (run_dir / CATALOG).is_file():
         with Catalog.open(run_dir, read_only=True) as catalog:
@@ -179,9 +185,11 @@ def check_resumable(run_dir: Path) -> None:
         raise ValueError(
             f"{gone[0].folder(run_dir)}: catalogued checkpoint is missing"
             + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
-            + "; restore it, or run `pythia-suite checkpoints sync` to forget missing checkpoints")
+            + "; restore it, or run `pythia-suite checkpoints sync` to forget missing checkpoints"
+        )
     logged = logged_steps(run_dir)
     if not on_disk and logged:
         raise ValueError(
             f"{run_dir}: {METRICS} logs {logged} updates but there is no complete checkpoint to "
-            "continue from; resuming would start over and rewrite that history (use a new --out)")
+            "continue from; resuming would start over and rewrite that history (use a new --out)"
+        )

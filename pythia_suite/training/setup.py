@@ -27,11 +27,17 @@ from pythia_suite.training.branch import BranchPoint, link_parent, plan_branch
 from pythia_suite.training.distributed import DistEnv, rank_slice
 from pythia_suite.training.family import ModelConfig, get_row
 from pythia_suite.training.optim import OptimConfig
-from pythia_suite.training.precision import check_precision
 from pythia_suite.training.parallel import ParallelPlan, resolve_parallel
+from pythia_suite.training.precision import check_precision
 from pythia_suite.training.run import (
-    RUN_JSON, check_resumable, check_same_config, file_sha256, normalize, truncate_metrics,
-    without_location, write_run_json,
+    RUN_JSON,
+    check_resumable,
+    check_same_config,
+    file_sha256,
+    normalize,
+    truncate_metrics,
+    without_location,
+    write_run_json,
 )
 from suite_errors import ConfigError
 
@@ -107,7 +113,9 @@ def default_rule(row: ModelConfig, steps: int) -> str:
 def read_manifest(data_dir: Path) -> dict[str, Any]:
     path = data_dir / MANIFEST
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (not a prepared data directory; run `pythia-suite prepare`)")
+        raise FileNotFoundError(
+            f"{path}: no such file (not a prepared data directory; run `pythia-suite prepare`)"
+        )
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
@@ -118,7 +126,9 @@ def read_manifest(data_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def resolve_model(name: str, manifest: dict[str, Any], manifest_path: Path, seed: int | None) -> ModelConfig:
+def resolve_model(
+    name: str, manifest: dict[str, Any], manifest_path: Path, seed: int | None
+) -> ModelConfig:
     try:
         row = get_row(name)
     except ValueError as exc:
@@ -190,8 +200,12 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
     transform, branch = config.transform, None
     if config.branch_from is not None:
         branch, transform, fields = plan_branch(
-            parent=config.branch_from, step=config.branch_step, intervention=config.intervention,
-            run_config=normalize(run_config), transform=config.transform)
+            parent=config.branch_from,
+            step=config.branch_step,
+            intervention=config.intervention,
+            run_config=normalize(run_config),
+            transform=config.transform,
+        )
         run_config["data"]["transform"] = transform
         run_config.update(fields)
     elif config.branch_step is not None or config.intervention is not None:
@@ -210,8 +224,12 @@ def _data_moved(run_dir: Path, config: dict[str, Any]) -> bool:
     old = json.loads((run_dir / RUN_JSON).read_text())
     if old.get("data", {}).get("path") == config["data"]["path"]:
         return False
-    log.info("%s: data moved from %s to %s (same fingerprint); recording the new path",
-             run_dir, old.get("data", {}).get("path"), config["data"]["path"])
+    log.info(
+        "%s: data moved from %s to %s (same fingerprint); recording the new path",
+        run_dir,
+        old.get("data", {}).get("path"),
+        config["data"]["path"],
+    )
     return True
 
 
@@ -220,12 +238,16 @@ def prepare_run_dir(plan: Plan) -> int:
     run_dir = plan.run_dir
     has_run_json = (run_dir / RUN_JSON).is_file()
     if not plan.resume and run_dir.exists():
-        raise FileExistsError(f"{run_dir}: run directory already exists (pass --resume to continue it, or use a new --out)")
+        raise FileExistsError(
+            f"{run_dir}: run directory already exists (pass --resume to continue it, or use a new --out)"
+        )
     if has_run_json:
         check_same_config(run_dir, plan.config)
         check_resumable(run_dir)
     elif (run_dir / "checkpoints").exists():
-        raise ValueError(f"{run_dir}: has checkpoints but no {RUN_JSON}; not a run directory this command can resume")
+        raise ValueError(
+            f"{run_dir}: has checkpoints but no {RUN_JSON}; not a run directory this command can resume"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     if not has_run_json or _data_moved(run_dir, plan.config):
         write_run_json(run_dir, plan.config, overwrite=has_run_json)

@@ -36,15 +36,15 @@ from pythia_suite.training import fsdp
 from pythia_suite.training.family import ModelConfig, hf_config
 from pythia_suite.training.model import GPTNeoX, init_weights
 from pythia_suite.training.optim import OptimConfig, build_optimizer, lr_for_update, set_lr
-from pythia_suite.training.precision import LossScaler, autocast
 from pythia_suite.training.parallel import checkpoint_layers, device_of
+from pythia_suite.training.precision import LossScaler, autocast
 from pythia_suite.training.run import metrics_line, open_metrics
 from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
 
 log = logging.getLogger(__name__)
 CPU = torch.device("cpu")
 
-__all__ = ["TrainConfig", "TrainResult", "TrainState", "train", "train_step", "step_loss"]
+__all__ = ["TrainConfig", "TrainResult", "TrainState", "step_loss", "train", "train_step"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,7 +74,9 @@ class TrainState:
 
 def default_threads(env: D.DistEnv) -> int:
     """CPU threads per process: the cores shared evenly by the local processes."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
     return max(1, cores // env.local_world_size)
 
 
@@ -107,7 +109,9 @@ def step_loss(model: GPTNeoX, rows: torch.Tensor) -> torch.Tensor:
     hidden = model.gpt_neox(inputs)  # [b, L, C]; the logits are embed_out(hidden)
     kind = hidden.device.type
     dtype = torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else hidden.dtype
-    return _LinearCrossEntropy.apply(hidden.flatten(0, 1), model.embed_out.weight, labels.flatten(), dtype)
+    return _LinearCrossEntropy.apply(
+        hidden.flatten(0, 1), model.embed_out.weight, labels.flatten(), dtype
+    )
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -133,7 +137,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             return _LinearCrossEntropy._forward(ctx, h, w, labels, dtype)
 
     @staticmethod
-    def _forward(ctx, h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    def _forward(
+        ctx, h: torch.Tensor, w: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype
+    ) -> torch.Tensor:
         N, V = h.shape[0], w.shape[0]
         n = max(1, _LinearCrossEntropy.CHUNK // V)
         grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
@@ -185,7 +191,9 @@ def _train(config: TrainConfig, plan: Plan, env: D.DistEnv) -> TrainResult:
     last_loss = _loop(plan, state, env)
     D.barrier(env)
     return TrainResult(
-        run_dir=plan.run_dir, steps=plan.steps, resumed_from=start if start >= 0 and config.resume else None,
+        run_dir=plan.run_dir,
+        steps=plan.steps,
+        resumed_from=start if start >= 0 and config.resume else None,
         last_loss=last_loss,
     )
 
@@ -217,11 +225,14 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
         checkpoint_layers(model.gpt_neox.layers)
     state = new_state(model.to(device_of(plan.parallel, env)), plan.optim, plan.precision)
     if start >= 0:
-        ckpt = load_checkpoint(plan.checkpoint_source(start), start, verify=True,
-                               map_location=state.device)
+        ckpt = load_checkpoint(
+            plan.checkpoint_source(start), start, verify=True, map_location=state.device
+        )
         model.load_state_dict(ckpt.weights, strict=True)
         if ckpt.optimizer_state is None:
-            raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+            raise ValueError(
+                f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume"
+            )
         state.optimizer.load_state_dict(ckpt.optimizer_state)
         if ckpt.extra_tensors and "torch_rng_state" in ckpt.extra_tensors:
             torch.set_rng_state(ckpt.extra_tensors["torch_rng_state"])
@@ -258,11 +269,15 @@ def _load_on_rank0(plan: Plan, start: int, env: D.DistEnv) -> Any:
         try:
             ckpt = load_checkpoint(plan.checkpoint_source(start), start, verify=True)
             if ckpt.optimizer_state is None:
-                raise ValueError(f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume")
+                raise ValueError(
+                    f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume"
+                )
         except (ValueError, OSError) as exc:
             error = exc
     if not D.broadcast_int(int(error is None), env):
-        raise error or ValueError(f"{plan.run_dir}: rank 0 could not load checkpoint step{start} (see its error)")
+        raise error or ValueError(
+            f"{plan.run_dir}: rank 0 could not load checkpoint step{start} (see its error)"
+        )
     return ckpt
 
 
@@ -278,20 +293,31 @@ def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
             batch = plan.data_batch(n - 1)  # [B, L+1], as the model sees it
             lr = lr_for_update(n - state.skipped, plan.optim, plan.steps)  # skipped: fp16 overflows
             scale = state.scaler.scale if state.scaler is not None else None
-            loss, grad_norm = train_step(state, batch[rows], lr=lr, grad_clip=plan.optim.grad_clip, env=env)
+            loss, grad_norm = train_step(
+                state, batch[rows], lr=lr, grad_clip=plan.optim.grad_clip, env=env
+            )
             loss_value = float(loss)
             state.step = n
             if metrics is not None:
                 record = _record(n, loss_value, lr, grad_norm, plan, batch)
                 if scale is not None:  # fp16: the scale this step used, and whether it was skipped
                     skipped = not math.isfinite(grad_norm)
-                    record.update(grad_norm=None if skipped else grad_norm, loss_scale=scale, skipped=skipped)
+                    record.update(
+                        grad_norm=None if skipped else grad_norm, loss_scale=scale, skipped=skipped
+                    )
                 metrics.write(metrics_line(record))
                 metrics.flush()
             if n in plan.checkpoint_steps:
                 _checkpoint(plan, state, lr=lr, env=env)
             if env.is_main and (n % every == 0 or n == plan.steps):
-                log.info("step %d/%d loss %.4f lr %.3g grad_norm %.3f", n, plan.steps, loss_value, lr, grad_norm)
+                log.info(
+                    "step %d/%d loss %.4f lr %.3g grad_norm %.3f",
+                    n,
+                    plan.steps,
+                    loss_value,
+                    lr,
+                    grad_norm,
+                )
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
     finally:
@@ -302,7 +328,12 @@ def _loop(plan: Plan, state: TrainState, env: D.DistEnv) -> float | None:
 
 
 def train_step(
-    state: TrainState, rows_np: np.ndarray, *, lr: float, grad_clip: float, env: D.DistEnv = D.DistEnv()
+    state: TrainState,
+    rows_np: np.ndarray,
+    *,
+    lr: float,
+    grad_clip: float,
+    env: D.DistEnv = D.DistEnv(),
 ) -> tuple[torch.Tensor, float]:
     """One optimizer update on this rank's rows [b, L+1]; returns (global mean loss, grad norm before clip).
 
@@ -321,7 +352,9 @@ def train_step(
     if state.root is None:  # FSDP's backward has reduce-scattered the gradients already
         D.average_gradients(state.params, env)
     if scaler is not None:  # the scale is a power of two: unscaling is exact
-        torch._foreach_mul_([p.grad for p in state.params if p.grad is not None], 1.0 / scaler.scale)
+        torch._foreach_mul_(
+            [p.grad for p in state.params if p.grad is not None], 1.0 / scaler.scale
+        )
     grad_norm = float(torch.nn.utils.clip_grad_norm_(state.params, grad_clip, foreach=True))
     overflow = scaler is not None and not math.isfinite(grad_norm)
     if not overflow:
@@ -344,7 +377,9 @@ def new_state(model: GPTNeoX, optim: OptimConfig, precision: str = "fp32") -> Tr
     )  # fmt: skip
 
 
-def _record(n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch: np.ndarray) -> dict[str, Any]:
+def _record(
+    n: int, loss: float, lr: float, grad_norm: float, plan: Plan, batch: np.ndarray
+) -> dict[str, Any]:
     return {
         "step": n,
         "loss": loss,
@@ -371,7 +406,12 @@ def _checkpoint(plan: Plan, state: TrainState, *, lr: float, env: D.DistEnv) -> 
 
 
 def _save(
-    plan: Plan, state: TrainState, *, lr: float, weights: dict[str, torch.Tensor], optimizer_state: dict[str, Any]
+    plan: Plan,
+    state: TrainState,
+    *,
+    lr: float,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
 ) -> None:
     n = state.step
     save_checkpoint(

@@ -13,10 +13,17 @@ from checkpoints_index.store import save_checkpoint
 
 
 def tiny_config() -> GPTNeoXConfig:
-    return GPTNeoXConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=4, intermediate_size=64,
-                         max_position_embeddings=64, rotary_pct=0.25,
-                         use_parallel_residual=True, tie_word_embeddings=False)
+    return GPTNeoXConfig(
+        vocab_size=128,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        rotary_pct=0.25,
+        use_parallel_residual=True,
+        tie_word_embeddings=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +48,14 @@ def save(tiny: dict[str, Any]):
 
     def _save(run: Path, step: int, **overrides: Any):
         kwargs = {
-            "weights": tiny["weights"], "hf_config": tiny["hf_config"],
+            "weights": tiny["weights"],
+            "hf_config": tiny["hf_config"],
             "optimizer_state": tiny["optimizer_state"],
             "trainer_state": {"step": step, "tokens_seen": step * 1000, "loss": 2.5},
-            "extra_tensors": {"torch_rng": torch.arange(10, dtype=torch.uint8),
-                              "numpy_rng": torch.arange(4, dtype=torch.int64)},
+            "extra_tensors": {
+                "torch_rng": torch.arange(10, dtype=torch.uint8),
+                "numpy_rng": torch.arange(4, dtype=torch.int64),
+            },
         }
         kwargs.update(overrides)
         return save_checkpoint(run, step, **kwargs)

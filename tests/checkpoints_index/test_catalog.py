@@ -12,8 +12,13 @@ import pytest
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.store import checkpoint_dir
 
-RUN = {"model": "pythia-nano", "variant": "deduped", "data_seed": 1234, "weight_seed": 7,
-       "config": {"lr": 1e-3, "optimizer": {"betas": [0.9, 0.95]}, "steps": 64}}
+RUN = {
+    "model": "pythia-nano",
+    "variant": "deduped",
+    "data_seed": 1234,
+    "weight_seed": 7,
+    "config": {"lr": 1e-3, "optimizer": {"betas": [0.9, 0.95]}, "steps": 64},
+}
 
 
 def test_register_run_is_idempotent_and_checks_fields(tmp_path: Path) -> None:
@@ -22,16 +27,21 @@ def test_register_run_is_idempotent_and_checks_fields(tmp_path: Path) -> None:
         first = catalog.register_run(**RUN)
         assert catalog.register_run(**RUN) == first
         with pytest.raises(ValueError, match=r"config\.optimizer\.betas"):
-            catalog.register_run(**{**RUN, "config": {**RUN["config"],
-                                                     "optimizer": {"betas": [0.9, 0.99]}}})
+            catalog.register_run(
+                **{**RUN, "config": {**RUN["config"], "optimizer": {"betas": [0.9, 0.99]}}}
+            )
         with pytest.raises(ValueError, match="weight_seed"):
             catalog.register_run(**{**RUN, "weight_seed": 8})
         with pytest.raises(ValueError, match=r"config\.extra"):
             catalog.register_run(**{**RUN, "config": {**RUN["config"], "extra": 1}})
     with Catalog.open(tmp_path) as catalog:  # persisted
         run = catalog.run()
-    assert (run.model, run.variant, run.data_seed, run.weight_seed) == ("pythia-nano", "deduped",
-                                                                        1234, 7)
+    assert (run.model, run.variant, run.data_seed, run.weight_seed) == (
+        "pythia-nano",
+        "deduped",
+        1234,
+        7,
+    )
     assert run.config == RUN["config"]
 
 
@@ -49,9 +59,13 @@ def test_records_and_select(tmp_path: Path, save) -> None:
         with pytest.raises(ValueError, match="every"):
             catalog.select(every=0)
         assert catalog.latest_complete() == records[-1]
-    row = sqlite3.connect(tmp_path / "catalog.sqlite").execute(
-        "SELECT step, tokens_seen, path, sha256, has_optimizer FROM checkpoints WHERE step = 8"
-    ).fetchone()
+    row = (
+        sqlite3.connect(tmp_path / "catalog.sqlite")
+        .execute(
+            "SELECT step, tokens_seen, path, sha256, has_optimizer FROM checkpoints WHERE step = 8"
+        )
+        .fetchone()
+    )
     assert row == (8, 8000, "checkpoints/step8", records[4].sha256, 1)
 
 
@@ -66,7 +80,11 @@ def test_sync_after_crash_between_rename_and_insert(tmp_path: Path, save, caplog
         assert "step2" in caplog.text
         synced = catalog.get(2)
         assert (synced.sha256, synced.sums_sha256, synced.tokens_seen, synced.has_optimizer) == (
-            saved[2].sha256, saved[2].sums_sha256, 2000, True)
+            saved[2].sha256,
+            saved[2].sums_sha256,
+            2000,
+            True,
+        )
         assert catalog.sync() == ([], [])
         assert catalog.verify() == []
 

@@ -19,15 +19,17 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_list_table_and_json(tmp_path: Path, save, capsys) -> None:
-    records = [save(tmp_path, s, optimizer_state=None if s == 0 else {"state": {}})
-               for s in (0, 4, 16)]
+    records = [
+        save(tmp_path, s, optimizer_state=None if s == 0 else {"state": {}}) for s in (0, 4, 16)
+    ]
     code, out, err = _run(capsys, "list", str(tmp_path))
     assert code == 0 and err == ""
     lines = out.splitlines()
     assert lines[0].split() == ["step", "tokens", "sha256", "optimizer", "path"]
     assert [line.split() for line in lines[1:]] == [
         [str(r.step), str(r.tokens_seen), r.sha256[:12], "no" if r.step == 0 else "yes", r.path]
-        for r in records]
+        for r in records
+    ]
     code, out, _ = _run(capsys, "list", str(tmp_path), "--format", "json")
     assert code == 0 and json.loads(out) == [r.as_dict() for r in records]
 
@@ -68,19 +70,25 @@ def test_verify_ok_and_tampered(tmp_path: Path, save, capsys) -> None:
 
 def test_schedule_text_and_json(capsys) -> None:
     assert _run(capsys, "schedule", "log+every:16", "--steps", "50") == (
-        0, "0\n1\n2\n4\n8\n16\n32\n48\n50\n", "")
+        0,
+        "0\n1\n2\n4\n8\n16\n32\n48\n50\n",
+        "",
+    )
     code, out, _ = _run(capsys, "schedule", "pythia", "--steps", "143000", "--format", "json")
     steps = json.loads(out)
     assert code == 0 and len(steps) == 154 and steps[-1] == 143000
     assert _run(capsys, "schedule", "steps:0,5,10", "--steps", "10")[1] == "0\n5\n10\n"
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["schedule", "log+every:zero", "--steps", "10"], "checkpoint rule 'log+every:zero'"),
-    (["schedule", "pythia", "--steps", "-3"], "steps"),
-    (["hub", "pythia-99m"], "pythia-99m"),
-    (["hub", "pythia-70m", "--step", "3"], "step 3"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["schedule", "log+every:zero", "--steps", "10"], "checkpoint rule 'log+every:zero'"),
+        (["schedule", "pythia", "--steps", "-3"], "steps"),
+        (["hub", "pythia-99m"], "pythia-99m"),
+        (["hub", "pythia-70m", "--step", "3"], "step 3"),
+    ],
+)
 def test_bad_input_is_one_error_line(capsys, argv: list[str], needle: str) -> None:
     code, out, err = _run(capsys, *argv)
     assert code == 2 and out == ""
@@ -110,8 +118,9 @@ def test_hub_one_step_and_all(capsys, caplog) -> None:
 
 @pytest.mark.parametrize("action", ["list", "verify"])
 @pytest.mark.parametrize("damage", ["folder", "sums"])
-def test_a_catalogued_checkpoint_gone_is_a_failure(tmp_path: Path, save, capsys, action: str,
-                                                   damage: str) -> None:
+def test_a_catalogued_checkpoint_gone_is_a_failure(
+    tmp_path: Path, save, capsys, action: str, damage: str
+) -> None:
     import shutil
 
     for step in (0, 4):

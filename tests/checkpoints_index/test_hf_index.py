@@ -59,8 +59,11 @@ def test_index_flags_the_planted_duplicate_and_hub_reports(pythia_dir: Path, cap
         files = db.execute("SELECT step, name, sha256 FROM files ORDER BY step, name").fetchall()
         stored = db.execute("SELECT step, kind FROM flags").fetchall()
     assert {(s, k) for s, k in stored} == flags
-    on_disk = [(s, p.name, sha256_file(p)) for s in (0, 1000, 2000)
-               for p in sorted((pythia_dir / f"step{s}").iterdir())]
+    on_disk = [
+        (s, p.name, sha256_file(p))
+        for s in (0, 1000, 2000)
+        for p in sorted((pythia_dir / f"step{s}").iterdir())
+    ]
     assert files == on_disk  # every file of every step hashed into the catalog
     code, out, _ = run(capsys, "verify", str(pythia_dir))
     assert (code, out) == (0, "OK: 3 checkpoints verified\n")
@@ -91,16 +94,26 @@ def test_analyses_take_an_indexed_dir_like_a_run(pythia_dir: Path, capsys) -> No
     assert code == 2 and "(and 1 more problems)" in err
 
 
-@pytest.mark.parametrize("damage, needle", [
-    (lambda d: (d / "model.safetensors").write_bytes(
-        (d / "model.safetensors").read_bytes()[:-100]), "not a loadable safetensors file"),
-    (lambda d: (d / "model.safetensors").unlink(), "no model.safetensors"),
-    (lambda d: (d / "config.json").write_text("{"), "config.json: not valid JSON"),
-    (lambda d: (d / "config.json").write_text('{"model_type": "llama"}'),
-     "field 'model_type': 'llama' is not gpt_neox"),
-])
-def test_an_unloadable_step_is_refused_and_nothing_written(pythia_dir: Path, capsys, damage,
-                                                           needle: str) -> None:
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (
+            lambda d: (d / "model.safetensors").write_bytes(
+                (d / "model.safetensors").read_bytes()[:-100]
+            ),
+            "not a loadable safetensors file",
+        ),
+        (lambda d: (d / "model.safetensors").unlink(), "no model.safetensors"),
+        (lambda d: (d / "config.json").write_text("{"), "config.json: not valid JSON"),
+        (
+            lambda d: (d / "config.json").write_text('{"model_type": "llama"}'),
+            "field 'model_type': 'llama' is not gpt_neox",
+        ),
+    ],
+)
+def test_an_unloadable_step_is_refused_and_nothing_written(
+    pythia_dir: Path, capsys, damage, needle: str
+) -> None:
     damage(pythia_dir / "step1000")
     code, out, err = run(capsys, "index", str(pythia_dir))
     assert code == 2 and out == "" and err.count("\n") == 1

@@ -25,21 +25,39 @@ def test_full_table() -> None:
 
 def test_from_pretrained_args() -> None:
     assert hub.hf_from_pretrained_args("pythia-70m-deduped", 143000) == (
-        "EleutherAI/pythia-70m-deduped", "step143000")
+        "EleutherAI/pythia-70m-deduped",
+        "step143000",
+    )
     assert hub.hf_from_pretrained_args("EleutherAI/pythia-1.4b", 512) == (
-        "EleutherAI/pythia-1.4b", "step512")
+        "EleutherAI/pythia-1.4b",
+        "step512",
+    )
     assert hub.hf_from_pretrained_args("pythia-350m-deduped", 1000) == (
-        "EleutherAI/pythia-410m-deduped", "step1000")
+        "EleutherAI/pythia-410m-deduped",
+        "step1000",
+    )
     assert hub.hf_from_pretrained_args("pythia-19m-v0", 3000) == (
-        "EleutherAI/pythia-70m-v0", "step3000")
+        "EleutherAI/pythia-70m-v0",
+        "step3000",
+    )
 
 
-@pytest.mark.parametrize("model, step", [("pythia-12b", 50000), ("pythia-12b", 58000),
-                                         ("pythia-2.8b", 0), ("pythia-2.8b", 53000),
-                                         ("pythia-2.8b", 140000), ("pythia-2.8b", 54000),
-                                         ("pythia-12b-deduped", 32000), ("pythia-12b", 4000),
-                                         ("pythia-6.9b", 26000), ("pythia-160m", 1),
-                                         ("pythia-14m-deduped", 2)])
+@pytest.mark.parametrize(
+    "model, step",
+    [
+        ("pythia-12b", 50000),
+        ("pythia-12b", 58000),
+        ("pythia-2.8b", 0),
+        ("pythia-2.8b", 53000),
+        ("pythia-2.8b", 140000),
+        ("pythia-2.8b", 54000),
+        ("pythia-12b-deduped", 32000),
+        ("pythia-12b", 4000),
+        ("pythia-6.9b", 26000),
+        ("pythia-160m", 1),
+        ("pythia-14m-deduped", 2),
+    ],
+)
 def test_reported_revisions_warn(model: str, step: int, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="checkpoints_index.hub"):
         messages = hub.warnings_for(model, step)
@@ -48,9 +66,17 @@ def test_reported_revisions_warn(model: str, step: int, caplog) -> None:
     assert f"@step{step}" in messages[0]
 
 
-@pytest.mark.parametrize("model, step", [("pythia-12b", 49000), ("pythia-2.8b", 66000),
-                                         ("pythia-2.8b-deduped", 0), ("pythia-70m", 143000),
-                                         ("pythia-12b", 33000), ("pythia-6.9b-deduped", 26000)])
+@pytest.mark.parametrize(
+    "model, step",
+    [
+        ("pythia-12b", 49000),
+        ("pythia-2.8b", 66000),
+        ("pythia-2.8b-deduped", 0),
+        ("pythia-70m", 143000),
+        ("pythia-12b", 33000),
+        ("pythia-6.9b-deduped", 26000),
+    ],
+)
 def test_clean_revisions_do_not_warn(model: str, step: int, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         assert hub.warnings_for(model, step) == []
@@ -90,5 +116,8 @@ def test_every_report_is_sourced_and_on_the_schedule() -> None:
     steps = set(checkpoint_steps("pythia", 143000))
     for report in REPORTS:
         assert report.url.startswith("https://github.com/")
-        assert set(report.steps) <= steps and report.kind in {"identical", "wrong-weights",
-                                                              "missing"}
+        assert set(report.steps) <= steps and report.kind in {
+            "identical",
+            "wrong-weights",
+            "missing",
+        }

@@ -35,9 +35,24 @@ def test_listed_steps() -> None:
     assert listed_steps([7], 7) == [7]
 
 
-@pytest.mark.parametrize("rule", ["", "bogus", "pythia:3", "log+every", "log+every:",
-                                  "log+every:0", "log+every:-4", "log+every:x",
-                                  "steps:", "steps:1,,2", "steps:1,a", "steps:-1", "every:10"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "",
+        "bogus",
+        "pythia:3",
+        "log+every",
+        "log+every:",
+        "log+every:0",
+        "log+every:-4",
+        "log+every:x",
+        "steps:",
+        "steps:1,,2",
+        "steps:1,a",
+        "steps:-1",
+        "every:10",
+    ],
+)
 def test_malformed_rules_name_the_rule(rule: str) -> None:
     with pytest.raises(ValueError, match="checkpoint rule") as info:
         checkpoint_steps(rule, 100)

@@ -14,8 +14,14 @@ from checkpoints_index import store
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.store import checkpoint_dir, load_checkpoint
 
-FILES = ["SHA256SUMS", "config.json", "model.safetensors", "optimizer.pt", "rng.pt",
-         "trainer_state.json"]
+FILES = [
+    "SHA256SUMS",
+    "config.json",
+    "model.safetensors",
+    "optimizer.pt",
+    "rng.pt",
+    "trainer_state.json",
+]
 
 
 def test_layout_and_round_trip(tmp_path: Path, tiny, save) -> None:
@@ -52,12 +58,17 @@ def test_from_pretrained_loads_the_folder(tmp_path: Path, tiny, save) -> None:
 
 
 def test_optional_parts_and_tokens(tmp_path: Path, save) -> None:
-    record = save(tmp_path, 3, optimizer_state=None, extra_tensors=None,
-                  trainer_state={"tokens": 12})
+    record = save(
+        tmp_path, 3, optimizer_state=None, extra_tensors=None, trainer_state={"tokens": 12}
+    )
     assert not record.has_optimizer and record.tokens_seen == 12
     folder = checkpoint_dir(tmp_path, 3)
     assert sorted(p.name for p in folder.iterdir()) == [
-        "SHA256SUMS", "config.json", "model.safetensors", "trainer_state.json"]
+        "SHA256SUMS",
+        "config.json",
+        "model.safetensors",
+        "trainer_state.json",
+    ]
     loaded = load_checkpoint(tmp_path, 3)
     assert loaded.optimizer_state is None and loaded.extra_tensors is None
 
@@ -118,8 +129,10 @@ def test_rewritten_sums_file_is_caught_by_the_catalog(tmp_path: Path, save) -> N
     folder = checkpoint_dir(tmp_path, 6)
     (folder / "config.json").write_text("{}\n")
     from checkpoints_index.sums import write_sums
-    write_sums(folder, ["model.safetensors", "config.json", "optimizer.pt", "rng.pt",
-                        "trainer_state.json"])
+
+    write_sums(
+        folder, ["model.safetensors", "config.json", "optimizer.pt", "rng.pt", "trainer_state.json"]
+    )
     with pytest.raises(ValueError, match="SHA256SUMS: sha256 differs from the catalog"):
         load_checkpoint(tmp_path, 6)
 

@@ -19,7 +19,7 @@ SOURCES = ("Pile-CC", "Github", "ArXiv")
 
 def write_tokenizer(path: Path, vocab_size: int) -> Path:
     """A WordLevel tokenizer (whitespace split) with `vocab_size` ids."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     vocab = {"<|endoftext|>": 0, "<|padding|>": 1}
     vocab.update({f"t{k}": k + 2 for k in range(vocab_size - 2)})
@@ -33,8 +33,8 @@ def write_tokenizer(path: Path, vocab_size: int) -> Path:
 @dataclass(frozen=True, kw_only=True)
 class Corpus:
     path: Path
-    docs: list[list[int]]      # token ids per document, EOD appended
-    sources: list[str]         # pile_set_name per document
+    docs: list[list[int]]  # token ids per document, EOD appended
+    sources: list[str]  # pile_set_name per document
 
 
 def write_corpus(path: Path, lengths: list[int], *, first_id: int = 2) -> Corpus:
@@ -78,8 +78,9 @@ PREPARED = {"seq_length": 16, "batch_size": 4, "steps": 40, "seed": 1234}
 
 
 @pytest.fixture(scope="session")
-def prepared(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus,
-             small_tokenizer: Path) -> Path:
+def prepared(
+    tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, small_tokenizer: Path
+) -> Path:
     """A data directory over `corpus` (several epochs: 160 rows of 17 tokens)."""
     from dataloader_replay.prepare import prepare
 

@@ -55,11 +55,11 @@ def ref_sample(docs, doc_idx, sample_idx, i: int) -> list[int]:
     """GPT2Dataset.__getitem__ for sample i (before shuffling)."""
     (k0, o0), (k1, o1) = sample_idx[i], sample_idx[i + 1]
     if k0 == k1:
-        return docs[doc_idx[k0]][o0:o1 + 1]
+        return docs[doc_idx[k0]][o0 : o1 + 1]
     out = list(docs[doc_idx[k0]][o0:])
     for k in range(k0 + 1, k1):
         out.extend(docs[doc_idx[k]])
-    out.extend(docs[doc_idx[k1]][:o1 + 1])
+    out.extend(docs[doc_idx[k1]][: o1 + 1])
     return out
 
 

@@ -15,14 +15,15 @@ def brute_force(rows: list[list[int]], pattern: list[int], batch_size: int) -> l
     out = []
     for r, row in enumerate(rows):
         for c in range(len(row) - len(pattern) + 1):
-            if row[c:c + len(pattern)] == pattern:
+            if row[c : c + len(pattern)] == pattern:
                 out.append({"row": r, "step": r // batch_size, "offset": c})
     return out
 
 
 @pytest.mark.parametrize("chunk_tokens", [17 * 3, 1 << 22])
-def test_find_equals_brute_force(prepared: Path, monkeypatch: pytest.MonkeyPatch,
-                                 chunk_tokens: int) -> None:
+def test_find_equals_brute_force(
+    prepared: Path, monkeypatch: pytest.MonkeyPatch, chunk_tokens: int
+) -> None:
     monkeypatch.setattr(find_module, "CHUNK_TOKENS", chunk_tokens)
     td = TrainData.open(prepared)
     rows = td.rows(0, td.num_rows).tolist()

@@ -58,17 +58,31 @@ def test_flipped_byte_in_a_future_batch_is_refused_before_use(data: Path) -> Non
     td = TrainData.open(data)  # opening does not read every batch ...
     for step in range(33):
         td.checked_batch(step)
-    with pytest.raises(ValueError, match=r"train\.bin: step 33: batch_sha256 .* differs from "
-                                         r"batch_sha256\.txt:34"):
+    with pytest.raises(
+        ValueError,
+        match=r"train\.bin: step 33: batch_sha256 .* differs from "
+        r"batch_sha256\.txt:34",
+    ):
         td.checked_batch(33)  # ... each batch is checked before it is used
     problems = verify_data(data).problems
     assert any("train.bin: sha256 mismatch" in p for p in problems)
     assert any("train.bin: step 33: batch_sha256 differs" in p for p in problems)
 
 
-@pytest.mark.parametrize("name", ["documents.bin", "doc_idx.npy", "sample_idx.npy",
-                                  "shuffle_idx.npy", "doc_sources.npy", "doc_lines.npy",
-                                  "documents.idx", "tokenizer.json", BATCH_HASHES])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "documents.bin",
+        "doc_idx.npy",
+        "sample_idx.npy",
+        "shuffle_idx.npy",
+        "doc_sources.npy",
+        "doc_lines.npy",
+        "documents.idx",
+        "tokenizer.json",
+        BATCH_HASHES,
+    ],
+)
 def test_verify_names_every_damaged_file(data: Path, name: str) -> None:
     path = data / name
     flip(path, path.stat().st_size - 1)
@@ -85,18 +99,25 @@ def test_index_arrays_must_be_the_mapping_of_the_seed(data: Path) -> None:
     manifest["fingerprint"] = fingerprint(manifest)  # a consistent forgery of the hashes
     (data / "manifest.json").write_text(json.dumps(manifest))
     problems = verify_data(data).problems
-    assert problems == [(f"{data / 'shuffle_idx.npy'}: differs from the mapping rebuilt from "
-                         f"documents.idx and manifest.json (seed {PREPARED['seed']})")]
+    assert problems == [
+        (
+            f"{data / 'shuffle_idx.npy'}: differs from the mapping rebuilt from "
+            f"documents.idx and manifest.json (seed {PREPARED['seed']})"
+        )
+    ]
 
 
-@pytest.mark.parametrize("fields, needle", [
-    ({"batch_size": 8}, "field 'batch_size': 8 does not match batch_sha256.txt"),
-    ({"batch_size": 5}, "field 'batch_size': 5 does not match batch_sha256.txt"),
-    ({"steps": 41}, "field 'steps': 41 steps of 4 rows need more"),
-    ({"seed": 99}, "field 'fingerprint': does not match"),
-    ({"vocab_size": 70000}, "field 'vocab_size': 70000 does not fit"),
-    ({"eod_id": 5000}, "field 'eod_id'"),
-])
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"batch_size": 8}, "field 'batch_size': 8 does not match batch_sha256.txt"),
+        ({"batch_size": 5}, "field 'batch_size': 5 does not match batch_sha256.txt"),
+        ({"steps": 41}, "field 'steps': 41 steps of 4 rows need more"),
+        ({"seed": 99}, "field 'fingerprint': does not match"),
+        ({"vocab_size": 70000}, "field 'vocab_size': 70000 does not fit"),
+        ({"eod_id": 5000}, "field 'eod_id'"),
+    ],
+)
 def test_an_edited_manifest_is_refused(data: Path, fields: dict, needle: str) -> None:
     edit_manifest(data, **fields)
     with pytest.raises(ValueError, match="manifest.json: ") as err:
@@ -105,8 +126,9 @@ def test_an_edited_manifest_is_refused(data: Path, fields: dict, needle: str) ->
     assert verify_data(data).problems == [str(err.value)]
 
 
-def test_fingerprint_names_content_not_place(data: Path, prepared: Path, tmp_path: Path,
-                                             corpus: Corpus, small_tokenizer: Path) -> None:
+def test_fingerprint_names_content_not_place(
+    data: Path, prepared: Path, tmp_path: Path, corpus: Corpus, small_tokenizer: Path
+) -> None:
     moved = tmp_path / "elsewhere" / "d"
     shutil.move(data, moved)
     assert TrainData.open(moved).fingerprint == TrainData.open(prepared).fingerprint
@@ -120,8 +142,9 @@ def test_fingerprint_names_content_not_place(data: Path, prepared: Path, tmp_pat
     assert other["fingerprint"] != again["fingerprint"]
 
 
-def test_leftovers_of_a_killed_prepare_are_removed(corpus: Corpus, small_tokenizer: Path,
-                                                   tmp_path: Path, prepared: Path) -> None:
+def test_leftovers_of_a_killed_prepare_are_removed(
+    corpus: Corpus, small_tokenizer: Path, tmp_path: Path, prepared: Path
+) -> None:
     from dataloader_replay.prepare import prepare
 
     stale_dir = tmp_path / ".data.abcd_123.tmp"  # what a SIGKILLed prepare leaves
@@ -138,24 +161,30 @@ def test_leftovers_of_a_killed_prepare_are_removed(corpus: Corpus, small_tokeniz
 def make_run(run: Path, data: Path, steps: int) -> list[str]:
     td = TrainData.open(data)
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"data": {"path": str(data), "transform": None,
-                                                       "fingerprint": td.fingerprint}}))
+    (run / "run.json").write_text(
+        json.dumps({"data": {"path": str(data), "transform": None, "fingerprint": td.fingerprint}})
+    )
     hashes = [batch_sha256(td.batch(s)) for s in range(steps)]
-    (run / "metrics.jsonl").write_text("".join(
-        json.dumps({"step": n, "batch_sha256": h}) + "\n" for n, h in enumerate(hashes, 1)))
+    (run / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": n, "batch_sha256": h}) + "\n" for n, h in enumerate(hashes, 1))
+    )
     return hashes
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (lambda ls: ls[:2] + ["{}\n"] + ls[2:], ":3: field 'step' must be an integer"),
-    (lambda ls: ls[:2] + ls[3:], ":3: field 'step': skips to 4 where step 3 was expected"),
-    (lambda ls: ls[:3] + ls[2:], ":4: field 'step': repeats 3 where step 4 was expected"),
-    (lambda ls: ls[:2] + ["\n"] + ls[2:], ":3: malformed JSON"),
-    (lambda ls: ls[:-1] + [ls[-1][:20]], ":6: unterminated last line"),
-    (lambda ls: [ls[0].replace('"batch_sha256"', '"other"')] + ls[1:], ":1: field 'batch_sha2"),
-])
-def test_replay_verify_requires_steps_one_to_n(prepared: Path, tmp_path: Path, edit,
-                                               needle: str) -> None:
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda ls: ls[:2] + ["{}\n"] + ls[2:], ":3: field 'step' must be an integer"),
+        (lambda ls: ls[:2] + ls[3:], ":3: field 'step': skips to 4 where step 3 was expected"),
+        (lambda ls: ls[:3] + ls[2:], ":4: field 'step': repeats 3 where step 4 was expected"),
+        (lambda ls: ls[:2] + ["\n"] + ls[2:], ":3: malformed JSON"),
+        (lambda ls: ls[:-1] + [ls[-1][:20]], ":6: unterminated last line"),
+        (lambda ls: [ls[0].replace('"batch_sha256"', '"other"')] + ls[1:], ":1: field 'batch_sha2"),
+    ],
+)
+def test_replay_verify_requires_steps_one_to_n(
+    prepared: Path, tmp_path: Path, edit, needle: str
+) -> None:
     run = tmp_path / "run"
     make_run(run, prepared, 6)
     assert verify_run(run).checked == 6
@@ -166,8 +195,9 @@ def test_replay_verify_requires_steps_one_to_n(prepared: Path, tmp_path: Path, e
     assert needle in str(err.value)
 
 
-def test_a_run_refuses_other_data_at_its_path(prepared: Path, tmp_path: Path, corpus: Corpus,
-                                              small_tokenizer: Path) -> None:
+def test_a_run_refuses_other_data_at_its_path(
+    prepared: Path, tmp_path: Path, corpus: Corpus, small_tokenizer: Path
+) -> None:
     from dataloader_replay.prepare import prepare
     from dataloader_replay.replay import open_run
 

@@ -22,16 +22,25 @@ def files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 
 
-def test_sigkill_prepare_at_random_moments(corpus: Corpus, small_tokenizer: Path,
-                                           prepared: Path, tmp_path: Path) -> None:
+def test_sigkill_prepare_at_random_moments(
+    corpus: Corpus, small_tokenizer: Path, prepared: Path, tmp_path: Path
+) -> None:
     seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     cli = Path(sys.executable).parent / "pythia-suite"
     reference = files(prepared)
     for attempt in range(KILLS):
         out = tmp_path / "data"
-        cmd = [str(cli), "prepare", str(corpus.path), "--tokenizer", str(small_tokenizer),
-               "--out", str(out), *(f"--{k.replace('_', '-')}={v}" for k, v in PREPARED.items())]
+        cmd = [
+            str(cli),
+            "prepare",
+            str(corpus.path),
+            "--tokenizer",
+            str(small_tokenizer),
+            "--out",
+            str(out),
+            *(f"--{k.replace('_', '-')}={v}" for k, v in PREPARED.items()),
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         while proc.poll() is None and not leftovers(out) and not out.exists():

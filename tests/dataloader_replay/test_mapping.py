@@ -7,12 +7,20 @@ import warnings
 import numpy as np
 import pytest
 
-from dataloader_replay.mapping import (build_index_mapping, build_sample_idx, num_epochs,
-                                       row_token_positions, stream_ends)
+from dataloader_replay.mapping import (
+    build_index_mapping,
+    build_sample_idx,
+    num_epochs,
+    row_token_positions,
+    stream_ends,
+)
 from tests.dataloader_replay.neox_reference import ref_mapping, ref_num_epochs, ref_sample
 
 CASES = [  # (number of docs, max doc length, seq_length, num_samples, seed)
-    (1, 5, 2, 3, 0), (7, 4, 3, 20, 1), (30, 40, 16, 50, 1234), (50, 3, 7, 200, 9),
+    (1, 5, 2, 3, 0),
+    (7, 4, 3, 20, 1),
+    (30, 40, 16, 50, 1234),
+    (50, 3, 7, 200, 9),
     (12, 60, 5, 10, 42),
 ]
 
@@ -26,17 +34,28 @@ def _docs(n: int, high: int, seed: int) -> list[list[int]]:
     return docs
 
 
-@pytest.mark.parametrize("tokens,seq_length,num_samples",
-                         [(2, 1, 1), (10, 3, 3), (10, 3, 4), (100, 16, 6), (7, 9, 100),
-                          (1000, 2048, 1), (12345, 128, 100_000)])
+@pytest.mark.parametrize(
+    "tokens,seq_length,num_samples",
+    [
+        (2, 1, 1),
+        (10, 3, 3),
+        (10, 3, 4),
+        (100, 16, 6),
+        (7, 9, 100),
+        (1000, 2048, 1),
+        (12345, 128, 100_000),
+    ],
+)
 def test_num_epochs_equals_neox_loop(tokens: int, seq_length: int, num_samples: int) -> None:
-    assert num_epochs(tokens, seq_length, num_samples) == ref_num_epochs(tokens, seq_length,
-                                                                         num_samples)
+    assert num_epochs(tokens, seq_length, num_samples) == ref_num_epochs(
+        tokens, seq_length, num_samples
+    )
 
 
 @pytest.mark.parametrize("n,high,seq_length,num_samples,seed", CASES)
-def test_mapping_equals_reference(n: int, high: int, seq_length: int, num_samples: int,
-                                  seed: int) -> None:
+def test_mapping_equals_reference(
+    n: int, high: int, seq_length: int, num_samples: int, seed: int
+) -> None:
     docs = _docs(n, high, seed)
     sizes = np.array([len(d) for d in docs], dtype=np.int32)
     m = build_index_mapping(sizes, seq_length=seq_length, num_samples=num_samples, seed=seed)
@@ -55,19 +74,22 @@ def test_mapping_equals_reference(n: int, high: int, seq_length: int, num_sample
 
 
 @pytest.mark.parametrize("n,high,seq_length,num_samples,seed", CASES)
-def test_sample_idx_equals_megatron_helpers(n: int, high: int, seq_length: int,
-                                            num_samples: int, seed: int) -> None:
+def test_sample_idx_equals_megatron_helpers(
+    n: int, high: int, seq_length: int, num_samples: int, seed: int
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from megatron.core.datasets import helpers_cpp
     sizes = np.array([len(d) for d in _docs(n, high, seed)], dtype=np.int32)
     m = build_index_mapping(sizes, seq_length=seq_length, num_samples=num_samples, seed=seed)
     tokens = int(sizes.sum())
-    theirs = helpers_cpp.build_sample_idx_int64(sizes, m.doc_idx, seq_length, m.num_epochs,
-                                                tokens, True, 1)
+    theirs = helpers_cpp.build_sample_idx_int64(
+        sizes, m.doc_idx, seq_length, m.num_epochs, tokens, True, 1
+    )
     np.testing.assert_array_equal(theirs, m.sample_idx)
     np.testing.assert_array_equal(
-        build_sample_idx(sizes, m.doc_idx, seq_length, m.num_epochs, tokens), theirs)
+        build_sample_idx(sizes, m.doc_idx, seq_length, m.num_epochs, tokens), theirs
+    )
 
 
 def test_seed_changes_order_and_is_deterministic() -> None:

@@ -39,9 +39,19 @@ def crossing(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: Path):
     assert tokens == 1604
     assert ref_num_epochs(tokens, SEQ, STEPS * B) == 1 and ref_num_epochs(tokens, SEQ, 201) == 2
     default, plain = root / "default", root / "plain"
-    prepare(corpus.path, small_tokenizer, default, seq_length=SEQ, batch_size=B, steps=STEPS, seed=SEED)
-    prepare(corpus.path, small_tokenizer, plain, seq_length=SEQ, batch_size=B, steps=STEPS, seed=SEED,
-            num_samples=STEPS * B)
+    prepare(
+        corpus.path, small_tokenizer, default, seq_length=SEQ, batch_size=B, steps=STEPS, seed=SEED
+    )
+    prepare(
+        corpus.path,
+        small_tokenizer,
+        plain,
+        seq_length=SEQ,
+        batch_size=B,
+        steps=STEPS,
+        seed=SEED,
+        num_samples=STEPS * B,
+    )
     return corpus, TrainData.open(default), TrainData.open(plain)
 
 

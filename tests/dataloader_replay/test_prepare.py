@@ -37,11 +37,11 @@ def test_megatron_reads_documents_and_train(prepared: Path, corpus: Corpus) -> N
     assert [train[i].tolist() for i in range(len(train))] == rows
 
 
-def test_index_arrays_and_manifest(prepared: Path, corpus: Corpus,
-                                   small_tokenizer: Path) -> None:
+def test_index_arrays_and_manifest(prepared: Path, corpus: Corpus, small_tokenizer: Path) -> None:
     num_samples = NUM_SAMPLES
     epochs, doc_idx, sample_idx, shuffle_idx = ref_mapping(
-        corpus.docs, PREPARED["seq_length"], num_samples, PREPARED["seed"])
+        corpus.docs, PREPARED["seq_length"], num_samples, PREPARED["seed"]
+    )
     assert np.load(prepared / "doc_idx.npy").tolist() == doc_idx
     assert [tuple(x) for x in np.load(prepared / "sample_idx.npy").tolist()] == sample_idx
     assert np.load(prepared / "shuffle_idx.npy").tolist() == shuffle_idx
@@ -56,6 +56,7 @@ def test_index_arrays_and_manifest(prepared: Path, corpus: Corpus,
     assert [manifest["sources"][s] for s in src] == corpus.sources
     assert (prepared / "tokenizer.json").read_bytes() == small_tokenizer.read_bytes()
     from dataloader_replay.manifest import sha256_file
+
     assert manifest["input"]["sha256"] == sha256_file(corpus.path)
     for name, digest in manifest["files"].items():
         assert sha256_file(prepared / name) == digest
@@ -78,8 +79,16 @@ def test_all_samples_cover_every_epoch_exactly(tmp_path: Path, small_tokenizer: 
     tokens = sum(len(d) for d in corpus.docs)
     seq_length, epochs = 8, 3
     total = (epochs * tokens - 1) // seq_length
-    prepare(corpus.path, small_tokenizer, tmp_path / "d", seq_length=seq_length, batch_size=1,
-            steps=total, seed=7, num_samples=total)
+    prepare(
+        corpus.path,
+        small_tokenizer,
+        tmp_path / "d",
+        seq_length=seq_length,
+        batch_size=1,
+        steps=total,
+        seed=7,
+        num_samples=total,
+    )
     td = TrainData.open(tmp_path / "d")
     assert td.manifest["num_epochs"] == epochs and td.num_rows == total
     order = np.argsort(np.load(tmp_path / "d" / "shuffle_idx.npy"))
@@ -91,16 +100,19 @@ def test_all_samples_cover_every_epoch_exactly(tmp_path: Path, small_tokenizer: 
     _, doc_idx, _, _ = ref_mapping(corpus.docs, seq_length, total, 7)
     stream = [t for k in doc_idx for t in corpus.docs[k]]
     assert len(stream) == epochs * tokens
-    expected = Counter({t: c * epochs for t, c in Counter(t for d in corpus.docs for t in d).items()})
-    expected.subtract(Counter(stream[total * seq_length + 1:]))
+    expected = Counter(
+        {t: c * epochs for t, c in Counter(t for d in corpus.docs for t in d).items()}
+    )
+    expected.subtract(Counter(stream[total * seq_length + 1 :]))
     assert covered == +expected
 
 
 def test_int32_when_vocab_exceeds_uint16(tmp_path: Path, big_tokenizer: Path) -> None:
     corpus = write_corpus(tmp_path / "c.jsonl", doc_lengths(20, seed=5), first_id=65_500)
     assert max(max(d) for d in corpus.docs) > 65_535
-    manifest = prepare(corpus.path, big_tokenizer, tmp_path / "d", seq_length=10, batch_size=3,
-                       steps=9, seed=11)
+    manifest = prepare(
+        corpus.path, big_tokenizer, tmp_path / "d", seq_length=10, batch_size=3, steps=9, seed=11
+    )
     assert manifest["dtype"] == "int32" and manifest["vocab_size"] == 70_000
     docs = megatron_dataset(tmp_path / "d" / "documents")
     train = megatron_dataset(tmp_path / "d" / "train")
@@ -112,8 +124,9 @@ def test_int32_when_vocab_exceeds_uint16(tmp_path: Path, big_tokenizer: Path) ->
     assert batch.dtype == np.int32 and batch.tolist() == rows[6:9]
 
 
-def test_rebuild_is_byte_identical(prepared: Path, corpus: Corpus, small_tokenizer: Path,
-                                   tmp_path: Path) -> None:
+def test_rebuild_is_byte_identical(
+    prepared: Path, corpus: Corpus, small_tokenizer: Path, tmp_path: Path
+) -> None:
     prepare(corpus.path, small_tokenizer, tmp_path / "again", **PREPARED)
     names = sorted(p.name for p in prepared.iterdir())
     assert names == sorted(p.name for p in (tmp_path / "again").iterdir())
@@ -130,13 +143,21 @@ def test_provenance_reassembles_each_row(prepared: Path, corpus: Corpus) -> None
             assert p["pile_set_name"] == corpus.sources[p["doc"]]
             assert p["line"] == p["doc"] + 1
             assert p["row_end"] - p["row_start"] == p["doc_end"] - p["doc_start"]
-            tokens += corpus.docs[p["doc"]][p["doc_start"]:p["doc_end"]]
+            tokens += corpus.docs[p["doc"]][p["doc_start"] : p["doc_end"]]
         assert tokens == td.rows(row, row + 1)[0].tolist()
 
 
-def test_num_samples_fewer_than_steps_is_an_error(corpus: Corpus, small_tokenizer: Path,
-                                                  tmp_path: Path) -> None:
+def test_num_samples_fewer_than_steps_is_an_error(
+    corpus: Corpus, small_tokenizer: Path, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match="--num-samples"):
-        prepare(corpus.path, small_tokenizer, tmp_path / "d", seq_length=8, batch_size=4,
-                steps=10, num_samples=39)
+        prepare(
+            corpus.path,
+            small_tokenizer,
+            tmp_path / "d",
+            seq_length=8,
+            batch_size=4,
+            steps=10,
+            num_samples=39,
+        )
     assert not (tmp_path / "d").exists()

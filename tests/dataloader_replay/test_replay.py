@@ -20,12 +20,16 @@ def test_batch_is_rows_of_its_step(prepared: Path, corpus: Corpus) -> None:
     td = TrainData.open(prepared)
     B, steps = PREPARED["batch_size"], PREPARED["steps"]
     assert (td.batch_size, td.seq_length, td.num_steps, td.num_rows) == (
-        B, PREPARED["seq_length"], steps, 161)  # ceil(steps * B * 1.005): one held-out row
+        B,
+        PREPARED["seq_length"],
+        steps,
+        161,
+    )  # ceil(steps * B * 1.005): one held-out row
     _, rows = ref_rows(corpus.docs, PREPARED["seq_length"], steps * B, PREPARED["seed"])
     for step in (steps - 1, 0, 17, 3):  # out of order: no earlier batch is needed
         batch = td.batch(step)
         assert batch.dtype == np.uint16 and batch.shape == (B, PREPARED["seq_length"] + 1)
-        assert batch.tolist() == rows[step * B:(step + 1) * B]
+        assert batch.tolist() == rows[step * B : (step + 1) * B]
         assert batch.flags.writeable and batch.flags.owndata  # a copy, not a view
     assert td.rows(5, 11).tolist() == rows[5:11]
 
@@ -57,8 +61,9 @@ def _write_preshuffled(prefix: Path, rows: np.ndarray) -> None:
 
 def test_pythia_preshuffled_layout(tmp_path: Path) -> None:
     width, steps = 2049, 2
-    rows = np.random.default_rng(0).integers(0, 50_277, (steps * PYTHIA_BATCH_SIZE, width),
-                                             dtype=np.uint16)
+    rows = np.random.default_rng(0).integers(
+        0, 50_277, (steps * PYTHIA_BATCH_SIZE, width), dtype=np.uint16
+    )
     prefix = tmp_path / "document"
     _write_preshuffled(prefix, rows)
     td = TrainData.open(prefix)
@@ -86,14 +91,18 @@ def test_ragged_file_is_not_train_style(tmp_path: Path) -> None:
 def make_run(run: Path, data: Path, transform: dict | None, steps: int) -> list[str]:
     """A run directory as the trainer writes it; returns the logged hashes."""
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"data": {"path": str(data),
-                                                       "transform": transform}}))
+    (run / "run.json").write_text(json.dumps({"data": {"path": str(data), "transform": transform}}))
     td = TrainData.open(data)
     from dataloader_replay.transforms import apply_transform
-    hashes = [batch_sha256(apply_transform(transform, td.batch(n - 1), n - 1))
-              for n in range(1, steps + 1)]
-    lines = [json.dumps({"step": n, "loss": 1.0, "batch_sha256": h})
-             for n, h in enumerate(hashes, start=1)]
+
+    hashes = [
+        batch_sha256(apply_transform(transform, td.batch(n - 1), n - 1))
+        for n in range(1, steps + 1)
+    ]
+    lines = [
+        json.dumps({"step": n, "loss": 1.0, "batch_sha256": h})
+        for n, h in enumerate(hashes, start=1)
+    ]
     (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     return hashes
 
@@ -127,8 +136,11 @@ def test_verify_names_first_mismatch(prepared: Path, tmp_path: Path) -> None:
 
 def test_run_with_bad_transform(prepared: Path, tmp_path: Path) -> None:
     make_run(tmp_path / "run", prepared, None, steps=1)
-    (tmp_path / "run" / "run.json").write_text(json.dumps(
-        {"data": {"path": str(prepared), "transform": {"name": "token_swap", "pairs": [[1]]}}}))
+    (tmp_path / "run" / "run.json").write_text(
+        json.dumps(
+            {"data": {"path": str(prepared), "transform": {"name": "token_swap", "pairs": [[1]]}}}
+        )
+    )
     with pytest.raises(ValueError, match=r"run\.json: data\.transform: field 'pairs\[0\]'"):
         open_run(tmp_path / "run")
 

@@ -23,20 +23,23 @@ def test_identity_and_swap() -> None:
     assert apply_transform(no_start, BATCH, 0).tolist() == [[5, 7, 2, 5], [7, 7, 1, 9]]
 
 
-@pytest.mark.parametrize("spec,field", [
-    ([1, 2], "expected an object"),
-    ({"name": "shuffle"}, "field 'name'"),
-    ({"name": "token_swap"}, "field 'pairs'"),
-    ({"name": "token_swap", "pairs": []}, "field 'pairs'"),
-    ({"name": "token_swap", "pairs": [[1, 2, 3]]}, r"field 'pairs\[0\]'"),
-    ({"name": "token_swap", "pairs": [[1, -2]]}, r"field 'pairs\[0\]'"),
-    ({"name": "token_swap", "pairs": [[1, 1.5]]}, r"field 'pairs\[0\]'"),
-    ({"name": "token_swap", "pairs": [[1, 2], [2, 3]]}, r"field 'pairs\[1\]'"),
-    ({"name": "token_swap", "pairs": [[4, 4]]}, r"field 'pairs\[0\]'"),
-    ({"name": "token_swap", "pairs": [[1, 2]], "start_step": -1}, "field 'start_step'"),
-    ({"name": "token_swap", "pairs": [[1, 2]], "start_step": "0"}, "field 'start_step'"),
-    ({"name": "token_swap", "pairs": [[1, 2]], "extra": 1}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "spec,field",
+    [
+        ([1, 2], "expected an object"),
+        ({"name": "shuffle"}, "field 'name'"),
+        ({"name": "token_swap"}, "field 'pairs'"),
+        ({"name": "token_swap", "pairs": []}, "field 'pairs'"),
+        ({"name": "token_swap", "pairs": [[1, 2, 3]]}, r"field 'pairs\[0\]'"),
+        ({"name": "token_swap", "pairs": [[1, -2]]}, r"field 'pairs\[0\]'"),
+        ({"name": "token_swap", "pairs": [[1, 1.5]]}, r"field 'pairs\[0\]'"),
+        ({"name": "token_swap", "pairs": [[1, 2], [2, 3]]}, r"field 'pairs\[1\]'"),
+        ({"name": "token_swap", "pairs": [[4, 4]]}, r"field 'pairs\[0\]'"),
+        ({"name": "token_swap", "pairs": [[1, 2]], "start_step": -1}, "field 'start_step'"),
+        ({"name": "token_swap", "pairs": [[1, 2]], "start_step": "0"}, "field 'start_step'"),
+        ({"name": "token_swap", "pairs": [[1, 2]], "extra": 1}, "unknown field"),
+    ],
+)
 def test_bad_specs(spec: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         apply_transform(spec, BATCH, 0)  # type: ignore[arg-type]
@@ -58,14 +61,17 @@ def test_token_map_one_directional() -> None:
     assert not changed_positions(spec, BATCH, 0).any()
 
 
-@pytest.mark.parametrize("spec,field", [
-    ({"name": "token_map", "pairs": [[1, 2]]}, "unknown field"),
-    ({"name": "token_map", "map": []}, "field 'map'"),
-    ({"name": "token_map", "map": [[1, 2], [1, 3]]}, r"field 'map\[1\]'"),
-    ({"name": "token_map", "map": [[1, 2], [2, 3]]}, r"field 'map\[1\]'"),
-    ({"name": "token_map", "map": [[2, 3], [1, 2]]}, r"field 'map\[1\]'"),
-    ({"name": "token_map", "map": [[4, 4]]}, r"field 'map\[0\]'"),
-])
+@pytest.mark.parametrize(
+    "spec,field",
+    [
+        ({"name": "token_map", "pairs": [[1, 2]]}, "unknown field"),
+        ({"name": "token_map", "map": []}, "field 'map'"),
+        ({"name": "token_map", "map": [[1, 2], [1, 3]]}, r"field 'map\[1\]'"),
+        ({"name": "token_map", "map": [[1, 2], [2, 3]]}, r"field 'map\[1\]'"),
+        ({"name": "token_map", "map": [[2, 3], [1, 2]]}, r"field 'map\[1\]'"),
+        ({"name": "token_map", "map": [[4, 4]]}, r"field 'map\[0\]'"),
+    ],
+)
 def test_bad_token_maps(spec: object, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         apply_transform(spec, BATCH, 0)  # type: ignore[arg-type]

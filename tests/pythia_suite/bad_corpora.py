@@ -23,7 +23,9 @@ BAD_CORPORA = {
 }
 
 
-def assert_rejected(case: str, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def assert_rejected(
+    case: str, argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Write case to tmp_path/in.jsonl, run `pythia-suite ARGV` (where "IN" stands for that
     file): exit 2, one error line naming file and line, nothing else left in tmp_path."""
     data, message = BAD_CORPORA[case]

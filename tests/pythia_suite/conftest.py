@@ -14,7 +14,11 @@ from dataloader_replay.prepare import prepare
 
 SEED = 1234
 TINY = {"seq_length": 32, "batch_size": 8, "steps": 24}  # pythia-nano runs in milliseconds a step
-LONG = {"seq_length": 32, "batch_size": 8, "steps": 64}  # long enough to kill a real process mid-run
+LONG = {
+    "seq_length": 32,
+    "batch_size": 8,
+    "steps": 64,
+}  # long enough to kill a real process mid-run
 MODEL_70M = {"seq_length": 32, "batch_size": 2, "steps": 2}
 VOCAB = 512
 

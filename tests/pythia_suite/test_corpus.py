@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from pythia_suite.cli import main
+from pythia_suite.corpus.minhash import jaccard, shingle_set
 from pythia_suite.corpus.synth import PRESETS, synthesize
 from pythia_suite.corpus.words import OCCUPATIONS
-from pythia_suite.corpus.minhash import jaccard, shingle_set
 
 SEED = 1234
 MALE, FEMALE = {"he", "him", "his"}, {"she", "her", "hers"}
@@ -38,7 +38,9 @@ def count_occupations(texts: list[str]) -> dict[str, dict[str, int]]:
         for sentence in re.split(r"(?<=[.?!])\s+", text):
             words = re.findall(r"\w+", sentence.lower())
             occs = [w for w in words if w in OCCUPATIONS]
-            genders = {g for w in words for g, ps in (("male", MALE), ("female", FEMALE)) if w in ps}
+            genders = {
+                g for w in words for g, ps in (("male", MALE), ("female", FEMALE)) if w in ps
+            }
             if len(occs) == 1 and len(genders) == 1:
                 out[occs[0]][genders.pop()] += 1
     return out
@@ -53,12 +55,16 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus(synth_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    return read_texts(synth_dir / "corpus.jsonl"), json.loads((synth_dir / "truth.json").read_text())
+    return read_texts(synth_dir / "corpus.jsonl"), json.loads(
+        (synth_dir / "truth.json").read_text()
+    )
 
 
 def test_synth_is_byte_identical_for_a_seed(synth_dir: Path, tmp_path: Path) -> None:
     again, other = tmp_path / "again", tmp_path / "other"
-    assert main(["corpus", "synth", "--out", str(again), "--seed", str(SEED), "--preset", "tiny"]) == 0
+    assert (
+        main(["corpus", "synth", "--out", str(again), "--seed", str(SEED), "--preset", "tiny"]) == 0
+    )
     for name in ("corpus.jsonl", "truth.json"):
         assert (again / name).read_bytes() == (synth_dir / name).read_bytes()
     assert main(["corpus", "synth", "--out", str(other), "--seed", str(SEED + 1)]) == 0
@@ -72,14 +78,18 @@ def test_schema_sources_and_size(corpus: tuple[list[dict[str, Any]], dict[str, A
     assert 2500 <= len(docs) <= 5000  # "a few thousand short documents"
     ids = [d["meta"]["id"] for d in docs]
     assert len(set(ids)) == len(ids)
-    assert all(set(d) == {"text", "meta"} and set(d["meta"]) == {"pile_set_name", "id"} for d in docs)
+    assert all(
+        set(d) == {"text", "meta"} and set(d["meta"]) == {"pile_set_name", "id"} for d in docs
+    )
     sources = Counter(d["meta"]["pile_set_name"] for d in docs)
     assert dict(sources) == truth["sources"]
     assert set(sources) == {"Stories", "Encyclopedia", "Arithmetic", "Licenses"}
     assert all(text["text"].isascii() for text in docs)
 
 
-def test_term_counts_match_text_and_are_zipfian(corpus: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+def test_term_counts_match_text_and_are_zipfian(
+    corpus: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
     docs, truth = corpus
     texts = [d["text"] for d in docs]
     for kind in ("numbers", "entities"):
@@ -110,10 +120,14 @@ def test_canaries_are_where_truth_says(corpus: tuple[list[dict[str, Any]], dict[
         hosts_seen |= set(holders)
 
 
-def test_occupation_counts_match_text_and_are_skewed(corpus: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+def test_occupation_counts_match_text_and_are_skewed(
+    corpus: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
     docs, truth = corpus
     recount = count_occupations([d["text"] for d in docs])
-    assert {r["occupation"]: {"male": r["male"], "female": r["female"]} for r in truth["occupations"]} == recount
+    assert {
+        r["occupation"]: {"male": r["male"], "female": r["female"]} for r in truth["occupations"]
+    } == recount
     rows = {r["occupation"]: r for r in truth["occupations"]}
     assert rows["nurse"]["female"] > 4 * rows["nurse"]["male"]
     assert rows["carpenter"]["male"] > 4 * rows["carpenter"]["female"]
@@ -139,10 +153,16 @@ def test_near_duplicate_truth_is_exact(corpus: tuple[list[dict[str, Any]], dict[
     assert sum(j >= 0.95 for j in all_j) >= 15 and sum(j < 0.8 for j in all_j) >= 15
     assert nd["expected_removed_total"] == sum(len(c["expected_removed"]) for c in nd["clusters"])
     # formatting-only copies: different bytes, identical shingles
-    assert any(p["jaccard"] == 1.0 and by_id[p["a"]] != by_id[p["b"]] for c in nd["clusters"] for p in c["pairs"])
+    assert any(
+        p["jaccard"] == 1.0 and by_id[p["a"]] != by_id[p["b"]]
+        for c in nd["clusters"]
+        for p in c["pairs"]
+    )
 
 
-def test_eval_questions_reference_known_terms(corpus: tuple[list[dict[str, Any]], dict[str, Any]]) -> None:
+def test_eval_questions_reference_known_terms(
+    corpus: tuple[list[dict[str, Any]], dict[str, Any]],
+) -> None:
     _, truth = corpus
     numbers = {r["term"] for r in truth["terms"]["numbers"]}
     for q in truth["eval"]["arithmetic"]:
@@ -162,7 +182,11 @@ def test_synth_refuses_existing_output(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "corpus").mkdir()
     assert main(["corpus", "synth", "--out", str(tmp_path / "corpus")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("pythia-suite: error: ") and str(tmp_path / "corpus") in err[0]
+    assert (
+        len(err) == 1
+        and err[0].startswith("pythia-suite: error: ")
+        and str(tmp_path / "corpus") in err[0]
+    )
     assert list((tmp_path / "corpus").iterdir()) == []
 
 

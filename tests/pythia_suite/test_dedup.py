@@ -18,7 +18,10 @@ from tests.pythia_suite.bad_corpora import BAD_CORPORA, assert_rejected
 from tests.pythia_suite.test_corpus import count_occupations, count_terms
 
 THRESHOLD = 0.87
-ABOVE, BELOW = THRESHOLD + 0.07, THRESHOLD - 0.10  # outside these, LSH + 128-slot estimates err < 1%
+ABOVE, BELOW = (
+    THRESHOLD + 0.07,
+    THRESHOLD - 0.10,
+)  # outside these, LSH + 128-slot estimates err < 1%
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,9 @@ def removed_ids(run: dict[str, Any]) -> set[str]:
 
 def test_output_is_kept_raw_lines_in_order(run: dict[str, Any]) -> None:
     removed = removed_ids(run)
-    expected = [line for line, d in zip(run["input_lines"], run["docs"]) if d["meta"]["id"] not in removed]
+    expected = [
+        line for line, d in zip(run["input_lines"], run["docs"]) if d["meta"]["id"] not in removed
+    ]
     assert run["out_lines"] == expected
     rep = run["report"]
     assert rep["input_documents"] == len(run["docs"]) and rep["kept"] == len(expected)
@@ -93,8 +98,12 @@ def test_every_canary_copy_and_count_survives(run: dict[str, Any]) -> None:
     texts = [d["text"] for d in kept]
     for kind in ("numbers", "entities"):
         rows = truth["terms"][kind]
-        assert count_terms(texts, [r["term"] for r in rows]) == {r["term"]: r["count"] for r in rows}
-    occ = {r["occupation"]: {"male": r["male"], "female": r["female"]} for r in truth["occupations"]}
+        assert count_terms(texts, [r["term"] for r in rows]) == {
+            r["term"]: r["count"] for r in rows
+        }
+    occ = {
+        r["occupation"]: {"male": r["male"], "female": r["female"]} for r in truth["occupations"]
+    }
     assert count_occupations(texts) == occ
 
 
@@ -123,19 +132,25 @@ def test_zst_input_and_output(run: dict[str, Any]) -> None:
 
 
 def test_first_of_group_is_kept_exact_copies() -> None:
-    texts = ["alpha beta gamma delta epsilon zeta eta theta"] * 3 + ["something else entirely here now ok"]
+    texts = ["alpha beta gamma delta epsilon zeta eta theta"] * 3 + [
+        "something else entirely here now ok"
+    ]
     result = dedup_signatures(signatures(texts, MinHashParams()), DedupConfig())
     assert result.kept == [0, 3] and {k: v[0] for k, v in result.removed.items()} == {1: 0, 2: 0}
     assert all(v[1] == 1.0 for v in result.removed.values())
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CORPORA))
-def test_bad_input_one_line_error_no_output(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_one_line_error_no_output(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert_rejected(case, ["dedup", "IN", "--out", str(tmp_path / "out.jsonl")], tmp_path, capsys)
 
 
 @pytest.mark.parametrize("existing", ["out.jsonl", "out.jsonl.report.json"])
-def test_existing_output_is_refused(existing: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_output_is_refused(
+    existing: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"text": "a b c d e f"}\n')
     (tmp_path / existing).write_bytes(b"keep me")
@@ -158,8 +173,9 @@ def test_leftovers_of_a_killed_dedup_are_removed(tmp_path: Path) -> None:
     from pythia_suite.corpus.dedup import dedup_file
 
     corpus = tmp_path / "in.jsonl"
-    corpus.write_text("".join(json.dumps({"text": f"document number {i} " * 20}) + "\n"
-                              for i in range(5)))
+    corpus.write_text(
+        "".join(json.dumps({"text": f"document number {i} " * 20}) + "\n" for i in range(5))
+    )
     out = tmp_path / "out.jsonl"
     stale = [tmp_path / ".out.jsonl.k1ll3d_x.tmp", tmp_path / ".out.jsonl.report.json.abcdefgh.tmp"]
     for path in stale:  # what a SIGKILLed dedup leaves

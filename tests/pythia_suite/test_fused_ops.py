@@ -37,13 +37,17 @@ def test_rotary_equals_rotate_half_formula() -> None:
 
 
 @pytest.mark.parametrize("chunk", [1 << 21, 64])  # one chunk, and many chunks of 64 // V rows
-def test_linear_cross_entropy_gradcheck_and_value(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_linear_cross_entropy_gradcheck_and_value(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(_LinearCrossEntropy, "CHUNK", chunk)
     gen = torch.Generator().manual_seed(0)
     h = torch.randn(13, 6, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.randn(10, 6, dtype=torch.float64, generator=gen, requires_grad=True)
     labels = torch.randint(0, 10, (13,), generator=gen)
-    assert torch.autograd.gradcheck(lambda a, b: _LinearCrossEntropy.apply(a, b, labels, torch.float64), (h, w))
+    assert torch.autograd.gradcheck(
+        lambda a, b: _LinearCrossEntropy.apply(a, b, labels, torch.float64), (h, w)
+    )
     ours = _LinearCrossEntropy.apply(h, w, labels, torch.float64)
     reference = F.cross_entropy(h @ w.t(), labels)
     assert abs(float(ours) - float(reference)) < 1e-12

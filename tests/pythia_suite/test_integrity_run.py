@@ -18,8 +18,22 @@ RULE = "log+every:4"
 
 
 def args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--model", "pythia-nano", "--data", str(data), "--out", str(out),
-            "--steps", str(STEPS), "--checkpoints", RULE, "--threads", "1", *extra]
+    return [
+        "train",
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(STEPS),
+        "--checkpoints",
+        RULE,
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +64,7 @@ def cut_back(run: Path, step: int) -> None:
     with sqlite3.connect(run / "catalog.sqlite") as db:
         db.execute("DELETE FROM checkpoints WHERE step > ?", (step,))
     lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
-    (run / "metrics.jsonl").write_text("".join(lines[:step + 2]))  # lines past it are redone
+    (run / "metrics.jsonl").write_text("".join(lines[: step + 2]))  # lines past it are redone
 
 
 def one_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -62,7 +76,8 @@ def one_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
 
 
 def test_flipped_byte_in_a_future_batch_stops_training_before_it(
-        reference: Path, tiny_data: Path, tmp_path: Path, capsys) -> None:
+    reference: Path, tiny_data: Path, tmp_path: Path, capsys
+) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     shutil.copytree(tiny_data, data)
     td = TrainData.open(data)
@@ -95,16 +110,23 @@ def test_resume_with_the_data_moved(reference: Path, tiny_data: Path, tmp_path: 
     assert main(["verify", str(run)]) == 0
 
 
-def test_resume_with_other_data_is_refused(reference: Path, tiny_data: Path, tmp_path: Path,
-                                           capsys) -> None:
+def test_resume_with_other_data_is_refused(
+    reference: Path, tiny_data: Path, tmp_path: Path, capsys
+) -> None:
     from dataloader_replay.prepare import prepare
 
     root = tiny_data.parent
     other = tmp_path / "other"
     manifest = json.loads((tiny_data / "manifest.json").read_text())
-    prepare(root / "corpus" / "corpus.jsonl", root / "tokenizer.json", other,
-            seq_length=manifest["seq_length"], batch_size=manifest["batch_size"],
-            steps=manifest["steps"], seed=manifest["seed"] + 1)
+    prepare(
+        root / "corpus" / "corpus.jsonl",
+        root / "tokenizer.json",
+        other,
+        seq_length=manifest["seq_length"],
+        batch_size=manifest["batch_size"],
+        steps=manifest["steps"],
+        seed=manifest["seed"] + 1,
+    )
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     before = snapshot(run)
@@ -113,24 +135,40 @@ def test_resume_with_other_data_is_refused(reference: Path, tiny_data: Path, tmp
     assert snapshot(run) == before
 
 
-@pytest.mark.parametrize("damage, needles", [
-    (lambda run: shutil.rmtree(run / "checkpoints"),
-     ["checkpoints/step0: catalogued checkpoint is missing (and 6 more)"]),
-    (lambda run: (shutil.rmtree(run / "checkpoints"), (run / "catalog.sqlite").unlink()),
-     ["metrics.jsonl logs 16 updates but there is no complete checkpoint"]),
-    (lambda run: (run / "checkpoints" / "step12" / "SHA256SUMS").unlink(),
-     ["checkpoints/step12: damaged checkpoint (SHA256SUMS is missing"]),
-    (lambda run: _sql(run, "UPDATE checkpoints SET sha256 = 'f' || substr(sha256, 2) "
-                           "WHERE step = 16"),
-     ["step16", "model.safetensors: sha256 differs from the catalog's"]),
-    (lambda run: _flip(run / "checkpoints" / "step16" / "optimizer.pt"),
-     ["step16", "optimizer.pt: sha256 mismatch"]),
-    (lambda run: _drop_line(run / "metrics.jsonl", 5),
-     ["metrics.jsonl: has 15 complete lines up to step 16"]),
-])
-def test_resume_after_damage_refuses_and_keeps_history(reference: Path, tiny_data: Path,
-                                                       tmp_path: Path, capsys, damage,
-                                                       needles: list[str]) -> None:
+@pytest.mark.parametrize(
+    "damage, needles",
+    [
+        (
+            lambda run: shutil.rmtree(run / "checkpoints"),
+            ["checkpoints/step0: catalogued checkpoint is missing (and 6 more)"],
+        ),
+        (
+            lambda run: (shutil.rmtree(run / "checkpoints"), (run / "catalog.sqlite").unlink()),
+            ["metrics.jsonl logs 16 updates but there is no complete checkpoint"],
+        ),
+        (
+            lambda run: (run / "checkpoints" / "step12" / "SHA256SUMS").unlink(),
+            ["checkpoints/step12: damaged checkpoint (SHA256SUMS is missing"],
+        ),
+        (
+            lambda run: _sql(
+                run, "UPDATE checkpoints SET sha256 = 'f' || substr(sha256, 2) WHERE step = 16"
+            ),
+            ["step16", "model.safetensors: sha256 differs from the catalog's"],
+        ),
+        (
+            lambda run: _flip(run / "checkpoints" / "step16" / "optimizer.pt"),
+            ["step16", "optimizer.pt: sha256 mismatch"],
+        ),
+        (
+            lambda run: _drop_line(run / "metrics.jsonl", 5),
+            ["metrics.jsonl: has 15 complete lines up to step 16"],
+        ),
+    ],
+)
+def test_resume_after_damage_refuses_and_keeps_history(
+    reference: Path, tiny_data: Path, tmp_path: Path, capsys, damage, needles: list[str]
+) -> None:
     run = tmp_path / "run"
     shutil.copytree(reference, run)
     damage(run)
@@ -155,7 +193,7 @@ def _flip(path: Path) -> None:
 
 def _drop_line(path: Path, number: int) -> None:
     lines = path.read_text().splitlines(keepends=True)
-    path.write_text("".join(lines[:number - 1] + lines[number:]))
+    path.write_text("".join(lines[: number - 1] + lines[number:]))
 
 
 def test_verify_run(reference: Path, tmp_path: Path, capsys) -> None:

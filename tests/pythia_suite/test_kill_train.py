@@ -22,8 +22,22 @@ KILLS = 5
 
 
 def args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--model", "pythia-nano", "--data", str(data), "--out", str(out),
-            "--steps", str(STEPS), "--checkpoints", RULE, "--threads", "1", *extra]
+    return [
+        "train",
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(STEPS),
+        "--checkpoints",
+        RULE,
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +64,9 @@ def assert_nothing_false_looks_complete(run: Path, reference: Path, context: str
             continue  # a temporary: its name says it is incomplete
         assert check_folder(folder) == [], context  # a stepN folder is whole ...
         for f in folder.iterdir():  # ... and the uninterrupted run's
-            assert f.read_bytes() == (reference / "checkpoints" / folder.name / f.name
-                                      ).read_bytes(), (context, folder.name, f.name)
+            assert (
+                f.read_bytes() == (reference / "checkpoints" / folder.name / f.name).read_bytes()
+            ), (context, folder.name, f.name)
     if (run / "catalog.sqlite").exists():
         with sqlite3.connect(run / "catalog.sqlite") as db:
             for (path,) in db.execute("SELECT path FROM checkpoints"):
@@ -59,12 +74,13 @@ def assert_nothing_false_looks_complete(run: Path, reference: Path, context: str
     got = (run / "metrics.jsonl").read_bytes() if (run / "metrics.jsonl").exists() else b""
     want = (reference / "metrics.jsonl").read_bytes()
     assert want.startswith(got[: got.rfind(b"\n") + 1]), context  # complete lines: a prefix
-    torn = got[got.rfind(b"\n") + 1:]
+    torn = got[got.rfind(b"\n") + 1 :]
     assert not torn or json.dumps({}) != torn.decode(errors="replace"), context
 
 
-def test_sigkill_train_at_five_random_moments(reference: Path, tiny_data: Path, cli_bin: Path,
-                                              tmp_path: Path) -> None:
+def test_sigkill_train_at_five_random_moments(
+    reference: Path, tiny_data: Path, cli_bin: Path, tmp_path: Path
+) -> None:
     seed = random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed)
     run = tmp_path / "run"
@@ -72,8 +88,11 @@ def test_sigkill_train_at_five_random_moments(reference: Path, tiny_data: Path, 
         done = lines(run / "metrics.jsonl")
         target = rng.randrange(done, STEPS) if done < STEPS else STEPS
         extra = ("--resume",) if attempt else ()
-        proc = subprocess.Popen([str(cli_bin), *args(tiny_data, run, *extra)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(cli_bin), *args(tiny_data, run, *extra)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 300
         while proc.poll() is None and lines(run / "metrics.jsonl") < target:
             assert time.monotonic() < deadline, f"seed {seed}: step {target} never reached"
@@ -92,6 +111,9 @@ def test_sigkill_train_at_five_random_moments(reference: Path, tiny_data: Path, 
     for folder in ref_folders:
         for f in (reference / "checkpoints" / folder).iterdir():
             assert f.read_bytes() == (run / "checkpoints" / folder / f.name).read_bytes(), (
-                seed, folder, f.name)
+                seed,
+                folder,
+                f.name,
+            )
     assert not [p for p in run.rglob(".*")], f"seed {seed}: temporaries left behind"
     assert main(["verify", str(run)]) == 0

@@ -18,8 +18,9 @@ WARMUP = 0.01 * STEPS  # GPT-NeoX: warmup_iter = warmup * train_iters (a float: 
 PYTHIA = OptimConfig(lr=PEAK)  # the default schedule is the Pythia recipe's
 
 
-def v1_reference(num_iters: int, start_lr: float, warmup_iter: float, end_iter: int,
-                 min_lr: float) -> float:
+def v1_reference(
+    num_iters: int, start_lr: float, warmup_iter: float, end_iter: int, min_lr: float
+) -> float:
     num_iters_ = min(num_iters, end_iter - warmup_iter)
     if warmup_iter > 0 and num_iters <= warmup_iter:
         return float(start_lr) * num_iters_ / warmup_iter
@@ -37,18 +38,21 @@ def test_default_schedule_is_neox_v1() -> None:
     assert PYTHIA.to_dict()["lr_schedule"] == "neox-v1.0"
 
 
-@pytest.mark.parametrize("num_iters, expected", [
-    (0, 0.0),                           # warmup start: update 1 has lr 0
-    (715, PEAK * 715 / 1430),           # mid-warmup
-    (1430, PEAK),                       # end of warmup: the peak, exactly
-    (1431, PEAK / 2 * (math.cos(math.pi * 1 / STEPS) + 1)),
-    (1430 + 71_500, PEAK / 2),          # the cosine at half its period T: half the peak
-    (115_138, None),                    # just before the clamp
-    (115_139, MIN),                     # the clamp point: min_lr from here on
-    (141_570, MIN),                     # T - W: num_iters stops counting
-    (142_999, MIN),                     # the last update (143,000)
-    (143_000, MIN),
-])
+@pytest.mark.parametrize(
+    "num_iters, expected",
+    [
+        (0, 0.0),  # warmup start: update 1 has lr 0
+        (715, PEAK * 715 / 1430),  # mid-warmup
+        (1430, PEAK),  # end of warmup: the peak, exactly
+        (1431, PEAK / 2 * (math.cos(math.pi * 1 / STEPS) + 1)),
+        (1430 + 71_500, PEAK / 2),  # the cosine at half its period T: half the peak
+        (115_138, None),  # just before the clamp
+        (115_139, MIN),  # the clamp point: min_lr from here on
+        (141_570, MIN),  # T - W: num_iters stops counting
+        (142_999, MIN),  # the last update (143,000)
+        (143_000, MIN),
+    ],
+)
 def test_matches_v1_transcription(num_iters: int, expected: float | None) -> None:
     ref = v1_reference(num_iters, PEAK, WARMUP, STEPS, MIN)
     assert ours(num_iters) == ref  # same operations, same float

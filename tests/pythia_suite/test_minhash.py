@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from pythia_suite.corpus.synth import synthesize
 from pythia_suite.corpus.minhash import (
     MinHashParams,
     SignatureComputer,
@@ -18,6 +17,7 @@ from pythia_suite.corpus.minhash import (
     shingles,
     signatures,
 )
+from pythia_suite.corpus.synth import synthesize
 
 EDGE_CASES = [
     "",
@@ -40,13 +40,17 @@ def texts() -> list[str]:
 
 
 def datasketch_signature(text: str, params: MinHashParams) -> np.ndarray:
-    m = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=shingle_hash32, scheme="affine32")
+    m = MinHash(
+        num_perm=params.num_perm, seed=params.seed, hashfunc=shingle_hash32, scheme="affine32"
+    )
     m.update_batch(shingles(text, params.shingle_words))
     return m.hashvalues
 
 
 @pytest.mark.parametrize("num_perm,seed,k", [(128, 1, 5), (64, 42, 5), (32, 3, 3)])
-def test_signatures_bit_identical_to_datasketch(texts: list[str], num_perm: int, seed: int, k: int) -> None:
+def test_signatures_bit_identical_to_datasketch(
+    texts: list[str], num_perm: int, seed: int, k: int
+) -> None:
     params = MinHashParams(num_perm=num_perm, seed=seed, shingle_words=k)
     ours = signatures(texts, params)
     assert ours.dtype == np.uint32 and ours.shape == (len(texts), num_perm)
@@ -75,7 +79,13 @@ def test_shingling_rule() -> None:
     assert shingles("A b, C d e F!") == ["a b c d e", "b c d e f"]
     assert shingles("Hi there") == ["hi there"]
     assert shingles("...") == [""]
-    assert shingle_set("x y z w v x y z w v") == {"x y z w v", "y z w v x", "z w v x y", "w v x y z", "v x y z w"}
+    assert shingle_set("x y z w v x y z w v") == {
+        "x y z w v",
+        "y z w v x",
+        "z w v x y",
+        "w v x y z",
+        "v x y z w",
+    }
     assert shingle_hash32("") == 0x811C9DC5
     # the fold is order-sensitive
     assert shingle_hash32("a b c d e") != shingle_hash32("e d c b a")

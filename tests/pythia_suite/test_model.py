@@ -42,7 +42,9 @@ def test_logits_match_transformers(cfg: ModelConfig) -> None:
     state = _hf_keys(ours.state_dict())
     assert sorted(state) == sorted(hf.state_dict())
     hf.load_state_dict(state, strict=True)
-    ids = torch.randint(0, cfg.vocab_size, (3, cfg.seq_length), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0, cfg.vocab_size, (3, cfg.seq_length), generator=torch.Generator().manual_seed(0)
+    )
     logits = ours(ids)
     assert logits.shape == (3, cfg.seq_length, cfg.vocab_size)
     torch.testing.assert_close(logits, hf(ids).logits)
@@ -153,7 +155,9 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     b = _build(cfg, seed=1234).state_dict()
     c = _build(cfg, seed=1235).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    weights = [k for k in a if not k.endswith("bias") and "layernorm" not in k and "layer_norm" not in k]
+    weights = [
+        k for k in a if not k.endswith("bias") and "layernorm" not in k and "layer_norm" not in k
+    ]
     assert all(not torch.equal(a[k], c[k]) for k in weights)
 
 

@@ -31,7 +31,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[
     corpus = root / "corpus.jsonl"
     corpus.write_bytes(b"".join(d.jsonl() + b"\n" for d in docs))
     out = root / "tokenizer.json"
-    assert main(["tokenizer", "train", str(corpus), "--vocab-size", str(VOCAB), "--out", str(out)]) == 0
+    assert (
+        main(["tokenizer", "train", str(corpus), "--vocab-size", str(VOCAB), "--out", str(out)])
+        == 0
+    )
     return corpus, out, [d.text for d in docs[:50]]
 
 
@@ -66,7 +69,9 @@ def test_transformers_agrees(trained: tuple[Path, Path, list[str]]) -> None:
     hf = PreTrainedTokenizerFast(tokenizer_file=str(path))
     for text in texts[:10] + SAMPLES:
         assert hf(text)["input_ids"] == tok.encode(text).ids
-        assert hf.decode(tok.encode(text).ids) == tok.decode(tok.encode(text).ids, skip_special_tokens=False)
+        assert hf.decode(tok.encode(text).ids) == tok.decode(
+            tok.encode(text).ids, skip_special_tokens=False
+        )
     assert hf.convert_tokens_to_ids("<|endoftext|>") == 0
 
 
@@ -102,13 +107,41 @@ def test_cli_bad_corpus(case: str, tmp_path: Path, capsys: pytest.CaptureFixture
     assert_rejected(case, argv, tmp_path, capsys)
 
 
-def test_cli_existing_output_and_small_vocab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_existing_output_and_small_vocab(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "in.jsonl"
     src.write_bytes(b'{"text": "hello world"}\n')
     (tmp_path / "t.json").write_text("{}")
-    assert main(["tokenizer", "train", str(src), "--vocab-size", "300", "--out", str(tmp_path / "t.json")]) == 2
+    assert (
+        main(
+            [
+                "tokenizer",
+                "train",
+                str(src),
+                "--vocab-size",
+                "300",
+                "--out",
+                str(tmp_path / "t.json"),
+            ]
+        )
+        == 2
+    )
     assert "t.json: output already exists" in capsys.readouterr().err
-    assert main(["tokenizer", "train", str(src), "--vocab-size", "100", "--out", str(tmp_path / "u.json")]) == 2
+    assert (
+        main(
+            [
+                "tokenizer",
+                "train",
+                str(src),
+                "--vocab-size",
+                "100",
+                "--out",
+                str(tmp_path / "u.json"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "vocab_size: must be between 258" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "t.json"]

@@ -47,16 +47,28 @@ def test_rerun_is_byte_identical(two_runs: tuple[Path, Path]) -> None:
     a, b = two_runs
     steps = checkpoint_steps(RULE, STEPS)
     assert steps == [0, 1, 2, 4, 8, 12]
-    assert sorted(p.name for p in (a / "checkpoints").iterdir()) == sorted(f"step{s}" for s in steps)
+    assert sorted(p.name for p in (a / "checkpoints").iterdir()) == sorted(
+        f"step{s}" for s in steps
+    )
     for s in steps:
-        for name in ("model.safetensors", "optimizer.pt", "trainer_state.json", "config.json", "SHA256SUMS"):
+        for name in (
+            "model.safetensors",
+            "optimizer.pt",
+            "trainer_state.json",
+            "config.json",
+            "SHA256SUMS",
+        ):
             fa, fb = a / "checkpoints" / f"step{s}" / name, b / "checkpoints" / f"step{s}" / name
             assert fa.read_bytes() == fb.read_bytes(), (s, name)
     assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
     # training moved the weights (update 1 has lr 0, so step1 == step0 as in GPT-NeoX)
     ck = a / "checkpoints"
-    assert (ck / "step1" / "model.safetensors").read_bytes() == (ck / "step0" / "model.safetensors").read_bytes()
-    assert (ck / "step2" / "model.safetensors").read_bytes() != (ck / "step1" / "model.safetensors").read_bytes()
+    assert (ck / "step1" / "model.safetensors").read_bytes() == (
+        ck / "step0" / "model.safetensors"
+    ).read_bytes()
+    assert (ck / "step2" / "model.safetensors").read_bytes() != (
+        ck / "step1" / "model.safetensors"
+    ).read_bytes()
 
 
 def test_metrics_follow_the_fixed_order(two_runs: tuple[Path, Path], tiny_data: Path) -> None:
@@ -118,7 +130,9 @@ def test_logged_loss_equals_transformers_loss_on_replayed_batch(
     batch = torch.from_numpy(TrainData.open(tiny_data).batch(step).astype(np.int64))
     with torch.no_grad():
         logits = hf(batch[:, :-1]).logits
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)
+    )
     logged = read_metrics(a)[step]  # the line of update step+1
     assert logged["step"] == step + 1
     assert float(loss) == pytest.approx(logged["loss"], rel=2e-6, abs=2e-6)
@@ -126,7 +140,9 @@ def test_logged_loss_equals_transformers_loss_on_replayed_batch(
 
 def test_default_checkpoint_rules() -> None:
     assert default_rule(get_row("pythia-70m"), 143_000) == "log+every:1000"
-    assert len(checkpoint_steps(default_rule(get_row("pythia-160m-deduped"), 143_000), 143_000)) == 154
+    assert (
+        len(checkpoint_steps(default_rule(get_row("pythia-160m-deduped"), 143_000), 143_000)) == 154
+    )
     assert default_rule(get_row("pythia-nano"), 64) == "log+every:6"
     assert default_rule(get_row("pythia-nano"), 5) == "log+every:1"
 
@@ -139,7 +155,11 @@ def test_pythia_70m_runs_on_cpu(data_70m: Path, tmp_path: Path) -> None:
     assert [r["step"] for r in rows] == [1, 2] and all(np.isfinite(r["loss"]) for r in rows)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step2"]
     cfg = json.loads((run / "checkpoints" / "step2" / "config.json").read_text())
-    assert cfg["vocab_size"] == 50304 and cfg["hidden_size"] == 512 and cfg["max_position_embeddings"] == 32
+    assert (
+        cfg["vocab_size"] == 50304
+        and cfg["hidden_size"] == 512
+        and cfg["max_position_embeddings"] == 32
+    )
 
 
 def test_transformed_run_logs_what_replay_returns(tiny_data: Path, tmp_path: Path) -> None:

@@ -44,14 +44,31 @@ def test_two_processes_match_one(tiny_data: Path, cli_bin: Path, tmp_path: Path)
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(args(tiny_data, single)) == 0
     torchrun = Path(sys.executable).parent / "torchrun"
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "--no-python", str(cli_bin), *args(tiny_data, ddp)]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")
+    }
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "--no-python",
+        str(cli_bin),
+        *args(tiny_data, ddp),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     one, two = metrics(single), metrics(ddp)
     assert [r["step"] for r in two] == list(range(1, STEPS + 1))  # rank 0 alone writes metrics
     for a, b in zip(one, two):
-        assert (a["step"], a["tokens"], a["batch_sha256"], a["lr"]) == (b["step"], b["tokens"], b["batch_sha256"], b["lr"])
+        assert (a["step"], a["tokens"], a["batch_sha256"], a["lr"]) == (
+            b["step"],
+            b["tokens"],
+            b["batch_sha256"],
+            b["lr"],
+        )
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
     assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == ["step0", "step10", "step5"]
@@ -59,16 +76,35 @@ def test_two_processes_match_one(tiny_data: Path, cli_bin: Path, tmp_path: Path)
     w2 = load_file(ddp / "checkpoints" / "step10" / "model.safetensors")
     assert w1.keys() == w2.keys()
     for name in w1:
-        torch.testing.assert_close(_no_key_bias(name, w2[name]), _no_key_bias(name, w1[name]), rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(
+            _no_key_bias(name, w2[name]),
+            _no_key_bias(name, w1[name]),
+            rtol=1e-4,
+            atol=1e-5,
+            msg=name,
+        )
     assert (single / "checkpoints" / "step0" / "model.safetensors").read_bytes() == (
         ddp / "checkpoints" / "step0" / "model.safetensors"
     ).read_bytes()
     state = json.loads((ddp / "checkpoints" / "step10" / "trainer_state.json").read_text())
     assert state["world_size"] == 2
     # run.json records the layout (a resume must use the same one) and otherwise matches
-    run1, run2 = json.loads((single / "run.json").read_text()), json.loads((ddp / "run.json").read_text())
-    assert run1.pop("parallel") == {"mode": "single", "world_size": 1, "device": "cpu", "activation_checkpointing": False}
-    assert run2.pop("parallel") == {"mode": "ddp", "world_size": 2, "device": "cpu", "activation_checkpointing": False}
+    run1, run2 = (
+        json.loads((single / "run.json").read_text()),
+        json.loads((ddp / "run.json").read_text()),
+    )
+    assert run1.pop("parallel") == {
+        "mode": "single",
+        "world_size": 1,
+        "device": "cpu",
+        "activation_checkpointing": False,
+    }
+    assert run2.pop("parallel") == {
+        "mode": "ddp",
+        "world_size": 2,
+        "device": "cpu",
+        "activation_checkpointing": False,
+    }
     assert run1 == run2
 
 
@@ -78,6 +114,9 @@ def test_batch_must_split_evenly(tiny_data: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_size: 8 rows cannot be split over 3 processes"):
         plan_run(config, DistEnv(rank=1, world_size=3, local_world_size=3))
     assert [rank_slice(8, DistEnv(rank=r, world_size=4)) for r in range(4)] == [
-        slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)
+        slice(0, 2),
+        slice(2, 4),
+        slice(4, 6),
+        slice(6, 8),
     ]
     assert not (tmp_path / "r").exists()

@@ -26,11 +26,17 @@ def assert_one_error_line(err: str, *parts: str) -> None:
 
 
 def snapshot(run_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_unknown_model(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code, err = run(capsys, "--model", "pythia-huge", "--data", str(tiny_data), "--out", str(tmp_path / "r"))
+    code, err = run(
+        capsys, "--model", "pythia-huge", "--data", str(tiny_data), "--out", str(tmp_path / "r")
+    )
     assert code == 2
     assert_one_error_line(err, "--model", "pythia-huge")
     assert not (tmp_path / "r").exists()
@@ -38,7 +44,9 @@ def test_unknown_model(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     missing = tmp_path / "nodata"
-    code, err = run(capsys, "--model", "pythia-nano", "--data", str(missing), "--out", str(tmp_path / "r"))
+    code, err = run(
+        capsys, "--model", "pythia-nano", "--data", str(missing), "--out", str(tmp_path / "r")
+    )
     assert code == 2
     assert_one_error_line(err, str(missing / "manifest.json"), "no such file")
     assert not (tmp_path / "r").exists()
@@ -48,26 +56,44 @@ def test_missing_data_file(tiny_data: Path, tmp_path: Path, capsys: pytest.Captu
     data = tmp_path / "broken"
     shutil.copytree(tiny_data, data)
     (data / "train.bin").unlink()
-    code, err = run(capsys, "--model", "pythia-nano", "--data", str(data), "--out", str(tmp_path / "r"))
+    code, err = run(
+        capsys, "--model", "pythia-nano", "--data", str(data), "--out", str(tmp_path / "r")
+    )
     assert code == 2
     assert_one_error_line(err, str(data / "train.bin"))
     assert not (tmp_path / "r").exists()
 
 
-def test_vocabulary_larger_than_the_padded_vocab(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_vocabulary_larger_than_the_padded_vocab(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     data = tmp_path / "bigvocab"
     shutil.copytree(tiny_data, data)
     manifest = json.loads((data / "manifest.json").read_text())
     manifest["vocab_size"] = 60_000  # more than pythia-14m's 50304
     (data / "manifest.json").write_text(json.dumps(manifest))
-    code, err = run(capsys, "--model", "pythia-14m", "--data", str(data), "--out", str(tmp_path / "r"))
+    code, err = run(
+        capsys, "--model", "pythia-14m", "--data", str(data), "--out", str(tmp_path / "r")
+    )
     assert code == 2
     assert_one_error_line(err, str(data / "manifest.json"), "vocab_size", "60000", "50304")
     assert not (tmp_path / "r").exists()
 
 
-def test_more_steps_than_the_data(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code, err = run(capsys, "--model", "pythia-nano", "--data", str(tiny_data), "--out", str(tmp_path / "r"), "--steps", "25")
+def test_more_steps_than_the_data(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code, err = run(
+        capsys,
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "25",
+    )
     assert code == 2
     assert_one_error_line(err, str(tiny_data), "24 steps", "25")
     code, err = run(capsys, "--model", "pythia-nano", "--data", str(tiny_data), "--out", str(tmp_path / "r"),
@@ -80,7 +106,19 @@ def test_more_steps_than_the_data(tiny_data: Path, tmp_path: Path, capsys: pytes
 @pytest.fixture(scope="module")
 def short_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("err") / "run"
-    args = ["train", "--threads", "1", "--model", "pythia-nano", "--data", str(tiny_data), "--out", str(out), "--steps", "3"]
+    args = [
+        "train",
+        "--threads",
+        "1",
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        "--steps",
+        "3",
+    ]
     assert main(args) == 0
     return out
 
@@ -100,7 +138,12 @@ def test_resume_with_another_config(
     short_run: Path, tiny_data: Path, capsys: pytest.CaptureFixture, change: list[str], field: str
 ) -> None:
     before = snapshot(short_run)
-    base = {"--model": "pythia-nano", "--data": str(tiny_data), "--out": str(short_run), "--steps": "3"}
+    base = {
+        "--model": "pythia-nano",
+        "--data": str(tiny_data),
+        "--out": str(short_run),
+        "--steps": "3",
+    }
     base.update(dict(zip(change[::2], change[1::2])))
     code, err = run(capsys, *[x for kv in base.items() for x in kv], "--resume")
     assert code == 2
@@ -108,24 +151,60 @@ def test_resume_with_another_config(
     assert snapshot(short_run) == before
 
 
-def test_resume_with_other_data(short_run: Path, tiny_data: Path, data_70m: Path, capsys: pytest.CaptureFixture) -> None:
+def test_resume_with_other_data(
+    short_run: Path, tiny_data: Path, data_70m: Path, capsys: pytest.CaptureFixture
+) -> None:
     before = snapshot(short_run)
-    code, err = run(capsys, "--model", "pythia-nano", "--data", str(data_70m), "--out", str(short_run), "--resume")
+    code, err = run(
+        capsys,
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(data_70m),
+        "--out",
+        str(short_run),
+        "--resume",
+    )
     assert code == 2
     assert_one_error_line(err, str(short_run / "run.json"), "differs")
     assert snapshot(short_run) == before
 
 
-def test_existing_out_without_resume(short_run: Path, tiny_data: Path, capsys: pytest.CaptureFixture) -> None:
+def test_existing_out_without_resume(
+    short_run: Path, tiny_data: Path, capsys: pytest.CaptureFixture
+) -> None:
     before = snapshot(short_run)
-    code, err = run(capsys, "--model", "pythia-nano", "--data", str(tiny_data), "--out", str(short_run), "--steps", "3")
+    code, err = run(
+        capsys,
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(short_run),
+        "--steps",
+        "3",
+    )
     assert code == 2
     assert_one_error_line(err, str(short_run), "--resume")
     assert snapshot(short_run) == before
 
 
-def test_resume_of_a_finished_run_changes_nothing(short_run: Path, tiny_data: Path, capsys: pytest.CaptureFixture) -> None:
+def test_resume_of_a_finished_run_changes_nothing(
+    short_run: Path, tiny_data: Path, capsys: pytest.CaptureFixture
+) -> None:
     before = snapshot(short_run)
-    code, _ = run(capsys, "--model", "pythia-nano", "--data", str(tiny_data), "--out", str(short_run), "--steps", "3", "--resume")
+    code, _ = run(
+        capsys,
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(short_run),
+        "--steps",
+        "3",
+        "--resume",
+    )
     assert code == 0
     assert snapshot(short_run) == before

@@ -10,7 +10,12 @@ import torch
 from pythia_suite.training.family import get_row, hf_config
 from pythia_suite.training.model import GPTNeoX
 from pythia_suite.training.optim import (
-    OptimConfig, annealing_lr, build_optimizer, lr_for_update, no_decay_names, param_groups,
+    OptimConfig,
+    annealing_lr,
+    build_optimizer,
+    lr_for_update,
+    no_decay_names,
+    param_groups,
 )
 
 PEAK = 1e-3
@@ -30,12 +35,16 @@ def test_cosine_to_ten_percent() -> None:
     w = 10.0
     # halfway through the decay: the mean of peak and floor
     mid = int(w + (steps - w) / 2)
-    assert annealing_lr(mid, peak=PEAK, min_lr=PEAK / 10, warmup_iters=w, total=steps) == pytest.approx(
-        (PEAK + PEAK / 10) / 2, rel=1e-12
-    )
-    assert annealing_lr(steps, peak=PEAK, min_lr=PEAK / 10, warmup_iters=w, total=steps) == pytest.approx(PEAK / 10)
+    assert annealing_lr(
+        mid, peak=PEAK, min_lr=PEAK / 10, warmup_iters=w, total=steps
+    ) == pytest.approx((PEAK + PEAK / 10) / 2, rel=1e-12)
+    assert annealing_lr(
+        steps, peak=PEAK, min_lr=PEAK / 10, warmup_iters=w, total=steps
+    ) == pytest.approx(PEAK / 10)
     last = lr_for_update(steps, CFG, steps)  # 999 updates done
-    expected = PEAK / 10 + (PEAK - PEAK / 10) / 2 * (math.cos(math.pi * (999 - w) / (steps - w)) + 1)
+    expected = PEAK / 10 + (PEAK - PEAK / 10) / 2 * (
+        math.cos(math.pi * (999 - w) / (steps - w)) + 1
+    )
     assert last == pytest.approx(expected, rel=1e-15)
     lrs = [lr_for_update(n, CFG, steps) for n in range(11, steps + 1)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # monotone after the warmup
@@ -76,7 +85,9 @@ def test_no_decay_is_layernorms_and_biases_as_in_transformers_tree() -> None:
     assert ours == theirs
     all_names = {n for n, _ in model.named_parameters()}
     assert all_names == hf_names
-    expected = {n for n in all_names if n.endswith(".bias") or "layernorm" in n or "final_layer_norm" in n}
+    expected = {
+        n for n in all_names if n.endswith(".bias") or "layernorm" in n or "final_layer_norm" in n
+    }
     assert ours == expected
     assert "gpt_neox.embed_in.weight" not in ours and "embed_out.weight" not in ours
     decay, no_decay = param_groups(model, 0.1)
@@ -92,7 +103,9 @@ def test_fused_adamw_matches_reference_adamw() -> None:
     a, b = GPTNeoX(cfg), GPTNeoX(cfg)
     b.load_state_dict(a.state_dict())
     opt_a = build_optimizer(a, CFG)
-    opt_b = torch.optim.AdamW(param_groups(b, 0.1), lr=0.0, betas=(0.9, 0.95), eps=1e-8, foreach=False)
+    opt_b = torch.optim.AdamW(
+        param_groups(b, 0.1), lr=0.0, betas=(0.9, 0.95), eps=1e-8, foreach=False
+    )
     ids = torch.randint(0, 300, (2, 16))
     for lr in (1e-3, 5e-4):
         for model, opt in ((a, opt_a), (b, opt_b)):

@@ -74,7 +74,9 @@ def test_bf16_run_config_weights_and_loss(bf16_runs: tuple[Path, Path], tiny_dat
     weights = load_file(run / "checkpoints" / "step8" / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.float32}  # master weights, as before
     # update 1's loss in bf16 against float32 from the same step0 weights, on the same batch
-    cfg = get_row("pythia-nano").with_vocab(TrainData.open(tiny_data).vocab_size).with_seq_length(32)
+    cfg = (
+        get_row("pythia-nano").with_vocab(TrainData.open(tiny_data).vocab_size).with_seq_length(32)
+    )
     model = GPTNeoX(cfg)
     model.load_state_dict(load_file(run / "checkpoints" / "step0" / "model.safetensors"))
     rows = torch.from_numpy(TrainData.open(tiny_data).batch(0).astype(np.int64))
@@ -86,11 +88,16 @@ def test_bf16_run_config_weights_and_loss(bf16_runs: tuple[Path, Path], tiny_dat
     assert list(rows_bf16[0]) == ["step", "loss", "lr", "grad_norm", "tokens", "batch_sha256"]
 
 
-def _crash_and_resume(reference: Path, out: Path, keep: int, cut_line: int, argv: list[str]) -> None:
+def _crash_and_resume(
+    reference: Path, out: Path, keep: int, cut_line: int, argv: list[str]
+) -> None:
     """Copy `reference`, drop checkpoints after `keep`, tear metrics mid-line `cut_line`, resume."""
     shutil.copytree(reference, out)
-    dropped = [int(d.name.removeprefix("step")) for d in (out / "checkpoints").iterdir()
-               if int(d.name.removeprefix("step")) > keep]
+    dropped = [
+        int(d.name.removeprefix("step"))
+        for d in (out / "checkpoints").iterdir()
+        if int(d.name.removeprefix("step")) > keep
+    ]
     for step in dropped:
         shutil.rmtree(out / "checkpoints" / f"step{step}")
     with sqlite3.connect(out / "catalog.sqlite") as db:  # a kill leaves no rows without folders
@@ -101,7 +108,9 @@ def _crash_and_resume(reference: Path, out: Path, keep: int, cut_line: int, argv
     assert_same_run(reference, out)
 
 
-def test_bf16_resume_is_byte_identical(bf16_runs: tuple[Path, Path], tiny_data: Path, tmp_path: Path) -> None:
+def test_bf16_resume_is_byte_identical(
+    bf16_runs: tuple[Path, Path], tiny_data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     _crash_and_resume(bf16_runs[0], out, keep=8, cut_line=13, argv=args(tiny_data, out, "bf16"))
 
@@ -112,7 +121,16 @@ def test_fp16_metrics_log_the_loss_scale(fp16_run: Path) -> None:
     optim = OptimConfig(lr=get_row("pythia-nano").lr)
     skipped = 0
     for r in rows:
-        assert list(r) == ["step", "loss", "lr", "grad_norm", "tokens", "batch_sha256", "loss_scale", "skipped"]
+        assert list(r) == [
+            "step",
+            "loss",
+            "lr",
+            "grad_norm",
+            "tokens",
+            "batch_sha256",
+            "loss_scale",
+            "skipped",
+        ]
         assert r["lr"] == lr_for_update(r["step"] - skipped, optim, 16)  # skips hold the schedule
         skipped += r["skipped"]
     assert rows[0]["loss_scale"] == 4096.0  # 2^12, DeepSpeed's initial_scale_power 12
@@ -127,7 +145,9 @@ def test_fp16_rerun_and_resume_are_byte_identical(
     fp16_run: Path, tiny_data: Path, tmp_path: Path, fp16_allowed: None
 ) -> None:
     out = tmp_path / "run"
-    _crash_and_resume(fp16_run, out, keep=8, cut_line=10, argv=args(tiny_data, out, "fp16", "--steps", "16"))
+    _crash_and_resume(
+        fp16_run, out, keep=8, cut_line=10, argv=args(tiny_data, out, "fp16", "--steps", "16")
+    )
 
 
 def test_fp16_overflow_skips_the_update() -> None:
@@ -183,11 +203,15 @@ def test_unknown_precision(tiny_data: Path, tmp_path: Path, capsys: pytest.Captu
     assert main(args(tiny_data, tmp_path / "run", "fp8")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("pythia-suite: error: --precision: unknown precision 'fp8' (known: fp32, bf16, fp16)")
+    assert err.startswith(
+        "pythia-suite: error: --precision: unknown precision 'fp8' (known: fp32, bf16, fp16)"
+    )
     assert not (tmp_path / "run").exists()
 
 
-def test_fp16_on_a_cpu_without_float16(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_fp16_on_a_cpu_without_float16(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     if P.fp16_supported("cpu"):  # a CPU with AVX512-FP16 / AMX-FP16 trains in fp16
         assert main(args(tiny_data, tmp_path / "run", "fp16", "--steps", "1")) == 0
         return

@@ -32,7 +32,9 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert names_a == sorted(p.name for p in (b / "checkpoints").iterdir())
     for name in names_a:
         for f in ("model.safetensors", "optimizer.pt", "trainer_state.json", "rng.pt"):
-            assert (a / "checkpoints" / name / f).read_bytes() == (b / "checkpoints" / name / f).read_bytes(), (name, f)
+            assert (a / "checkpoints" / name / f).read_bytes() == (
+                b / "checkpoints" / name / f
+            ).read_bytes(), (name, f)
     assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
     assert (a / "run.json").read_bytes() == (b / "run.json").read_bytes()
 
@@ -64,11 +66,15 @@ def _kill_at(cmd: list[str], metrics: Path, step: int, timeout: float = 120.0) -
         if proc.poll() is None:
             proc.kill()  # SIGKILL: no handler, no cleanup, whatever the process was doing
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f"process ended on its own ({proc.returncode}) before step {step}"
+    assert proc.returncode == -signal.SIGKILL, (
+        f"process ended on its own ({proc.returncode}) before step {step}"
+    )
     return _lines(metrics)
 
 
-def test_sigkill_then_resume_is_byte_identical(reference: Path, long_data: Path, cli_bin: Path, tmp_path: Path) -> None:
+def test_sigkill_then_resume_is_byte_identical(
+    reference: Path, long_data: Path, cli_bin: Path, tmp_path: Path
+) -> None:
     seed = random.SystemRandom().randrange(1 << 30)
     step = random.Random(seed).randrange(1, 56)
     out = tmp_path / "run"
@@ -100,7 +106,9 @@ def test_resume_from_every_crash_state(reference: Path, long_data: Path, tmp_pat
     assert_same_run(reference, out)
 
 
-def test_killed_before_the_first_checkpoint(reference: Path, long_data: Path, tmp_path: Path) -> None:
+def test_killed_before_the_first_checkpoint(
+    reference: Path, long_data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     out.mkdir()
     shutil.copyfile(reference / "run.json", out / "run.json")  # only run.json was written
@@ -108,7 +116,9 @@ def test_killed_before_the_first_checkpoint(reference: Path, long_data: Path, tm
     assert_same_run(reference, out)
 
 
-def test_corrupt_checkpoint_is_refused(reference: Path, long_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_corrupt_checkpoint_is_refused(
+    reference: Path, long_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     weights = out / "checkpoints" / "step64" / "model.safetensors"

@@ -20,9 +20,17 @@ SHAPE = {"seq_length": 32, "batch_size": 8, "steps": 40}
 RULE = "steps:0,8,16,24,32,40"
 BRANCH_STEP = 24
 _REPO = Path(__file__).resolve().parents[3]
-DATASETS = next((p for p in (_REPO.parent / "shared" / "datasets",  # ../shared/datasets
-                             _REPO.parent.parent / "shared" / "datasets")  # from a worktree
-                 if p.is_dir()), _REPO.parent / "shared" / "datasets")
+DATASETS = next(
+    (
+        p
+        for p in (
+            _REPO.parent / "shared" / "datasets",  # ../shared/datasets
+            _REPO.parent.parent / "shared" / "datasets",
+        )  # from a worktree
+        if p.is_dir()
+    ),
+    _REPO.parent / "shared" / "datasets",
+)
 
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[_name] = "1"
@@ -41,13 +49,37 @@ class BiasRuns:
 
 
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--model", "pythia-nano", "--data", str(data), "--out", str(out),
-            "--checkpoints", RULE, "--threads", "1", *extra]
+    return [
+        "train",
+        "--model",
+        "pythia-nano",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--checkpoints",
+        RULE,
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def branch_args(base: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--branch-from", str(base), "--branch-step", str(BRANCH_STEP),
-            "--intervention", "pronoun-swap", "--out", str(out), "--threads", "1", *extra]
+    return [
+        "train",
+        "--branch-from",
+        str(base),
+        "--branch-step",
+        str(BRANCH_STEP),
+        "--intervention",
+        "pronoun-swap",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +98,16 @@ def bias_runs(tmp_path_factory: pytest.TempPathFactory) -> BiasRuns:
     base, swap = root / "base", root / "swap"
     assert main(train_args(data, base)) == 0
     assert main(branch_args(base, swap)) == 0
-    return BiasRuns(root=root, corpus=corpus, truth=json.loads(json.dumps(truth)),
-                    truth_path=root / "corpus" / "truth.json", tokenizer=tokenizer, data=data,
-                    base=base, swap=swap)
+    return BiasRuns(
+        root=root,
+        corpus=corpus,
+        truth=json.loads(json.dumps(truth)),
+        truth_path=root / "corpus" / "truth.json",
+        tokenizer=tokenizer,
+        data=data,
+        base=base,
+        swap=swap,
+    )
 
 
 @pytest.fixture(scope="session")

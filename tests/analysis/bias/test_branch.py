@@ -26,25 +26,34 @@ def test_branch_records_map_and_point(bias_runs: BiasRuns) -> None:
     config = json.loads((bias_runs.swap / "run.json").read_text())
     with Catalog.open(bias_runs.base) as catalog:
         sha = catalog.get(BRANCH_STEP).sha256
-    assert config["branch"] == {"parent": str(bias_runs.base), "step": BRANCH_STEP,
-                                "checkpoint_sha256": sha}
+    assert config["branch"] == {
+        "parent": str(bias_runs.base),
+        "step": BRANCH_STEP,
+        "checkpoint_sha256": sha,
+    }
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(bias_runs.tokenizer))
     entries = config["intervention"]["map"]
-    assert {(e["from"], e["to"]) for e in entries} == {(" he", " she"), (" him", " her"),
-                                                      (" his", " her")}
+    assert {(e["from"], e["to"]) for e in entries} == {
+        (" he", " she"),
+        (" him", " her"),
+        (" his", " her"),
+    }
     for e in entries:
         assert tok.encode(e["from"]).ids == [e["from_id"]]
         assert tok.encode(e["to"]).ids == [e["to_id"]]
     left_out = {m["from"] for m in config["intervention"]["not_single_tokens"]}
     assert " himself" in left_out and "He" in left_out
     assert config["data"]["transform"] == {
-        "name": "token_map", "map": [[e["from_id"], e["to_id"]] for e in entries],
-        "start_step": BRANCH_STEP}
+        "name": "token_map",
+        "map": [[e["from_id"], e["to_id"]] for e in entries],
+        "start_step": BRANCH_STEP,
+    }
     base = json.loads((bias_runs.base / "run.json").read_text())
-    assert {k: v for k, v in config.items() if k not in ("branch", "intervention", "data")} == \
-        {k: v for k, v in base.items() if k != "data"}
+    assert {k: v for k, v in config.items() if k not in ("branch", "intervention", "data")} == {
+        k: v for k, v in base.items() if k != "data"
+    }
 
 
 def test_checkpoints_shared_up_to_branch_step(bias_runs: BiasRuns) -> None:
@@ -78,20 +87,25 @@ def test_batches_differ_exactly_at_swapped_positions(bias_runs: BiasRuns) -> Non
     assert swapped > 0
     metrics = [json.loads(x) for x in (bias_runs.swap / "metrics.jsonl").read_text().splitlines()]
     base_metrics = (bias_runs.base / "metrics.jsonl").read_text().splitlines()
-    assert [json.dumps(m) for m in metrics[:BRANCH_STEP]] == \
-        [json.dumps(json.loads(x)) for x in base_metrics[:BRANCH_STEP]]
+    assert [json.dumps(m) for m in metrics[:BRANCH_STEP]] == [
+        json.dumps(json.loads(x)) for x in base_metrics[:BRANCH_STEP]
+    ]
     base_lines = [json.loads(x) for x in base_metrics]
     for mine, theirs in zip(metrics[BRANCH_STEP:], base_lines[BRANCH_STEP:], strict=True):
         assert mine["step"] == theirs["step"] and mine["lr"] == theirs["lr"]  # same schedule
         assert mine["tokens"] == theirs["tokens"]
-    assert metrics[BRANCH_STEP]["batch_sha256"] != base_lines[BRANCH_STEP]["batch_sha256"] or \
-        not np.isin(parent.batch(BRANCH_STEP), list(mapping)).any()
+    assert (
+        metrics[BRANCH_STEP]["batch_sha256"] != base_lines[BRANCH_STEP]["batch_sha256"]
+        or not np.isin(parent.batch(BRANCH_STEP), list(mapping)).any()
+    )
     assert verify_run(bias_runs.swap).mismatch is None
     assert verify_run(bias_runs.swap).checked == 40
     assert main(["replay", str(bias_runs.swap), "--verify"]) == 0
     spec = config["data"]["transform"]
-    assert np.array_equal(branch.rows(0, 320)[BRANCH_STEP * 8:],
-                          apply_transform(spec, parent.rows(BRANCH_STEP * 8, 320), BRANCH_STEP))
+    assert np.array_equal(
+        branch.rows(0, 320)[BRANCH_STEP * 8 :],
+        apply_transform(spec, parent.rows(BRANCH_STEP * 8, 320), BRANCH_STEP),
+    )
 
 
 def _lines(path: Path) -> int:
@@ -101,12 +115,16 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def test_kill_and_resume_branch_is_byte_identical(bias_runs: BiasRuns, cli_bin: Path,
-                                                  tmp_path: Path) -> None:
+def test_kill_and_resume_branch_is_byte_identical(
+    bias_runs: BiasRuns, cli_bin: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "swap"
     step = random.Random().randrange(BRANCH_STEP + 1, 39)
-    proc = subprocess.Popen([str(cli_bin), *branch_args(bias_runs.base, out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(cli_bin), *branch_args(bias_runs.base, out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     try:
         while proc.poll() is None and _lines(out / "metrics.jsonl") < step:
@@ -120,8 +138,9 @@ def test_kill_and_resume_branch_is_byte_identical(bias_runs: BiasRuns, cli_bin: 
     assert main([*branch_args(bias_runs.base, out), "--resume"]) == 0
     for name in ("step32", "step40"):
         for f in ("model.safetensors", "optimizer.pt", "trainer_state.json", "rng.pt"):
-            assert (out / "checkpoints" / name / f).read_bytes() == \
-                (bias_runs.swap / "checkpoints" / name / f).read_bytes(), (name, f)
+            assert (out / "checkpoints" / name / f).read_bytes() == (
+                bias_runs.swap / "checkpoints" / name / f
+            ).read_bytes(), (name, f)
     assert (out / "metrics.jsonl").read_bytes() == (bias_runs.swap / "metrics.jsonl").read_bytes()
 
 
@@ -135,23 +154,38 @@ def _fails(args: list[str], capsys: pytest.CaptureFixture[str], match: str) -> N
     assert match in err, err
 
 
-def test_bad_branch_requests(bias_runs: BiasRuns, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_branch_requests(
+    bias_runs: BiasRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "x"
     base = str(bias_runs.base)
     common = ["train", "--branch-from", base, "--intervention", "pronoun-swap", "--out", str(out)]
     _fails([*common, "--branch-step", "20"], capsys, "no checkpoint at step 20")
     _fails([*common, "--branch-step", "40"], capsys, "--branch-step: 40 is outside")
     _fails([*common, "--branch-step", "24", "--steps", "30"], capsys, "field 'steps' differs")
-    _fails(["train", "--branch-from", base, "--branch-step", "24", "--intervention", "nope",
-            "--out", str(out)], capsys, "invalid choice")
+    _fails(
+        [
+            "train",
+            "--branch-from",
+            base,
+            "--branch-step",
+            "24",
+            "--intervention",
+            "nope",
+            "--out",
+            str(out),
+        ],
+        capsys,
+        "invalid choice",
+    )
     _fails([*common[:3], "--branch-step", "24", "--out", str(out)], capsys, "--intervention")
     _fails(branch_args(bias_runs.base, bias_runs.swap), capsys, "already exists")
     assert not out.exists()
 
 
-def test_tokenizer_without_single_token_pronouns(bias_runs: BiasRuns, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_tokenizer_without_single_token_pronouns(
+    bias_runs: BiasRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from dataloader_replay.prepare import prepare
     from pythia_suite.corpus.tokenizer import train_tokenizer
 
@@ -160,10 +194,23 @@ def test_tokenizer_without_single_token_pronouns(bias_runs: BiasRuns, tmp_path: 
     data = tmp_path / "data512"
     prepare(bias_runs.corpus, tok, data, seed=1234, seq_length=16, batch_size=4, steps=4)
     base = tmp_path / "base512"
-    assert main([*train_args(data, base)[:-4], "--checkpoints", "steps:0,2,4", "--threads",
-                 "1"]) == 0
+    assert (
+        main([*train_args(data, base)[:-4], "--checkpoints", "steps:0,2,4", "--threads", "1"]) == 0
+    )
     out = tmp_path / "swap512"
-    _fails(["train", "--branch-from", str(base), "--branch-step", "2", "--intervention",
-            "pronoun-swap", "--out", str(out)], capsys,
-           "none of the pronoun forms is a single token")
+    _fails(
+        [
+            "train",
+            "--branch-from",
+            str(base),
+            "--branch-step",
+            "2",
+            "--intervention",
+            "pronoun-swap",
+            "--out",
+            str(out),
+        ],
+        capsys,
+        "none of the pronoun forms is a single token",
+    )
     assert not out.exists()

@@ -24,12 +24,28 @@ def _exit2(args: list[str], capsys: pytest.CaptureFixture[str], match: str) -> N
     assert len(err) == 1 and match in err[0], err
 
 
-def test_analyze_bias_probes(bias_runs: BiasRuns, tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_bias_probes(
+    bias_runs: BiasRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, fig = tmp_path / "bias.h5", tmp_path / "bias.png"
     # the truth.json is found next to the data's input corpus
-    assert main(["analyze", "bias", str(bias_runs.base), "--out", str(out), "--steps", "40",
-                 "--no-generation", "--figure", str(fig)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "bias",
+                str(bias_runs.base),
+                "--out",
+                str(out),
+                "--steps",
+                "40",
+                "--no-generation",
+                "--figure",
+                str(fig),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "crows_pairs/gender/pct_stereotype" in printed
     frame = read_h5(out)
@@ -40,27 +56,58 @@ def test_analyze_bias_probes(bias_runs: BiasRuns, tmp_path: Path,
     _exit2(["analyze", "bias", str(bias_runs.base), "--out", str(out)], capsys, "already exists")
 
 
-def test_analyze_bias_errors(bias_runs: BiasRuns, tmp_path: Path, datasets: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_bias_errors(
+    bias_runs: BiasRuns, tmp_path: Path, datasets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "b.h5"
     bad = tmp_path / "bad.csv"
     lines = (datasets / "crows_pairs" / "crows_pairs_anonymized.csv").read_text().splitlines()
     bad.write_text("\n".join([lines[0], lines[1], lines[2].replace(",stereo,", ",sure,")]) + "\n")
-    _exit2(["analyze", "bias", str(bias_runs.base), "--out", str(out), "--crows", str(bad)],
-           capsys, f"{bad}:3: field 'stereo_antistereo'")
-    _exit2(["analyze", "bias", str(bias_runs.base), "--out", str(out), "--truth",
-            str(tmp_path / "none.json")], capsys, "none.json: no such file")
-    _exit2(["analyze", "bias", str(bias_runs.base), "--out", str(out), "--steps", "7",
-            "--truth", str(bias_runs.truth_path)], capsys, "no checkpoint at step 7")
+    _exit2(
+        ["analyze", "bias", str(bias_runs.base), "--out", str(out), "--crows", str(bad)],
+        capsys,
+        f"{bad}:3: field 'stereo_antistereo'",
+    )
+    _exit2(
+        [
+            "analyze",
+            "bias",
+            str(bias_runs.base),
+            "--out",
+            str(out),
+            "--truth",
+            str(tmp_path / "none.json"),
+        ],
+        capsys,
+        "none.json: no such file",
+    )
+    _exit2(
+        [
+            "analyze",
+            "bias",
+            str(bias_runs.base),
+            "--out",
+            str(out),
+            "--steps",
+            "7",
+            "--truth",
+            str(bias_runs.truth_path),
+        ],
+        capsys,
+        "no checkpoint at step 7",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]  # nothing half-written
 
 
-def test_analyze_lm_eval(bias_runs: BiasRuns, tmp_path: Path,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_analyze_lm_eval(
+    bias_runs: BiasRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     docs = tmp_path / "tasks" / "docs.jsonl"
     docs.parent.mkdir()
-    rows = [{"q": f"{n} plus {n} is", "choices": [f" {2 * n}", f" {2 * n + 1}"], "gold": 0}
-            for n in range(6)]
+    rows = [
+        {"q": f"{n} plus {n} is", "choices": [f" {2 * n}", f" {2 * n + 1}"], "gold": 0}
+        for n in range(6)
+    ]
     docs.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "tasks" / "toy.yaml").write_text(
         "task: toy_sums\n"
@@ -71,15 +118,43 @@ def test_analyze_lm_eval(bias_runs: BiasRuns, tmp_path: Path,
         "doc_to_text: '{{q}}'\n"
         "doc_to_choice: '{{choices}}'\n"
         "doc_to_target: gold\n"
-        "metric_list:\n  - metric: acc\n")
+        "metric_list:\n  - metric: acc\n"
+    )
     out = tmp_path / "lm.csv"
-    assert main(["analyze", "lm-eval", str(bias_runs.base), "--tasks", "toy_sums",
-                 "--include-path", str(tmp_path / "tasks"), "--steps", "0,40",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "lm-eval",
+                str(bias_runs.base),
+                "--tasks",
+                "toy_sums",
+                "--include-path",
+                str(tmp_path / "tasks"),
+                "--steps",
+                "0,40",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(out)
     assert set(frame["step"]) == {0, 40} and set(frame["benchmark"]) == {"toy_sums"}
     acc = frame[frame["metric"] == "acc"]["value"]
     assert len(acc) == 2 and all(v in {k / 6 for k in range(7)} for v in acc)
-    _exit2(["analyze", "lm-eval", str(bias_runs.base), "--tasks", "no_such_task_xyz",
-            "--include-path", str(tmp_path / "tasks"), "--out", str(tmp_path / "x.csv")],
-           capsys, "--tasks: unknown lm-eval task 'no_such_task_xyz'")
+    _exit2(
+        [
+            "analyze",
+            "lm-eval",
+            str(bias_runs.base),
+            "--tasks",
+            "no_such_task_xyz",
+            "--include-path",
+            str(tmp_path / "tasks"),
+            "--out",
+            str(tmp_path / "x.csv"),
+        ],
+        capsys,
+        "--tasks: unknown lm-eval task 'no_such_task_xyz'",
+    )

@@ -18,8 +18,10 @@ def test_crows_official(datasets: Path) -> None:
     frame = load_crows(datasets / "crows_pairs" / "crows_pairs_anonymized.csv")
     assert len(frame) == 1508
     assert frame["bias_type"].value_counts().to_dict()["gender"] == 262
-    assert frame["stereo_antistereo"].value_counts().to_dict() == {"stereo": 1290,
-                                                                   "antistereo": 218}
+    assert frame["stereo_antistereo"].value_counts().to_dict() == {
+        "stereo": 1290,
+        "antistereo": 218,
+    }
     assert frame.iloc[1]["sent_more"].startswith("The poor are really ignorant")
     assert frame.iloc[0]["line"] == 2 and frame["line"].is_monotonic_increasing
 
@@ -30,8 +32,15 @@ def test_winobias_official(datasets: Path) -> None:
     assert frame.groupby(["kind", "type", "split"]).size().tolist() == [396] * 8
     first = frame[(frame["file"] == "pro_stereotyped_type1.txt.dev") & (frame["line"] == 1)]
     row = first.iloc[0]
-    assert row["sentence"] == "The developer argued with the designer because he did not like the design."
-    assert (row["referent"], row["pronoun"], row["other"]) == ("The developer", "he", "the designer")
+    assert (
+        row["sentence"]
+        == "The developer argued with the designer because he did not like the design."
+    )
+    assert (row["referent"], row["pronoun"], row["other"]) == (
+        "The developer",
+        "he",
+        "the designer",
+    )
     assert frame["other"].notna().sum() == len(frame) - 2  # one sentence names 3 occupations
     assert set(frame["pronoun"].str.lower()) <= {"he", "she", "him", "her", "his", "hers"}
 

@@ -15,11 +15,25 @@ STEPS = [0, BRANCH_STEP, 40]
 
 @pytest.fixture(scope="module")
 def report(bias_runs: BiasRuns, tmp_path_factory: pytest.TempPathFactory) -> StudyReport:
-    runs = [RunSpec(name="nano-standard", path=bias_runs.base, model="pythia-nano",
-                    n_params=1, variant="standard"),
-            RunSpec(name="nano-standard-pronoun-swap", path=bias_runs.swap, model="pythia-nano",
-                    n_params=1, variant="standard", branch_of="nano-standard",
-                    branch_step=BRANCH_STEP, intervention="pronoun-swap")]
+    runs = [
+        RunSpec(
+            name="nano-standard",
+            path=bias_runs.base,
+            model="pythia-nano",
+            n_params=1,
+            variant="standard",
+        ),
+        RunSpec(
+            name="nano-standard-pronoun-swap",
+            path=bias_runs.swap,
+            model="pythia-nano",
+            n_params=1,
+            variant="standard",
+            branch_of="nano-standard",
+            branch_step=BRANCH_STEP,
+            intervention="pronoun-swap",
+        ),
+    ]
     out = tmp_path_factory.mktemp("bias_study")
     return run_study(runs, truth=bias_runs.truth, out_dir=out, generation=False, steps=STEPS)
 
@@ -34,13 +48,16 @@ def test_report_files_and_tables(report: StudyReport) -> None:
     assert sorted(set(frame["step"])) == STEPS
     back = read_h5(h5).sort_values(["run", "step", "benchmark", "subset", "metric"])
     mine = frame.sort_values(["run", "step", "benchmark", "subset", "metric"])
-    assert back[["run", "step", "metric", "sha256"]].values.tolist() == \
-        mine[["run", "step", "metric", "sha256"]].values.tolist()
+    assert (
+        back[["run", "step", "metric", "sha256"]].values.tolist()
+        == mine[["run", "step", "metric", "sha256"]].values.tolist()
+    )
     assert back["value"].tolist() == pytest.approx(mine["value"].tolist())
     assert pd.read_csv(csv).shape[0] == len(frame)
     # before the branch step both runs are the same checkpoints: the same numbers
     shared = frame[frame["step"] <= BRANCH_STEP].pivot_table(
-        index=["step", "benchmark", "subset", "metric"], columns="run", values="value")
+        index=["step", "benchmark", "subset", "metric"], columns="run", values="value"
+    )
     assert (shared["nano-standard"] == shared["nano-standard-pronoun-swap"]).all()
     last = report.tables["bias_last_checkpoint"]
     assert list(last["step"]) == [40, 40]

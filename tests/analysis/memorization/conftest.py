@@ -26,8 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def _train(data: Path, out: Path) -> Path:
     from pythia_suite.training.trainer import TrainConfig, train
 
-    train(TrainConfig(model="pythia-nano", data=data, out=out, checkpoints=CHECKPOINTS,
-                      threads=1))
+    train(TrainConfig(model="pythia-nano", data=data, out=out, checkpoints=CHECKPOINTS, threads=1))
     return out
 
 

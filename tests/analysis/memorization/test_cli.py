@@ -23,9 +23,23 @@ ARGS = ["--rows", "40", "--k", str(K), "--target", str(TARGET), "--batch-size", 
 @pytest.fixture(scope="module")
 def run_file(mem_run: Path, cli_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "mem.h5"
-    proc = subprocess.run([str(cli_bin), "analyze", "memorization", str(mem_run), *ARGS,
-                           "--steps", "0,20,40", "--out", str(out)],
-                          check=False, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            str(cli_bin),
+            "analyze",
+            "memorization",
+            str(mem_run),
+            *ARGS,
+            "--steps",
+            "0,20,40",
+            "--out",
+            str(out),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out)
     return out
@@ -36,15 +50,25 @@ def test_hdf5_layout_and_attributes(run_file: Path, mem_run: Path) -> None:
         assert f["steps"][()].tolist() == [0, 20, 40] and f["steps"].dtype == np.int64
         rows = f["rows"][()]
         assert rows.dtype == np.int64 and rows.shape == (40,)
-        for name, dtype in (("scores", np.float32), ("loglik", np.float32),
-                            ("token_acc", np.float32), ("seen", np.bool_)):
+        for name, dtype in (
+            ("scores", np.float32),
+            ("loglik", np.float32),
+            ("token_acc", np.float32),
+            ("seen", np.bool_),
+        ):
             assert f[name].shape == (3, 40) and f[name].dtype == dtype, name
-        np.testing.assert_array_equal(f["seen"][()], rows[None, :] < np.array([0, 160, 320])[:, None])
+        np.testing.assert_array_equal(
+            f["seen"][()], rows[None, :] < np.array([0, 160, 320])[:, None]
+        )
         assert (f.attrs["k"], f.attrs["target"], f.attrs["dtype"]) == (K, TARGET, "float32")
         ck = open_checkpoints(mem_run)
         assert json.loads(f.attrs["sha256"]) == [ck.sha256(s) for s in (0, 20, 40)]
-        manifest = json.loads((Path(json.loads((mem_run / "run.json").read_text())["data"]["path"])
-                               / "manifest.json").read_text())
+        manifest = json.loads(
+            (
+                Path(json.loads((mem_run / "run.json").read_text())["data"]["path"])
+                / "manifest.json"
+            ).read_text()
+        )
         assert f.attrs["data_fingerprint"] == manifest["files"]["train.bin"]
         assert json.loads(f.attrs["config"])["rows"] == 40
     # rows: stratified over all 384 rows (320 trained + 64 held out), one per block
@@ -55,20 +79,45 @@ def test_pandas_api(run_file: Path) -> None:
     df = load_scores(run_file)
     res = read_results(run_file)
     assert len(df) == 120 and list(df.columns) == [
-        "step", "row", "score", "memorized", "seen", "loglik", "token_acc"]
+        "step",
+        "row",
+        "score",
+        "memorized",
+        "seen",
+        "loglik",
+        "token_acc",
+    ]
     assert np.array_equal(df["score"].to_numpy().reshape(3, 40), res.scores)
     assert (df.loc[df["step"] == 0, "score"] == 0).mean() > 0.9  # an untrained model
     last = df[df["step"] == 40]
     assert last["loglik"].mean() > df[df["step"] == 0]["loglik"].mean() + 1
 
 
-def test_hf_folder_and_bare_prefix_give_the_same_scores(run_file: Path, mem_run: Path,
-                                                         mem_data: Path, tmp_path: Path) -> None:
+def test_hf_folder_and_bare_prefix_give_the_same_scores(
+    run_file: Path, mem_run: Path, mem_data: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "hf.h5"
     folder = mem_run / "checkpoints" / "step40"
-    assert main(["analyze", "memorization", "--model", str(folder), "--step", "40", "--data",
-                 str(mem_data / "train"), "--data-batch-size", "8", *ARGS,
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                "memorization",
+                "--model",
+                str(folder),
+                "--step",
+                "40",
+                "--data",
+                str(mem_data / "train"),
+                "--data-batch-size",
+                "8",
+                *ARGS,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     a, b = read_results(run_file), read_results(out)
     assert b.steps.tolist() == [40]
     np.testing.assert_array_equal(a.rows, b.rows)
@@ -105,8 +154,9 @@ def _bad_inputs(mem_run: Path, mem_data: Path, tmp: Path) -> list[tuple[list[str
     ]
 
 
-def test_bad_input_one_line_exit_2(mem_run: Path, mem_data: Path, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_one_line_exit_2(
+    mem_run: Path, mem_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out.h5"
     for args, message in _bad_inputs(mem_run, mem_data, tmp_path):
         if "--out" not in args:

@@ -32,15 +32,23 @@ def test_predictability_definitions() -> None:
 def _results(scores: np.ndarray, steps: list[int], rows: np.ndarray, b: int) -> MemResults:
     seen = np.stack([rows < s * b for s in steps])
     z = np.zeros_like(scores, dtype=np.float32)
-    return MemResults(steps=np.array(steps), rows=rows, scores=scores.astype(np.float32),
-                      seen=seen, loglik=z, token_acc=z, attrs={"batch_size": b})
+    return MemResults(
+        steps=np.array(steps),
+        rows=rows,
+        scores=scores.astype(np.float32),
+        seen=seen,
+        loglik=z,
+        token_acc=z,
+        attrs={"batch_size": b},
+    )
 
 
 def test_fraction_and_predictability_over_steps() -> None:
     rows = np.arange(8)
-    scores = np.array([[0, 0, 0, 0, 0, 0, 0, 0],
-                       [1, 1, 0, 0, 0, 0, 0, 0],
-                       [1, 0, 1, 1, 0.5, 0, 0, 0]], dtype=float)
+    scores = np.array(
+        [[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [1, 0, 1, 1, 0.5, 0, 0, 0]],
+        dtype=float,
+    )
     res = _results(scores, [0, 1, 3], rows, b=2)
     frac = memorized_fraction(res)
     assert frac["seen_rows"].tolist() == [0, 2, 6]

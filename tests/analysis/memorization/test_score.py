@@ -23,9 +23,14 @@ def model(mem_run: Path):
 def greedy_generate(model, prompts: torch.Tensor, n: int) -> torch.Tensor:
     """transformers' generate(do_sample=False), never stopping early at an end token."""
     model.generation_config.eos_token_id = None
-    out = model.generate(prompts, attention_mask=torch.ones_like(prompts), do_sample=False,
-                         max_new_tokens=n, pad_token_id=1)
-    return out[:, prompts.shape[1]:]
+    out = model.generate(
+        prompts,
+        attention_mask=torch.ones_like(prompts),
+        do_sample=False,
+        max_new_tokens=n,
+        pad_token_id=1,
+    )
+    return out[:, prompts.shape[1] :]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +54,7 @@ def crafted(model, mem_run: Path) -> tuple[np.ndarray, np.ndarray]:
         else:  # not memorized: every target token changed
             target = (target + 1 + rng.integers(0, 100, TARGET)) % 512
             expect[i] = 0.0
-        out[i, K:K + TARGET] = target
+        out[i, K : K + TARGET] = target
     return out, expect
 
 
@@ -57,7 +62,7 @@ def test_scores_equal_generate(model, crafted) -> None:
     rows, expect = crafted
     res = score_rows(model, rows, ScoreConfig(k=K, target=TARGET))
     gen = greedy_generate(model, torch.from_numpy(rows[:, :K]), TARGET).numpy()
-    by_generate = (gen == rows[:, K:K + TARGET]).mean(axis=1)
+    by_generate = (gen == rows[:, K : K + TARGET]).mean(axis=1)
     np.testing.assert_array_equal(res.scores, by_generate.astype(np.float32))
     np.testing.assert_allclose(res.scores, expect)
     assert {0.0, 1.0} <= set(res.scores.tolist()) and ((res.scores > 0) & (res.scores < 1)).any()

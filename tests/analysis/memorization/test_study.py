@@ -16,21 +16,36 @@ from analysis.study import RunSpec
 NOTEBOOK = Path(__file__).parents[3] / "notebooks" / "memorization.ipynb"
 
 
-def test_run_study_report(mem_run: Path, mem_run_deduped: Path, truth: dict,
-                          tmp_path: Path) -> None:
-    runs = [RunSpec(name="nano-standard", path=mem_run, model="pythia-nano", n_params=1,
-                    variant="standard"),
-            RunSpec(name="nano-deduped", path=mem_run_deduped, model="pythia-nano", n_params=1,
-                    variant="deduped")]
+def test_run_study_report(
+    mem_run: Path, mem_run_deduped: Path, truth: dict, tmp_path: Path
+) -> None:
+    runs = [
+        RunSpec(
+            name="nano-standard", path=mem_run, model="pythia-nano", n_params=1, variant="standard"
+        ),
+        RunSpec(
+            name="nano-deduped",
+            path=mem_run_deduped,
+            model="pythia-nano",
+            n_params=1,
+            variant="deduped",
+        ),
+    ]
     report = run_study(runs, truth=truth, out_dir=tmp_path, rows=64)
     assert report.study == "memorization"
     names = {p.name for p in report.figures}
-    assert {"memorization_fraction.png", "memorization_canaries.png",
-            "memorization_dups.png", "memorization_profiles.png"} <= names
+    assert {
+        "memorization_fraction.png",
+        "memorization_canaries.png",
+        "memorization_dups.png",
+        "memorization_profiles.png",
+    } <= names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.figures)
     checks = {c.name: c for c in report.checks}
-    assert set(checks) == {"canaries: more repetitions, more memorized",
-                           "near-duplicates: standard above deduped on duplicated text"}
+    assert set(checks) == {
+        "canaries: more repetitions, more memorized",
+        "near-duplicates: standard above deduped on duplicated text",
+    }
     canaries = report.tables["canaries"]
     # the tiny runs train on ~3% of the corpus: the canary copies in those rows are found
     assert set(canaries["count"]) <= {1, 2, 4, 8, 16, 32, 64} and len(canaries) >= 1
@@ -49,11 +64,14 @@ def test_notebook_runs_end_to_end(mem_run: Path, mem_root: Path, tmp_path: Path)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    params.source = (f"RUN = {str(mem_run)!r}\n"
-                     f"TRUTH = {str(mem_root / 'corpus' / 'truth.json')!r}\n"
-                     f"ROWS = 48\nOUT = {str(tmp_path / 'nb')!r}")
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    params.source = (
+        f"RUN = {str(mem_run)!r}\n"
+        f"TRUTH = {str(mem_root / 'corpus' / 'truth.json')!r}\n"
+        f"ROWS = 48\nOUT = {str(tmp_path / 'nb')!r}"
+    )
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
     assert "canaries: more repetitions" in text and "image/png" in text
     assert "memorized_seen" in text

@@ -53,8 +53,11 @@ def tiny_run(tf_root: Path, tiny_data: Path) -> Path:
     from pythia_suite.training.trainer import TrainConfig, train
 
     out = tf_root / "run"
-    train(TrainConfig(model="pythia-nano", data=tiny_data, out=out, checkpoints=CHECKPOINTS,
-                      threads=1))
+    train(
+        TrainConfig(
+            model="pythia-nano", data=tiny_data, out=out, checkpoints=CHECKPOINTS, threads=1
+        )
+    )
     return out
 
 

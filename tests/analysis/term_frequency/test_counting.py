@@ -14,11 +14,14 @@ def T(*tokens: int) -> Term:
 
 
 # Three rows of width 6 as stored; row 1 starts with row 0's last token (the packing overlap).
-ROWS = np.array([
-    [5, 7, 5, 9, 5, 7],
-    [7, 5, 5, 5, 9, 1],
-    [9, 5, 7, 0, 5, 7],
-], dtype=np.uint16)
+ROWS = np.array(
+    [
+        [5, 7, 5, 9, 5, 7],
+        [7, 5, 5, 5, 9, 1],
+        [9, 5, 7, 0, 5, 7],
+    ],
+    dtype=np.uint16,
+)
 
 
 def counts(terms: list[Term], rows: np.ndarray = ROWS) -> list[int]:
@@ -58,8 +61,11 @@ def test_matches_brute_force_on_random_rows() -> None:
     terms = [T(1), T(2, 3), T(3, 3, 3), T(0, 1, 2, 3), T(5, 5)]
 
     def brute(tokens: tuple[int, ...]) -> int:
-        return sum(tuple(r[j:j + len(tokens)]) == tokens
-                   for r in rows.tolist() for j in range(17 - len(tokens) + 1))
+        return sum(
+            tuple(r[j : j + len(tokens)]) == tokens
+            for r in rows.tolist()
+            for j in range(17 - len(tokens) + 1)
+        )
 
     assert counts(terms, rows) == [brute(t.tokens) for t in terms]
 
@@ -84,7 +90,12 @@ def test_pairs_never_cross_rows() -> None:
 def test_work_units_follow_step_boundaries() -> None:
     # steps 0, 2, 3 at B = 4 -> bins: [0,0) (step 0), [0,8) step 2, [8,12) step 3
     assert work_units([0, 2, 3], 4, chunk_rows=3) == [
-        (0, 3, 1), (3, 6, 1), (6, 8, 1), (8, 11, 2), (11, 12, 2)]
+        (0, 3, 1),
+        (3, 6, 1),
+        (6, 8, 1),
+        (8, 11, 2),
+        (11, 12, 2),
+    ]
     assert cumulate(np.array([[0], [5], [2]])).ravel().tolist() == [0, 5, 7]
 
 

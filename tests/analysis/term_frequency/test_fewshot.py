@@ -16,8 +16,12 @@ from analysis.term_frequency.pipeline import ItemsConfig, make_items, run_fewsho
 from analysis.term_frequency.results import read_fewshot
 from dataloader_replay.tokenizer import read_tokenizer
 
-PROMPTS = ["Q: What is 64 plus 3? A:", "Q: In which land is Rinvepel? A:", "Once",
-           "Q: What is 1 plus 1? A: 2.\n\nQ: What is 5 plus 2? A:"]
+PROMPTS = [
+    "Q: What is 64 plus 3? A:",
+    "Q: In which land is Rinvepel? A:",
+    "Once",
+    "Q: What is 1 plus 1? A: 2.\n\nQ: What is 5 plus 2? A:",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +63,14 @@ def test_context_overflow_refused(model_and_tok: tuple[Any, Any]) -> None:
 
 def test_fewshot_table(tmp_path: Path, tiny_run: Path, truth: dict[str, Any]) -> None:
     config = ItemsConfig(x1=tuple(range(0, 100, 9)), x2=(1, 2, 3))
-    result = run_fewshot(tiny_run, truth=truth, steps=[0, 40], items_config=config,
-                         fewshot=FewShotConfig(shots=(0, 1, 8)), out=tmp_path / "fs.h5")
+    result = run_fewshot(
+        tiny_run,
+        truth=truth,
+        steps=[0, 40],
+        items_config=config,
+        fewshot=FewShotConfig(shots=(0, 1, 8)),
+        out=tmp_path / "fs.h5",
+    )
     joined, comp = result.joined, result.completions
     assert sorted(joined["shots"].unique()) == [0, 1]  # 8-shot prompts exceed 64 tokens: skipped
     assert set(joined["task"]) == {"facts", "arithmetic-plus"}
@@ -74,10 +84,14 @@ def test_fewshot_table(tmp_path: Path, tiny_run: Path, truth: dict[str, Any]) ->
     # accuracy per term = mean of its items' correct flags
     mine = comp.groupby(["task", "term", "shots", "step"])["correct"].mean()
     assert joined.set_index(["task", "term", "shots", "step"])["accuracy"].to_dict() == (
-        pytest.approx(mine.to_dict()))
+        pytest.approx(mine.to_dict())
+    )
     # the count column is the count of ' x1' (entities: ' E' and 'E') in rows [0, step * B)
-    counts = {(t.name, s): int(result.counts.counts[i, j])
-              for j, t in enumerate(result.counts.terms) for i, s in enumerate(result.counts.steps)}
+    counts = {
+        (t.name, s): int(result.counts.counts[i, j])
+        for j, t in enumerate(result.counts.terms)
+        for i, s in enumerate(result.counts.steps)
+    }
     row = joined[(joined["task"] == "arithmetic-plus") & (joined["term"] == "9")].iloc[-1]
     assert row["count"] == counts[(" 9", int(row["step"]))] > 0
     fact = joined[(joined["task"] == "facts")].iloc[-1]

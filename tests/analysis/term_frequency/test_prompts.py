@@ -24,7 +24,11 @@ def test_pythia_arithmetic_format() -> None:
     items = arithmetic_items([3, 12], [1, 2], op="plus", fmt=PYTHIA)
     assert [it.question for it in items[:2]] == ["Q:What is 3 plus 1? A:", "Q:What is 3 plus 2? A:"]
     assert [(it.term, it.target, it.answer) for it in items] == [
-        ("3", "4", "4"), ("3", "5", "5"), ("12", "13", "13"), ("12", "14", "14")]
+        ("3", "4", "4"),
+        ("3", "5", "5"),
+        ("12", "13", "13"),
+        ("12", "14", "14"),
+    ]
     times = arithmetic_items([7], [6], op="times", fmt=PYTHIA)[0]
     assert (times.question, times.answer) == ("Q:What is 7 times 6? A:", "42")
     corpus = arithmetic_items([98], [1, 2], op="plus", fmt=get_format("corpus"), max_answer=99)
@@ -41,11 +45,21 @@ def test_shots_joined_by_blank_line() -> None:
     assert build_prompt(items, 0, []) == "Q:What is 1 plus 5? A:"
 
 
-@pytest.mark.parametrize(("completion", "number", "correct"), [
-    ("42", "42", True), ("42\nQ:What", "42", True), (" 42.", "42", True),
-    ("The answer is 42 or 7", "42", True), ("4 2", "4", False), ("123456", "12345", False),
-    ("\n42", None, False), ("forty-two", None, False), ("", None, False), ("042", "042", False),
-])
+@pytest.mark.parametrize(
+    ("completion", "number", "correct"),
+    [
+        ("42", "42", True),
+        ("42\nQ:What", "42", True),
+        (" 42.", "42", True),
+        ("The answer is 42 or 7", "42", True),
+        ("4 2", "4", False),
+        ("123456", "12345", False),
+        ("\n42", None, False),
+        ("forty-two", None, False),
+        ("", None, False),
+        ("042", "042", False),
+    ],
+)
 def test_number_extraction(completion: str, number: str | None, correct: bool) -> None:
     item = Item(task="arithmetic-times", term="6", question="", target="42", answer="42")
     assert extract_number(completion) == number
@@ -57,7 +71,10 @@ def test_fact_items_and_exact_match(truth: dict[str, Any]) -> None:
     assert len(items) == 2 * len(truth["terms"]["entities"])
     first = truth["eval"]["facts"][0]
     assert (items[0].question, items[0].answer, items[0].term) == (
-        first["prompt"], first["answer"], first["terms"][0])
+        first["prompt"],
+        first["answer"],
+        first["terms"][0],
+    )
     item = Item(task="facts", term="Rinvepel", question="", target=" Pelnar.", answer=" Pelnar.")
     assert is_correct(item, " Pelnar.")
     assert is_correct(item, " Pelnar. Many songs describe Rinvepel")

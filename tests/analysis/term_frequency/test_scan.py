@@ -44,10 +44,14 @@ def test_counts_equal_brute_force_at_every_step(tiny_data: Path, terms: list[Ter
 
 def test_processes_and_engines_agree(tiny_data: Path, terms: list[Term]) -> None:
     one = count_terms(tiny_data, terms, CountConfig(steps=STEPS, pairs=True, window=8))
-    three = count_terms(tiny_data, terms, CountConfig(steps=STEPS, pairs=True, window=8,
-                                                      processes=3, chunk_tokens=2000))
-    grams = count_terms(tiny_data, terms, CountConfig(steps=STEPS, pairs=True, window=8,
-                                                      engine="tokengrams"))
+    three = count_terms(
+        tiny_data,
+        terms,
+        CountConfig(steps=STEPS, pairs=True, window=8, processes=3, chunk_tokens=2000),
+    )
+    grams = count_terms(
+        tiny_data, terms, CountConfig(steps=STEPS, pairs=True, window=8, engine="tokengrams")
+    )
     assert np.array_equal(one.counts, three.counts) and np.array_equal(one.pairs, three.pairs)
     assert np.array_equal(one.counts, grams.counts) and np.array_equal(one.pairs, grams.pairs)
     assert one.pairs[-1].sum() > 0
@@ -57,19 +61,23 @@ def test_bare_prefix_defaults_to_pythia_batch(tiny_data: Path, terms: list[Term]
     with pytest.raises(ValueError, match="needs rows"):
         count_terms(tiny_data / "train", terms, CountConfig(steps=(1,)))  # B = 1024 > 320 rows
     prefix = count_terms(tiny_data / "train", terms, CountConfig(steps=(5,), batch_size=8))
-    assert prefix.counts[0].tolist() == count_terms(
-        tiny_data, terms, CountConfig(steps=(5,))).counts[0].tolist()
+    assert (
+        prefix.counts[0].tolist()
+        == count_terms(tiny_data, terms, CountConfig(steps=(5,))).counts[0].tolist()
+    )
 
 
-def test_run_counts_what_its_model_saw(tmp_path: Path, tiny_run: Path, tiny_data: Path,
-                                       terms: list[Term]) -> None:
+def test_run_counts_what_its_model_saw(
+    tmp_path: Path, tiny_run: Path, tiny_data: Path, terms: list[Term]
+) -> None:
     """A run whose transform swaps ' 64' and ' 85' from step 10 on counts the swapped rows."""
     a, b = terms[0].tokens[0], terms[1].tokens[0]
     swapped = tmp_path / "swapped"
     swapped.mkdir()
     spec = {"name": "token_swap", "pairs": [[a, b]], "start_step": 10}
-    (swapped / "run.json").write_text(json.dumps({"data": {"path": str(tiny_data),
-                                                           "transform": spec}}))
+    (swapped / "run.json").write_text(
+        json.dumps({"data": {"path": str(tiny_data), "transform": spec}})
+    )
     plain = count_terms(tiny_run, terms[:2], CountConfig(steps=(10, 40)))
     seen = count_terms(swapped, terms[:2], CountConfig(steps=(10, 40)))
     assert seen.counts[0].tolist() == plain.counts[0].tolist()  # before the swap starts
@@ -83,7 +91,8 @@ def test_hdf5_and_csv_outputs(tmp_path: Path, tiny_data: Path, terms: list[Term]
     h5 = write_counts(result, tmp_path / "c.h5")
     frame = read_counts(h5)
     assert frame.set_index(["term", "step"])["count"].to_dict() == {
-        (r["term"], r["step"]): r["count"] for r in result.records()}
+        (r["term"], r["step"]): r["count"] for r in result.records()
+    }
     with open(write_counts(result, tmp_path / "c.csv"), newline="") as fh:
         table = list(csv.reader(fh))  # the term ".\n" holds a newline: quoted
     assert table[0] == ["term", "term2", "tokens", "tokens2", "step", "count"]

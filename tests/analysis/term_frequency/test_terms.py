@@ -55,9 +55,13 @@ def test_terms_file(tmp_path: Path, tok: Tokenizer) -> None:
     good.write_text('# numbers\n" 42"\n\n[17, 3]\n"Q: What"\n', encoding="utf-8")
     terms = read_terms_file(good, tok)
     assert [t.name for t in terms] == [" 42", "17,3", "Q: What"]
-    for line, message in (("42 plus", "not a JSON string"), ("[]", "empty term"),
-                          ("{}", "expected a JSON string"), ('""', "empty term"),
-                          ("[1.5]", "non-negative integers")):
+    for line, message in (
+        ("42 plus", "not a JSON string"),
+        ("[]", "empty term"),
+        ("{}", "expected a JSON string"),
+        ('""', "empty term"),
+        ("[1.5]", "non-negative integers"),
+    ):
         bad = tmp_path / "bad.txt"
         bad.write_text(f'" 7"\n{line}\n', encoding="utf-8")
         with pytest.raises(ValueError, match=f"^{bad}:2: .*{message}"):
@@ -67,7 +71,11 @@ def test_terms_file(tmp_path: Path, tok: Tokenizer) -> None:
 
 
 def test_vocabulary_and_duplicates() -> None:
-    terms = [Term(name="a", tokens=(1, 2)), Term(name="b", tokens=(1, 2)), Term(name="c", tokens=(600,))]
+    terms = [
+        Term(name="a", tokens=(1, 2)),
+        Term(name="b", tokens=(1, 2)),
+        Term(name="c", tokens=(600,)),
+    ]
     assert [t.name for t in unique_terms(terms)] == ["a", "c"]
     with pytest.raises(ValueError, match="^DIR: term 'c': token id 600 is outside .* 512"):
         check_vocabulary(terms, 512, where="DIR")

@@ -26,8 +26,14 @@ class SuiteRun:
 
 def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     cli = Path(sys.executable).parent / "pythia-suite"
-    return subprocess.run([str(cli), *map(str, args)], check=False, capture_output=True,
-                          text=True, cwd=cwd, timeout=900)
+    return subprocess.run(
+        [str(cli), *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
+    )
 
 
 def write_yaml(path: Path, text: str) -> Path:
@@ -57,23 +63,44 @@ def render_in_chromium(page: Path) -> PageState:
     binary = shutil.which(CHROMIUM)
     assert binary is not None, "chromium is not installed (`make test` installs it)"
     result = subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--virtual-time-budget=10000", "--dump-dom", page.absolute().as_uri()],
-        check=False, capture_output=True, text=True, timeout=120)
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.absolute().as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     body = re.search(r"<body([^>]*)>", dom)
     assert body is not None, dom[:500]
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
     widths = [int(w) for w in re.findall(r'<img[^>]*data-natural-width="(\d+)"', dom)]
-    checks = [(p == "true", html.unescape(re.sub(r"<[^>]+>", "", text)))
-              for p, text in re.findall(r'<div class="check [^"]*" data-passed="(\w+)">(.*?)</div>',
-                                        dom, flags=re.DOTALL)]
-    return PageState(figures=int(attrs["data-figures"]), loaded=int(attrs["data-figures-loaded"]),
-                     widths=widths, checks=checks)
+    checks = [
+        (p == "true", html.unescape(re.sub(r"<[^>]+>", "", text)))
+        for p, text in re.findall(
+            r'<div class="check [^"]*" data-passed="(\w+)">(.*?)</div>', dom, flags=re.DOTALL
+        )
+    ]
+    return PageState(
+        figures=int(attrs["data-figures"]),
+        loaded=int(attrs["data-figures-loaded"]),
+        widths=widths,
+        checks=checks,
+    )
 
 
 def state_digests(suite_dir: Path) -> dict[str, object]:
     """Every completed stage's output digest, from `.state/`."""
-    return {p.stem: json.loads(p.read_text())["digest"]
-            for p in sorted((suite_dir / ".state").glob("*.json"))}
+    return {
+        p.stem: json.loads(p.read_text())["digest"]
+        for p in sorted((suite_dir / ".state").glob("*.json"))
+    }

@@ -22,8 +22,10 @@ def test_presets_validate_and_round_trip(preset: str, tmp_path: Path) -> None:
 
 
 def test_yaml_is_merged_over_the_preset(tmp_path: Path) -> None:
-    path = write_yaml(tmp_path / "s.yaml", "name: mine\ndata:\n  steps: 40\n"
-                                           "train:\n  models: [pythia-nano, pythia-micro]\n")
+    path = write_yaml(
+        tmp_path / "s.yaml",
+        "name: mine\ndata:\n  steps: 40\ntrain:\n  models: [pythia-nano, pythia-micro]\n",
+    )
     config = load_config(path, preset="tiny")
     tiny = load_config(None, preset="tiny")
     assert config.name == "mine" and config.data.steps == 40
@@ -60,8 +62,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)
-def test_bad_config_is_one_error_naming_the_field(text: str, message: str, tmp_path: Path
-                                                  ) -> None:
+def test_bad_config_is_one_error_naming_the_field(text: str, message: str, tmp_path: Path) -> None:
     path = write_yaml(tmp_path / "s.yaml", text)
     with pytest.raises(ValueError) as info:
         load_config(path, preset="tiny")
@@ -75,17 +76,21 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     result = run_cli("run", path, "--root", tmp_path / "runs")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        (f"pythia-suite: error: {path}:3: field 'train.sed': unknown key (known: models, "
-         "variants, seed, checkpoints, precision, threads)")]
+        (
+            f"pythia-suite: error: {path}:3: field 'train.sed': unknown key (known: models, "
+            "variants, seed, checkpoints, precision, threads)"
+        )
+    ]
     assert not (tmp_path / "runs").exists()  # nothing written for a bad config
-    for args, start in ((["--preset", "huge"], "--preset: unknown preset 'huge'"),
-                        (["--preset", "tiny", "--name", "a/b"], "--name: must be a plain")):
+    for args, start in (
+        (["--preset", "huge"], "--preset: unknown preset 'huge'"),
+        (["--preset", "tiny", "--name", "a/b"], "--name: must be a plain"),
+    ):
         result = run_cli("run", *args, "--root", tmp_path / "runs")
         assert result.returncode == 2 and result.stderr.startswith(f"pythia-suite: error: {start}")
 
 
-def test_a_missing_study_package_or_trainer_field_is_named_before_any_work(tmp_path: Path
-                                                                           ) -> None:
+def test_a_missing_study_package_or_trainer_field_is_named_before_any_work(tmp_path: Path) -> None:
     """Until the study and branch work is merged, asking for them fails up front, naming it."""
     from pythia_suite.suite.layout import Layout
     from pythia_suite.suite.stages import build_stages, train_fields
@@ -99,9 +104,12 @@ def test_a_missing_study_package_or_trainer_field_is_named_before_any_work(tmp_p
             build_stages(config, layout, source="s.yaml")
     else:
         assert [s.slug for s in build_stages(config, layout, source="s.yaml")][-2:] == [
-            "study-bias", "report"]
-    config = load_config(write_yaml(tmp_path / "b.yaml", "branch:\n  enabled: true\n"),
-                         preset="tiny")
+            "study-bias",
+            "report",
+        ]
+    config = load_config(
+        write_yaml(tmp_path / "b.yaml", "branch:\n  enabled: true\n"), preset="tiny"
+    )
     if "intervention" in train_fields():
         slugs = [s.slug for s in build_stages(config, layout, source="b.yaml")]
         assert "train-pythia-nano-standard-pronoun-swap" in slugs
@@ -113,5 +121,13 @@ def test_a_missing_study_package_or_trainer_field_is_named_before_any_work(tmp_p
 
 def test_saved_config_is_yaml_with_every_section(tmp_path: Path) -> None:
     data = yaml.safe_load(dump_config(load_config(None, preset="default")))
-    assert list(data) == ["name", "corpus", "dedup", "tokenizer", "data", "train", "branch",
-                          "studies"]
+    assert list(data) == [
+        "name",
+        "corpus",
+        "dedup",
+        "tokenizer",
+        "data",
+        "train",
+        "branch",
+        "studies",
+    ]

@@ -19,8 +19,9 @@ def execute(name: str, parameters: dict[str, object], cwd: Path) -> nbformat.Not
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1, f"{name}: one cell tagged 'parameters'"
     cells[0].source = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
     return nb
 
 
@@ -41,22 +42,36 @@ def test_notebooks_are_committed_without_outputs(name: str) -> None:
 
 def test_replay_notebook(tiny_suite: SuiteRun, tmp_path: Path) -> None:
     run = tiny_suite.dir / "runs" / "pythia-nano-deduped"
-    nb = execute("replay.ipynb", {"RUN": str(run), "STEP": 5, "ROW_IN_BATCH": 3, "FIND": " the",
-                                  "PRESHUFFLED": str(tiny_suite.dir / "data" / "deduped" / "train"),
-                                  "PRESHUFFLED_BATCH_SIZE": 8},
-                 tmp_path)
+    nb = execute(
+        "replay.ipynb",
+        {
+            "RUN": str(run),
+            "STEP": 5,
+            "ROW_IN_BATCH": 3,
+            "FIND": " the",
+            "PRESHUFFLED": str(tiny_suite.dir / "data" / "deduped" / "train"),
+            "PRESHUFFLED_BATCH_SIZE": 8,
+        },
+        tmp_path,
+    )
     text = _text(nb)
-    assert f"{run}: 28 steps of 8 rows x 33 tokens; batch 5 verified" in text  # 24 + 32 / 8 held out
+    assert (
+        f"{run}: 28 steps of 8 rows x 33 tokens; batch 5 verified" in text
+    )  # 24 + 32 / 8 held out
     assert "row 43 (step 5):" in text
     assert "pile_set_name" in text and "occurrences, in" in text
     assert f"{tiny_suite.dir / 'data' / 'deduped' / 'train'}: 28 steps; batch 5: (8, 33)" in text
 
 
 def test_checkpoint_study_notebook(tiny_suite: SuiteRun, tmp_path: Path) -> None:
-    nb = execute("checkpoint_study.ipynb", {"SUITE": str(tiny_suite.dir), "MAX_CHECKPOINTS": 4},
-                 tmp_path)
+    nb = execute(
+        "checkpoint_study.ipynb", {"SUITE": str(tiny_suite.dir), "MAX_CHECKPOINTS": 4}, tmp_path
+    )
     text = _text(nb)
     assert "largest difference from the trainer's logged loss" in text
     assert "pythia-nano-deduped" in text and "pythia-nano-standard" in text
-    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
-               for c in nb.cells for o in c.get("outputs", []))
+    assert any(
+        o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+        for c in nb.cells
+        for o in c.get("outputs", [])
+    )

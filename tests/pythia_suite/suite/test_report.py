@@ -40,15 +40,19 @@ def _study(out_dir: Path, name: str, checks: list[TruthCheck]) -> StudyReport:
     """A StudyReport as a study builds it: PNGs and result files in out_dir, pandas tables."""
     steps = [0, 8, 16, 24]
     table = pd.DataFrame({"step": steps, "score": [0.0, 0.125, 0.5, 0.75]})
-    indexed = pd.DataFrame({"memorized": [3, 5]}, index=pd.Index(["standard", "deduped"],
-                                                                 name="variant"))
+    indexed = pd.DataFrame(
+        {"memorized": [3, 5]}, index=pd.Index(["standard", "deduped"], name="variant")
+    )
     result = out_dir / "results.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(result, index=False)
-    return StudyReport(study=name, figures=[_figure(out_dir / f"{name}_a.png", 1),
-                                            _figure(out_dir / f"{name}_b.png", 2)],
-                       tables={"by_step": table, "by_variant": indexed}, checks=checks,
-                       results=[result])
+    return StudyReport(
+        study=name,
+        figures=[_figure(out_dir / f"{name}_a.png", 1), _figure(out_dir / f"{name}_b.png", 2)],
+        tables={"by_step": table, "by_variant": indexed},
+        checks=checks,
+        results=[result],
+    )
 
 
 @pytest.fixture
@@ -60,15 +64,29 @@ def suite_copy(tiny_suite: SuiteRun, tmp_path: Path) -> Layout:
 def _inputs(layout: Layout, studies: list[StudyReport]) -> ReportInputs:
     config = load_config(layout.suite_yaml)
     runs = [r.spec(layout) for r in plan_runs(config, layout, "suite.yaml")]
-    return ReportInputs(config=config, layout=layout, runs=runs, studies=studies,
-                        verified={r.name: {"batches_verified": 24, "checkpoints_verified": 7}
-                                  for r in runs})
+    return ReportInputs(
+        config=config,
+        layout=layout,
+        runs=runs,
+        studies=studies,
+        verified={r.name: {"batches_verified": 24, "checkpoints_verified": 7} for r in runs},
+    )
 
 
 def test_study_report_round_trips_through_its_files(tmp_path: Path) -> None:
-    report = _study(tmp_path / "s", "memorization",
-                    [TruthCheck(name="more copies, more memorized", passed=True, value=0.93,
-                                expected="Spearman > 0", detail="7 levels")])
+    report = _study(
+        tmp_path / "s",
+        "memorization",
+        [
+            TruthCheck(
+                name="more copies, more memorized",
+                passed=True,
+                value=0.93,
+                expected="Spearman > 0",
+                detail="7 levels",
+            )
+        ],
+    )
     save_study_report(report, tmp_path / "s")
     back = load_study_report(tmp_path / "s")
     assert back.study == "memorization" and back.checks == report.checks
@@ -79,14 +97,37 @@ def test_study_report_round_trips_through_its_files(tmp_path: Path) -> None:
 
 def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None:
     studies = [
-        _study(suite_copy.study("memorization"), "memorization", [
-            TruthCheck(name="canaries: more repetitions, more memorized", passed=True,
-                       value=0.9286, expected="Spearman > 0"),
-            TruthCheck(name="held-out rows are not memorized", passed=True, value=0.0,
-                       expected="rate < 0.01")]),
-        _study(suite_copy.study("bias"), "bias", [
-            TruthCheck(name="the swap lowers the stereotype gap", passed=True, value=-0.41,
-                       expected="gap difference < 0", detail="CrowS-Pairs <b>and</b> WinoBias")]),
+        _study(
+            suite_copy.study("memorization"),
+            "memorization",
+            [
+                TruthCheck(
+                    name="canaries: more repetitions, more memorized",
+                    passed=True,
+                    value=0.9286,
+                    expected="Spearman > 0",
+                ),
+                TruthCheck(
+                    name="held-out rows are not memorized",
+                    passed=True,
+                    value=0.0,
+                    expected="rate < 0.01",
+                ),
+            ],
+        ),
+        _study(
+            suite_copy.study("bias"),
+            "bias",
+            [
+                TruthCheck(
+                    name="the swap lowers the stereotype gap",
+                    passed=True,
+                    value=-0.41,
+                    expected="gap difference < 0",
+                    detail="CrowS-Pairs <b>and</b> WinoBias",
+                )
+            ],
+        ),
     ]
     for study in studies:  # as the suite does: saved by the study stage, loaded by the report
         save_study_report(study, suite_copy.study(study.study))
@@ -97,8 +138,10 @@ def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None
     assert len(state.widths) == 5 and min(state.widths) > 0
     assert [passed for passed, _ in state.checks] == [True, True, True]
     assert all(": recovered: " in text for _, text in state.checks)
-    assert "memorization: canaries: more repetitions, more memorized: recovered: 0.9286 " \
-           "(expected Spearman > 0)" in state.checks[0][1]
+    assert (
+        "memorization: canaries: more repetitions, more memorized: recovered: 0.9286 "
+        "(expected Spearman > 0)" in state.checks[0][1]
+    )
     assert "(CrowS-Pairs <b>and</b> WinoBias)" in state.checks[2][1]  # escaped, not markup
     html = page.read_text()
     assert "3 of 3</b> planted-truth checks recovered" in html
@@ -114,9 +157,18 @@ def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None
 
 
 def test_a_failed_check_and_a_broken_figure_show(suite_copy: Layout) -> None:
-    study = _study(suite_copy.study("term_frequency"), "term_frequency", [
-        TruthCheck(name="accuracy rises with term frequency", passed=False, value=-0.05,
-                   expected="Spearman > 0")])
+    study = _study(
+        suite_copy.study("term_frequency"),
+        "term_frequency",
+        [
+            TruthCheck(
+                name="accuracy rises with term frequency",
+                passed=False,
+                value=-0.05,
+                expected="Spearman > 0",
+            )
+        ],
+    )
     broken = study.figures[1]
     broken.write_bytes(broken.read_bytes()[:100])  # a PNG cut short: it cannot decode
     state = render_in_chromium(write_report(_inputs(suite_copy, [study])))

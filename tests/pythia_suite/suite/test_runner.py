@@ -10,8 +10,9 @@ import pytest
 from pythia_suite.suite.runner import Stage, run_stages
 
 
-def _stages(tmp: Path, config: dict[str, object], calls: list[str],
-            fail: str | None = None) -> list[Stage]:
+def _stages(
+    tmp: Path, config: dict[str, object], calls: list[str], fail: str | None = None
+) -> list[Stage]:
     """a -> b -> c, each writing a file from its config and its input's content."""
 
     def make(slug: str, dep: str | None) -> Stage:
@@ -25,9 +26,17 @@ def _stages(tmp: Path, config: dict[str, object], calls: list[str],
             source = (tmp / f"{dep}.txt").read_text() if dep else ""
             out.write_text(f"{source}|{config[slug] if slug != 'a' else str(config['a'])[:1]}")
 
-        return Stage(slug=slug, title=slug, kind="x", config=config[slug],
-                     deps=(dep,) if dep else (), outputs=(out,), run=run,
-                     digest=lambda: {"text": out.read_text()}, resumable=slug == "b")
+        return Stage(
+            slug=slug,
+            title=slug,
+            kind="x",
+            config=config[slug],
+            deps=(dep,) if dep else (),
+            outputs=(out,),
+            run=run,
+            digest=lambda: {"text": out.read_text()},
+            resumable=slug == "b",
+        )
 
     return [make("a", None), make("b", "a"), make("c", "b")]
 

@@ -18,9 +18,18 @@ from pythia_suite.suite.config import load_config
 from pythia_suite.suite.suite import run_suite
 from tests.pythia_suite.suite.conftest import SuiteRun, run_cli, state_digests, write_yaml
 
-STAGES = ["corpus", "dedup", "tokenizer", "prepare-standard", "prepare-deduped",
-          "train-pythia-nano-standard", "train-pythia-nano-deduped",
-          "verify-pythia-nano-standard", "verify-pythia-nano-deduped", "report"]
+STAGES = [
+    "corpus",
+    "dedup",
+    "tokenizer",
+    "prepare-standard",
+    "prepare-deduped",
+    "train-pythia-nano-standard",
+    "train-pythia-nano-deduped",
+    "verify-pythia-nano-standard",
+    "verify-pythia-nano-deduped",
+    "report",
+]
 
 
 def checkpoint_hashes(suite_dir: Path) -> dict[str, dict[int, str]]:
@@ -34,9 +43,18 @@ def checkpoint_hashes(suite_dir: Path) -> dict[str, dict[int, str]]:
 def test_tiny_suite_writes_everything(tiny_suite: SuiteRun) -> None:
     d = tiny_suite.dir
     assert tiny_suite.stdout.strip() == str(d / "report.html")
-    for name in ("suite.yaml", "suite.log", "report.html", "tables/runs.csv",
-                 "tables/loss_curves.csv", "corpus/truth.json", "deduped.jsonl",
-                 "tokenizer.json", "data/standard/manifest.json", "data/deduped/manifest.json"):
+    for name in (
+        "suite.yaml",
+        "suite.log",
+        "report.html",
+        "tables/runs.csv",
+        "tables/loss_curves.csv",
+        "corpus/truth.json",
+        "deduped.jsonl",
+        "tokenizer.json",
+        "data/standard/manifest.json",
+        "data/deduped/manifest.json",
+    ):
         assert (d / name).is_file(), name
     assert sorted(state_digests(d)) == sorted(STAGES)
     # one line per stage on the console, with the overall bar and the time left
@@ -75,23 +93,34 @@ def test_second_run_does_no_work_and_changes_nothing(tiny_suite: SuiteRun) -> No
     assert (tiny_suite.dir / "report.html").read_bytes() == page
 
 
-def test_changed_config_reruns_exactly_what_depends_on_it(tiny_suite: SuiteRun,
-                                                          tmp_path: Path) -> None:
+def test_changed_config_reruns_exactly_what_depends_on_it(
+    tiny_suite: SuiteRun, tmp_path: Path
+) -> None:
     shutil.copytree(tiny_suite.dir, tmp_path / "tiny")
     before = state_digests(tmp_path / "tiny")
-    config = load_config(write_yaml(tmp_path / "s.yaml", "train:\n  checkpoints: log+every:12\n"),
-                         preset="tiny")
+    config = load_config(
+        write_yaml(tmp_path / "s.yaml", "train:\n  checkpoints: log+every:12\n"), preset="tiny"
+    )
     result = run_suite(config, root=tmp_path, source="s.yaml")
-    assert result.ran() == ["train-pythia-nano-standard", "train-pythia-nano-deduped",
-                            "verify-pythia-nano-standard", "verify-pythia-nano-deduped", "report"]
+    assert result.ran() == [
+        "train-pythia-nano-standard",
+        "train-pythia-nano-deduped",
+        "verify-pythia-nano-standard",
+        "verify-pythia-nano-deduped",
+        "report",
+    ]
     after = state_digests(tmp_path / "tiny")
     steps = after["train-pythia-nano-standard"]["checkpoints"]
     assert sorted(map(int, steps)) == [0, 1, 2, 4, 8, 12, 24]
     for step in ("0", "8", "24"):  # the same training: the shared steps have the same weights
         assert steps[step] == before["train-pythia-nano-standard"]["checkpoints"][step]
     # one variant fewer: nothing is trained again, only the report is redone
-    config = load_config(write_yaml(tmp_path / "t.yaml", "train:\n  checkpoints: log+every:12\n"
-                                    "  variants: [deduped]\n"), preset="tiny")
+    config = load_config(
+        write_yaml(
+            tmp_path / "t.yaml", "train:\n  checkpoints: log+every:12\n  variants: [deduped]\n"
+        ),
+        preset="tiny",
+    )
     result = run_suite(config, root=tmp_path, source="t.yaml")
     assert result.ran() == ["report"]
 
@@ -108,13 +137,18 @@ def _kill_when(proc: subprocess.Popen[str], path: Path, timeout: float = 300) ->
 
 def _start(root: Path) -> subprocess.Popen[str]:
     cli = str(Path(sys.executable).parent / "pythia-suite")
-    return subprocess.Popen([cli, "run", "--preset", "tiny", "--root", str(root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [cli, "run", "--preset", "tiny", "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def test_killed_in_the_middle_and_rerun_gives_the_same_results(tiny_suite: SuiteRun,
-                                                               tmp_path: Path) -> None:
+def test_killed_in_the_middle_and_rerun_gives_the_same_results(
+    tiny_suite: SuiteRun, tmp_path: Path
+) -> None:
     """Killed while preparing data, then killed while training; the third run finishes with
     what the uninterrupted session suite has: the same checkpoints, digests and tables."""
     a, b = tmp_path / "tiny", tiny_suite.dir

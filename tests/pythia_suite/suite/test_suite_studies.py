@@ -45,17 +45,25 @@ def test_tiny_suite_with_the_studies_recovers_every_planted_truth(tmp_path: Path
     assert result.returncode == 0, result.stderr
     root = tmp_path / "runs" / "studies"
     digests = state_digests(root)
-    for stage in ("train-pythia-nano-standard-pronoun-swap", "study-memorization",
-                  "study-term_frequency", "study-bias", "report"):
+    for stage in (
+        "train-pythia-nano-standard-pronoun-swap",
+        "study-memorization",
+        "study-term_frequency",
+        "study-bias",
+        "report",
+    ):
         assert stage in digests, stage
-    reports = [load_study_report(root / "studies" / s)
-               for s in ("memorization", "term_frequency", "bias")]
+    reports = [
+        load_study_report(root / "studies" / s) for s in ("memorization", "term_frequency", "bias")
+    ]
     assert all(r.checks for r in reports)  # every study states its planted truth
     state = render_in_chromium(root / "report.html")
     assert state.loaded == state.figures == 1 + sum(len(r.figures) for r in reports)
     assert min(state.widths) > 0
     assert len(state.checks) == sum(len(r.checks) for r in reports)
-    expected = [c for r in reports for c in r.checks if not c.name.startswith(NEEDS_LONGER_TRAINING)]
+    expected = [
+        c for r in reports for c in r.checks if not c.name.startswith(NEEDS_LONGER_TRAINING)
+    ]
     assert len(expected) >= 6  # 2 memorization, the Zipf counts, 3 bias
     failed = [c.name for c in expected if not c.passed]
     assert not failed, failed
