@@ -56,8 +56,8 @@ def test_replay_notebook(tiny_suite: SuiteRun, tmp_path: Path) -> None:
     )
     text = _text(nb)
     assert (
-        f"{run}: 28 steps of 8 rows x 33 tokens; batch 5 verified" in text
-    )  # 24 + 32 / 8 held out
+        f"{run}: 24 steps of 8 rows x 33 tokens; batch 5 verified" in text
+    )  # the trained steps; the 32 held-out rows are not a step of the run
     assert "row 43 (step 5):" in text
     assert "pile_set_name" in text and "occurrences, in" in text
     assert f"{tiny_suite.dir / 'data' / 'deduped' / 'train'}: 28 steps; batch 5: (8, 33)" in text
