@@ -1,12 +1,12 @@
 # Two entry points, each doing all set-up on a fresh clone:
 #   make demo   creates .venv, installs, runs `pythia-suite run` (the default suite) into runs/default
-#   make test   creates .venv if needed, installs (and Debian's chromium when missing), runs the tests
+#   make test   creates .venv if needed, installs (and Debian's chromium when missing), ruff, mypy, pytest
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEMO := demo-out
+DEMO := runs
 
 .PHONY: demo test bench clean
 
