@@ -188,7 +188,7 @@ def check_resumable(run_dir: Path) -> None:
             + "; restore it, or run `pythia-suite checkpoints sync` to forget missing checkpoints"
         )
     logged = logged_steps(run_dir)
-    if not on_disk and logged:
+    if not on_disk and not catalogued and logged:  # a branch's linked parent checkpoints count
         raise ValueError(
             f"{run_dir}: {METRICS} logs {logged} updates but there is no complete checkpoint to "
             "continue from; resuming would start over and rewrite that history (use a new --out)"
