@@ -39,7 +39,7 @@ studies:
 NEEDS_LONGER_TRAINING = ("facts:", "arithmetic-plus:")  # few-shot accuracy lines
 
 
-def test_tiny_suite_with_the_studies_recovers_every_planted_truth(tmp_path: Path) -> None:
+def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
     suite = write_yaml(tmp_path / "studies.yaml", STUDIES_YAML)
     result = run_cli("run", suite, "--preset", "tiny", "--root", tmp_path / "runs")
     assert result.returncode == 0, result.stderr
