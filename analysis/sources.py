@@ -31,7 +31,6 @@ from checkpoints_index.sums import sha256_file
 from dataloader_replay.replay import TrainData, open_run
 
 if TYPE_CHECKING:
-    import torch
     from transformers import GPTNeoXForCausalLM
 
 RUN_JSON = "run.json"
@@ -80,14 +79,13 @@ class Checkpoints:
 
     def verify(self, step: int) -> None:
         """ValueError naming the folder if a run's checkpoint differs from its catalog."""
-        folder = self.folder(step)
+        self.folder(step)  # ValueError naming the step if there is no such checkpoint
         if self.run_dir is None:
             return
         with Catalog.open(self.run_dir, create=False) as catalog:
             problems = record_problems(self.run_dir, catalog.get(step))
         if problems:
             raise ValueError(problems[0])
-        del folder
 
     def load(self, step: int, *, dtype: str = "float32") -> GPTNeoXForCausalLM:
         """The model at `step` through transformers, in eval mode, after verification."""
@@ -108,14 +106,6 @@ class Checkpoints:
             folder, dtype=getattr(torch, dtype), local_files_only=True
         )
         return model.eval()
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    import torch
-
-    if name not in DTYPES:
-        raise ValueError(f"--dtype: unknown {name!r} (choose from {', '.join(DTYPES)})")
-    return getattr(torch, name)
 
 
 def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoints:
@@ -189,11 +179,6 @@ def data_fingerprint(rows: Rows) -> str:
 def seen_before(rows: np.ndarray, step: int, batch_size: int) -> np.ndarray:
     """Which training rows the checkpoint at `step` has trained on: row < step * B."""
     return np.asarray(rows) < step * batch_size
-
-
-def training_step(rows: np.ndarray, batch_size: int) -> np.ndarray:
-    """The update that trains each row: r // B + 1."""
-    return np.asarray(rows) // batch_size + 1
 
 
 def attrs_json(value: Any) -> str:
