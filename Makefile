@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/pythia-suite run --preset default
 
-LINTED := pythia_suite dataloader_replay checkpoints_index analysis suite_errors
+LINTED := pythia_suite dataloader_replay checkpoints_index analysis suite_core
 
 test: $(STAMP)
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }

@@ -29,7 +29,7 @@ from checkpoints_index.layout import (
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
 from checkpoints_index.sums import check_folder, read_sums, sha256_file
-from suite_errors import CheckpointError
+from suite_core import CheckpointError
 
 log = logging.getLogger(__name__)
 

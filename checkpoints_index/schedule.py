@@ -14,7 +14,7 @@ included, so a run always ends on a checkpoint (for Pythia's 143000 this changes
 
 from __future__ import annotations
 
-from suite_errors import CheckpointError
+from suite_core import CheckpointError
 
 PYTHIA_RULE = "log+every:1000"
 PYTHIA_STEPS = 143_000

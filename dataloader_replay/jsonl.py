@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from suite_errors import DataError
+from suite_core import DataError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,7 +34,7 @@ from dataloader_replay.mapping import (
     stream_ends,
 )
 from dataloader_replay.tokenizer import PIECE_CHARS, load_tokenizer, split_text
-from suite_errors import ConfigError
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 256  # documents per `encode_batch` call

@@ -185,7 +185,7 @@ def test_bad_input_is_one_clean_line(world: Path, name: str) -> None:
 
 
 def test_error_family_is_value_error() -> None:
-    from suite_errors import CheckpointError, ConfigError, DataError, SuiteError
+    from suite_core import CheckpointError, ConfigError, DataError, SuiteError
 
     for cls in (CheckpointError, ConfigError, DataError):
         assert issubclass(cls, SuiteError) and issubclass(cls, ValueError)

@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own small module under `pythia_suite.cli` and exposes
 `register(subparsers)`; the module's handler calls typed library functions. Errors that the
-user can act on (`suite_errors.SuiteError` and any `ValueError`, `OSError`: a bad file,
+user can act on (`suite_core.SuiteError` and any `ValueError`, `OSError`: a bad file,
 line or field) are printed as one line
 on stderr with exit status 2 and no traceback.
 """
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train, verify
-from suite_errors import USER_ERRORS
+from suite_core import USER_ERRORS
 
 MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from suite_errors import ConfigError, DataError
+from suite_core import ConfigError, DataError
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 
 from dataloader_replay.tokenizer import MAX_VOCAB_SIZE
 from pythia_suite.training.family import EXAMPLE_VOCAB, FAMILY, get_row, neox_yaml, param_counts
-from suite_errors import ConfigError
+from suite_core import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -27,7 +27,7 @@ from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import iter_documents
 from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN, split_text
 from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # noqa: F401  (re-export)
-from suite_errors import ConfigError
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 

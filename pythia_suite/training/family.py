@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from dataloader_replay.tokenizer import MAX_VOCAB_SIZE
-from suite_errors import ConfigError
+from suite_core import ConfigError
 
 DEDUPED_SUFFIX = "-deduped"
 INIT_METHODS = ("small_init", "wang_init", "normal", "scaled_normal")

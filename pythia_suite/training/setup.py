@@ -39,7 +39,7 @@ from pythia_suite.training.run import (
     without_location,
     write_run_json,
 )
-from suite_errors import ConfigError
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 

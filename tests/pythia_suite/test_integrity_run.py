@@ -152,7 +152,10 @@ def test_resume_with_other_data_is_refused(
         ),
         (
             lambda run: _sql(
-                run, "UPDATE checkpoints SET sha256 = 'f' || substr(sha256, 2) WHERE step = 16"
+                run,
+                "UPDATE checkpoints SET sha256 = "
+                "(CASE WHEN substr(sha256, 1, 1) = '0' THEN '1' ELSE '0' END) || substr(sha256, 2) "
+                "WHERE step = 16",
             ),
             ["step16", "model.safetensors: sha256 differs from the catalog's"],
         ),

@@ -1,4 +1,5 @@
-"""The suite's one exception family: errors a user can act on (bad file, line, field, flag).
+"""The bottom of the house, the nouns every package shares; here: the one exception family,
+errors a user can act on (bad file, line, field, flag).
 
 ```
 SuiteError(ValueError)          base; the CLI prints `pythia-suite: error: MSG` and exits 2
