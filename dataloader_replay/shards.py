@@ -18,7 +18,7 @@ import itertools
 import logging
 import mmap
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -102,7 +102,12 @@ class Layout:
         return cls(stem=stem, idx=f"{stem}.idx", names=names)
 
 
-def place_shards(names: list[str], sizes: Mapping[str, int | None], total: int) -> list[Shard]:
+def place_shards(
+    names: list[str],
+    sizes: Mapping[str, int | None],
+    total: int,
+    locate: Callable[[str], str] = str,
+) -> list[Shard]:
     """Each shard's offset in the merged `.bin` of `total` bytes.
 
     With every shard present, offsets are the running sums (any sizes). With some absent, the
@@ -112,17 +117,15 @@ def place_shards(names: list[str], sizes: Mapping[str, int | None], total: int) 
     present = [sizes.get(n) for n in names]
     known = [s for s in present if s is not None]
     if len(known) == len(names):
-        _check_total(names, known, total)
+        _check_total(names, known, total, locate)
         offsets = [0, *itertools.accumulate(known)]
-        return [
-            Shard(name=n, size=s, offset=o, length=s) for n, s, o in zip(names, known, offsets)
-        ]
+        return [Shard(name=n, size=s, offset=o, length=s) for n, s, o in zip(names, known, offsets)]
     step = _uniform_size(present, total)
     if step is not None:
         last = total - step * (len(names) - 1)
         if present[-1] is not None and present[-1] != last or not 0 < last <= step:
             raise DataError(
-                f"{names[-1]}: field 'size': {present[-1]} bytes, but shards of {step} bytes "
+                f"{locate(names[-1])}: field 'size': {present[-1]} bytes, but shards of {step} bytes "
                 f"and the idx's {total} bytes leave {last} for the last shard"
             )
         lengths = [step] * (len(names) - 1) + [last]
@@ -149,15 +152,27 @@ def _uniform_size(present: list[int | None], total: int) -> int | None:
     return None
 
 
-def _check_total(names: list[str], sizes: list[int], total: int) -> None:
+def _check_total(
+    names: list[str], sizes: list[int], total: int, locate: Callable[[str], str]
+) -> None:
     have = sum(sizes)
     if have == total:
         return
-    common = max(set(sizes[:-1]), key=sizes[:-1].count) if len(sizes) > 1 else None
-    odd = [n for n, s in zip(names[:-1], sizes[:-1]) if s != common]
-    culprit = odd[0] if len(odd) == 1 else names[-1]
+    body = sizes[:-1]
+    common = max(set(body), key=body.count) if body else None
+    odd = [n for n, s in zip(names, body) if s != common]
+    if len(odd) == 1 and len(body) > 2:
+        where = locate(odd[0])  # one shard differs from the others
+    elif not odd:
+        where = locate(names[-1])  # all alike but the last
+    else:
+        where = (
+            str(Path(locate(names[0])).parent)
+            if "://" not in locate(names[0])
+            else (locate(names[0]).rsplit("/", 1)[0])
+        )
     raise DataError(
-        f"{culprit}: field 'size': the shards hold {have} bytes but the idx needs {total} "
+        f"{where}: field 'size': the shards hold {have} bytes but the idx needs {total} "
         f"({'shorter' if have < total else 'longer'} by {abs(total - have)})"
     )
 

@@ -46,7 +46,7 @@ class Origin:
 
     repo_id: str | None = None  # OWNER/NAME on the hub, when known
     revision: str | None = None  # the commit, when known
-    idx_sha256: str | None = None  # the idx's sha256 when the source states it (hub LFS)
+    identity: str | None = None  # the idx sha256 as the hub states it (or a mirror URL hash)
 
 
 def is_remote(spec: str | Path) -> bool:
@@ -67,9 +67,9 @@ def open_source(
     if is_remote(spec):
         from dataloader_replay.remote import open_remote
 
-        files, listing, origin = open_remote(normalize(spec), cache=cache)
+        remote, listing, origin = open_remote(normalize(spec), cache=cache)
         return open_sharded(
-            files, listing, name=normalize(spec), batch_size=batch_size, origin=origin
+            remote, listing, name=normalize(spec), batch_size=batch_size, origin=origin
         )
     path = Path(spec)
     if path.is_dir() and not (path / MANIFEST).is_file() and is_sharded_folder(path):
@@ -102,7 +102,7 @@ def folder_origin(folder: Path) -> Origin:
     for idx in folder.glob("*.idx"):
         if idx.is_symlink() and SHA256_HEX.match(idx.resolve().name):
             idx_sha = idx.resolve().name
-    return Origin(repo_id=repo_id, revision=parts[-1], idx_sha256=idx_sha)
+    return Origin(repo_id=repo_id, revision=parts[-1], identity=idx_sha)
 
 
 def open_sharded(
@@ -120,7 +120,7 @@ def open_sharded(
         raise DataError(f"{files.locate(layout.idx)}: missing (a broken link or not downloaded)")
     info = read_idx_info(files, layout.idx, idx_size)
     try:
-        shards = place_shards(layout.names, listing, info.num_rows * info.row_bytes)
+        shards = place_shards(layout.names, listing, info.num_rows * info.row_bytes, files.locate)
     except DataError:
         probe = ShardedRows(files=files, layout=layout, info=info, shards=[])
         probe.row_bytes_range(info.num_rows - 1, info.num_rows)  # rows of other lengths?
@@ -150,7 +150,7 @@ def open_sharded(
         vocab_size=None,
         manifest=None,
         store=rows,
-        identity=origin.idx_sha256,
+        identity=origin.identity,
     )
 
 
