@@ -184,3 +184,41 @@ def test_cli_replay_find_and_plan_take_the_shards_folder(
         "document-00002-of-00004.bin, missing\n"
     )
     assert not out.exists()
+
+
+def test_verify_shards_against_a_table_and_the_published_one(
+    tmp_path: Path, merged: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataloader_replay.pythia_facts import PUBLISHED_SHA256
+    from dataloader_replay.shard_verify import verify_shards
+    from pythia_suite.cli import main
+
+    folder = shards(tmp_path, merged, ODD_CUTS)
+    table = {p.name: sha256_of(p) for p in folder.iterdir()}
+    report = verify_shards(folder, table)
+    assert [c.status for c in report.checks] == ["ok"] * 8 and report.problems == []
+    with open(folder / "document-00002-of-00006.bin", "r+b") as fh:
+        fh.write(b"\xff")
+    (folder / "document-00004-of-00006.bin").unlink()
+    problems = verify_shards(folder, table).problems
+    assert problems[0].startswith(f"{folder}/document-00002-of-00006.bin: sha256 ")
+    assert problems[0].endswith(
+        f"differs from {table['document-00002-of-00006.bin']} (the given table)"
+    )
+    assert (
+        problems[1] == f"{folder}/document-00004-of-00006.bin: missing (the given table lists it)"
+    )
+    # the published table, by file name: a file of that name with other bytes is refused
+    name = "pile_0.87_deduped_text_document-00000-of-00082.bin"
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / name).write_bytes(b"not the shard")
+    assert main(["verify", str(tmp_path / "pub")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'pub' / name}: sha256 " in err and PUBLISHED_SHA256[name] in err
+    assert "(and 83 more problems)" in err  # the idx and 82 other shards are missing
+    # an HF snapshot: each blob's name is the hub's sha256 of it
+    snap = as_hf_snapshot(
+        shards(tmp_path / "s", merged, ODD_CUTS), tmp_path / "hub", "o/n", "r" * 40
+    )
+    assert main(["verify", str(snap)]) == 0
+    assert f"{snap}: 8 files match their published sha256, 0 have none" in capsys.readouterr().out
