@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from dataloader_replay.indexed import HEADER_BYTES, parse_header
+from dataloader_replay.replay import parallel_copy_pairs
 from suite_core import DataError
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,10 @@ class Files(Protocol):
 
     def read_into(self, name: str, start: int, out: np.ndarray) -> None:
         """Fill `out` (1-D uint8) with bytes [start, start + out.size) of file `name`."""
+        ...
+
+    def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
+        """`read_into` for each (name, start, out), in one go where the backend can."""
         ...
 
 
@@ -284,10 +289,11 @@ class ShardedRows:
             return out
         start, end = self.row_bytes_range(r0, r1)
         raw = out.reshape(-1).view(np.uint8)
-        at = 0
+        todo, at = [], 0
         for piece in self.bin_pieces(start, end):
-            self.files.read_into(piece.name, piece.start, raw[at : at + piece.size])
+            todo.append((piece.name, piece.start, raw[at : at + piece.size]))
             at += piece.size
+        self.files.read_pieces(todo)
         return out
 
     def plan(self, r0: int, r1: int) -> list[Piece]:
@@ -320,16 +326,22 @@ class LocalFiles:
     def locate(self, name: str) -> str:
         return str(self.folder / name)
 
-    def read_into(self, name: str, start: int, out: np.ndarray) -> None:
-        from dataloader_replay.replay import parallel_copy_into
-
+    def _view(self, name: str, start: int, size: int) -> np.ndarray:
         mm = self._maps.get(name)
         if mm is None:
             with open(self.folder / name, "rb") as fh:
                 mm = self._maps[name] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        if start + out.size > len(mm):
+        if start + size > len(mm):
             raise DataError(
                 f"{self.locate(name)}: field 'size': {len(mm)} bytes, reading "
-                f"[{start}, {start + out.size}) needs more"
+                f"[{start}, {start + size}) needs more"
             )
-        parallel_copy_into(out, np.frombuffer(mm, np.uint8, out.size, start))
+        return np.frombuffer(mm, np.uint8, size, start)
+
+    def read_into(self, name: str, start: int, out: np.ndarray) -> None:
+        out[:] = self._view(name, start, out.size)
+
+    def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
+        parallel_copy_pairs(
+            [(out, self._view(name, start, out.size)) for name, start, out in pieces]
+        )

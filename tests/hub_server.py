@@ -139,6 +139,7 @@ class HubServer:
 class _Handler(BaseHTTPRequestHandler):
     hub: HubServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -268,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
             at = start
             try:
                 while at < limit:
-                    chunk = fh.read(min(1 << 16, limit - at))
+                    chunk = fh.read(min(1 << 20, limit - at))
                     self.wfile.write(chunk)
                     at += len(chunk)
                     with self.hub.stats.lock:
