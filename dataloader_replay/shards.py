@@ -272,13 +272,19 @@ class ShardedRows:
         self.files.read_into(pp.name, pp.start, pointers)
         lens, ptrs = lengths.view("<i4"), pointers.view("<i8")
         want = np.arange(r0, r1, dtype=np.int64) * self.info.row_bytes
-        bad = np.flatnonzero((lens != self.info.width) | (ptrs != want))
-        if bad.size:
+        where = self.files.locate(self.layout.idx)
+        if (bad := np.flatnonzero(lens != self.info.width)).size:
             r = r0 + int(bad[0])
             raise DataError(
-                f"{self.files.locate(self.layout.idx)}: field 'sequence_lengths': row {r} is "
-                f"{int(lens[bad[0]])} tokens at byte {int(ptrs[bad[0]])}, not "
-                f"{self.info.width} tokens at {int(want[bad[0]])} (not rows of one length)"
+                f"{where}: field 'sequence_lengths': row {r} has {int(lens[bad[0]])} tokens, "
+                f"row 0 has {self.info.width} (not rows of one length)"
+            )
+        if (bad := np.flatnonzero(ptrs != want)).size:
+            r, dtype = r0 + int(bad[0]), self.info.dtype.name
+            raise DataError(
+                f"{where}: field 'sequence_pointers': row {r} starts at byte "
+                f"{int(ptrs[bad[0]])}, rows of {self.info.width} {dtype} tokens put it at "
+                f"{int(want[bad[0]])} (the idx's dtype or lengths disagree with its pointers)"
             )
         return int(ptrs[0]), int(ptrs[-1]) + self.info.row_bytes
 

@@ -108,7 +108,9 @@ class HubServer:
         self._sha: dict[Path, str] = {}
         handler = type("Handler", (_Handler,), {"hub": self})
         self.httpd = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -270,10 +272,10 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 while at < limit:
                     chunk = fh.read(min(1 << 20, limit - at))
+                    with self.hub.stats.lock:  # counted before the client can have it
+                        self.hub.stats.body_bytes += len(chunk)
                     self.wfile.write(chunk)
                     at += len(chunk)
-                    with self.hub.stats.lock:
-                        self.hub.stats.body_bytes += len(chunk)
             except (BrokenPipeError, ConnectionResetError):
                 pass
         if limit < end:  # drop the connection mid-body

@@ -114,7 +114,7 @@ def test_rows_of_other_lengths_are_refused(tmp_path: Path) -> None:
     write_shards(writer_prefix, folder, [33])
     with pytest.raises(
         DataError,
-        match=r"document.idx: field 'sequence_lengths': row 9 is 7 tokens at byte 124, not 7 tokens at 126",
+        match=r"document.idx: field 'sequence_pointers': row 9 starts at byte 124, rows of 7 uint16 tokens put it at 126",
     ):
         open_source(folder, batch_size=2)
 
