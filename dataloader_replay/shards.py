@@ -265,13 +265,13 @@ class ShardedRows:
     def row_bytes_range(self, r0: int, r1: int) -> tuple[int, int]:
         """[first byte, end byte) of rows [r0, r1) in the merged .bin, from their idx entries
         (checked: every row `width` tokens, each right after the previous)."""
-        lp, pp = self.info.entry_pieces(self.layout.idx, r0, r1)
-        lengths = np.empty(lp.size, np.uint8)
-        pointers = np.empty(pp.size, np.uint8)
-        self.files.read_into(lp.name, lp.start, lengths)
-        self.files.read_into(pp.name, pp.start, pointers)
-        lens, ptrs = lengths.view("<i4"), pointers.view("<i8")
+        lens, ptrs = (
+            self._bytes(p).view(dtype)
+            for p, dtype in zip(self.info.entry_pieces(self.layout.idx, r0, r1), ("<i4", "<i8"))
+        )
         want = np.arange(r0, r1, dtype=np.int64) * self.info.row_bytes
+        if (lens == self.info.width).all() and (ptrs == want).all():
+            return int(ptrs[0]), int(ptrs[-1]) + self.info.row_bytes
         where = self.files.locate(self.layout.idx)
         if (bad := np.flatnonzero(lens != self.info.width)).size:
             r = r0 + int(bad[0])
@@ -287,6 +287,15 @@ class ShardedRows:
                 f"{int(want[bad[0]])} (the idx's dtype or lengths disagree with its pointers)"
             )
         return int(ptrs[0]), int(ptrs[-1]) + self.info.row_bytes
+
+    def _bytes(self, piece: Piece) -> np.ndarray:
+        """A piece's bytes: a read-only view where the backend maps files, else a copy."""
+        view = getattr(self.files, "view", None)
+        if view is not None:
+            return view(piece.name, piece.start, piece.size)  # type: ignore[no-any-return]
+        out = np.empty(piece.size, np.uint8)
+        self.files.read_into(piece.name, piece.start, out)
+        return out
 
     def read(self, r0: int, r1: int) -> np.ndarray:
         """Rows [r0, r1) as a [r1 - r0, width] array in the stored dtype."""
@@ -332,7 +341,8 @@ class LocalFiles:
     def locate(self, name: str) -> str:
         return str(self.folder / name)
 
-    def _view(self, name: str, start: int, size: int) -> np.ndarray:
+    def view(self, name: str, start: int, size: int) -> np.ndarray:
+        """Bytes [start, start + size) of file `name`, a read-only view of its memory map."""
         mm = self._maps.get(name)
         if mm is None:
             with open(self.folder / name, "rb") as fh:
@@ -345,9 +355,9 @@ class LocalFiles:
         return np.frombuffer(mm, np.uint8, size, start)
 
     def read_into(self, name: str, start: int, out: np.ndarray) -> None:
-        out[:] = self._view(name, start, out.size)
+        out[:] = self.view(name, start, out.size)
 
     def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
         parallel_copy_pairs(
-            [(out, self._view(name, start, out.size)) for name, start, out in pieces]
+            [(out, self.view(name, start, out.size)) for name, start, out in pieces]
         )
