@@ -158,8 +158,9 @@ def plan_fetch(
 ) -> FetchPlan:
     """The revisions of `steps` (a rule such as `pythia`, or a list) with their files and flags.
 
-    `repo_id` may be a Pythia row of the hub table or any OWNER/NAME. A rule is resolved against
-    the repo's last `stepN` branch (143000 for the Pythia rows). Reads metadata only.
+    `repo_id` may be a Pythia row of the hub table or any OWNER/NAME. `pythia` and `log+every:K`
+    run to the repo's last `stepN` branch (143000 for the Pythia rows); a `steps:` list is taken
+    as listed. Reads metadata only.
     """
     from huggingface_hub import HfApi
 
@@ -209,14 +210,11 @@ def plan_fetch(
 
 
 def requested_steps(rule: str, last: int) -> list[int]:
-    """The steps of `rule` up to the repo's `last` branch (always included, as for a run).
-
-    Steps a `steps:` list names past `last` are kept (to be named missing), not dropped.
-    """
-    wanted = set(checkpoint_steps(rule, last))
+    """The steps of `rule`: `pythia` / `log+every:K` up to the repo's `last` branch (included);
+    a `steps:` list exactly as listed (steps past `last` are kept, to be named missing)."""
     if rule.strip().startswith("steps:"):
-        wanted |= {s for s in checkpoint_steps(rule, UNBOUNDED) if s != UNBOUNDED}
-    return sorted(wanted)
+        return [s for s in checkpoint_steps(rule, UNBOUNDED) if s != UNBOUNDED]
+    return checkpoint_steps(rule, last)
 
 
 def _wanted_files(tree: list[Any]) -> tuple[RemoteFile, ...]:
