@@ -10,7 +10,8 @@ Checkpoints (`open_checkpoints`):
 Models are loaded with `transformers` (`GPTNeoXForCausalLM.from_pretrained`), so the studies
 run unchanged on EleutherAI's published checkpoints.
 
-Rows (`open_rows`): a RUN (what its model saw, transforms included), a prepared data directory,
+Rows (`open_rows`): a RUN (what its model saw, transforms included), a folder of fetched
+checkpoints whose `rows.json` names any SOURCE, a prepared data directory,
 or a bare `.bin/.idx` prefix of EleutherAI's preshuffled files (B = 1024 unless given).
 Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0, s * B).
 """
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from transformers import GPTNeoXForCausalLM
 
 RUN_JSON = "run.json"
+ROWS_JSON = "rows.json"  # an external run's rows (pythia_suite/suite/external.py)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -156,7 +158,23 @@ def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
     path = Path(path)
     if path.is_dir() and (path / RUN_JSON).is_file():
         return open_run(path)
+    if path.is_dir() and (path / ROWS_JSON).is_file():  # fetched checkpoints + their rows
+        return _named_rows(path / ROWS_JSON, batch_size)
     return TrainData.open(path, batch_size=batch_size)
+
+
+def _named_rows(record: Path, batch_size: int | None) -> Rows:
+    """The rows `rows.json` names (`{"source": SPEC, "batch_size": B}`), through open_source."""
+    try:
+        from dataloader_replay.sources import open_source
+    except ImportError:  # a build without remote sources: local paths only
+        open_source = TrainData.open  # type: ignore[assignment]
+    try:
+        named = json.loads(record.read_text(encoding="utf-8"))
+        spec, named_batch = str(named["source"]), named.get("batch_size")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{record}: not a rows record ({exc})") from None
+    return open_source(spec, batch_size=batch_size or named_batch)
 
 
 def data_fingerprint(rows: Rows) -> str:

@@ -4,6 +4,7 @@
 - `GET /api/{models,datasets}/OWNER/NAME/tree/REV[/PATH]`          files with LFS sha256
 - `POST /api/{models,datasets}/OWNER/NAME/paths-info/REV`          the same, for named paths
 - `GET /api/{models,datasets}/OWNER/NAME[/revision/REV]`           repo info (sha, siblings)
+- `GET /static/NAME`                                                any other file (a CSV)
 - `HEAD|GET /[datasets/]OWNER/NAME/resolve/REV/FILE`               the bytes, with `X-Repo-Commit`,
   `ETag` (the sha256 for LFS files, the git blob id otherwise), `Content-Length`, Range support
 
@@ -73,6 +74,7 @@ class FakeHub:
     repos: dict[tuple[str, str], dict[str, Revision]] = dataclasses.field(default_factory=dict)
     gets: Counter[tuple[str, str, str]] = dataclasses.field(default_factory=Counter)
     bytes_sent: int = 0
+    static: dict[str, bytes] = dataclasses.field(default_factory=dict)  # /static/NAME
     stall: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (branch, path)
     stalled: threading.Event = dataclasses.field(default_factory=threading.Event)
     release: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -120,6 +122,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, *, head: bool, body: bytes = b"") -> None:
         path = unquote(urlsplit(self.path).path)
+        if path.startswith("/static/") and path[8:] in self.hub.static:
+            return self._bytes(self.hub.static[path[8:]])
         if m := ROUTE_RESOLVE.match(path):
             kind = "datasets" if m.group(1) else "models"
             self._resolve(kind, m.group(2), m.group(3), m.group(4), head=head)
@@ -202,6 +206,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         with self.hub.lock:
             self.hub.bytes_sent += len(data) - half
+
+    def _bytes(self, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _json(self, data: Any) -> None:
         payload = json.dumps(data).encode()

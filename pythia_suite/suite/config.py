@@ -96,6 +96,7 @@ class SuiteConfig:
     train: TrainSection = field(default_factory=TrainSection)
     branch: BranchSection = field(default_factory=BranchSection)
     studies: dict[str, dict[str, Any]] = field(default_factory=dict)  # study -> run_study options
+    external: dict[str, Any] = field(default_factory=dict)  # fetched runs (suite/external.py)
 
     def section(self, name: str) -> Any:
         """A section as plain JSON-able data (what stage keys hash)."""
@@ -274,6 +275,10 @@ def check(config: SuiteConfig, where: _Where) -> None:
             "branch.intervention",
             f"unknown {b.intervention!r} (choose from {', '.join(INTERVENTIONS)})",
         )
+    if config.external:
+        from pythia_suite.suite.external import parse_external
+
+        parse_external(config.external, None, where.error)
     for study, options in config.studies.items():
         if study not in STUDIES:
             raise where.error(

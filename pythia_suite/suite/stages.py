@@ -178,6 +178,10 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
     """The stages of `config`, in order; `source` names the config in error messages."""
     from pythia_suite.suite import tasks
 
+    if config.external:  # fetched checkpoints and remote rows: nothing to train
+        from pythia_suite.suite.external import external_stages
+
+        return external_stages(config, layout, source=source)
     runs = plan_runs(config, layout, source)
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     precision_ok = config.train.precision == "fp32" or "precision" in train_fields()
