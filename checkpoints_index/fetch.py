@@ -9,7 +9,9 @@ so the Hugging Face cache is used and filled (`HF_HOME`, `HF_ENDPOINT`, token, o
 as usual; a killed fetch keeps the files it completed), checks every file's bytes against the
 metadata, and only then moves a revision into `DIR/stepN` (built as a temporary folder and
 renamed). A file whose bytes differ is removed from the cache and its revision is not placed.
-`DIR/fetch.json` names the repository the folder holds. Weights are only ever read as
+`DIR/fetch.json` names the repository the folder holds. With `HF_HUB_OFFLINE` the plan is
+read from the cache (`refs/stepN`, snapshot links to blobs named by their sha256 / git blob id)
+and the cached files are verified and placed the same way. Weights are only ever read as
 safetensors (a revision that publishes only pickles is converted with
 `torch.load(weights_only=True)`).
 """
@@ -167,11 +169,14 @@ def plan_fetch(
     repo_id, model = resolve_model(repo_id)
     api = HfApi(endpoint=endpoint)
     where = f"{api.endpoint}/{repo_id}"
-    refs = _hub_call(where, lambda: api.list_repo_refs(repo_id))
+    offline = _offline()
+    if offline:  # HF_HUB_OFFLINE: the plan from what the HF cache holds
+        refs = cached_refs(repo_id)
+    else:
+        listed = _hub_call(where, lambda: api.list_repo_refs(repo_id)).branches
+        refs = {b.name: b.target_commit for b in listed}
     pattern = re.compile(rf"^{re.escape(revision_prefix)}(0|[1-9][0-9]*)$")
-    branches = {
-        int(m.group(1)): b.target_commit for b in refs.branches if (m := pattern.match(b.name))
-    }
+    branches = {int(m.group(1)): c for b, c in refs.items() if (m := pattern.match(b))}
     if isinstance(steps, str):
         if not branches:
             raise CheckpointError(f"{where}: no {revision_prefix}N branches")
@@ -184,15 +189,19 @@ def plan_fetch(
         if step not in branches:
             continue
         name, commit = f"{revision_prefix}{step}", branches[step]
-        tree = _hub_call(
-            f"{where}@{name}",
-            lambda c=commit: list(api.list_repo_tree(repo_id, revision=c, recursive=True)),  # type: ignore[misc]
-        )
+        if offline:
+            files = cached_files(repo_id, commit)
+        else:
+            tree = _hub_call(
+                f"{where}@{name}",
+                lambda c=commit: list(api.list_repo_tree(repo_id, revision=c, recursive=True)),  # type: ignore[misc]
+            )
+            files = [_remote_file(e) for e in tree if hasattr(e, "blob_id")]
         rev = PlannedRevision(
             step=step,
             revision=name,
             commit=commit,
-            files=_wanted_files(tree),
+            files=_wanted_files(files),
             reports=tuple(reports_for(model, step)) if model else (),
         )
         rev = dataclasses.replace(rev, duplicate_of=seen.setdefault(rev.weights_key, step))
@@ -217,18 +226,63 @@ def requested_steps(rule: str, last: int) -> list[int]:
     return checkpoint_steps(rule, last)
 
 
-def _wanted_files(tree: list[Any]) -> tuple[RemoteFile, ...]:
-    """The files worth fetching: safetensors weights (pickles only when there are none)."""
-    files = [
-        RemoteFile(
-            path=e.path,
-            size=int(e.size),
-            sha256=e.lfs.sha256 if getattr(e, "lfs", None) else None,
-            blob_id=e.blob_id,
+def _remote_file(entry: Any) -> RemoteFile:
+    """A `huggingface_hub.hf_api.RepoFile` as a RemoteFile."""
+    lfs = getattr(entry, "lfs", None)
+    return RemoteFile(
+        path=entry.path,
+        size=int(entry.size),
+        sha256=lfs.sha256 if lfs else None,
+        blob_id=entry.blob_id,
+    )
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
+def _cache_folder(repo_id: str) -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+
+
+def cached_refs(repo_id: str) -> dict[str, str]:
+    """Branch -> commit as the HF cache recorded them (offline mode)."""
+    refs = _cache_folder(repo_id) / "refs"
+    if not refs.is_dir():
+        raise CheckpointError(
+            f"{refs}: HF_HUB_OFFLINE is set and the Hugging Face cache holds nothing of {repo_id}"
         )
-        for e in tree
-        if hasattr(e, "blob_id")
-    ]
+    return {p.name: p.read_text().strip() for p in sorted(refs.iterdir()) if p.is_file()}
+
+
+def cached_files(repo_id: str, commit: str) -> list[RemoteFile]:
+    """The files of a cached snapshot, each with the digest its blob is named by: the sha256
+    for LFS files, the git blob id for the others (what the hub's ETag was)."""
+    snapshot = _cache_folder(repo_id) / "snapshots" / commit
+    files = []
+    for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
+        blob = path.resolve().name
+        if not path.is_symlink() or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", blob):
+            raise CheckpointError(
+                f"{path}: not a cache link to a named blob; cannot verify offline"
+            )
+        files.append(
+            RemoteFile(
+                path=path.relative_to(snapshot).as_posix(),
+                size=path.stat().st_size,
+                sha256=blob if len(blob) == 64 else None,
+                blob_id=blob,
+            )
+        )
+    return files
+
+
+def _wanted_files(files: list[RemoteFile]) -> tuple[RemoteFile, ...]:
+    """The files worth fetching: safetensors weights (pickles only when there are none)."""
     has_safetensors = any(f.path.endswith(".safetensors") for f in files)
     keep = [
         f
@@ -406,10 +460,12 @@ def _fetch_revision(
     sources, corrupt = {}, []
     for remote in rev.files:
         key = (remote.path, remote.sha256 or remote.blob_id)
-        if key in verified:
-            sources[remote.path] = verified[key]
-            continue
+        # The cache keeps one blob per sha256: a duplicate's weights are linked, not fetched
+        # again (and its snapshot stays complete for offline use).
         local = _download(plan, rev, remote, cache_dir)
+        if key in verified and os.path.samefile(local, verified[key]):
+            sources[remote.path] = local  # the same blob, verified already
+            continue
         actual = file_digest(local, remote)
         expected = remote.sha256 or remote.blob_id
         if actual != expected:

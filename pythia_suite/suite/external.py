@@ -269,8 +269,57 @@ def _report(
     )
 
 
+def _run_stages(
+    section: ExternalSection, r: ExternalRun, verified: dict[str, dict[str, Any]]
+) -> list[Stage]:
+    """fetch-NAME and verify-NAME of one external run."""
+    run_config = {"endpoint": section.endpoint, "skip_reported": section.skip_reported}
+    run_config |= {k: getattr(r, k) for k in RUN_KEYS}
+    return [
+        Stage(
+            slug=f"fetch-{r.name}",
+            title=f"fetch {r.model} ({r.steps})",
+            kind="fetch",
+            config=run_config,
+            deps=(),
+            outputs=(r.path,),
+            resumable=True,
+            run=_any_resume(partial(fetch_run, section, r)),
+            digest=partial(fetch_digest, r),
+            estimate=60.0,
+        ),
+        Stage(
+            slug=f"verify-{r.name}",
+            title=f"verify {r.name} (checkpoints, rows)",
+            kind="verify",
+            config={},
+            deps=(f"fetch-{r.name}",),
+            outputs=(),
+            run=_any_resume(partial(verify_run, r, verified)),
+            digest=partial(verified.__getitem__, r.name),
+            estimate=5.0,
+        ),
+    ]
+
+
+def _crows_stage(url: str, out: Path) -> Stage:
+    from checkpoints_index.sums import sha256_file
+
+    return Stage(
+        slug="fetch-crows",
+        title=f"fetch {url}",
+        kind="fetch",
+        config={"url": url},
+        deps=(),
+        outputs=(out,),
+        run=_any_resume(partial(fetch_crows, url, out)),
+        digest=lambda: {"crows_pairs.csv": sha256_file(out)},
+        estimate=2.0,
+    )
+
+
 def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
-    """fetch + verify per external run, crows, one stage per study, the report."""
+    """fetch + verify per external run, the CrowS-Pairs CSV, one stage per study, the report."""
     from checkpoints_index.sums import sha256_file
     from pythia_suite.suite import tasks
     from pythia_suite.suite.config import _Where
@@ -279,53 +328,11 @@ def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list
     section = parse_external(config.external, layout.root, _Where(source, {}).error)
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     runs = list(section.runs)
-    plain = {"endpoint": section.endpoint, "skip_reported": section.skip_reported}
-    stages: list[Stage] = []
     verified: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        run_config = plain | {k: getattr(r, k) for k in RUN_KEYS}
-        stages += [
-            Stage(
-                slug=f"fetch-{r.name}",
-                title=f"fetch {r.model} ({r.steps})",
-                kind="fetch",
-                config=run_config,
-                deps=(),
-                outputs=(r.path,),
-                resumable=True,
-                run=_any_resume(partial(fetch_run, section, r)),
-                digest=partial(fetch_digest, r),
-                estimate=60.0,
-            ),
-            Stage(
-                slug=f"verify-{r.name}",
-                title=f"verify {r.name} (checkpoints, rows)",
-                kind="verify",
-                config={},
-                deps=(f"fetch-{r.name}",),
-                outputs=(),
-                run=_any_resume(partial(verify_run, r, verified)),
-                digest=partial(verified.__getitem__, r.name),
-                estimate=5.0,
-            ),
-        ]
-    deps = tuple(f"{k}-{r.name}" for r in runs for k in ("fetch", "verify"))
-    crows = section.crows
-    if crows is not None and crows.startswith(("http://", "https://")):
-        out = crows_path(config, layout)
-        stages.append(
-            Stage(
-                slug="fetch-crows",
-                title=f"fetch {crows}",
-                kind="fetch",
-                config={"url": crows},
-                deps=(),
-                outputs=(out,),
-                run=_any_resume(partial(fetch_crows, crows, out)),
-                digest=lambda: {"crows_pairs.csv": sha256_file(out)},
-                estimate=2.0,
-            )
-        )
+    stages = [stage for r in runs for stage in _run_stages(section, r, verified)]
+    deps = tuple(stage.slug for stage in stages)
+    if section.crows is not None and section.crows.startswith(("http://", "https://")):
+        stages.append(_crows_stage(section.crows, crows_path(config, layout)))
         deps += ("fetch-crows",)
     for study, run_study in studies.items():
         out_dir = layout.study(study)
@@ -334,10 +341,7 @@ def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list
                 slug=f"study-{study}",
                 title=f"study {study}",
                 kind="study",
-                config={
-                    "options": to_plain(config.studies[study]),
-                    "runs": [to_plain(r) for r in runs],
-                },
+                config={"options": to_plain(config.studies[study]), "runs": to_plain(runs)},
                 deps=deps,
                 outputs=(out_dir,),
                 run=_any_resume(partial(_study, config, layout, study, run_study, runs)),

@@ -24,6 +24,7 @@ from transformers import GPTNeoXForCausalLM
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.fetch import FETCH_FILE, fetch, plan_fetch
 from pythia_suite.cli import main
+from suite_core import CheckpointError
 from tests.checkpoints_index.conftest import tiny_config
 from tests.fake_hub import FakeHub, Revision, Server
 
@@ -317,3 +318,26 @@ def test_bad_inputs(
         [*fetch_args[:3], "--out", str(foreign), "--steps", "steps:0", "--endpoint", url], capsys
     )
     assert f"{foreign}: holds checkpoints (step0)" in line
+
+
+def test_offline_plans_and_fetches_from_the_cache(
+    checkpoints: dict[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    hub = make_hub(checkpoints)
+    with Server(hub) as url:
+        online = fetch(plan_fetch(REPO, "steps:0,1,3", endpoint=url), tmp_path / "online")
+    assert online.placed == (0, 1, 3)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # and the server is gone
+    plan = plan_fetch(REPO, "steps:0,1,3", endpoint=url)
+    assert [r.step for r in plan.revisions] == [0, 1, 3] and not plan.missing
+    assert plan.revisions[2].commit == hub.repos[("models", REPO)]["step3"].commit
+    result = fetch(plan, tmp_path / "offline")
+    assert result.placed == (0, 1, 3) and not result.corrupt
+    for step in (0, 1, 3):
+        for name, data in hub.repos[("models", REPO)][f"step{step}"].files.items():
+            assert (tmp_path / "offline" / f"step{step}" / name).read_bytes() == data
+    assert plan_fetch(REPO, "steps:0,5", endpoint=url).missing == (5,)  # never cached: named
+    with pytest.raises(CheckpointError, match="holds nothing of other/repo"):
+        plan_fetch("other/repo", "steps:0", endpoint=url)
