@@ -110,7 +110,9 @@ class _Where:
         self.source, self.lines = source, lines
 
     def error(self, dotted: str, message: str) -> ValueError:
-        line = self.lines.get(dotted)
+        parts = dotted.split(".")  # a missing key: the line of its nearest parent
+        keys = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+        line = next((self.lines[k] for k in keys if k in self.lines), None)
         where = f"{self.source}:{line}" if line else self.source
         return ValueError(f"{where}: field '{dotted}': {message}")
 

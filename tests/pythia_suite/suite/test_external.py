@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -129,3 +131,35 @@ studies:
     assert (root / "report.html").is_file()
     assert hub.gets[(DATA, "main", "document-00000-of-00001.bin")] >= 1  # rows came from the hub
     assert not any(name == MODEL and branch == "main" for name, branch, _ in hub.gets)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("runs: {}", "field 'external.runs': must be a non-empty mapping"),
+        (
+            "runs: {a: {model: x/y, steps: 'every:2', rows: r}}",
+            "field 'external.runs.a': checkpoint rule 'every:2'",
+        ),
+        (
+            "runs: {a: {model: pythia-nano, steps: pythia, rows: r}}",
+            "field 'external.runs.a': model 'pythia-nano'",
+        ),
+        (
+            "runs: {a: {model: x/y, steps: pythia}}",
+            "field 'external.runs.a.rows': must be a non-empty string",
+        ),
+        (
+            "runs: {a: {model: x/y, steps: pythia, rows: r, batch_size: 0}}",
+            "field 'external.runs.a.batch_size'",
+        ),
+        ("mirror: x", "field 'external.mirror': unknown key"),
+    ],
+)
+def test_external_config_errors(tmp_path: Path, body: str, message: str) -> None:
+    from pythia_suite.suite.config import load_config
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"name: bad\nexternal:\n  {body}\n")
+    with pytest.raises(ValueError, match=re.escape(f"{suite}:3: {message}")):
+        load_config(suite, preset="tiny")
