@@ -59,18 +59,13 @@ def _tokenizer_for(path: Path, given: Path | None):
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from dataloader_replay.verify import verify_run
+    from pythia_suite.verify import verify_batches  # the one run verifier, batches only
 
-    result = verify_run(args.path)
-    if result.mismatch is not None:
-        m = result.mismatch
-        print(
-            f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
-            f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
-            file=sys.stderr,
-        )
+    report = verify_batches(args.path)
+    if report.problems:
+        print(f"pythia-suite: error: {report.problems[0]}", file=sys.stderr)
         return 1
-    print(f"{args.path}: {result.checked} logged batches verified")
+    print(f"{args.path}: {report.batches} logged batches verified")
     return 0
 
 

@@ -19,10 +19,12 @@ from typing import Any
 
 import yaml
 
+from pythia_suite.suite.study_table import STUDY_TABLE
+
 VARIANTS = ("standard", "deduped")
 PRECISIONS = ("fp32", "bf16", "fp16")
 INTERVENTIONS = ("pronoun-swap",)
-STUDIES = ("memorization", "term_frequency", "bias")
+STUDIES = tuple(STUDY_TABLE)  # the studies a config may name
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
