@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from dataloader_replay.atomic import atomic_path
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Stage:
     estimate: float = 1.0  # seconds, for the progress bar before anything is measured
     resumable: bool = False
     always: bool = False  # run on every invocation (never skipped): checks, not work
+    protected: bool = False  # its outputs (trained runs) are replaced only with `replace=True`
 
 
 @dataclass(kw_only=True)
@@ -194,11 +196,46 @@ def predicted_skips(stages: list[Stage], state_dir: Path) -> set[str]:
     return skips
 
 
-def _start(stage: Stage, key: str, state_dir: Path) -> bool:
+def would_replace(stages: list[Stage], state_dir: Path) -> list[Stage]:
+    """The protected stages whose existing outputs this invocation would remove: their key
+    will differ from the completed one (or cannot be known before their inputs are remade) and
+    they would not resume. Inputs that will be remade are expected to give their recorded
+    digest (re-making is deterministic); `run_stages` checks again when it gets there."""
+    digests: dict[str, dict[str, Any] | None] = {}
+    out = []
+    for stage in stages:
+        known = all(digests.get(d) is not None for d in stage.deps)
+        key = _key(stage, digests) if known else None  # type: ignore[arg-type]
+        done = read_json(state_dir / f"{stage.slug}.json")
+        same = isinstance(done, dict) and key is not None and done.get("key") == key
+        digests[stage.slug] = done.get("digest") if same else None  # type: ignore[union-attr]
+        existing = any(p.exists() or p.is_symlink() for p in stage.outputs)
+        if stage.protected and existing and not same and not _resumes(stage, key, state_dir):
+            out.append(stage)
+    return out
+
+
+def _resumes(stage: Stage, key: str | None, state_dir: Path) -> bool:
+    started_file = state_dir / f"{stage.slug}.started"
+    return (
+        stage.resumable
+        and key is not None
+        and started_file.is_file()
+        and started_file.read_text().strip() == key
+    )
+
+
+def _start(stage: Stage, key: str, state_dir: Path, replace: bool) -> bool:
     """Mark `stage` started under `key`, its outputs removed unless it resumes; resume?"""
     done_file = state_dir / f"{stage.slug}.json"
     started_file = state_dir / f"{stage.slug}.started"
-    resume = stage.resumable and started_file.is_file() and started_file.read_text().strip() == key
+    resume = _resumes(stage, key, state_dir)
+    existing = [p for p in stage.outputs if p.exists() or p.is_symlink()]
+    if stage.protected and not resume and existing and not replace:
+        raise ConfigError(
+            f"{existing[0]}: {stage.title} would start over and replace it (its inputs "
+            "changed); pass --replace to replace it"
+        )
     if done_file.exists():
         done_file.unlink()
     if not resume:
@@ -216,8 +253,9 @@ def _status(stage: Stage, resume: bool, seconds: float) -> str:
     return f"{'resumed, ' if resume else ''}done in {_duration(seconds)}"
 
 
-def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
-    """Run `stages` in order (dependencies first), skipping those complete and unchanged."""
+def run_stages(stages: list[Stage], state_dir: Path, *, replace: bool = False) -> SuiteResult:
+    """Run `stages` in order (dependencies first), skipping those complete and unchanged;
+    a protected stage's existing outputs are replaced only with `replace`."""
     state_dir.mkdir(parents=True, exist_ok=True)
     digests: dict[str, dict[str, Any]] = {}
     result = SuiteResult()
@@ -241,7 +279,7 @@ def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
             log.info("%s", progress.line(stage, "unchanged, skipped", 0.0, True))
             continue
         start = time.monotonic()
-        resume = _start(stage, key, state_dir)
+        resume = _start(stage, key, state_dir, replace)
         stage.run(resume, {d: digests[d] for d in stage.deps})
         digest = stage.digest()
         seconds = time.monotonic() - start

@@ -1,15 +1,14 @@
 """The suite's stage graph: corpus, dedup, tokenizer, prepare x variants, train sizes x variants
 (+ the intervention branch), verify every run, one stage per study, the report.
 
-`build_stages` checks everything it can before anything runs (the studies are in
-`study_table.STUDY_TABLE` and accept their options) and returns the stages in dependency order
+`build_stages` checks everything it can before anything runs (`checks`: files, seeds,
+resources; the studies are in `study_table.STUDY_TABLE` and accept their options) and returns the stages in dependency order
 for `runner.run_stages`; one small builder per stage kind makes them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 from checkpoints_index.sums import sha256_file
 from pythia_suite.suite import actions
+from pythia_suite.suite.checks import check_all, check_study_options
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file
 from pythia_suite.suite.plan import PlannedRun, plan_runs
@@ -45,7 +45,7 @@ class Context:
 
 
 def study_function(study: str, options: dict[str, Any], source: str) -> StudyFunction:
-    """The study's `run_study` (from the table), after checking that it takes `options`."""
+    """The study's `run_study` (from the table), after checking `options` against it."""
     loader = STUDY_TABLE.get(study)
     if loader is None:
         raise ConfigError(
@@ -53,14 +53,7 @@ def study_function(study: str, options: dict[str, Any], source: str) -> StudyFun
             f"(choose from {', '.join(STUDY_TABLE)})"
         )
     run_study = loader()
-    params = inspect.signature(run_study).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        unknown = [k for k in options if k not in params or k in ("runs", "truth", "out_dir")]
-        if unknown:
-            raise ConfigError(
-                f"{source}: field 'studies.{study}.{unknown[0]}': not an option of "
-                f"the {study} study"
-            )
+    check_study_options(study, run_study, options, source)
     return run_study
 
 
@@ -188,6 +181,7 @@ def train_stage(ctx: Context, run: PlannedRun) -> Stage:
         deps=deps,
         outputs=(run.path,),
         resumable=True,
+        protected=True,
         run=lambda resume, inputs: actions.train_run(c, ctx.layout, run, by_name, resume),
         digest=partial(actions.run_digest, run.path),
         estimate=_estimate_train(c, run.model, c.data.steps - (run.branch_step or 0)),
@@ -252,6 +246,7 @@ def report_stage(ctx: Context, studies: list[str]) -> Stage:
 
 def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """The stages of `config`, in order; `source` names the config in error messages."""
+    check_all(config, layout, source)
     ctx = Context(config=config, layout=layout, runs=plan_runs(config, layout, source))
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     return [

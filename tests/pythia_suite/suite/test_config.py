@@ -16,7 +16,7 @@ from tests.pythia_suite.suite.conftest import run_cli, write_yaml
 def test_presets_validate_and_round_trip(preset: str, tmp_path: Path) -> None:
     config = load_config(None, preset=preset)
     assert isinstance(config, SuiteConfig) and config.name == preset
-    assert config.train.threads is not None and config.train.threads >= 1  # resolved
+    assert config.train.threads is None  # unset: `run_suite` pins it on the first run
     saved = write_yaml(tmp_path / "suite.yaml", dump_config(config))
     assert load_config(saved, preset="tiny") == config  # the saved config is complete
 
