@@ -25,6 +25,7 @@ from analysis.bias.evaluate import Benchmarks
 from analysis.bias.figures import plot_bias
 from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
 from analysis.study import RunSpec, StudyReport, TruthCheck
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def benchmarks(
             generation=generation,
         )
     if truth is None:
-        raise ValueError(
+        raise DataError(
             "bias study: no truth.json (a user corpus) and no --crows / --winobias "
             "files to evaluate"
         )

@@ -23,6 +23,7 @@ from analysis.memorization.runner import MemConfig, score_memorization
 from analysis.memorization.score import score_windows
 from analysis.sources import open_checkpoints, open_rows
 from analysis.study import RunSpec, StudyReport, TruthCheck
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 SPREAD_SCORE = 0.5  # rows at least half reproduced count for the spread over training order
@@ -46,7 +47,7 @@ def run_study(
     report = StudyReport(study="memorization")
     base = [r for r in runs if r.branch_of is None]
     if not base:
-        raise ValueError("runs: no run to study (only branch runs given)")
+        raise DataError("runs: no run to study (only branch runs given)")
     results: dict[str, MemResults] = {}
     for run in base:
         seq = open_rows(run.path).seq_length

@@ -24,6 +24,7 @@ from analysis.term_frequency.fewshot import FewShotConfig
 from analysis.term_frequency.figures import accuracy_vs_frequency
 from analysis.term_frequency.metrics import gap_table, spearman, top_minus_bottom
 from analysis.term_frequency.pipeline import FewShotResult, ItemsConfig, run_fewshot
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ STUDY = "term_frequency"
 def pick_run(runs: Sequence[RunSpec]) -> RunSpec:
     """The largest standard run that is not an intervention branch (else the largest run)."""
     if not runs:
-        raise ValueError("runs: the term-frequency study needs at least one run")
+        raise DataError("runs: the term-frequency study needs at least one run")
     plain = [r for r in runs if r.variant == "standard" and r.branch_of is None] or list(runs)
     return max(plain, key=lambda r: r.n_params)
 

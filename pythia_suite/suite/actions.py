@@ -16,6 +16,7 @@ from checkpoints_index.sums import sha256_file
 from pythia_suite.suite.config import SuiteConfig
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file, variant_input
 from pythia_suite.suite.plan import PlannedRun
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def read_truth(config: SuiteConfig, layout: Layout) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
 
 
 def synth(config: SuiteConfig, layout: Layout) -> None:
