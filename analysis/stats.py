@@ -151,16 +151,20 @@ def spearman_test(
     unit: str,
     seed: int,
     direction: str = "greater",
+    labels: tuple[str, str] = ("x", "y"),
     n_permutations: int = N_PERMUTATIONS,
     n_bootstrap: int = N_BOOTSTRAP,
 ) -> TestResult:
-    """Spearman's rho of paired observations (one pair per unit), permutation p, bootstrap CI."""
+    """Spearman's rho of paired observations (one pair per unit), permutation p, bootstrap CI.
+
+    `labels` name x and y in the reason of a `NotTestable` ("accuracy is constant ...").
+    """
     sign = _check_direction(direction)
-    xs = _sample(x, "x", minimum=3)
-    ys = _sample(y, "y", minimum=3)
+    xs = _sample(x, labels[0], minimum=3)
+    ys = _sample(y, labels[1], minimum=3)
     if xs.size != ys.size:
         raise ValueError(f"x and y differ in length ({xs.size} != {ys.size})")
-    for name, arr in (("x", xs), ("y", ys)):
+    for name, arr in zip(labels, (xs, ys), strict=True):
         if np.all(arr == arr[0]):
             raise NotTestable(f"{name} is constant ({arr[0]:g}) over all {arr.size} {unit}")
     rx, ry = rankdata(xs), rankdata(ys)
@@ -244,7 +248,7 @@ def paired_test(
     the effect is the mean over all differences.
     """
     sign = _check_direction(direction)
-    d = _sample(diffs, "differences", minimum=2)
+    d = _sample(diffs, f"paired differences ({unit})", minimum=2)
     if np.all(d == 0):
         raise NotTestable(f"all {d.size} paired differences over {unit} are zero")
     boot_rng, perm_rng = _rngs(seed)
@@ -315,13 +319,14 @@ def difference_test(
     unit: str,
     seed: int,
     direction: str = "greater",
+    labels: tuple[str, str] = ("a", "b"),
     n_permutations: int = N_PERMUTATIONS,
     n_bootstrap: int = N_BOOTSTRAP,
 ) -> TestResult:
     """mean(a) - mean(b) over independent units: label-permutation p, two-sample bootstrap CI."""
     sign = _check_direction(direction)
-    xa = _sample(a, "a", minimum=1)
-    xb = _sample(b, "b", minimum=1)
+    xa = _sample(a, f"{labels[0]} ({unit})", minimum=1)
+    xb = _sample(b, f"{labels[1]} ({unit})", minimum=1)
     pooled = np.concatenate([xa, xb])
     if pooled.size < 3:
         raise NotTestable(f"{pooled.size} {unit} in both groups, at least 3 needed")

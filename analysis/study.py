@@ -1,8 +1,10 @@
 """What every study hands to `pythia-suite run`'s report: runs in, figures, tables and checks out.
 
 Each study package exposes `run_study(runs, *, truth, out_dir, ...) -> StudyReport`; the suite
-renders the report's figures (PNG), tables (pandas, also written as CSV) and planted-truth
-checks without knowing anything else about the study.
+renders the report's figures (PNG), tables (pandas, also written as CSV), the one-sentence notes
+on what had no data (`omitted`), and the planted-truth checks without knowing anything else
+about the study. Every check is a one-sided test (`analysis.stats`) at ALPHA with Holm's
+correction across the checks of a report (`apply_holm`).
 """
 
 from __future__ import annotations
@@ -109,6 +111,16 @@ class TruthCheck:
     def passed(self) -> bool:
         return self.status == RECOVERED
 
+    def summary(self) -> str:
+        """One line: status, effect [95% CI], adjusted p, n and unit, test (or the reason)."""
+        if self.status == NOT_TESTABLE:
+            return f"{self.name}: {self.status}: {self.reason}"
+        return (
+            f"{self.name}: {self.status}: {self.effect:.4g} [{self.ci_low:.4g}, {self.ci_high:.4g}]"
+            f", p_adj {self.p_adjusted:.3g} (p {self.p_value:.3g}), n = {self.n} {self.unit}"
+            f", {self.test}, one-sided {self.direction}"
+        )
+
     def adjusted(self, p_adjusted: float, *, alpha: float = ALPHA) -> TruthCheck:
         """This check with `p_adjusted` and the status it implies at `alpha`."""
         if not all(math.isfinite(v) for v in (self.effect, self.p_value, p_adjusted)):
@@ -150,3 +162,5 @@ class StudyReport:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> table
     checks: list[TruthCheck] = field(default_factory=list)
     results: list[Path] = field(default_factory=list)  # HDF5 / CSV files written
+    # a figure or table left out for want of data -> one sentence: why, and what would produce it
+    omitted: dict[str, str] = field(default_factory=dict)
