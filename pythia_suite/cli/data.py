@@ -38,7 +38,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(path: Path, batch_size: int | None, cache: Path | None = None):  # -> TrainData | TransformedData
+def _open(
+    path: Path, batch_size: int | None, cache: Path | None = None
+):  # -> TrainData | TransformedData
     from dataloader_replay.replay import open_run
     from dataloader_replay.sources import open_source
 
