@@ -15,6 +15,7 @@ worker to reach that stage claims the file and exits abruptly (a lost worker).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -135,3 +136,49 @@ def chaos(stage: str) -> None:
     except OSError:
         return
     os._exit(1)
+
+
+def ordered(refs: Iterable[Any], workers: int, stage: str) -> Iterator[Any]:
+    """Results of the tasks `refs` (submitted lazily) in submission order, at most `workers`
+    submitted and not yet consumed at once."""
+    from collections import deque
+
+    queue: deque[Any] = deque()
+    for ref in refs:
+        queue.append(ref)
+        if len(queue) >= workers:
+            yield get(queue.popleft(), stage)
+    while queue:
+        yield get(queue.popleft(), stage)
+
+
+def marker_path(output: Path) -> Path:
+    """The marker a run keeps beside `output` while it works; it names the engine."""
+    return output.with_name(f".{output.name}.running.json")
+
+
+@contextlib.contextmanager
+def claimed(output: Path, engine: str) -> Iterator[None]:
+    """Hold the running marker of `output` while the block runs. A run that raises removes it
+    (its temporaries go too); only a killed run leaves it, and then a resume with another
+    engine is refused (its leftovers are that engine's to clear)."""
+    import json
+
+    marker = marker_path(output)
+    if marker.exists():
+        try:
+            previous = json.loads(marker.read_text()).get("engine")
+        except (ValueError, AttributeError):
+            previous = None
+        if previous != engine:
+            raise ConfigError(
+                f"{marker}: an interrupted run with --engine {previous} left this; resume "
+                f"with --engine {previous} or remove the file"
+            )
+        log.info("%s: resuming an interrupted %s run (recomputing)", output, engine)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"engine": engine}) + "\n")
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)

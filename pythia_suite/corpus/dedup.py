@@ -33,7 +33,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
-from dataloader_replay.engine_ray import RayOptions
+from dataloader_replay.engine_ray import RayOptions, claimed
 from dataloader_replay.inputs import Progress, input_files, iter_corpus
 from pythia_suite.corpus.minhash import (
     SCHEME,
@@ -115,11 +115,6 @@ class DocInfo:
 def report_path(output: Path) -> Path:
     """Where the report of a dedup run writing `output` goes."""
     return output.with_name(output.name + ".report.json")
-
-
-def marker_path(output: Path) -> Path:
-    """The marker a run keeps beside `output` while it works (names its engine)."""
-    return output.with_name(f".{output.name}.running.json")
 
 
 def resolve(edges: np.ndarray, sims: np.ndarray) -> dict[int, tuple[int, float]]:
@@ -205,27 +200,11 @@ def _open_output(path: Path, final: Path, stack: ExitStack) -> BinaryIO:
     return fh
 
 
-def _claim(output: Path, files: list[Path], engine: str) -> Path:
-    """Refuse bad outputs and a resume with another engine; write the running marker."""
+def _check_output(output: Path, files: list[Path]) -> None:
     refuse_existing(output)
     refuse_existing(report_path(output))
     if any(output.resolve() == f.resolve() for f in files):
         raise ConfigError(f"{output}: output must differ from the inputs")
-    marker = marker_path(output)
-    if marker.exists():
-        try:
-            previous = json.loads(marker.read_text()).get("engine")
-        except (ValueError, AttributeError):
-            previous = None
-        if previous != engine:
-            raise ConfigError(
-                f"{marker}: an interrupted dedup with --engine {previous} left this; resume "
-                f"with --engine {previous} or remove the file"
-            )
-        log.info("%s: resuming an interrupted %s run (recomputing)", output, engine)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"engine": engine}) + "\n")
-    return marker
 
 
 def dedup_file(
@@ -243,8 +222,12 @@ def dedup_file(
     output = Path(output)
     if engine not in ENGINES:
         raise ConfigError(f"--engine: must be one of {', '.join(ENGINES)}, got {engine}")
-    marker = _claim(output, files, engine)
-    with atomic_path(output) as tmp_out, atomic_path(report_path(output)) as tmp_report:
+    _check_output(output, files)
+    with (
+        claimed(output, engine),
+        atomic_path(output) as tmp_out,
+        atomic_path(report_path(output)) as tmp_report,
+    ):
         if engine == "ray":
             from pythia_suite.corpus.dedup_ray import dedup_ray
 
@@ -253,7 +236,6 @@ def dedup_file(
             removed, infos, n = _dedup_local(files, tmp_out, output, config)
         report = build_report(files, output, config, removed, infos, n)
         tmp_report.write_text(json.dumps(report, indent=1) + "\n")
-    marker.unlink()
     log.info("%s: kept %d of %d documents", output, report["kept"], report["input_documents"])
     return report
 

@@ -238,7 +238,9 @@ def _stage_pairs(
     chunks, sigs, records, first = refs
     P = plan.partitions
     reduced = list(
-        bounded((buckets.remote(first, plan, *[rec[p] for rec in records]) for p in range(P)), workers)
+        bounded(
+            (buckets.remote(first, plan, *[rec[p] for rec in records]) for p in range(P)), workers
+        )
     )
     links = get([r[0] for r in reduced], "buckets")
     verified = (
