@@ -44,6 +44,8 @@ class RayOptions:
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers: must be a positive integer, got {self.workers}")
+        if self.max_retries < 0:
+            raise ConfigError(f"--retries: must be 0 or more, got {self.max_retries}")
 
 
 def _check_reachable(address: str) -> None:

@@ -71,6 +71,13 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="Ray tasks at once (default: the cluster's CPUs)"
     )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="Ray: retries of a task whose worker was lost (default 3; the retry gives the same "
+        "output)",
+    )
 
 
 def ray_options(args: argparse.Namespace) -> RayOptions:
@@ -79,10 +86,12 @@ def ray_options(args: argparse.Namespace) -> RayOptions:
     from suite_core import ConfigError
 
     if args.engine == "local":
-        given = [f for f, v in (("--address", args.address), ("--workers", args.workers)) if v]
+        flags = (("--address", args.address), ("--workers", args.workers), ("--retries", args.retries))
+        given = [f for f, v in flags if v is not None]
         if given:
             raise ConfigError(f"{', '.join(given)}: only with --engine ray")
-    return RayOptions(address=args.address, workers=args.workers)
+    retries = 3 if args.retries is None else args.retries
+    return RayOptions(address=args.address, workers=args.workers, max_retries=retries)
 
 
 def _add(sub: argparse._SubParsersAction, name: str, handler: object) -> argparse.ArgumentParser:

@@ -281,7 +281,7 @@ def build_report(
     b, r = config.bands
     return {
         "inputs": [str(f) for f in files],
-        "output": str(output),
+        "output": output.name,  # the report sits beside it
         "input_documents": n,
         "kept": n - len(removed),
         "removed": len(removed),
