@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pythia_suite.cli.corpus import add_engine_args, ray_options
 from suite_core import ConfigError, DataError
 
 
@@ -29,6 +30,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         num_samples=args.num_samples,
+        engine=args.engine,
+        ray=ray_options(args),
     )
     print(
         f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
@@ -198,7 +201,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare", help="tokenize a corpus into training order", description=_doc(cmd_prepare)
     )
-    p.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst (Pile schema)")
+    p.add_argument(
+        "input",
+        type=Path,
+        nargs="+",
+        help="corpus .jsonl / .jsonl.zst files (Pile schema) or folders of them, read in order",
+    )
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizers JSON file")
     p.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
     p.add_argument("--seq-length", type=int, required=True, help="tokens per sample, L")
@@ -211,6 +219,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="rows (default ceil(S*B*1.005), GPT-NeoX's count; rows past S*B are held out)",
     )
+    add_engine_args(p)
     p.set_defaults(handler=cmd_prepare)
 
     r = subparsers.add_parser(
