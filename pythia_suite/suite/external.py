@@ -40,7 +40,7 @@ from analysis.sources import ROWS_JSON as ROWS_FILE  # {"source": SPEC, "batch_s
 from analysis.study import RunSpec
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout
-from pythia_suite.suite.runner import Stage
+from pythia_suite.suite.runner import Inputs, Stage
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def fetch_digest(run: ExternalRun) -> dict[str, Any]:
     return {"checkpoints": checkpoints, ROWS_FILE: json.loads((run.path / ROWS_FILE).read_text())}
 
 
-def verify_run(run: ExternalRun, results: dict[str, dict[str, Any]]) -> None:
+def verify_run(run: ExternalRun) -> dict[str, Any]:
     """Re-hash the checkpoints against the catalog; open the rows (their layout checked)."""
     from analysis.sources import open_rows
     from checkpoints_index.catalog import Catalog
@@ -203,7 +203,7 @@ def verify_run(run: ExternalRun, results: dict[str, dict[str, Any]]) -> None:
     if problems:
         raise ValueError(problems[0])
     rows = open_rows(run.path)
-    results[run.name] = {"checkpoints_verified": count, "rows": int(rows.num_rows)}
+    return {"checkpoints_verified": count, "rows": int(rows.num_rows)}
 
 
 def fetch_crows(url: str, out: Path) -> None:
@@ -219,9 +219,11 @@ def fetch_crows(url: str, out: Path) -> None:
         raise OSError(f"{url}: download failed ({exc})") from None
 
 
-def _any_resume(fn: Callable[[], None]) -> Callable[[bool], None]:
-    def run(resume: bool) -> None:
-        del resume
+def _plain(fn: Callable[[], None]) -> Callable[[bool, Inputs], None]:
+    """A stage function that starts over whether or not it was interrupted."""
+
+    def run(resume: bool, inputs: Inputs) -> None:
+        del resume, inputs
         fn()
 
     return run
@@ -250,29 +252,29 @@ def crows_path(config: SuiteConfig, layout: Layout) -> Path:
 
 def _report(
     config: SuiteConfig, layout: Layout, runs: list[ExternalRun], studies: list[str]
-) -> None:
+) -> Callable[[bool, Inputs], None]:
+    """The report stage's function: the page, with what this invocation's verify stages found."""
     from pythia_suite.suite.report import ReportInputs, write_report
     from pythia_suite.suite.studyio import load_study_report
 
-    verified = {
-        r.name: json.loads((layout.state / f"verify-{r.name}.json").read_text())["digest"]
-        for r in runs
-    }
-    write_report(
-        ReportInputs(
-            config=config,
-            layout=layout,
-            runs=[r.spec(layout) for r in runs],
-            verified=verified,
-            studies=[load_study_report(layout.study(s)) for s in studies],
+    def run(resume: bool, inputs: Inputs) -> None:
+        del resume
+        write_report(
+            ReportInputs(
+                config=config,
+                layout=layout,
+                runs=[r.spec(layout) for r in runs],
+                verified={r.name: inputs[f"verify-{r.name}"] for r in runs},
+                studies=[load_study_report(layout.study(s)) for s in studies],
+            )
         )
-    )
+
+    return run
 
 
-def _run_stages(
-    section: ExternalSection, r: ExternalRun, verified: dict[str, dict[str, Any]]
-) -> list[Stage]:
-    """fetch-NAME and verify-NAME of one external run."""
+def _run_stages(section: ExternalSection, r: ExternalRun) -> list[Stage]:
+    """fetch-NAME, and verify-NAME (on every invocation: a skipped fetch is re-verified)."""
+    verified: dict[str, Any] = {}
     run_config = {"endpoint": section.endpoint, "skip_reported": section.skip_reported}
     run_config |= {k: getattr(r, k) for k in RUN_KEYS}
     return [
@@ -284,7 +286,7 @@ def _run_stages(
             deps=(),
             outputs=(r.path,),
             resumable=True,
-            run=_any_resume(partial(fetch_run, section, r)),
+            run=_plain(partial(fetch_run, section, r)),
             digest=partial(fetch_digest, r),
             estimate=60.0,
         ),
@@ -295,8 +297,9 @@ def _run_stages(
             config={},
             deps=(f"fetch-{r.name}",),
             outputs=(),
-            run=_any_resume(partial(verify_run, r, verified)),
-            digest=partial(verified.__getitem__, r.name),
+            always=True,
+            run=_plain(lambda: verified.update(verify_run(r))),
+            digest=lambda: dict(verified),
             estimate=5.0,
         ),
     ]
@@ -312,7 +315,7 @@ def _crows_stage(url: str, out: Path) -> Stage:
         config={"url": url},
         deps=(),
         outputs=(out,),
-        run=_any_resume(partial(fetch_crows, url, out)),
+        run=_plain(partial(fetch_crows, url, out)),
         digest=lambda: {"crows_pairs.csv": sha256_file(out)},
         estimate=2.0,
     )
@@ -321,15 +324,14 @@ def _crows_stage(url: str, out: Path) -> Stage:
 def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """fetch + verify per external run, the CrowS-Pairs CSV, one stage per study, the report."""
     from checkpoints_index.sums import sha256_file
-    from pythia_suite.suite import tasks
+    from pythia_suite.suite import actions
     from pythia_suite.suite.config import _Where
     from pythia_suite.suite.stages import study_function
 
     section = parse_external(config.external, layout.root, _Where(source, {}).error)
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     runs = list(section.runs)
-    verified: dict[str, dict[str, Any]] = {}
-    stages = [stage for r in runs for stage in _run_stages(section, r, verified)]
+    stages = [stage for r in runs for stage in _run_stages(section, r)]
     deps = tuple(stage.slug for stage in stages)
     if section.crows is not None and section.crows.startswith(("http://", "https://")):
         stages.append(_crows_stage(section.crows, crows_path(config, layout)))
@@ -344,8 +346,8 @@ def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list
                 config={"options": to_plain(config.studies[study]), "runs": to_plain(runs)},
                 deps=deps,
                 outputs=(out_dir,),
-                run=_any_resume(partial(_study, config, layout, study, run_study, runs)),
-                digest=partial(tasks.study_digest, out_dir),
+                run=_plain(partial(_study, config, layout, study, run_study, runs)),
+                digest=partial(actions.study_digest, out_dir),
                 estimate=60.0,
             )
         )
@@ -357,7 +359,7 @@ def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list
             config={"suite": to_plain(config)},
             deps=(*deps, *(f"study-{s}" for s in studies)),
             outputs=(layout.report, layout.tables),
-            run=_any_resume(partial(_report, config, layout, runs, list(studies))),
+            run=_report(config, layout, runs, list(studies)),
             digest=lambda: {"report.html": sha256_file(layout.report)},
             estimate=2.0,
         )
