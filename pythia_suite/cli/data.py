@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pythia_suite.cli.corpus import add_engine_args, ray_options
 from suite_core import ConfigError, DataError
 
 
@@ -29,6 +30,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         num_samples=args.num_samples,
+        engine=args.engine,
+        ray=ray_options(args),
     )
     print(
         f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
@@ -38,13 +41,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(path: Path, batch_size: int | None, cache: Path | None = None):  # -> TrainData | TransformedData
+def _open(
+    path: Path, batch_size: int | None, cache: Path | None = None
+):  # -> TrainData | TransformedData
     from dataloader_replay.replay import open_run
     from dataloader_replay.sources import open_source
 
     if (path / "run.json").is_file():
         if batch_size is not None:
-            raise ValueError("--batch-size: not allowed for a run (it replays the run's data)")
+            raise ConfigError("--batch-size: not allowed for a run (it replays the run's data)")
         return open_run(path)
     return open_source(path, batch_size=batch_size, cache=cache)
 
@@ -56,22 +61,17 @@ def _tokenizer_for(path: Path, given: Path | None):
         return load_tokenizer(given).tokenizer
     if (path / "tokenizer.json").is_file():
         return load_tokenizer(path / "tokenizer.json").tokenizer
-    raise ValueError(f"{path}: no tokenizer.json here; pass --tokenizer")
+    raise ConfigError(f"{path}: no tokenizer.json here; pass --tokenizer")
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from dataloader_replay.verify import verify_run
+    from pythia_suite.verify import verify_batches  # the one run verifier, batches only
 
-    result = verify_run(args.path)
-    if result.mismatch is not None:
-        m = result.mismatch
-        print(
-            f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
-            f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
-            file=sys.stderr,
-        )
+    report = verify_batches(args.path)
+    if report.problems:
+        print(f"pythia-suite: error: {report.problems[0]}", file=sys.stderr)
         return 1
-    print(f"{args.path}: {result.checked} logged batches verified")
+    print(f"{args.path}: {report.batches} logged batches verified")
     return 0
 
 
@@ -106,18 +106,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
-        raise ValueError("replay: give --step and exactly one of --out FILE.npy / --text")
+        raise ConfigError("replay: give --step and exactly one of --out FILE.npy / --text")
     data = _open(args.path, args.batch_size, args.cache)
     end = args.step + 1 if args.end_step is None else args.end_step
     if args.step < 0 or args.step >= data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{args.path}: field '--step': {args.step} is outside the data "
             f"(steps 0..{data.num_steps - 1})"
         )
     if end <= args.step:
-        raise ValueError(f"--end-step: {end} must be greater than --step {args.step}")
+        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
     if end > data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{args.path}: field '--end-step': {end} is past the end of the data "
             f"({data.num_steps} steps)"
         )
@@ -160,9 +160,9 @@ def _parse_tokens(text: str) -> list[int]:
     try:
         tokens = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ValueError(f"--tokens: expected comma-separated integers, got {text!r}") from None
+        raise ConfigError(f"--tokens: expected comma-separated integers, got {text!r}") from None
     if not tokens or min(tokens) < 0:
-        raise ValueError(f"--tokens: expected non-negative token ids, got {text!r}")
+        raise ConfigError(f"--tokens: expected non-negative token ids, got {text!r}")
     return tokens
 
 
@@ -187,7 +187,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         tok = _tokenizer_for(args.path, args.tokenizer)
         pattern = tok.encode(args.text, add_special_tokens=False).ids
         if not pattern:
-            raise ValueError(f"--text: {args.text!r} encodes to no tokens")
+            raise ConfigError(f"--text: {args.text!r} encodes to no tokens")
     for occ in find_tokens(data, pattern):
         print(json.dumps(occ.as_dict()))
     return 0
@@ -201,7 +201,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare", help="tokenize a corpus into training order", description=_doc(cmd_prepare)
     )
-    p.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst (Pile schema)")
+    p.add_argument(
+        "input",
+        type=Path,
+        nargs="+",
+        help="corpus .jsonl / .jsonl.zst files (Pile schema) or folders of them, read in order",
+    )
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizers JSON file")
     p.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
     p.add_argument("--seq-length", type=int, required=True, help="tokens per sample, L")
@@ -214,6 +219,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="rows (default ceil(S*B*1.005), GPT-NeoX's count; rows past S*B are held out)",
     )
+    add_engine_args(p)
     p.set_defaults(handler=cmd_prepare)
 
     r = subparsers.add_parser(
