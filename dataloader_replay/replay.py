@@ -4,6 +4,8 @@
 `train`-style `.bin/.idx` pair such as EleutherAI's preshuffled Pythia files (rows of
 `seq_length + 1` tokens, default batch size `PYTHIA_BATCH_SIZE`). All rows have one length, so
 the `.bin` is memory-mapped as a [rows, seq_length + 1] matrix and a batch is one slice.
+Readers open any SOURCE through `sources.open_source`, which also builds a `TrainData` over
+EleutherAI's shards in place or over HTTP (its `store`, a `RowStore`, reads the rows).
 
 `batch_sha256(batch)` is the sha256 hex digest of
 `np.ascontiguousarray(batch, dtype='<i4').tobytes()`: the batch as little-endian int32,
