@@ -264,3 +264,19 @@ def test_analyze_count_reads_the_same_counts_remotely(
     here = count_terms(str(published[0]), terms, config)
     there = count_terms(HF, terms, config)
     assert np.array_equal(here.counts, there.counts) and here.counts[-1].min() >= 1
+
+
+def test_data_plan_names_urls_and_reads_only_the_header(
+    hub: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["data", "plan", HF, "--steps", "5:6", "--batch-size", str(B), "--cache", str(tmp_path)]
+    assert main(argv) == 0
+    base = f"{hub.url}/datasets/o/n/resolve/{COMMIT}/"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{base}document.idx\tbytes 0-37\t38",
+        f"{base}document.idx\tbytes 194-225\t32",
+        f"{base}document.idx\tbytes 738-801\t64",
+        f"{base}document-00004-of-00006.bin\tbytes 59-170\t112",
+        "total: 246 bytes in 4 ranges of 2 files (steps 5..5, rows 40..47)",
+    ]
+    assert [r[2] for r in hub.stats.requests if r[2]] == ["bytes=0-37"]
