@@ -69,7 +69,7 @@ def tiny_hub(root: Path) -> FakeHub:
     for row in rows:
         writer.add(row)
     writer.finalize()
-    (shards / "document.bin").rename(shards / "document-00000-of-00001.bin")
+    (shards / "document.bin").rename(shards / "document-00000-of-00000.bin")
     hub.add_folder("datasets", DATA, "main", shards)
     hub.static["crows.csv"] = CROWS.encode()
     return hub
@@ -129,7 +129,7 @@ studies:
     for study in ("memorization", "term_frequency", "bias"):
         assert (root / "studies" / study / "report.json").is_file(), study
     assert (root / "report.html").is_file()
-    assert hub.gets[(DATA, "main", "document-00000-of-00001.bin")] >= 1  # rows came from the hub
+    assert hub.gets[(DATA, "main", "document-00000-of-00000.bin")] >= 1  # rows came from the hub
     assert not any(name == MODEL and branch == "main" for name, branch, _ in hub.gets)
 
 
