@@ -90,7 +90,7 @@ external:
       rows: hf://datasets/{DATA}
       batch_size: {BATCH}
 studies:
-  memorization: {{rows: 12, batch_size: 8}}
+  memorization: {{rows: 6, batch_size: 8}}
   term_frequency: {{checkpoints: 2, shots: [0], x2: [1]}}
   bias: {{batch_size: 8, max_length: 64}}
 """
