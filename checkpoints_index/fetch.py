@@ -100,6 +100,13 @@ class FetchPlan:
     def size(self) -> int:
         return sum(r.download_size for r in self.revisions)
 
+    @property
+    def where(self) -> str:
+        """The repo's URL (the endpoint given, else HF_ENDPOINT's / the hub's)."""
+        from huggingface_hub import constants
+
+        return f"{(self.endpoint or constants.ENDPOINT).rstrip('/')}/{self.repo_id}"
+
     def lines(self) -> list[str]:
         """The plan as text: one line per revision (size, flags), then the totals."""
         out = [f"{self.repo_id}: {len(self.revisions)} revisions"]
@@ -351,7 +358,7 @@ def fetch(
     out_dir = Path(out_dir)
     if plan.missing:
         names = ", ".join(f"step{s}" for s in plan.missing)
-        raise CheckpointError(f"{plan.endpoint or 'hub'}/{plan.repo_id}: no revision {names}")
+        raise CheckpointError(f"{plan.where}: no revision {names}")
     _claim(out_dir, plan.repo_id)
     for stale in out_dir.glob(f"{TMP_PREFIX}*"):
         log.warning("%s: removing the leftover of an interrupted fetch", stale)
@@ -496,7 +503,7 @@ def _download(
     """hf_hub_download one file of `rev` into the HF cache; checks the branch did not move."""
     from huggingface_hub import hf_hub_download
 
-    where = f"{plan.endpoint or 'hub'}/{plan.repo_id}@{rev.revision}/{remote.path}"
+    where = f"{plan.where}@{rev.revision}/{remote.path}"
     local = Path(
         _hub_call(
             where,
@@ -551,6 +558,7 @@ def _place(sources: dict[str, Path], final: Path) -> None:
                 os.link(source.resolve(), target)
             except OSError:
                 shutil.copyfile(source, target)
+            os.chmod(target, 0o444)  # read-only: a hard link shares its bytes with the cache
         if not any(n.endswith(".safetensors") for n in sources):
             _convert_pickles(tmp, [n for n in sources if n.endswith(PICKLES)])
         os.chmod(tmp, 0o755)
