@@ -132,7 +132,11 @@ def test_shipped_suite_end_to_end(tmp_path: Path) -> None:
     assert state == {"checkpoints_verified": len(STEPS), "rows": ROWS}
     for study in ("memorization", "term_frequency", "bias"):
         assert (root / "studies" / study / "report.json").is_file(), study
-    assert (root / "report.html").is_file()
+    page = (root / "report.html").read_text()
+    assert (
+        "1 external runs, fetched: pythia-70m-deduped (pythia-70m-deduped, steps:0,128,512,1000,2000"
+        in page
+    )
     assert hub.gets[(DATA, "main", "document-00000-of-00000.bin")] >= 1  # rows came from the hub
     assert hub.static_gets == 1  # the CSV, once
 
