@@ -169,15 +169,15 @@ def plan_fetch(
 
     `repo_id` may be a Pythia row of the hub table or any OWNER/NAME. `pythia` and `log+every:K`
     run to the repo's last `stepN` branch (143000 for the Pythia rows); a `steps:` list is taken
-    as listed. Reads metadata only.
+    as listed. Reads metadata only (offline: the HF cache).
     """
     from huggingface_hub import HfApi
 
     repo_id, model = resolve_model(repo_id)
     api = HfApi(endpoint=endpoint)
     where = f"{api.endpoint}/{repo_id}"
-    offline = _offline()
-    if offline:  # HF_HUB_OFFLINE: the plan from what the HF cache holds
+    offline = _offline()  # HF_HUB_OFFLINE: the plan from what the HF cache holds
+    if offline:
         refs = cached_refs(repo_id)
     else:
         listed = _hub_call(where, lambda: api.list_repo_refs(repo_id)).branches
@@ -190,39 +190,47 @@ def plan_fetch(
         wanted = requested_steps(steps, max(branches))  # Pythia's last: PYTHIA_STEPS
     else:
         wanted = sorted(set(steps))
-    revisions: list[PlannedRevision] = []
-    seen: dict[tuple[tuple[str, str], ...], int] = {}
-    for step in wanted:
-        if step not in branches:
-            continue
-        name, commit = f"{revision_prefix}{step}", branches[step]
-        if offline:
-            files = cached_files(repo_id, commit)
-        else:
-            tree = _hub_call(
-                f"{where}@{name}",
-                lambda c=commit: list(api.list_repo_tree(repo_id, revision=c, recursive=True)),  # type: ignore[misc]
-            )
-            files = [_remote_file(e) for e in tree if hasattr(e, "blob_id")]
-        rev = PlannedRevision(
+    revisions = [
+        PlannedRevision(
             step=step,
-            revision=name,
-            commit=commit,
-            files=_wanted_files(files),
+            revision=f"{revision_prefix}{step}",
+            commit=branches[step],
+            files=_wanted_files(
+                cached_files(repo_id, branches[step])
+                if offline
+                else _hub_files(api, f"{where}@{revision_prefix}{step}", repo_id, branches[step])
+            ),
             reports=tuple(reports_for(model, step)) if model else (),
         )
-        rev = dataclasses.replace(rev, duplicate_of=seen.setdefault(rev.weights_key, step))
-        if rev.duplicate_of == step:
-            rev = dataclasses.replace(rev, duplicate_of=None)
-        revisions.append(rev)
-    missing = tuple(s for s in wanted if s not in branches)
+        for step in wanted
+        if step in branches
+    ]
     return FetchPlan(
         repo_id=repo_id,
         model=model,
         endpoint=endpoint,
-        revisions=tuple(revisions),
-        missing=missing,
+        revisions=flag_duplicates(revisions),
+        missing=tuple(s for s in wanted if s not in branches),
     )
+
+
+def _hub_files(api: Any, where: str, repo_id: str, commit: str) -> list[RemoteFile]:
+    """The files of one commit as the hub's tree lists them (LFS sha256 included)."""
+    entries = _hub_call(
+        where, lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True))
+    )
+    return [_remote_file(e) for e in entries if hasattr(e, "blob_id")]
+
+
+def flag_duplicates(revisions: list[PlannedRevision]) -> tuple[PlannedRevision, ...]:
+    """Each revision whose weight files (by sha256) equal an earlier step's, marked as its
+    duplicate."""
+    first: dict[tuple[tuple[str, str], ...], int] = {}
+    out = []
+    for rev in revisions:
+        earlier = first.setdefault(rev.weights_key, rev.step)
+        out.append(dataclasses.replace(rev, duplicate_of=None if earlier == rev.step else earlier))
+    return tuple(out)
 
 
 def requested_steps(rule: str, last: int) -> list[int]:
