@@ -258,10 +258,33 @@ def _offline() -> bool:
     return bool(constants.is_offline_mode())
 
 
-def _cache_folder(repo_id: str) -> Path:
+def _cache_root(cache_dir: Path | None = None) -> Path:
     from huggingface_hub import constants
 
-    return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    return Path(cache_dir if cache_dir is not None else constants.HF_HUB_CACHE)
+
+
+def _cache_folder(repo_id: str, cache_dir: Path | None = None) -> Path:
+    return _cache_root(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+
+
+def sweep_leftovers(repo_id: str, etag: str, cache_dir: Path | None = None) -> int:
+    """Remove the partial files a killed download left in the cache (`blobs/ETAG.*.incomplete`:
+    huggingface_hub 2.4 never reuses them). Under huggingface_hub's own lock for that blob, so a
+    download in progress elsewhere is waited for, never cut short. Returns how many went."""
+    from huggingface_hub.utils import WeakFileLock
+
+    folder = _cache_folder(repo_id, cache_dir)
+    if not list((folder / "blobs").glob(f"{etag}.*.incomplete")):
+        return 0
+    lock = _cache_root(cache_dir) / ".locks" / folder.name / f"{etag}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with WeakFileLock(lock):
+        leftovers = list((folder / "blobs").glob(f"{etag}.*.incomplete"))
+        for path in leftovers:
+            log.info("%s: removing the partial file of an interrupted download", path)
+            path.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def cached_refs(repo_id: str) -> dict[str, str]:
@@ -512,6 +535,7 @@ def _download(
     from huggingface_hub import hf_hub_download
 
     where = f"{plan.where}@{rev.revision}/{remote.path}"
+    sweep_leftovers(plan.repo_id, remote.sha256 or remote.blob_id, cache_dir)
     local = Path(
         _hub_call(
             where,

@@ -201,7 +201,7 @@ def test_reported_revisions_warn_or_skip(
     assert sorted(p.name for p in out.glob("step*")) == ["step0", "step3"]
 
 
-def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path) -> None:
+def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path, hf_cache: Path) -> None:
     hub, url = served
     out = tmp_path / "out"
     hub.stall.add(("step3", WEIGHTS))
@@ -231,6 +231,7 @@ def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path) -> None
         "step0",
         "step1",
     ]  # step3: nothing that looks whole
+    assert len(list(hf_cache.rglob("*.incomplete"))) == 1  # what huggingface_hub 2.4 leaves
     hub.stall.clear()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -240,6 +241,7 @@ def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path) -> None
     assert hub.gets[(REPO, "step0", WEIGHTS)] == 1 and hub.gets[(REPO, "step1", WEIGHTS)] == 1
     assert hub.gets[(REPO, "step3", WEIGHTS)] == 2
     assert not list(out.glob(".fetch-*"))
+    assert not list(hf_cache.rglob("*.incomplete"))  # swept under huggingface_hub's lock
 
 
 def run_bad(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
