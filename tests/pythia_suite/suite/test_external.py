@@ -88,7 +88,7 @@ def shipped_at_test_scale(url: str, out: Path) -> Path:
     data["studies"] = {
         "memorization": {"rows": 6, "batch_size": 8},
         "term_frequency": {"checkpoints": 2, "shots": [0], "x2": [1]},
-        "bias": {"batch_size": 8, "max_length": 64},
+        "bias": {"batch_size": 8, "max_length": 64, "steps": [0, 2000]},
     }
     out.write_text(yaml.safe_dump(data))
     return out
