@@ -415,7 +415,7 @@ def fetch(
         corrupt += bad
         if not bad:
             placed.append(rev.step)
-            _record(out_dir, plan.repo_id, rev)
+            _record(out_dir, rev)
     return FetchResult(
         out_dir=out_dir,
         placed=tuple(placed),
@@ -451,7 +451,7 @@ def _claim(out_dir: Path, repo_id: str) -> None:
     _write_json(record, {"repo_id": repo_id})
 
 
-def _record(out_dir: Path, repo_id: str, rev: PlannedRevision) -> None:
+def _record(out_dir: Path, rev: PlannedRevision) -> None:
     """Add a placed revision (its commit and file digests) to `out_dir/fetch.json`."""
     record = out_dir / FETCH_FILE
     data = json.loads(record.read_text(encoding="utf-8"))
