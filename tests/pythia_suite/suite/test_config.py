@@ -119,6 +119,21 @@ def test_a_missing_study_package_or_trainer_field_is_named_before_any_work(tmp_p
     assert not layout.root.exists()
 
 
+@pytest.mark.parametrize("study", ["term_frequency", "memorization", "bias"])
+def test_an_unknown_study_option_is_one_line_and_exit_2(study: str, tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "s.yaml", f"studies:\n  {study}: {{rows: 8, shotz: [0]}}\n")
+    result = run_cli("run", path, "--preset", "tiny", "--root", tmp_path / "runs")
+    assert result.returncode == 2
+    unknown = "shotz" if study == "memorization" else "rows"  # memorization takes `rows`
+    assert result.stderr.strip().splitlines() == [
+        (
+            f"pythia-suite: error: {path}: field 'studies.{study}.{unknown}': not an option of "
+            f"analysis.{study}.run_study"
+        )
+    ]
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
 def test_saved_config_is_yaml_with_every_section(tmp_path: Path) -> None:
     data = yaml.safe_load(dump_config(load_config(None, preset="default")))
     assert list(data) == [
