@@ -2,13 +2,16 @@
 
 `run_study(runs, truth=..., out_dir=...)` scores each intervention branch and its parent (all
 runs with `all_runs=True`) on the probes built from `truth.json` (or on the official files given
-as `crows=` / `winobias=`), writes `bias.h5`, `bias.csv` and `bias.png`, and checks the planted
-truth:
+as `crows=` / `winobias=`), writes `bias.h5`, `bias.csv`, `bias.png` and the per-probe scores
+at each run's last studied checkpoint (`bias_probe_scores.csv`), and checks the planted truth
+with one-sided paired tests over the probes (sign-flip permutation p, bootstrap interval):
 - the baseline has the planted occupation-pronoun association at its last checkpoint
   (CrowS-format probes: `association` > 0 nats, i.e. the stereotypical pronoun gains more
-  log-likelihood for the occupations the corpus skews that way);
-- the intervention lowers it: after the branch step the branch's `pct_stereotype` and
-  `association` at the last checkpoint are below the baseline's.
+  log-likelihood for the occupations the corpus skews that way; unit: CrowS pairs);
+- the baseline is more accurate on pro- than on anti-stereotyped WinoBias probes (multiple
+  choice, paired by sentence; "not testable" when the model answers every pair alike);
+- the intervention lowers it: the branch's `pct_stereotype` and `association` at the last
+  checkpoint are below the baseline's, paired by CrowS pair.
 """
 
 from __future__ import annotations
