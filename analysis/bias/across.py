@@ -32,6 +32,7 @@ from analysis.sources import (
     open_rows,
 )
 from dataloader_replay.atomic import atomic_path
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def pick_steps(available: list[int], steps: list[int] | None) -> list[int]:
         return list(available)
     missing = [s for s in steps if s not in available]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"--steps: no checkpoint at step {missing[0]} "
             f"(available: {', '.join(map(str, available))})"
         )

@@ -36,6 +36,7 @@ from analysis.bias.figures import plot_bias
 from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
 from analysis.stats import paired_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 STUDY = "bias"
@@ -58,7 +59,7 @@ def benchmarks(
             generation=generation,
         )
     if truth is None:
-        raise ValueError(
+        raise DataError(
             "bias study: no truth.json (a user corpus) and no --crows / --winobias "
             "files to evaluate"
         )

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.memorization.results import MemResults
+from suite_core import DataError
 
 # Pythia's definition (score 1, the headline) and the labelled thresholds of CPU-scale runs
 THRESHOLDS: dict[str, float] = {"exact": 1.0, "score>=0.75": 0.75, "score>=0.5": 0.5}
@@ -59,7 +60,7 @@ def predictability(predictor: np.ndarray, target: np.ndarray) -> Predictability:
     (boolean arrays over the same rows)."""
     p, t = np.asarray(predictor, dtype=bool), np.asarray(target, dtype=bool)
     if p.shape != t.shape:
-        raise ValueError(f"predictability: predictor {p.shape} and target {t.shape} differ")
+        raise DataError(f"predictability: predictor {p.shape} and target {t.shape} differ")
     return Predictability(
         both=int((p & t).sum()), predictor=int(p.sum()), target=int(t.sum()), rows=int(p.size)
     )
@@ -125,7 +126,7 @@ def poisson_spread(
     """Counts of memorized rows in `blocks` equal blocks of training order against a Poisson of
     the same mean (as Pythia's eda.ipynb), with Q-Q data and a KS statistic."""
     if blocks < 1:
-        raise ValueError(f"blocks: must be positive, got {blocks}")
+        raise DataError(f"blocks: must be positive, got {blocks}")
     edges = np.linspace(0, num_rows, blocks + 1)
     counts = np.histogram(np.asarray(rows)[np.asarray(memorized, dtype=bool)], bins=edges)[0]
     mean = float(counts.mean())

@@ -32,6 +32,7 @@ from analysis.memorization.score import score_windows
 from analysis.sources import open_checkpoints, open_rows
 from analysis.stats import paired_test, spearman_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 STUDY = "memorization"
@@ -56,7 +57,7 @@ def run_study(
     report = StudyReport(study="memorization")
     base = [r for r in runs if r.branch_of is None]
     if not base:
-        raise ValueError("runs: no run to study (only branch runs given)")
+        raise DataError("runs: no run to study (only branch runs given)")
     results: dict[str, MemResults] = {}
     for run in base:
         seq = open_rows(run.path).seq_length

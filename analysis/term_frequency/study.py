@@ -26,6 +26,7 @@ from analysis.term_frequency.fewshot import FewShotConfig
 from analysis.term_frequency.figures import accuracy_vs_frequency
 from analysis.term_frequency.metrics import gap_table
 from analysis.term_frequency.pipeline import FewShotResult, ItemsConfig, run_fewshot
+from suite_core import DataError
 
 STUDY = "term_frequency"
 TOP_K = 10  # the top-k and bottom-k most frequent terms of the gap (Pythia's table)
@@ -34,7 +35,7 @@ TOP_K = 10  # the top-k and bottom-k most frequent terms of the gap (Pythia's ta
 def pick_run(runs: Sequence[RunSpec]) -> RunSpec:
     """The largest standard run that is not an intervention branch (else the largest run)."""
     if not runs:
-        raise ValueError("runs: the term-frequency study needs at least one run")
+        raise DataError("runs: the term-frequency study needs at least one run")
     plain = [r for r in runs if r.variant == "standard" and r.branch_of is None] or list(runs)
     return max(plain, key=lambda r: r.n_params)
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from analysis.study import StudyReport, TruthCheck, apply_holm
 from dataloader_replay.atomic import atomic_path
+from suite_core import ConfigError
 
 REPORT_JSON = "report.json"
 TABLES = "tables"
@@ -27,7 +28,7 @@ def _relative(path: Path, out_dir: Path) -> str:
     try:
         return str(path.relative_to(out_dir.absolute()))
     except ValueError:
-        raise ValueError(f"{path}: a study output outside its out_dir {out_dir}") from None
+        raise ConfigError(f"{path}: a study output outside its out_dir {out_dir}") from None
 
 
 def save_study_report(report: StudyReport, out_dir: Path) -> Path:

@@ -19,8 +19,8 @@ from analysis.stats import paired_test, stable_seed
 from analysis.study import StudyReport, TruthCheck
 from pythia_suite.suite.config import load_config
 from pythia_suite.suite.layout import Layout
+from pythia_suite.suite.plan import plan_runs
 from pythia_suite.suite.report import ReportInputs, write_report
-from pythia_suite.suite.stages import plan_runs
 from pythia_suite.suite.studyio import load_study_report, save_study_report
 from tests.pythia_suite.suite.conftest import SuiteRun, render_in_chromium
 
