@@ -36,6 +36,7 @@ from analysis.bias.figures import plot_bias
 from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
 from analysis.stats import paired_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
+from dataloader_replay.atomic import atomic_path
 from suite_core import DataError
 
 log = logging.getLogger(__name__)
@@ -229,10 +230,7 @@ def run_study(
         records[spec.name] = last_records(info, score, wanted, cache, by_sha)
         frames.append(across_checkpoints(info, score, steps=wanted, cache=cache))
     frame = pd.concat(frames, ignore_index=True)
-    probes = out_dir / "bias_probe_scores.csv"
-    pd.concat([r.assign(run=n) for n, r in records.items()], ignore_index=True).to_csv(
-        probes, index=False
-    )
+    probes = write_records(records, out_dir / "bias_probe_scores.csv")
     config = {
         "benchmarks": bench.source,
         "generation": generation,
@@ -260,6 +258,14 @@ def run_study(
         checks=checks,
         results=[h5, csv, probes],
     )
+
+
+def write_records(records: dict[str, pd.DataFrame], path: Path) -> Path:
+    """The per-probe records of every run (one line per run and scored document) as CSV."""
+    frame = pd.concat([r.assign(run=n) for n, r in records.items()], ignore_index=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
 
 
 def last_records(
