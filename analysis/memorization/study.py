@@ -1,4 +1,12 @@
-"""`run_study`: the memorization study over a suite's runs, for `pythia-suite run`'s report."""
+"""`run_study`: the memorization study over a suite's runs, for `pythia-suite run`'s report.
+
+Memorized fraction, predictability and the spread over training order at Pythia's exact
+definition (score 1, the headline) and at the labelled thresholds score >= 0.75 and >= 0.5,
+with the score distribution per checkpoint; what has no data is left out with one sentence
+(`StudyReport.omitted`). Planted-truth checks, one-sided tests over the independent unit:
+canary log-likelihood against repetitions (Spearman over canaries, permutation p) and standard
+above deduped on the near-duplicate clusters' text (paired by cluster, sign-flip p).
+"""
 
 from __future__ import annotations
 
