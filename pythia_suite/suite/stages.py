@@ -144,6 +144,37 @@ def tokenizer_stage(ctx: Context) -> Stage:
     )
 
 
+def branch_check_stage(ctx: Context) -> Stage:
+    """The pronoun branch needs single-token pronouns: checked as soon as the tokenizer
+    exists, before any data is prepared or any run trained."""
+    layout = ctx.layout
+
+    def check() -> None:
+        from dataloader_replay.tokenizer import read_tokenizer
+        from pythia_suite.training.branch import pronoun_map
+
+        try:
+            pronoun_map(read_tokenizer(layout.tokenizer), str(layout.tokenizer))
+        except ConfigError as exc:
+            raise ConfigError(
+                f"field 'branch.enabled': {exc} (vocab_size {ctx.config.tokenizer.vocab_size}; "
+                "a larger tokenizer.vocab_size gives single-token pronouns)"
+            ) from None
+
+    return Stage(
+        slug="check-branch",
+        title="check the branch's pronouns",
+        kind="check",
+        config={},
+        deps=("tokenizer",),
+        outputs=(),
+        always=True,
+        run=_plain(check),
+        digest=dict,
+        estimate=0.1,
+    )
+
+
 def prepare_stage(ctx: Context, variant: str) -> Stage:
     c, d = ctx.config, ctx.config.data
     out = ctx.layout.data(variant)
@@ -253,6 +284,7 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
         corpus_stage(ctx),
         dedup_stage(ctx),
         tokenizer_stage(ctx),
+        *([branch_check_stage(ctx)] if config.branch.enabled else []),
         *(prepare_stage(ctx, v) for v in config.train.variants),
         *(train_stage(ctx, r) for r in ctx.runs),
         *(verify_stage(ctx, r) for r in ctx.runs),
