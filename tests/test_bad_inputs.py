@@ -107,6 +107,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "dirdb" / "checkpoints").mkdir()
     (root / "dirdb" / "catalog.sqlite").mkdir()
     _hf_folders(root)
+    (root / "list_truth.json").write_text("[1, 2, 3]\n")
     (root / "notdb").mkdir()
     (root / "notdb" / "checkpoints").mkdir()
     (root / "notdb" / "catalog.sqlite").write_text("hello\n")
@@ -176,6 +177,15 @@ CASES = {
     "list-not-db": ["checkpoints", "list", "notdb"],
     "14m-past-positions": ["train", "--model", "pythia-14m", "--data", "data3000", "--out", "o"],
     "family-vocab": ["family", "--vocab", str(10**14)],
+    "fewshot-list-truth": [
+        "analyze",
+        "fewshot",
+        "run",
+        "--truth",
+        "list_truth.json",
+        "--out",
+        "f.h5",
+    ],
     "index-config-fifo": ["checkpoints", "index", "hffifo"],
     "index-50000x50000": ["checkpoints", "index", "hfbig"],
     "verify-with-step": ["replay", "run", "--verify", "--step", "0"],

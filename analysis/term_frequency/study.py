@@ -103,6 +103,8 @@ def final_slice(joined: Any, *, task: str) -> Any:
 
 
 def accuracy_checks(joined: Any, *, task: str, run: str) -> list[TruthCheck]:
+    if not (joined["task"] == task).any():  # no prompt fit the context (fewshot logged why)
+        return []
     part, k = final_slice(joined, task=task)
     acc, count = part["accuracy"].to_numpy(), part["count"].to_numpy()
     rho, gap = spearman(count, acc), top_minus_bottom(acc, count)
