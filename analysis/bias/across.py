@@ -144,13 +144,20 @@ def across_checkpoints(
 
 
 def bias_scorer(bench: Benchmarks, workdir: Path, **kwargs: Any) -> Scorer:
-    """Score the bias benchmarks (task files written once into `workdir`)."""
+    """Score the bias benchmarks (task files written once into `workdir`).
+
+    The scorer takes an optional `records` list that receives one record per scored document.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     specs = build_tasks(bench, workdir)
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_defaults=False)
-    return lambda model, tok: run_tasks(model, tok, specs, task_manager=manager, **kwargs)
+
+    def score(model: Any, tok: Any, records: list[Row] | None = None) -> list[Row]:
+        return run_tasks(model, tok, specs, task_manager=manager, records=records, **kwargs)
+
+    return score
 
 
 def write_h5(
