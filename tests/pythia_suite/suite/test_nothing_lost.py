@@ -377,3 +377,20 @@ def test_term_frequency_on_the_tiny_preset_runs(
     assert code == 0, capsys.readouterr().err[-2000:]
     assert (root / "tiny" / "studies" / "term_frequency" / "report.json").is_file()
     assert snapshot(root / "tiny" / "runs") == runs
+
+
+def test_without_a_catalog_checkpoints_are_checked_by_their_sums(copy: tuple[Path, Path]) -> None:
+    """analyze's reader: no catalog.sqlite, so SHA256SUMS decides; a run with neither: refused."""
+    from analysis.sources import open_checkpoints
+    from suite_core import DataError
+
+    root, outside = copy
+    run = root / "tiny" / RUN
+    (run / "catalog.sqlite").unlink()
+    open_checkpoints(run).verify(8)  # intact: accepted
+    _flip_byte(root / "tiny", outside)
+    with pytest.raises(DataError, match="step8"):
+        open_checkpoints(run).verify(8)
+    (run / "checkpoints" / "step16" / "SHA256SUMS").unlink()
+    with pytest.raises(DataError, match="no SHA256SUMS and the run has no catalog"):
+        open_checkpoints(run).verify(16)
