@@ -38,6 +38,7 @@ class Context:
     config: SuiteConfig
     layout: Layout
     runs: list[PlannedRun]
+    source: str = "the suite config"  # names the config in error messages
 
     @property
     def docs(self) -> int:
@@ -157,7 +158,7 @@ def branch_check_stage(ctx: Context) -> Stage:
             pronoun_map(read_tokenizer(layout.tokenizer), str(layout.tokenizer))
         except ConfigError as exc:
             raise ConfigError(
-                f"field 'branch.enabled': {exc} (vocab_size {ctx.config.tokenizer.vocab_size}; "
+                f"{ctx.source}: field 'branch.enabled': {exc} (vocab_size {ctx.config.tokenizer.vocab_size}; "
                 "a larger tokenizer.vocab_size gives single-token pronouns)"
             ) from None
 
@@ -282,7 +283,9 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
 
         return external_stages(config, layout, source=source)
     check_all(config, layout, source)
-    ctx = Context(config=config, layout=layout, runs=plan_runs(config, layout, source))
+    ctx = Context(
+        config=config, layout=layout, runs=plan_runs(config, layout, source), source=source
+    )
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     return [
         corpus_stage(ctx),

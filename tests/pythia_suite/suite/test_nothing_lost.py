@@ -172,6 +172,12 @@ CASES = [
     Case(name="num-perm-1e8", yaml="dedup: {num_perm: 100000000}\n", message="dedup.num_perm"),
     Case(name="pythia-12b", yaml="train: {models: [pythia-12b]}\n", message="GiB of memory"),
     Case(
+        name="branch-without-pronouns",  # the tiny vocabulary: checked before any training
+        yaml="branch: {enabled: true}\n",
+        message="branch.enabled",
+        may_change=(*RECORDS, "tiny/suite.yaml"),
+    ),
+    Case(
         name="alias-bomb",
         prepare=_alias_bomb,
         argv=("run", "{outside}/bomb.yaml"),
