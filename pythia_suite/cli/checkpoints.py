@@ -170,8 +170,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     byte-identical to another step's and steps the hub table reports as bad flagged. Analyses
     then take DIR like a run."""
     from checkpoints_index.hf_index import index_folder
+    from checkpoints_index.lock import run_lock
 
-    result = index_folder(Path(args.dir), model=args.model)
+    with run_lock(Path(args.dir), what="index"):
+        result = index_folder(Path(args.dir), model=args.model)
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return 0
