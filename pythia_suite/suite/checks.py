@@ -148,8 +148,9 @@ def check_resources(config: SuiteConfig, layout: Layout, source: str) -> None:
     if data_bytes > HEADROOM * free:
         raise where_error(
             source,
-            "data.seq_length",
-            f"{d.num_samples:,} rows x {d.seq_length + 1:,} tokens need about "
+            "data",
+            f"{d.num_samples:,} rows (steps x batch_size + held_out_rows) x "
+            f"{d.seq_length + 1:,} tokens (seq_length + 1) need about "
             f"{_gib(data_bytes)} of disk for the prepared data, {_gib(free)} is free",
         )
     if config.dedup.num_perm > MAX_NUM_PERM:
