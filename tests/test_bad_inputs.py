@@ -34,16 +34,21 @@ def _tokenizer(path: Path, size: int) -> None:
 
 def _hf_folders(root: Path) -> None:
     """`hffifo/step0`: config.json is a FIFO; `hfbig/step0`: a sparse safetensors file that
-    declares 50000 x 50000 embeddings (10 GB, no disk used)."""
+    declares 100000 x 50000 embeddings (40 GB as float32, more than this machine's memory; the
+    file is sparse, no disk used)."""
     (root / "hffifo" / "step0").mkdir(parents=True)
     os.mkfifo(root / "hffifo" / "step0" / "config.json")
     folder = root / "hfbig" / "step0"
     folder.mkdir(parents=True)
-    config = {"model_type": "gpt_neox", "vocab_size": 50000, "hidden_size": 50000}
+    config = {"model_type": "gpt_neox", "vocab_size": 100000, "hidden_size": 50000}
     (folder / "config.json").write_text(json.dumps(config))
-    size = 50000 * 50000 * 2
+    size = 100000 * 50000 * 2
     header = {
-        name: {"dtype": "BF16", "shape": [50000, 50000], "data_offsets": [i * size, (i + 1) * size]}
+        name: {
+            "dtype": "BF16",
+            "shape": [100000, 50000],
+            "data_offsets": [i * size, (i + 1) * size],
+        }
         for i, name in enumerate(("gpt_neox.embed_in.weight", "embed_out.weight"))
     }
     raw = json.dumps(header).encode()
@@ -187,7 +192,7 @@ CASES = {
         "f.h5",
     ],
     "index-config-fifo": ["checkpoints", "index", "hffifo"],
-    "index-50000x50000": ["checkpoints", "index", "hfbig"],
+    "index-100000x50000": ["checkpoints", "index", "hfbig"],
     "verify-with-step": ["replay", "run", "--verify", "--step", "0"],
     "verify-with-out": ["replay", "run", "--verify", "--out", "x.npy"],
 }
