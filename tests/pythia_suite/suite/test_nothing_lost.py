@@ -168,7 +168,8 @@ CASES = [
     ),
     Case(name="seed-negative", yaml="data: {seed: -1}\n", message="data.seed"),
     Case(name="vocab-10", yaml="tokenizer: {vocab_size: 10}\n", message="tokenizer.vocab_size"),
-    Case(name="seq-1e8", yaml="data: {seq_length: 100000000}\n", message="GiB of disk"),
+    Case(name="seq-1e8", yaml="data: {seq_length: 100000000}\n", message="GiB of"),
+    Case(name="rows-1e12", yaml="data: {held_out_rows: 1000000000000}\n", message="GiB of disk"),
     Case(name="num-perm-1e8", yaml="dedup: {num_perm: 100000000}\n", message="dedup.num_perm"),
     Case(name="pythia-12b", yaml="train: {models: [pythia-12b]}\n", message="GiB of memory"),
     Case(
