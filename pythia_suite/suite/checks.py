@@ -140,16 +140,24 @@ def _first_document(path: Path, source: str) -> None:
 
 
 def check_resources(config: SuiteConfig, layout: Layout, source: str) -> None:
-    """Disk for the prepared data, memory for MinHash and for training each model."""
+    """Each model's context, disk for the prepared data, MinHash's size, memory for training."""
+    from pythia_suite.training.family import get_row
+
     d = config.data
+    for model in config.train.models:
+        try:
+            get_row(model).with_seq_length(d.seq_length)
+        except ValueError as exc:
+            raise where_error(source, "data.seq_length", str(exc)) from None
     tokens = d.num_samples * (d.seq_length + 1)
     data_bytes = 3 * 4 * tokens * len(config.train.variants)  # rows as tokens + the indexes
     free = shutil.disk_usage(_existing(layout.root)).free
     if data_bytes > HEADROOM * free:
         raise where_error(
             source,
-            "data.seq_length",
-            f"{d.num_samples:,} rows x {d.seq_length + 1:,} tokens need about "
+            "data",
+            f"{d.num_samples:,} rows (steps x batch_size + held_out_rows) x "
+            f"{d.seq_length + 1:,} tokens (seq_length + 1) need about "
             f"{_gib(data_bytes)} of disk for the prepared data, {_gib(free)} is free",
         )
     if config.dedup.num_perm > MAX_NUM_PERM:

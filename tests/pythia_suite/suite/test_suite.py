@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from checkpoints_index.catalog import Catalog
 from pythia_suite.suite.config import load_config
 from pythia_suite.suite.suite import run_suite
+from suite_core import ConfigError
 from tests.pythia_suite.suite.conftest import SuiteRun, run_cli, state_digests, write_yaml
 
 STAGES = [
@@ -108,7 +110,10 @@ def test_changed_config_reruns_exactly_what_depends_on_it(
     config = load_config(
         write_yaml(tmp_path / "s.yaml", "train:\n  checkpoints: log+every:12\n"), preset="tiny"
     )
-    result = run_suite(config, root=tmp_path, source="s.yaml")
+    with pytest.raises(ConfigError, match="pythia-nano-standard, pythia-nano-deduped"):
+        run_suite(config, root=tmp_path, source="s.yaml")  # completed runs: not without asking
+    assert state_digests(tmp_path / "tiny") == before
+    result = run_suite(config, root=tmp_path, source="s.yaml", replace=True)
     assert result.ran() == [
         "train-pythia-nano-standard",
         "train-pythia-nano-deduped",
