@@ -86,7 +86,11 @@ def ray_options(args: argparse.Namespace) -> RayOptions:
     from suite_core import ConfigError
 
     if args.engine == "local":
-        flags = (("--address", args.address), ("--workers", args.workers), ("--retries", args.retries))
+        flags = (
+            ("--address", args.address),
+            ("--workers", args.workers),
+            ("--retries", args.retries),
+        )
         given = [f for f, v in flags if v is not None]
         if given:
             raise ConfigError(f"{', '.join(given)}: only with --engine ray")
