@@ -41,6 +41,7 @@ DT_VENV = ROOT / "bench" / "out" / "dt-venv"
 DATATROVE = ["datatrove[io,processing]==0.10.1", "spacy==3.8.18"]  # spacy: its "en" word tokenizer
 THRESHOLD = 0.87
 PY = sys.executable
+sys.path.insert(0, str(ROOT))
 
 
 def cpu_features() -> str:
@@ -349,9 +350,15 @@ def prepare_runs(
 def start_ray(cores: int) -> tuple[str, psutil.Process | None]:
     import ray
 
-    ray.init(
-        num_cpus=cores, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False
-    )
+    from dataloader_replay.engine_ray import start_local_ray
+
+    for attempt in (1, 2):  # a loaded machine can miss Ray's 30 s startup window once
+        try:
+            start_local_ray(num_cpus=cores)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     address = ray.get_runtime_context().gcs_address
     me = psutil.Process()
     raylet = next((p for p in me.children(recursive=True) if p.name() == "raylet"), None)

@@ -70,13 +70,7 @@ def connect(options: RayOptions) -> int:
     if not ray.is_initialized():
         try:
             if options.address is None:
-                ray.init(
-                    num_cpus=options.workers,
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
+                start_local_ray(num_cpus=options.workers)
             else:
                 ray.init(address=options.address, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:
@@ -87,6 +81,35 @@ def connect(options: RayOptions) -> int:
     if workers > cpus:
         raise ConfigError(f"--workers {workers}: the Ray cluster has {cpus} CPUs")
     return workers
+
+
+def start_local_ray(num_cpus: int | None) -> None:
+    """Start a one-machine Ray cluster on 127.0.0.1 in this process (no dashboard).
+
+    Ray's raylet waits for its Python agents (`RAY_agent_register_timeout_ms`); on a loaded
+    machine they take longer than its default, so the wait is raised to 2 minutes. If the start
+    still fails, the processes it spawned are ended (by pid) before the error propagates.
+    """
+    import psutil
+    import ray
+
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except Exception:
+        ray.shutdown()
+        for p in psutil.Process().children(recursive=True):
+            if p.pid not in before:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+        raise
 
 
 def get(refs: Any, stage: str) -> Any:
