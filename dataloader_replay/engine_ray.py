@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from suite_core import USER_ERRORS, ConfigError, DataError
 log = logging.getLogger(__name__)
 KILL_ENV = "PYTHIA_SUITE_RAY_KILL_FILE"
 CONNECT_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 180.0  # a local Ray's start-up, on a loaded machine
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,15 +88,36 @@ def connect(options: RayOptions) -> int:
 def start_local_ray(num_cpus: int | None) -> None:
     """Start a one-machine Ray cluster on 127.0.0.1 in this process (no dashboard).
 
-    Ray's raylet waits for its Python agents (`RAY_agent_register_timeout_ms`); on a loaded
-    machine they take longer than its default, so the wait is raised to 2 minutes. If the start
-    still fails, the processes it spawned are ended (by pid) before the error propagates.
+    On a loaded machine Ray's own start-up waits run out: the raylet's wait for its Python
+    agents (`RAY_agent_register_timeout_ms`), the wait for the GCS port
+    (`RAY_gcs_server_port_wait_time_s`), and a fixed 30 s in which the new node must appear in
+    the GCS (`ray._private.node.Node`, polling `ray._private.services.get_node`). The first two
+    are raised to `START_TIMEOUT_S`; for the third, `get_node` is wrapped while `ray.init` runs
+    so that each poll keeps trying for up to `START_TIMEOUT_S` (ray is pinned to 2.60.0, whose
+    node start-up polls it by module attribute). If the start still fails, the processes it
+    spawned are ended, by pid, before the error propagates.
     """
     import psutil
     import ray
+    from ray._private import services
 
-    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    timeout = int(START_TIMEOUT_S)
+    os.environ.setdefault("RAY_agent_register_timeout_ms", str(timeout * 1000))
+    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(timeout))
+    original = services.get_node
+
+    def patient_get_node(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                return original(*args, **kwargs)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     before = {p.pid for p in psutil.Process().children(recursive=True)}
+    services.get_node = patient_get_node
     try:
         ray.init(
             num_cpus=num_cpus,
@@ -110,6 +133,8 @@ def start_local_ray(num_cpus: int | None) -> None:
                 with contextlib.suppress(psutil.Error):
                     p.kill()
         raise
+    finally:
+        services.get_node = original
 
 
 def get(refs: Any, stage: str) -> Any:
