@@ -89,7 +89,8 @@ def start_local_ray(num_cpus: int | None) -> None:
     """Start a one-machine Ray cluster on 127.0.0.1 in this process (no dashboard).
 
     On a loaded machine Ray's own start-up waits run out: the raylet's wait for its Python
-    agents (`RAY_agent_register_timeout_ms`), the wait for the GCS port
+    agents' ports (`RAY_raylet_start_wait_time_s`) and their registration
+    (`RAY_agent_register_timeout_ms`), the wait for the GCS port
     (`RAY_gcs_server_port_wait_time_s`), and a fixed 30 s in which the new node must appear in
     the GCS (`ray._private.node.Node`, polling `ray._private.services.get_node`). The first two
     are raised to `START_TIMEOUT_S`; for the third, `get_node` is wrapped while `ray.init` runs
@@ -102,6 +103,7 @@ def start_local_ray(num_cpus: int | None) -> None:
     from ray._private import services
 
     timeout = int(START_TIMEOUT_S)
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", str(timeout))
     os.environ.setdefault("RAY_agent_register_timeout_ms", str(timeout * 1000))
     os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(timeout))
     original = services.get_node
