@@ -352,12 +352,12 @@ def start_ray(cores: int) -> tuple[str, psutil.Process | None]:
 
     from dataloader_replay.engine_ray import start_local_ray
 
-    for attempt in (1, 2):  # a loaded machine can miss Ray's 30 s startup window once
+    for attempt in (1, 2, 3):  # a loaded machine can miss Ray's 30 s startup window once
         try:
             start_local_ray(num_cpus=cores)
             break
         except Exception:
-            if attempt == 2:
+            if attempt == 3:
                 raise
     address = ray.get_runtime_context().gcs_address
     me = psutil.Process()

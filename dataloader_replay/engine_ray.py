@@ -85,27 +85,33 @@ def connect(options: RayOptions) -> int:
     return workers
 
 
-def start_local_ray(num_cpus: int | None) -> None:
-    """Start a one-machine Ray cluster on 127.0.0.1 in this process (no dashboard).
+def _raylet_died() -> bool:
+    """Whether a raylet this process started has exited (a failed start: stop waiting)."""
+    import psutil
 
-    On a loaded machine Ray's own start-up waits run out: the raylet's wait for its Python
-    agents' ports (`RAY_raylet_start_wait_time_s`) and their registration
-    (`RAY_agent_register_timeout_ms`), the wait for the GCS port
-    (`RAY_gcs_server_port_wait_time_s`), and a fixed 30 s in which the new node must appear in
-    the GCS (`ray._private.node.Node`, polling `ray._private.services.get_node`). The first two
-    are raised to `START_TIMEOUT_S`; for the third, `get_node` is wrapped while `ray.init` runs
-    so that each poll keeps trying for up to `START_TIMEOUT_S` (ray is pinned to 2.60.0, whose
-    node start-up polls it by module attribute). If the start still fails, the processes it
-    spawned are ended, by pid, before the error propagates.
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if p.name() == "raylet" and p.status() == psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def start_local_ray(num_cpus: int | None) -> None:
+    """Start a one-machine Ray cluster in this process (no dashboard), asking for 127.0.0.1
+    (Ray 2.60 advertises the machine's address anyway: `services.resolve_ip_for_localhost`).
+
+    On a loaded machine two of Ray's start-up waits can run out. The node must appear in the
+    GCS within a fixed 30 s (`ray._private.node.Node` polls `ray._private.services.get_node`):
+    `get_node` is wrapped while `ray.init` runs so that each poll keeps trying for up to
+    `START_TIMEOUT_S` (ray is pinned to 2.60.0, which polls it by module attribute). The raylet
+    gives its Python agents a fixed ~15 s to write their ports, which no setting raises: then
+    the start fails, the processes it spawned are ended (by pid) and the error propagates, for
+    the caller to retry.
     """
     import psutil
     import ray
     from ray._private import services
 
-    timeout = int(START_TIMEOUT_S)
-    os.environ.setdefault("RAY_raylet_start_wait_time_s", str(timeout))
-    os.environ.setdefault("RAY_agent_register_timeout_ms", str(timeout * 1000))
-    os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(timeout))
     original = services.get_node
 
     def patient_get_node(*args: Any, **kwargs: Any) -> Any:
@@ -114,7 +120,7 @@ def start_local_ray(num_cpus: int | None) -> None:
             try:
                 return original(*args, **kwargs)
             except RuntimeError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or _raylet_died():
                     raise
                 time.sleep(0.5)
 

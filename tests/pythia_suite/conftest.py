@@ -77,12 +77,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     kill = tmp_path_factory.mktemp("ray") / "kill"
     os.environ[KILL_ENV] = str(kill)  # before Ray starts: its workers inherit the environment
-    for attempt in (1, 2):  # Ray gives its raylet 30 s to register; a loaded machine can miss it
+    for attempt in (1, 2, 3):  # Ray gives its raylet 30 s to register; a loaded machine can miss it
         try:
             start_local_ray(num_cpus=4)
             break
         except Exception:
-            if attempt == 2:
+            if attempt == 3:
                 raise
     yield kill
     ray.shutdown()
