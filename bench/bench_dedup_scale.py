@@ -41,6 +41,7 @@ DT_VENV = ROOT / "bench" / "out" / "dt-venv"
 DATATROVE = ["datatrove[io,processing]==0.10.1", "spacy==3.8.18"]  # spacy: its "en" word tokenizer
 THRESHOLD = 0.87
 PY = sys.executable
+CLI = [PY, "-c", "import sys; from pythia_suite.cli import main; sys.exit(main(sys.argv[1:]))"]
 sys.path.insert(0, str(ROOT))
 
 
@@ -273,9 +274,7 @@ def ours(
     out = OUT / f"{corpus.stem}_{workers or 'local'}_{verify}" / "deduped.jsonl"
     subprocess.run(["rm", "-rf", str(out.parent)], check=True)
     argv = [
-        PY,
-        "-m",
-        "pythia_suite.cli",
+        *CLI,
         "dedup",
         str(corpus),
         "--out",
@@ -298,9 +297,7 @@ def prepare_runs(
     if not tok.exists():
         subprocess.run(
             [
-                PY,
-                "-m",
-                "pythia_suite.cli",
+                *CLI,
                 "tokenizer",
                 "train",
                 str(corpus),
@@ -318,9 +315,7 @@ def prepare_runs(
         out = OUT / f"prepared_{workers or 'local'}"
         subprocess.run(["rm", "-rf", str(out)], check=True)
         argv = [
-            PY,
-            "-m",
-            "pythia_suite.cli",
+            *CLI,
             "prepare",
             str(corpus),
             "--tokenizer",
@@ -352,12 +347,12 @@ def start_ray(cores: int) -> tuple[str, psutil.Process | None]:
 
     from dataloader_replay.engine_ray import start_local_ray
 
-    for attempt in (1, 2, 3):  # a loaded machine can miss Ray's 30 s startup window once
+    for attempt in range(1, 7):  # a loaded machine can miss Ray's fixed start-up waits
         try:
             start_local_ray(num_cpus=cores)
             break
         except Exception:
-            if attempt == 3:
+            if attempt == 6:
                 raise
     address = ray.get_runtime_context().gcs_address
     me = psutil.Process()
