@@ -63,6 +63,21 @@ def _check_reachable(address: str) -> None:
         raise DataError(f"--address {address}: no Ray cluster answers ({reason})") from None
 
 
+def _join(address: str, attempts: int = 3) -> None:
+    """`ray.init(address)`, tried again after a connection error (a slow GCS)."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, log_to_driver=False)
+            return
+        except ConnectionError:
+            ray.shutdown()
+            if attempt == attempts:
+                raise
+            time.sleep(2.0)
+
+
 def connect(options: RayOptions) -> int:
     """Join (or start) the Ray cluster; return the number of tasks to run at once."""
     import ray
@@ -74,7 +89,9 @@ def connect(options: RayOptions) -> int:
             if options.address is None:
                 start_local_ray(num_cpus=options.workers)
             else:
-                ray.init(address=options.address, log_to_driver=False)
+                # the GCS of a loaded or distant cluster can take longer than Ray's 5 s
+                os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", "60")
+                _join(options.address)
         except (ConnectionError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"--address {options.address}: {first}") from None
