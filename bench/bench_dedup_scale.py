@@ -373,8 +373,8 @@ def main() -> None:
     )
     OUT.mkdir(parents=True, exist_ok=True)
     docs = _sources()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     address, raylet = start_ray(args.cores)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # after the start: Ray's auth mode is in it
     sizes = [args.mb] if args.quick else [args.mb, 10 * args.mb]
     warm = OUT / "warm.jsonl"
     write_corpus(warm, docs, 0.05)
