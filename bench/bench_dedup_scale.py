@@ -159,7 +159,14 @@ class Run:
 def _ray_workers(raylet: psutil.Process | None) -> list[psutil.Process]:
     if raylet is None:
         return []
-    return [p for p in raylet.children(recursive=True) if "ray::" in " ".join(p.cmdline()[:1])]
+    out = []
+    for p in _children(raylet):
+        try:
+            if p.cmdline()[:1] and "ray::" in p.cmdline()[0]:
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
 
 
 def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
@@ -285,7 +292,8 @@ def ours(
     if workers:
         argv += ["--engine", "ray", "--address", address, "--workers", str(workers)]
     name = f"ours {f'ray {workers} worker(s)' if workers else 'local'} ({verify})"
-    run = run_process(Run(name=name, mb=mb, cores=workers or 1), argv, raylet, env)
+    watched = raylet if workers else None  # a local run uses no Ray worker
+    run = run_process(Run(name=name, mb=mb, cores=workers or 1), argv, watched, env)
     report = json.loads(out.with_name(out.name + ".report.json").read_text())
     return run, {r["id"] for g in report["groups"] for r in g["removed"]}
 
