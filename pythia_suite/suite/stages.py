@@ -195,7 +195,7 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
                 slug="corpus",
                 title=f"corpus synth ({c.corpus.synth})",
                 kind="corpus",
-                config=c.section("corpus"),
+                config=c.section("corpus") | tasks.synth_key(c),
                 deps=(),
                 outputs=(layout.corpus_dir,),
                 run=lambda resume: tasks.synth(c, layout),
