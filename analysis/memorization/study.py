@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.memorization import figures as F
+from analysis.memorization.boilerplate import boilerplate_study, timing_check
 from analysis.memorization.metrics import (
     memorized_fraction,
     poisson_spread,
@@ -122,6 +123,12 @@ def _planted(
     base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: StudyReport, *, dtype: str
 ) -> None:
     standard = [r for r in base if r.variant == "standard"]
+    if standard and truth.get("boilerplate"):
+        table, checks = boilerplate_study(
+            standard, truth, _data_dir(standard[0]) / "tokenizer.json", dtype
+        )
+        report.tables["boilerplate"] = table
+        report.checks += checks
     canaries = []
     for run in standard:
         data = open_rows(run.path)
@@ -130,6 +137,11 @@ def _planted(
         canaries.append(_score_final(run, win, dtype))
     if canaries:
         table = pd.concat(canaries, ignore_index=True)
+        if truth.get("timing"):
+            largest = max(standard, key=lambda r: r.n_params).name
+            report.checks.append(timing_check(table, truth, largest))
+            report.tables["timing_canaries"] = table[table["canary"].map(_is_timed(truth))]
+            table = table[~table["canary"].map(_is_timed(truth))]
         report.tables["canaries"] = table
         report.figures.append(F.canary_figure(table, out_dir / "memorization_canaries.png"))
         per = table.groupby(["run", "canary", "count"])["target_loglik"].mean().reset_index()
@@ -167,6 +179,10 @@ def _planted(
                 detail=f"{table['cluster'].nunique()} clusters, {len(pairs)} model pair(s)",
             )
         )
+
+
+def _is_timed(truth: dict[str, Any]) -> dict[int, bool]:
+    return {i: bool(c.get("timing")) for i, c in enumerate(truth["canaries"])}
 
 
 def _fit(win: Windows, seq_length: int) -> Windows:
