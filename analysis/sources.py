@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from checkpoints_index.catalog import Catalog, record_problems
-from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR
-from checkpoints_index.sums import sha256_file
+from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR, SUMS_FILE
+from checkpoints_index.sums import check_folder, sha256_file
 from dataloader_replay.replay import TrainData, open_run
+from suite_core import DataError
 
 if TYPE_CHECKING:
     from transformers import GPTNeoXForCausalLM
@@ -57,6 +58,7 @@ class Checkpoints:
     name: str
     folders: dict[int, Path]
     run_dir: Path | None = None  # set when the folders are a catalogued run's
+    needs_sums: bool = False  # a run without its catalog: every folder checked by SHA256SUMS
     _sha256: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -65,7 +67,7 @@ class Checkpoints:
 
     def folder(self, step: int) -> Path:
         if step not in self.folders:
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field 'step': no checkpoint at step {step} "
                 f"(available: {_short(self.steps)})"
             )
@@ -79,13 +81,22 @@ class Checkpoints:
 
     def verify(self, step: int) -> None:
         """ValueError naming the folder if a run's checkpoint differs from its catalog."""
-        self.folder(step)  # ValueError naming the step if there is no such checkpoint
+        folder = self.folder(step)  # ValueError naming the step if there is no such checkpoint
         if self.run_dir is None:
+            if (folder / SUMS_FILE).is_file():
+                problems = check_folder(folder)
+                if problems:
+                    raise DataError(problems[0])
+            elif self.needs_sums:
+                raise DataError(
+                    f"{folder}: no {SUMS_FILE} and the run has no catalog; refusing an "
+                    "unverifiable checkpoint (restore catalog.sqlite or the SHA256SUMS)"
+                )
             return
         with Catalog.open(self.run_dir, create=False) as catalog:
             problems = record_problems(self.run_dir, catalog.get(step))
         if problems:
-            raise ValueError(problems[0])
+            raise DataError(problems[0])
 
     def load(self, step: int, *, dtype: str = "float32") -> GPTNeoXForCausalLM:
         """The model at `step` through transformers, in eval mode, after verification."""
@@ -93,12 +104,12 @@ class Checkpoints:
         from transformers import AutoConfig, GPTNeoXForCausalLM
 
         if dtype not in DTYPES:
-            raise ValueError(f"--dtype: unknown {dtype!r} (choose from {', '.join(DTYPES)})")
+            raise DataError(f"--dtype: unknown {dtype!r} (choose from {', '.join(DTYPES)})")
         self.verify(step)
         folder = self.folder(step)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         if config.model_type != "gpt_neox":
-            raise ValueError(
+            raise DataError(
                 f"{folder / 'config.json'}: field 'model_type': "
                 f"{config.model_type!r} is not a GPT-NeoX causal LM"
             )
@@ -115,7 +126,7 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
         raise FileNotFoundError(f"{path}: no such directory (expected a run or a model folder)")
     if (path / "config.json").is_file():
         if step is None:
-            raise ValueError(
+            raise DataError(
                 f"{path}: a single model folder needs --step (the step its weights are at)"
             )
         _check_model_folder(path)
@@ -135,9 +146,9 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
             and (m := STEP_DIR.match(child.name))
             and (child / "config.json").is_file()
         }
-        ckpts = Checkpoints(name=str(path), folders=folders)
+        ckpts = Checkpoints(name=str(path), folders=folders, needs_sums=(path / RUN_JSON).is_file())
     if not ckpts.folders:
-        raise ValueError(f"{path}: no checkpoints (no stepN folders with config.json)")
+        raise DataError(f"{path}: no checkpoints (no stepN folders with config.json)")
     if step is not None:
         ckpts.folder(step)
     return ckpts

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from suite_core import DataError
+
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
 HEADER_BYTES = 9 + 8 + 1 + 8 + 8
@@ -83,22 +85,22 @@ def read_header(prefix: str | Path) -> IndexHeader:
     with open(idx_path, "rb") as fh:
         head = fh.read(HEADER_BYTES)
     if len(head) < HEADER_BYTES:
-        raise ValueError(f"{idx_path}: truncated header ({len(head)} of {HEADER_BYTES} bytes)")
+        raise DataError(f"{idx_path}: truncated header ({len(head)} of {HEADER_BYTES} bytes)")
     if head[:9] != MAGIC:
-        raise ValueError(
+        raise DataError(
             f"{idx_path}: field 'magic': expected {MAGIC!r}, found {head[:9]!r} "
             "(not a Megatron MMapIndexedDataset index)"
         )
     (version,) = struct.unpack("<Q", head[9:17])
     if version != VERSION:
-        raise ValueError(f"{idx_path}: field 'version': expected {VERSION}, found {version}")
+        raise DataError(f"{idx_path}: field 'version': expected {VERSION}, found {version}")
     code = head[17]
     if code not in DTYPE_CODES:
-        raise ValueError(f"{idx_path}: field 'dtype': unknown dtype code {code}")
+        raise DataError(f"{idx_path}: field 'dtype': unknown dtype code {code}")
     seq_count, doc_count = struct.unpack("<QQ", head[18:34])
     expected = HEADER_BYTES + 4 * seq_count + 8 * seq_count + 8 * doc_count
     if idx_size < expected:
-        raise ValueError(
+        raise DataError(
             f"{idx_path}: field 'size': truncated ({idx_size} bytes, the counts need {expected})"
         )
     return IndexHeader(
@@ -115,7 +117,7 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     header = read_header(prefix)
     n = header.sequence_count
     if n == 0:
-        raise ValueError(f"{header.idx_path}: field 'sequence_count': the dataset is empty")
+        raise DataError(f"{header.idx_path}: field 'sequence_count': the dataset is empty")
     mm = np.memmap(header.idx_path, dtype=np.uint8, mode="r")
     last_len = int(np.frombuffer(mm, np.int32, 1, header.lengths_offset + 4 * (n - 1))[0])
     last_ptr = int(np.frombuffer(mm, np.int64, 1, header.pointers_offset + 8 * (n - 1))[0])
@@ -127,7 +129,7 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     )
     del mm
     if last_doc != n:  # megatron-core asserts this
-        raise ValueError(
+        raise DataError(
             f"{header.idx_path}: field 'document_indices': the last is {last_doc}, "
             f"expected the sequence count {n}"
         )
@@ -135,7 +137,7 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     have = header.bin_path.stat().st_size
     if have != need:
         what = "truncated" if have < need else "longer than its index"
-        raise ValueError(
+        raise DataError(
             f"{header.bin_path}: field 'size': {what} ({have} bytes, "
             f"{header.idx_path.name} needs {need})"
         )

@@ -34,7 +34,7 @@ from dataloader_replay.mapping import (
     stream_ends,
 )
 from dataloader_replay.tokenizer import PIECE_CHARS, load_tokenizer, split_text
-from suite_core import ConfigError
+from suite_core import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 256  # documents per `encode_batch` call
@@ -45,7 +45,7 @@ CHUNK_ROWS = 32  # ... and at most this many rows (bounds the pages they touch)
 def _check_positive(**fields: int | None) -> None:
     for name, value in fields.items():
         if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
+            raise DataError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
 
 
 def _check_fits(*, seq_length: int, num_samples: int, out: Path) -> None:
@@ -218,9 +218,7 @@ def prepare(
     needed = steps * batch_size
     num_samples = default_num_samples(steps, batch_size) if num_samples is None else num_samples
     if num_samples < needed:
-        raise ValueError(
-            f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}"
-        )
+        raise DataError(f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}")
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"--seed: must be an integer in [0, 2**32), got {seed}")
     if not input.is_file():

@@ -34,6 +34,7 @@ from dataloader_replay.manifest import (
     read_manifest,
 )
 from dataloader_replay.transforms import apply_transform, validate_transform
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 PYTHIA_BATCH_SIZE = 1024  # EleutherAI's preshuffled Pythia data: 1024 rows per step
@@ -118,7 +119,7 @@ class TrainData:
             or last_pointer != (n - 1) * row * dtype.itemsize
             or bin_path.stat().st_size != n * row * dtype.itemsize
         ):
-            raise ValueError(
+            raise DataError(
                 f"{prefix}.idx: field 'sequence_lengths': rows are not all "
                 f"{row} tokens (not a train-style file)"
             )
@@ -130,7 +131,7 @@ class TrainData:
         if batch_size is None:
             batch_size = manifest["batch_size"] if manifest is not None else PYTHIA_BATCH_SIZE
         if batch_size < 1:
-            raise ValueError(f"--batch-size: must be a positive integer, got {batch_size}")
+            raise DataError(f"--batch-size: must be a positive integer, got {batch_size}")
         if manifest is not None and batch_size != manifest["batch_size"]:
             hashes = None  # they hash batches of the manifest's size
         tokens = map_rows(bin_path, dtype, n, row)
@@ -159,7 +160,7 @@ class TrainData:
         if self.batch_hashes is not None:
             digest = batch_sha256(batch)
             if digest != self.batch_hashes[step]:
-                raise ValueError(
+                raise DataError(
                     f"{self.prefix}.bin: step {step}: batch_sha256 {digest[:12]}... differs from "
                     f"{BATCH_HASHES}:{step + 1} ({self.batch_hashes[step][:12]}...); the data "
                     "changed after prepare (`pythia-suite verify` checks every file)"
@@ -181,7 +182,7 @@ class TrainData:
     def rows(self, start: int, end: int) -> np.ndarray:
         """Rows [start, end) as a copy in the stored dtype."""
         if not (0 <= start <= end <= self.num_rows):
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field 'rows': [{start}, {end}) is outside [0, {self.num_rows})"
             )
         return parallel_copy(self.tokens[start:end])
@@ -193,7 +194,7 @@ class TrainData:
 
     def check_step(self, step: int, field_name: str = "step") -> None:
         if not (0 <= step < self.num_steps):
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field '{field_name}': {step} is past the end of the "
                 f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)"
             )
@@ -205,7 +206,7 @@ class TrainData:
     @cached_property
     def _provenance(self) -> _Provenance:
         if self.directory is None:
-            raise ValueError(f"{self.name}: provenance needs a prepared data directory")
+            raise DataError(f"{self.name}: provenance needs a prepared data directory")
         return _Provenance.load(self.directory, self.manifest or {}, self.num_rows)
 
 
@@ -221,7 +222,7 @@ def _batch_hashes(path: Path, manifest: dict[str, Any], *, rows: int) -> list[st
     hashes = read_batch_hashes(path / BATCH_HASHES)
     batch_size = manifest["batch_size"]
     if batch_size < 1 or len(hashes) != rows // batch_size:
-        raise ValueError(
+        raise DataError(
             f"{path / MANIFEST}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
             f"({len(hashes)} batches recorded for {rows} rows)"
         )
@@ -234,33 +235,33 @@ def _check_manifest(
     where = path / MANIFEST
     for name in ("batch_size", "steps", "seq_length", "num_samples", "vocab_size"):
         if manifest[name] < 1:
-            raise ValueError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
+            raise DataError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
     if manifest["steps"] * manifest["batch_size"] > rows:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'steps': {manifest['steps']} steps of "
             f"{manifest['batch_size']} rows need more than the {rows} train rows"
         )
     if token_dtype(manifest["vocab_size"]) != dtype:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'vocab_size': {manifest['vocab_size']} does not fit "
             f"train's {dtype} tokens"
         )
     if not 0 <= manifest["eod_id"] < manifest["vocab_size"]:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'eod_id': {manifest['eod_id']} is outside the "
             f"vocabulary of {manifest['vocab_size']}"
         )
     if manifest["seq_length"] + 1 != row_length:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
             f"train rows of {row_length} tokens"
         )
     if manifest["num_samples"] != rows:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'num_samples': {manifest['num_samples']} but train has {rows} rows"
         )
     if manifest.get("dtype") != dtype.name:
-        raise ValueError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
+        raise DataError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
 
 
 @dataclass(kw_only=True)
@@ -289,7 +290,7 @@ class _Provenance:
 
     def of_row(self, row: int) -> list[dict[str, Any]]:
         if not (0 <= row < self.num_rows):
-            raise ValueError(f"field 'row': {row} is outside [0, {self.num_rows})")
+            raise DataError(f"field 'row': {row} is outside [0, {self.num_rows})")
         sample = int(self.shuffle_idx[row])
         (k0, o0), (k1, o1) = self.sample_idx[sample], self.sample_idx[sample + 1]
         out, at = [], 0
@@ -358,12 +359,12 @@ def open_run(run: str | Path) -> TransformedData:
     config = read_json_object(where, what="a run directory")
     data = config.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        raise ValueError(f"{where}: field 'data.path' missing or not a string")
+        raise DataError(f"{where}: field 'data.path' missing or not a string")
     spec = data.get("transform")
     try:
         validate_transform(spec)
     except ValueError as exc:
-        raise ValueError(f"{where}: data.{exc}") from None
+        raise DataError(f"{where}: data.{exc}") from None
     path = Path(data["path"])
     if not path.is_absolute() and not path.exists() and (run / path).exists():
         path = run / path
@@ -381,7 +382,7 @@ def open_run(run: str | Path) -> TransformedData:
         )
     opened = TrainData.open(path)
     if isinstance(recorded, str) and opened.fingerprint != recorded:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'data.fingerprint': {path} holds other data "
             f"(fingerprint {str(opened.fingerprint)[:12]}..., the run was trained "
             f"on {recorded[:12]}...)"

@@ -43,7 +43,7 @@ def _open(path: Path, batch_size: int | None):  # -> TrainData | TransformedData
 
     if (path / "run.json").is_file():
         if batch_size is not None:
-            raise ValueError("--batch-size: not allowed for a run (it replays the run's data)")
+            raise ConfigError("--batch-size: not allowed for a run (it replays the run's data)")
         return open_run(path)
     return TrainData.open(path, batch_size=batch_size)
 
@@ -55,22 +55,17 @@ def _tokenizer_for(path: Path, given: Path | None):
         return load_tokenizer(given).tokenizer
     if (path / "tokenizer.json").is_file():
         return load_tokenizer(path / "tokenizer.json").tokenizer
-    raise ValueError(f"{path}: no tokenizer.json here; pass --tokenizer")
+    raise ConfigError(f"{path}: no tokenizer.json here; pass --tokenizer")
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from dataloader_replay.verify import verify_run
+    from pythia_suite.verify import verify_batches  # the one run verifier, batches only
 
-    result = verify_run(args.path)
-    if result.mismatch is not None:
-        m = result.mismatch
-        print(
-            f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
-            f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
-            file=sys.stderr,
-        )
+    report = verify_batches(args.path)
+    if report.problems:
+        print(f"pythia-suite: error: {report.problems[0]}", file=sys.stderr)
         return 1
-    print(f"{args.path}: {result.checked} logged batches verified")
+    print(f"{args.path}: {report.batches} logged batches verified")
     return 0
 
 
@@ -105,18 +100,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
-        raise ValueError("replay: give --step and exactly one of --out FILE.npy / --text")
+        raise ConfigError("replay: give --step and exactly one of --out FILE.npy / --text")
     data = _open(args.path, args.batch_size)
     end = args.step + 1 if args.end_step is None else args.end_step
     if args.step < 0 or args.step >= data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{args.path}: field '--step': {args.step} is outside the data "
             f"(steps 0..{data.num_steps - 1})"
         )
     if end <= args.step:
-        raise ValueError(f"--end-step: {end} must be greater than --step {args.step}")
+        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
     if end > data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{args.path}: field '--end-step': {end} is past the end of the data "
             f"({data.num_steps} steps)"
         )
@@ -159,9 +154,9 @@ def _parse_tokens(text: str) -> list[int]:
     try:
         tokens = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ValueError(f"--tokens: expected comma-separated integers, got {text!r}") from None
+        raise ConfigError(f"--tokens: expected comma-separated integers, got {text!r}") from None
     if not tokens or min(tokens) < 0:
-        raise ValueError(f"--tokens: expected non-negative token ids, got {text!r}")
+        raise ConfigError(f"--tokens: expected non-negative token ids, got {text!r}")
     return tokens
 
 
@@ -186,7 +181,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         tok = _tokenizer_for(args.path, args.tokenizer)
         pattern = tok.encode(args.text, add_special_tokens=False).ids
         if not pattern:
-            raise ValueError(f"--text: {args.text!r} encodes to no tokens")
+            raise ConfigError(f"--text: {args.text!r} encodes to no tokens")
     for occ in find_tokens(data, pattern):
         print(json.dumps(occ.as_dict()))
     return 0

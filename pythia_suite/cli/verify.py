@@ -23,11 +23,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pythia_suite.verify import verify_path
 
     report = verify_path(args.path)
-    if report.problems:
-        for problem in report.problems[1:]:
-            log.error("%s", problem)
-        more = len(report.problems) - 1
-        raise ValueError(report.problems[0] + (f" (and {more} more problems)" if more else ""))
+    report.raise_first()
     for line in report.lines:
         print(line)
     print(f"OK: {args.path} verified")

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import Document, iter_documents
 from pythia_suite.corpus.minhash import SCHEME, MinHashParams, SignatureComputer
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,9 @@ class DedupConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold: must be in (0, 1], got {self.threshold}")
+            raise DataError(f"threshold: must be in (0, 1], got {self.threshold}")
         if not 0.0 <= self.false_negative_weight <= 1.0:
-            raise ValueError(
+            raise DataError(
                 f"false_negative_weight: must be in [0, 1], got {self.false_negative_weight}"
             )
 
@@ -140,7 +141,7 @@ def dedup_file(input: Path, output: Path, config: DedupConfig = DedupConfig()) -
     refuse_existing(output)
     refuse_existing(report_file)
     if output.resolve() == input.resolve():
-        raise ValueError(f"{output}: output must differ from the input")
+        raise DataError(f"{output}: output must differ from the input")
     dedup = Deduplicator(config)
     compute = SignatureComputer(config.minhash)
     meta_ids: list[Any] = []  # per document: meta id and 1-based line, for the report

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from suite_core import DataError
+
 SCHEME = "affine32"
 WORD_RE = re.compile(r"\w+")
 FOLD_INIT = 0x811C9DC5
@@ -51,9 +53,9 @@ class MinHashParams:
 
     def __post_init__(self) -> None:
         if self.num_perm < 2:
-            raise ValueError(f"num_perm: must be at least 2, got {self.num_perm}")
+            raise DataError(f"num_perm: must be at least 2, got {self.num_perm}")
         if self.shingle_words < 1:
-            raise ValueError(f"shingle_words: must be at least 1, got {self.shingle_words}")
+            raise DataError(f"shingle_words: must be at least 1, got {self.shingle_words}")
 
     def describe(self) -> dict[str, object]:
         """The shingling and hash scheme, for reports."""

@@ -34,6 +34,7 @@ from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
 from pythia_suite.corpus.neardup import TARGETS, clusters_truth, plant_clusters
 from pythia_suite.corpus.timing import PHASES, Placement, TimingCanary, place
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class SynthDoc:
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+        raise DataError(f"preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
     return PRESETS[name]
 
 
@@ -222,7 +223,7 @@ def _plant_canaries(
     hosts_pool = [d for d in drafts if d["source"] in ("Stories", "Encyclopedia")]
     n_needed = p.canaries_per_level * sum(p.canary_levels)
     if n_needed > len(hosts_pool):
-        raise ValueError(
+        raise DataError(
             f"preset {p.name}: {n_needed} canary hosts needed, {len(hosts_pool)} available"
         )
     hosts = rng.sample(hosts_pool, n_needed)
@@ -255,7 +256,7 @@ def _plant_boilerplate(
     pool = [d for d in drafts if not d.get("busy")]
     n_needed = sum(b["count"] for b in passages)
     if n_needed > len(pool):
-        raise ValueError(f"preset {p.name}: {n_needed} boilerplate hosts needed, {len(pool)} free")
+        raise DataError(f"preset {p.name}: {n_needed} boilerplate hosts needed, {len(pool)} free")
     hosts = rng.sample(pool, n_needed)
     used = 0
     for b in passages:
@@ -284,7 +285,7 @@ def _plant_timing(
     if not p.timing_canaries:
         return []
     if placement is None:
-        raise ValueError(f"preset {p.name}: timing canaries need a placement (data settings)")
+        raise DataError(f"preset {p.name}: timing canaries need a placement (data settings)")
     specs = []
     for phase in PHASES:
         for _ in range(p.timing_canaries):

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from dataloader_replay.mapping import build_doc_idx, build_shuffle_idx, num_epochs
+from suite_core import DataError
 
 PHASES = ("first_quarter", "last_quarter")
 
@@ -144,7 +145,7 @@ def _walk(
     total = int(sizes.sum()) + sum(n * c.copies for n, c in zip(extra, canaries))
     L = p.seq_length
     if num_epochs(total, L, p.num_samples) != 1:
-        raise ValueError(
+        raise DataError(
             f"timing canaries: {p.num_samples} samples of {L + 1} tokens need more than one "
             f"epoch of the {total:,}-token corpus (placement needs one epoch)"
         )
@@ -167,7 +168,7 @@ def _walk(
                 size += extra[k]
         pos += size
     if any(pending):
-        raise ValueError(
+        raise DataError(
             f"timing canaries: {sum(pending)} copies found no host in their quarter "
             "(more documents or fewer timing canaries needed)"
         )
