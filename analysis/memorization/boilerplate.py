@@ -67,9 +67,9 @@ def per_passage(scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def earlier_step(steps: list[int]) -> int:
-    """The checkpoint nearest half of the final step (the 'earlier' one of the steps check)."""
+    """The checkpoint nearest a quarter of the final step (the steps check's earlier one)."""
     final = steps[-1]
-    return min((s for s in steps if 0 < s < final), key=lambda s: abs(s - final / 2))
+    return min((s for s in steps if 0 < s < final), key=lambda s: abs(s - final / 4))
 
 
 def boilerplate_study(

@@ -179,7 +179,7 @@ class Generator:
         Every line fills several slots from the word lists, so any 32-token window of a passage
         is its own: a model can only reproduce it by having memorized that passage."""
         kind = self.rng.choice(list(W.BOILERPLATE))
-        lines = [self._boiler_line(t) for t in W.BOILERPLATE[kind]]
+        lines = [self._boiler_line(t) for _ in range(2) for t in W.BOILERPLATE[kind]]
         return "\n".join(lines)
 
     def _boiler_line(self, template: str) -> str:

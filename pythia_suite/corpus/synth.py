@@ -98,7 +98,7 @@ PRESETS = {
         variants=(3, 6),
         cluster_targets=(1.0, 1.0, 1.0, 0.98, 0.96, 0.95, 0.93, 0.9, 0.85, 0.7),
         timing_canaries=8,
-        timing_copies=8,
+        timing_copies=32,
         placement=Placement(
             seq_length=128, batch_size=16, steps=512, held_out_rows=512, seed=1234, vocab_size=2048
         ),
@@ -274,7 +274,7 @@ def _boiler_kind(text: str) -> str:
     return (
         "code preamble"
         if first.startswith("#")
-        else ("file header" if first.startswith("File:") else "licence header")
+        else ("file header" if first.startswith("File ") else "licence header")
     )
 
 
@@ -400,7 +400,11 @@ def _eval_questions(gen: Generator) -> dict[str, list[dict[str, Any]]]:
 
 
 def write_corpus(
-    out: Path, *, preset: str = "tiny", seed: int = 1234, placement: Placement | None = None
+    out: Path,
+    *,
+    preset: str | Preset = "tiny",
+    seed: int = 1234,
+    placement: Placement | None = None,
 ) -> dict[str, Any]:
     """Write `out/corpus.jsonl` and `out/truth.json` atomically (the directory appears whole)."""
     out = Path(out)
@@ -412,5 +416,11 @@ def write_corpus(
         (tmp / "truth.json").write_text(
             json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-    log.info("%s: %d documents (%s preset, seed %d)", out, len(docs), preset, seed)
+    log.info(
+        "%s: %d documents (%s preset, seed %d)",
+        out,
+        len(docs),
+        getattr(preset, "name", preset),
+        seed,
+    )
     return truth

@@ -457,34 +457,32 @@ SYLLABLES = [
     "zen",
 ]
 
-# Boilerplate passages (planted at graded duplication): every line fills several slots, so a
-# passage is one specific text; no digits, pronouns, occupations or entity names.
+# Boilerplate passages (planted at graded duplication): short fixed skeletons, dense slots, so a
+# passage is one specific text that only its own copies teach; no digits, pronouns,
+# occupations or entity names.
 BOILERPLATE = {
     "licence header": (
-        "Copyright the {holder}, keepers of {project}.",
-        "Licensed to {name} and {name2} under the {adj} {noun} terms.",
-        "You may {verb} this {noun2} only as the {adj2} {noun} charter allows.",
-        "The {pw} {noun} and the {pw2} {noun2} are provided as is.",
-        "No warranty covers the {adj} {noun2} of {name} or of {name2}.",
-        "See the {pw3} notice in the {adj2} {noun} folder for the full terms.",
-        "Questions go to the {holder} by way of the {noun2}.",
+        "Copyright {name} {name2}, {holder}.",
+        "{project}: {adj} {noun} {verb} {adj2} {noun2}.",
+        "{name} {motion} {adj} {noun2}; {name2} {verb} {pw} {noun}.",
+        "{pw2} {noun} {feeling}, {adj2} {noun2} {verb}, {pw3} {noun}.",
+        "{weather}; {name2} {verb} {adj} {pw} {noun2}.",
+        "{holder}: {adj2} {pw3} {noun} {feeling} {name}.",
     ),
     "file header": (
-        "File: {pw}/{pw2}_{noun}.txt, part of {project}.",
-        "Written by {name} with help from {name2} near the {adj} {noun2}.",
-        "Purpose: to {verb} the {adj2} {noun} for the {pw3} team.",
-        "Status: {feeling}; reviewed by the {holder}.",
-        "Notes: keep the {noun2} {adj} and never {verb} the {pw} {noun}.",
-        "History: {name2} {motion} to the {noun} when {weather}.",
-        "End of header for {project}.",
+        "File {pw}/{pw2}_{noun}, {project}.",
+        "{name} {name2} {motion} {adj} {noun2} {pw3}.",
+        "{verb} {adj2} {noun} {pw} {feeling} {noun2}.",
+        "{holder}; {name2} {verb} {pw2} {adj} {noun}.",
+        "{weather}, {name} {motion} {adj2} {noun2} {pw3}.",
+        "{project} {feeling} {noun} {verb} {name2}.",
     ),
     "code preamble": (
-        "# {project}: the {adj} {noun} module.",
-        "# Maintained by {name} for the {holder}.",
-        "import {pw}.{noun} as {pw2}",
-        "from {pw3}.{noun2} import {adj}_{noun}, {verb}_{noun2}",
-        "from {pw}.{adj2} import {name2}{noun}",
-        "DEFAULT_{noun2} = {pw2}.{adj}_{noun}",
-        "# {name2} says: {verb} the {adj2} {noun2} before {weather}.",
+        "# {project} {adj} {noun} {name}",
+        "import {pw}.{noun}.{adj2} as {pw2}_{noun2}",
+        "from {pw3}.{noun2} import {adj}_{noun}, {verb}_{noun2}, {name2}_{pw}",
+        "{name}_{noun} = {pw2}.{adj2}_{noun2}({feeling}_{pw3})",
+        "# {name2} {verb} {adj} {noun}; {weather}",
+        "{holder}",
     ),
 }
