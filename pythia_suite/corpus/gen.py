@@ -134,8 +134,9 @@ class Generator:
     def pick_entity(self) -> Entity:
         return self.rng.choices(self.entities, cum_weights=self.entity_cum)[0]
 
-    def encyclopedia(self) -> str:
-        """An encyclopedic entry about one Zipf-drawn entity, sometimes with a quiz line."""
+    def encyclopedia(self, *, quiz_all: bool = False) -> str:
+        """An encyclopedic entry about one Zipf-drawn entity, sometimes with a quiz line (with
+        `quiz_all`, always with every quiz line: each mention teaches the facts as asked)."""
         e = self.pick_entity()
         fixed = {"E": e.name, "L": e.land, "settlement": e.settlement, "product": e.product}
         templates = self.rng.sample(W.ENCYCLOPEDIA_TEMPLATES, self.rng.randint(4, 6))
@@ -145,7 +146,11 @@ class Generator:
             for _ in range(self.rng.randint(2, 4))
         ]
         mentions = sum(t.count("{E}") for t in templates)
-        if self.rng.random() < 0.5:
+        if quiz_all:
+            for question, answer in W.FACT_QUESTIONS:
+                sentences.append(question.format(**fixed) + answer.format(**fixed))
+                mentions += 1
+        elif self.rng.random() < 0.5:
             question, answer = self.rng.choice(W.FACT_QUESTIONS)
             sentences.append(question.format(**fixed) + answer.format(**fixed))
             mentions += 1

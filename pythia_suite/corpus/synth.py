@@ -55,6 +55,7 @@ class Preset:
     zipf_exponent: float = 1.0
     threshold: float = 0.87  # the dedup threshold the truth's expected removals refer to
     addends: int = 0  # > 0: arithmetic's second operand uniform in 1..addends (gen.arithmetic)
+    quiz_all: bool = False  # every encyclopedia entry ends with every fact question, answered
     boilerplate_levels: tuple[int, ...] = ()  # copies of each boilerplate passage
     passages_per_level: int = 0
     variants: tuple[int, int] = (1, 3)  # variants per near-duplicate cluster (min, max)
@@ -86,13 +87,14 @@ PRESETS = {
     ),
     "default": Preset(
         name="default",
-        stories=3900,
+        stories=3500,
         encyclopedia=2300,
-        arithmetic=1250,
+        arithmetic=2000,
         licenses=300,
         clusters=120,
         canaries_per_level=8,
         addends=5,
+        quiz_all=True,
         boilerplate_levels=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         passages_per_level=4,
         variants=(3, 6),
@@ -136,7 +138,8 @@ def synthesize(
     drafts: list[dict[str, Any]] = []  # {"source", "text", "tag"}; tags link truth to documents
     drafts += [{"source": "Stories", "text": gen.story(occupations=True)} for _ in range(p.stories)]
     drafts += [
-        {"source": "Encyclopedia", "text": gen.encyclopedia()} for _ in range(p.encyclopedia)
+        {"source": "Encyclopedia", "text": gen.encyclopedia(quiz_all=p.quiz_all)}
+        for _ in range(p.encyclopedia)
     ]
     drafts += [
         {"source": "Arithmetic", "text": gen.arithmetic(addends=p.addends)}
