@@ -311,3 +311,21 @@ def test_default_world_is_placed_for_the_default_suite() -> None:
     assert p.vocab_size == suite["tokenizer"]["vocab_size"]
     assert (p.threshold, p.num_perm, p.dedup_seed) == tuple(suite["dedup"].values())
     assert world.canaries_per_level >= 8 and world.boilerplate_levels[-1] == 256
+
+
+def test_suite_passes_its_own_settings_to_the_placement(tmp_path: Path) -> None:
+    """A suite that changes the data settings re-places the timing canaries (the corpus stage's
+    key holds the placement); the tiny world has none, so its key is the corpus section alone."""
+    from pythia_suite.suite.actions import synth_key, synth_placement
+    from pythia_suite.suite.config import load_config
+
+    default = load_config(None, preset="default")
+    assert synth_placement(default) == PRESETS["default"].placement
+    path = tmp_path / "s.yaml"
+    path.write_text("data:\n  steps: 400\n  seq_length: 96\n")
+    changed = load_config(path, preset="default")
+    placed = synth_placement(changed)
+    assert (placed.steps, placed.seq_length, placed.batch_size) == (400, 96, 16)
+    assert synth_key(changed)["placement"]["steps"] == 400
+    assert synth_key(default)["placement"]["steps"] == 512
+    assert synth_key(load_config(None, preset="tiny")) == {}
