@@ -10,8 +10,11 @@ Checkpoints (`open_checkpoints`):
 Models are loaded with `transformers` (`GPTNeoXForCausalLM.from_pretrained`), so the studies
 run unchanged on EleutherAI's published checkpoints.
 
-Rows (`open_rows`): a RUN (what its model saw, transforms included), a prepared data directory,
-or a bare `.bin/.idx` prefix of EleutherAI's preshuffled files (B = 1024 unless given).
+Rows (`open_rows`): a RUN (what its model saw, transforms included), a folder of fetched
+checkpoints whose `rows.json` names its SOURCE, or any SOURCE of
+`dataloader_replay.sources.open_source`: a prepared data directory, a bare `.bin/.idx` prefix,
+EleutherAI's preshuffled shards in place, `hf://datasets/...` or an `http(s)://` mirror
+(B = 1024 unless given).
 Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0, s * B).
 """
 
@@ -28,13 +31,15 @@ import numpy as np
 from checkpoints_index.catalog import Catalog, record_problems
 from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR, SUMS_FILE
 from checkpoints_index.sums import check_folder, sha256_file
-from dataloader_replay.replay import TrainData, open_run
+from dataloader_replay.replay import open_run
+from dataloader_replay.sources import open_source
 from suite_core import DataError
 
 if TYPE_CHECKING:
     from transformers import GPTNeoXForCausalLM
 
 RUN_JSON = "run.json"
+ROWS_JSON = "rows.json"  # an external run's rows (pythia_suite/suite/external.py)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -162,12 +167,26 @@ def _check_model_folder(path: Path) -> None:
         )
 
 
-def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
-    """Training rows of a RUN (transforms applied), a prepared DIR, or a bare prefix."""
-    path = Path(path)
-    if path.is_dir() and (path / RUN_JSON).is_file():
+def open_rows(
+    path: str | Path, *, batch_size: int | None = None, cache: Path | None = None
+) -> Rows:
+    """Training rows of a RUN (transforms applied) or any SOURCE `open_source` takes (a
+    prepared DIR, a bare prefix, EleutherAI's shards in place, `hf://` or `http(s)://`)."""
+    if Path(path).is_dir() and (Path(path) / RUN_JSON).is_file():
         return open_run(path)
-    return TrainData.open(path, batch_size=batch_size)
+    if Path(path).is_dir() and (Path(path) / ROWS_JSON).is_file():  # fetched checkpoints
+        return _named_rows(Path(path) / ROWS_JSON, batch_size, cache)
+    return open_source(path, batch_size=batch_size, cache=cache)
+
+
+def _named_rows(record: Path, batch_size: int | None, cache: Path | None) -> Rows:
+    """The rows `rows.json` names (`{"source": SPEC, "batch_size": B}`), through open_source."""
+    try:
+        named = json.loads(record.read_text(encoding="utf-8"))
+        spec, named_batch = str(named["source"]), named.get("batch_size")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{record}: not a rows record ({exc})") from None
+    return open_source(spec, batch_size=batch_size or named_batch, cache=cache)
 
 
 def data_fingerprint(rows: Rows) -> str:
@@ -178,6 +197,8 @@ def data_fingerprint(rows: Rows) -> str:
     files = (manifest or {}).get("files") or {}
     if isinstance(files, dict) and "train.bin" in files:
         base = str(files["train.bin"])
+    elif getattr(data, "identity", None):  # the idx's sha256 as the hub states it
+        base = str(data.identity)
     else:
         base = sha256_file(Path(str(data.prefix) + ".idx"))
     transform = getattr(rows, "transform", None)

@@ -46,7 +46,7 @@ def find_tokens(data: TrainData, pattern: Sequence[int]) -> Iterator[Occurrence]
     span = width - pat.size + 1  # valid start offsets per row
     bar = tqdm(total=data.num_rows, desc="find", unit="row", disable=None)
     for start in range(0, data.num_rows, chunk):
-        block = np.asarray(data.tokens[start : start + chunk])
+        block = data.rows(start, min(start + chunk, data.num_rows))
         rows, cols = np.nonzero(block[:, :span] == pat[0])
         keep = np.ones(rows.size, dtype=bool)
         for j in range(1, pat.size):

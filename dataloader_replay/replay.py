@@ -4,6 +4,8 @@
 `train`-style `.bin/.idx` pair such as EleutherAI's preshuffled Pythia files (rows of
 `seq_length + 1` tokens, default batch size `PYTHIA_BATCH_SIZE`). All rows have one length, so
 the `.bin` is memory-mapped as a [rows, seq_length + 1] matrix and a batch is one slice.
+Readers open any SOURCE through `sources.open_source`, which also builds a `TrainData` over
+EleutherAI's shards in place or over HTTP (its `store`, a `RowStore`, reads the rows).
 
 `batch_sha256(batch)` is the sha256 hex digest of
 `np.ascontiguousarray(batch, dtype='<i4').tobytes()`: the batch as little-endian int32,
@@ -20,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -58,26 +60,89 @@ _copy_pool: ThreadPoolExecutor | None = None
 
 
 def parallel_copy(src: np.ndarray) -> np.ndarray:
-    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores.
+    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores."""
+    out = np.empty_like(src)
+    parallel_copy_into(out, src)
+    return out
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _copy_pool
+    if _copy_pool is None:
+        _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
+    return _copy_pool
+
+
+def parallel_copy_into(out: np.ndarray, src: np.ndarray) -> None:
+    """`out[...] = src`, split along the first axis across the CPU's cores.
 
     One thread cannot saturate memory bandwidth: on 2 cores a Pythia batch (4 MiB) copies out
     of the page cache about 1.5x faster in two halves (numpy releases the GIL while copying)."""
-    global _copy_pool
-    out = np.empty_like(src)
     parts = min(len(src), len(os.sched_getaffinity(0)), 8)
     if src.nbytes < PARALLEL_COPY_BYTES or parts < 2:
         np.copyto(out, src)
-        return out
-    if _copy_pool is None:
-        _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
+        return
     bounds = np.linspace(0, len(src), parts + 1).astype(int)
     futures = [
-        _copy_pool.submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])
+        _pool().submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])
     ]
     np.copyto(out[: bounds[1]], src[: bounds[1]])
     for future in futures:
         future.result()
-    return out
+
+
+def parallel_copy_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """`dst[...] = src` for each pair of 1-D byte arrays (a batch gathered from several
+    shards), the total cut into one equal span per core whatever the pieces' sizes."""
+    total = sum(dst.size for dst, _ in pairs)
+    parts = min(len(os.sched_getaffinity(0)), 8)
+    if total < PARALLEL_COPY_BYTES or parts < 2:
+        for dst, src in pairs:
+            np.copyto(dst, src)
+        return
+    span = -(-total // parts)
+    tasks: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(parts)]
+    at = 0
+    for dst, src in pairs:
+        pos = 0
+        while pos < dst.size:
+            take = min(dst.size - pos, (at // span + 1) * span - at)
+            tasks[at // span].append((dst[pos : pos + take], src[pos : pos + take]))
+            pos, at = pos + take, at + take
+    futures = [_pool().submit(_copy_all, task) for task in tasks[1:]]
+    _copy_all(tasks[0])
+    for future in futures:
+        future.result()
+
+
+def _copy_all(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for dst, src in pairs:
+        np.copyto(dst, src)
+
+
+class RowStore(Protocol):
+    """Where a `TrainData`'s rows come from: a mapped merged file, or shards (local/remote)."""
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Rows [start, end) as a new [end - start, width] array (bounds already checked)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MappedRows:
+    """A merged `.bin` memory-mapped as one [rows, width] matrix."""
+
+    tokens: np.ndarray
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.tokens.dtype
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        return parallel_copy(self.tokens[start:end])
 
 
 def _as_prefix(path: Path) -> Path:
@@ -94,8 +159,9 @@ class TrainData:
     num_rows: int
     vocab_size: int | None
     manifest: dict[str, Any] | None
-    tokens: np.ndarray = field(repr=False)  # read-only mapped [num_rows, seq_length + 1]
+    store: RowStore = field(repr=False)  # the rows: a mapped merged file, or shards
     batch_hashes: list[str] | None = field(default=None, repr=False)  # per step, from prepare
+    identity: str | None = None  # names the data without reading it: the idx sha256 (hub)
 
     @classmethod
     def open(cls, path: str | Path, batch_size: int | None = None) -> TrainData:
@@ -144,7 +210,7 @@ class TrainData:
             num_rows=n,
             vocab_size=manifest["vocab_size"] if manifest else None,
             manifest=manifest,
-            tokens=tokens,
+            store=MappedRows(tokens),
             batch_hashes=hashes,
         )
 
@@ -177,7 +243,14 @@ class TrainData:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.tokens.dtype
+        return self.store.dtype
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The mapped [num_rows, width] matrix of a merged file (`rows()` reads any source)."""
+        if not isinstance(self.store, MappedRows):
+            raise DataError(f"{self.name}: not a merged file; read it with rows(start, end)")
+        return self.store.tokens
 
     def rows(self, start: int, end: int) -> np.ndarray:
         """Rows [start, end) as a copy in the stored dtype."""
@@ -185,7 +258,7 @@ class TrainData:
             raise DataError(
                 f"{self.name}: field 'rows': [{start}, {end}) is outside [0, {self.num_rows})"
             )
-        return parallel_copy(self.tokens[start:end])
+        return self.store.read(start, end)
 
     def batch(self, step: int) -> np.ndarray:
         """Rows [step * B, (step + 1) * B): the batch that takes checkpoint step to step + 1."""
@@ -380,7 +453,9 @@ def open_run(run: str | Path) -> TransformedData:
             )
             + ")"
         )
-    opened = TrainData.open(path)
+    from dataloader_replay.sources import open_source  # sources builds on this module
+
+    opened = open_source(path)
     if isinstance(recorded, str) and opened.fingerprint != recorded:
         raise DataError(
             f"{where}: field 'data.fingerprint': {path} holds other data "

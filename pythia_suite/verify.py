@@ -1,6 +1,8 @@
 """`pythia-suite verify DATA|RUN`: recheck prepared data, or a run and everything it rests on.
 
-For a prepared data directory: `dataloader_replay.integrity.verify_data`. For a RUN: the data
+For a prepared data directory: `dataloader_replay.integrity.verify_data`. For a folder of
+EleutherAI's shards: each file's sha256 against the published one
+(`dataloader_replay.shard_verify`). For a RUN: the data
 its run.json names (by path, and it must have the run's fingerprint) as above; metrics.jsonl
 holds steps 1..N in order and each logged batch_sha256 equals the batch replayed from the data
 (transform applied); N is at most the run's steps and at least its newest checkpoint; every
@@ -19,6 +21,7 @@ from checkpoints_index.catalog import Catalog
 from checkpoints_index.layout import CATALOG
 from dataloader_replay.integrity import verify_data
 from dataloader_replay.manifest import MANIFEST
+from dataloader_replay.shard_verify import is_shard_folder, verify_shards
 from dataloader_replay.verify import logged_hashes, verify_run
 from suite_core import CheckpointError
 
@@ -55,7 +58,12 @@ def verify_path(path: str | Path) -> Report:
     if (path / MANIFEST).is_file():
         data = verify_data(path)
         return Report(path=path, lines=[data.summary()], problems=data.problems)
-    raise FileNotFoundError(f"{path}: neither prepared data ({MANIFEST}) nor a run ({RUN_JSON})")
+    if is_shard_folder(path):
+        shards = verify_shards(path)
+        return Report(path=path, lines=[shards.summary()], problems=shards.problems)
+    raise FileNotFoundError(
+        f"{path}: neither prepared data ({MANIFEST}), a run ({RUN_JSON}) nor a folder of shards"
+    )
 
 
 def _verify_run(run: Path) -> Report:

@@ -100,6 +100,8 @@ def open_inputs(cfg: MemConfig) -> Inputs:
 
 def check_run_data(run: Path, data: Path | None) -> None:
     """ValueError if the data's manifest differs from the one the run was trained on."""
+    if not (run / RUN_JSON).is_file():  # fetched checkpoints: their rows.json names the rows
+        return
     config = json.loads((run / RUN_JSON).read_text())
     want = (config.get("data") or {}).get("manifest_sha256")
     path = Path(data if data is not None else config["data"]["path"])

@@ -19,10 +19,20 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train, verify
+from pythia_suite.cli import (
+    analyze,
+    checkpoints,
+    corpus,
+    data,
+    data_plan,
+    family,
+    run,
+    train,
+    verify,
+)
 from suite_core import SuiteError
 
-MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze)
+MODULES = (run, corpus, data, data_plan, family, train, checkpoints, verify, analyze)
 # what the user can act on: the suite's own errors, and files missing, existing or unreadable
 USER_ERRORS: tuple[type[BaseException], ...] = (
     SuiteError,

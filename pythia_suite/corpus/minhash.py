@@ -237,3 +237,32 @@ def signatures(texts: Sequence[str], params: MinHashParams) -> np.ndarray:
     if not parts:
         return np.empty((0, params.num_perm), dtype=np.uint32)
     return np.concatenate(parts)
+
+
+def candidate_probability(jaccard: float, b: int, r: int) -> float:
+    """Probability that a pair of Jaccard `jaccard` shares at least one of `b` bands of `r` rows."""
+    return float(1.0 - (1.0 - jaccard**r) ** b)
+
+
+def choose_bands(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
+    """Bands `b` and rows `r` (`b * r <= num_perm`) with the most rows (fewest spurious
+    candidates) such that a pair at exactly `threshold` is a candidate with probability
+    `>= recall`; among those, the most bands (the highest recall)."""
+    if not 0.0 < recall < 1.0:
+        raise ValueError(f"candidate recall: must be in (0, 1), got {recall}")
+    for r in range(num_perm, 0, -1):
+        b = num_perm // r
+        if candidate_probability(threshold, b, r) >= recall:
+            return b, r
+    raise ValueError(
+        f"threshold {threshold}: no bands of {num_perm} permutations reach candidate recall "
+        f"{recall}; raise --num-perm"
+    )
+
+
+def word_digest(text: str) -> bytes:
+    """16-byte BLAKE2b digest of the lowercased word sequence: documents with equal digests
+    have equal shingle sets (exact-copy grouping before LSH)."""
+    import hashlib
+
+    return hashlib.blake2b(" ".join(words(text)).encode("utf-8"), digest_size=16).digest()

@@ -246,6 +246,10 @@ def report_stage(ctx: Context, studies: list[str]) -> Stage:
 
 def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """The stages of `config`, in order; `source` names the config in error messages."""
+    if config.external:  # fetched checkpoints and remote rows: nothing to train
+        from pythia_suite.suite.external import external_stages
+
+        return external_stages(config, layout, source=source)
     check_all(config, layout, source)
     ctx = Context(config=config, layout=layout, runs=plan_runs(config, layout, source))
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}

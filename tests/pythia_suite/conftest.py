@@ -5,7 +5,10 @@ corpus -> tokenizer -> `dataloader_replay.prepare.prepare`, once per test sessio
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +66,32 @@ def data_70m(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli_bin() -> Path:
     """The installed `pythia-suite` console script of this interpreter's environment."""
     return Path(sys.executable).parent / "pythia-suite"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One local Ray cluster on loopback (4 CPUs) for the whole session; yields the path of the
+    lost-worker hook file (`dataloader_replay.engine_ray.KILL_ENV`) its workers watch."""
+    import ray
+
+    from dataloader_replay.engine_ray import KILL_ENV
+
+    kill = tmp_path_factory.mktemp("ray") / "kill"
+    os.environ[KILL_ENV] = str(kill)  # before init: workers inherit the environment
+    for attempt in (1, 2, 3):  # Ray waits 30 s for its agents; a loaded machine can miss that
+        try:
+            ray.init(
+                num_cpus=4,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 3:
+                raise
+    yield kill
+    ray.shutdown()
+    os.environ.pop(KILL_ENV, None)

@@ -136,8 +136,18 @@ CASES = [
     Case(
         name="resume-past-damage",
         prepare=_flip_byte,
-        argv=("train", "--resume", "--model", "pythia-nano", "--data", "{suite}/data/standard",
-              "--out", "{suite}/" + RUN, "--steps", "24"),  # fmt: skip
+        argv=(
+            "train",
+            "--resume",
+            "--model",
+            "pythia-nano",
+            "--data",
+            "{suite}/data/standard",
+            "--out",
+            "{suite}/" + RUN,
+            "--steps",
+            "24",
+        ),  # fmt: skip
         message="refusing to resume past a damaged checkpoint",
     ),
     # 3. everything checked before the first stage runs
@@ -157,10 +167,18 @@ CASES = [
     Case(name="seq-1e8", yaml="data: {seq_length: 100000000}\n", message="GiB of disk"),
     Case(name="num-perm-1e8", yaml="dedup: {num_perm: 100000000}\n", message="dedup.num_perm"),
     Case(name="pythia-12b", yaml="train: {models: [pythia-12b]}\n", message="GiB of memory"),
-    Case(name="alias-bomb", prepare=_alias_bomb, argv=("run", "{outside}/bomb.yaml"),
-         message="anchors and aliases"),  # fmt: skip
-    Case(name="deep-list", prepare=_deep_list, argv=("run", "{outside}/deep.yaml"),
-         message="nested deeper"),  # fmt: skip
+    Case(
+        name="alias-bomb",
+        prepare=_alias_bomb,
+        argv=("run", "{outside}/bomb.yaml"),
+        message="anchors and aliases",
+    ),  # fmt: skip
+    Case(
+        name="deep-list",
+        prepare=_deep_list,
+        argv=("run", "{outside}/deep.yaml"),
+        message="nested deeper",
+    ),  # fmt: skip
     Case(
         name="truth-is-a-list",
         prepare=_list_truth,
@@ -188,7 +206,9 @@ def copy(tiny_suite: SuiteRun, tmp_path: Path) -> tuple[Path, Path]:
 def _argv(case: Case, root: Path, outside: Path) -> list[str]:
     suite = root / "tiny"
     if case.argv is not None:
-        args = [a.replace("{suite}", str(suite)).replace("{outside}", str(outside)) for a in case.argv]
+        args = [
+            a.replace("{suite}", str(suite)).replace("{outside}", str(outside)) for a in case.argv
+        ]
         return [*args, "--preset", "tiny", "--root", str(root)] if args[0] == "run" else args
     yaml_path = outside / "s.yaml"
     text = (case.yaml or "").replace("{suite}", str(suite)).replace("{outside}", str(outside))
@@ -226,8 +246,18 @@ def test_a_running_train_is_not_resumed_twice(
     before = snapshot(suite)
     with run_lock(suite / RUN):
         code = main(
-            ["train", "--resume", "--model", "pythia-nano", "--data", str(suite / "data/standard"),
-             "--out", str(suite / RUN), "--steps", "24"]  # fmt: skip
+            [
+                "train",
+                "--resume",
+                "--model",
+                "pythia-nano",
+                "--data",
+                str(suite / "data/standard"),
+                "--out",
+                str(suite / RUN),
+                "--steps",
+                "24",
+            ]  # fmt: skip
         )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "another process is writing this run" in err and "\n" not in err

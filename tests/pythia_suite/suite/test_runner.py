@@ -104,7 +104,7 @@ def test_an_always_stage_runs_every_time_and_hands_its_digest_on(tmp_path: Path)
                 deps=("check",),
                 outputs=(tmp_path / "page",),
                 run=lambda resume, inputs: (found.append(inputs), (tmp_path / "page").touch()),
-                digest=lambda: {},
+                digest=dict,
             ),
         ]
 
