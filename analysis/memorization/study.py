@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.memorization import figures as F
+from analysis.memorization.boilerplate import boilerplate_study, timing_check
 from analysis.memorization.metrics import (
     THRESHOLDS,
     memorized_fraction,
@@ -205,6 +206,12 @@ def _planted(
     base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: StudyReport, *, dtype: str
 ) -> None:
     standard = [r for r in base if r.variant == "standard"]
+    if standard and truth.get("boilerplate"):
+        table, checks = boilerplate_study(
+            standard, truth, _data_dir(standard[0]) / "tokenizer.json", dtype
+        )
+        report.tables["boilerplate"] = table
+        report.checks += checks
     canaries = []
     for run in standard:
         data = open_rows(run.path)
@@ -212,7 +219,13 @@ def _planted(
         win = canary_windows(data, truth, context=span, target=span)
         canaries.append(_score_final(run, win, dtype))
     if canaries:
-        _canaries(pd.concat(canaries, ignore_index=True), out_dir, report)
+        table = pd.concat(canaries, ignore_index=True)
+        if truth.get("timing"):
+            largest = max(standard, key=lambda r: r.n_params).name
+            report.checks.append(timing_check(table, truth, largest))
+            report.tables["timing_canaries"] = table[table["canary"].map(_is_timed(truth))]
+            table = table[~table["canary"].map(_is_timed(truth))]
+        _canaries(table, out_dir, report)
     pairs = [
         (s, d) for s in standard for d in base if d.variant == "deduped" and d.model == s.model
     ]
@@ -298,6 +311,10 @@ def _duplicates(table: pd.DataFrame, n_pairs: int, out_dir: Path, report: StudyR
             unit="clusters",
         )
     )
+
+
+def _is_timed(truth: dict[str, Any]) -> dict[int, bool]:
+    return {i: bool(c.get("timing")) for i, c in enumerate(truth["canaries"])}
 
 
 def _fit(win: Windows, seq_length: int) -> Windows:

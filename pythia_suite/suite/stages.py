@@ -91,7 +91,7 @@ def corpus_stage(ctx: Context) -> Stage:
             slug="corpus",
             title=f"corpus synth ({c.corpus.synth})",
             kind="corpus",
-            config=c.section("corpus"),
+            config=c.section("corpus") | actions.synth_key(c),
             deps=(),
             outputs=(layout.corpus_dir,),
             run=_plain(partial(actions.synth, c, layout)),
