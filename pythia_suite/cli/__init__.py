@@ -15,10 +15,20 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train, verify
+from pythia_suite.cli import (
+    analyze,
+    checkpoints,
+    corpus,
+    data,
+    family,
+    ledger,
+    run,
+    train,
+    verify,
+)
 from suite_core import USER_ERRORS
 
-MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze)
+MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze, ledger)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import Document, iter_documents
+from dataloader_replay.manifest import sha256_file
 from pythia_suite.corpus.minhash import SCHEME, MinHashParams, SignatureComputer
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ def _report(
         groups.setdefault(kept, []).append({**info(doc), "estimated_jaccard": est})
     return {
         "input": str(input),
+        "input_sha256": sha256_file(input),  # names the corpus a truth.json describes
         "output": str(output),
         "input_documents": len(lines),
         "kept": len(result.kept),
