@@ -31,6 +31,7 @@ from analysis.planted_items import Item, Truth, as_truth, check_truth_belongs, p
 from analysis.sources import attrs_json, data_fingerprint
 from analysis.windows import find_patterns
 from dataloader_replay.atomic import atomic_path
+from dataloader_replay.manifest import sha256_file
 from dataloader_replay.replay import TransformedData, open_run
 from dataloader_replay.tokenizer import read_tokenizer
 from suite_core import ConfigError, DataError
@@ -161,11 +162,27 @@ def trained_steps(run: TransformedData) -> int:
 
 
 def _corpus_of(truth: Truth, run: TransformedData) -> Path | None:
-    """The corpus the truth describes: corpus.jsonl next to it, else the data's input."""
-    if truth.path is not None and (truth.path.parent / "corpus.jsonl").is_file():
-        return truth.path.parent / "corpus.jsonl"
+    """The corpus the truth describes: corpus.jsonl next to it, the corpus a deduplicated input
+    was made from, or the data's input; the one whose sha256 is the truth's `corpus_sha256`
+    when it has one, else the first that exists."""
     source = ((run.data.manifest or {}).get("input") or {}).get("path")
-    return Path(source) if isinstance(source, str) and Path(source).is_file() else None
+    candidates = [] if truth.path is None else [truth.path.parent / "corpus.jsonl"]
+    if isinstance(source, str):
+        original = _dedup_original(Path(source))
+        candidates += ([original] if original is not None else []) + [Path(source)]
+    existing = [c for c in candidates if c.is_file()]
+    if truth.corpus_sha256 is None:
+        return existing[0] if existing else None
+    return next((c for c in existing if sha256_file(c) == truth.corpus_sha256), None)
+
+
+def _dedup_original(corpus: Path) -> Path | None:
+    """The input a deduplicated corpus was made from (named by its dedup report)."""
+    report = corpus.with_name(corpus.name + ".report.json")
+    if not report.is_file():
+        return None
+    original = json.loads(report.read_text(encoding="utf-8")).get("input")
+    return Path(original) if isinstance(original, str) else None
 
 
 def truth_next_to_data(run_dir: Path) -> Path:
@@ -176,12 +193,10 @@ def truth_next_to_data(run_dir: Path) -> Path:
     if not isinstance(source, str):
         raise DataError(f"{rows.data.name}: manifest has no input path (pass --truth FILE)")
     corpus = Path(source)
-    report = corpus.with_name(corpus.name + ".report.json")
+    original = _dedup_original(corpus)
     candidates = [corpus.parent / "truth.json"]
-    if report.is_file():
-        original = json.loads(report.read_text(encoding="utf-8")).get("input")
-        if isinstance(original, str):
-            candidates.append(Path(original).parent / "truth.json")
+    if original is not None:
+        candidates.append(original.parent / "truth.json")
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         raise FileNotFoundError(

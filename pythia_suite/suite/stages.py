@@ -23,6 +23,7 @@ from checkpoints_index.schedule import checkpoint_steps
 from checkpoints_index.sums import sha256_file
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, run_name, truth_file
+from pythia_suite.suite.ledger_stage import ledger_stages
 from pythia_suite.suite.runner import Stage
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,7 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
                 estimate=0.5 + d.steps * 0.002,
             )
         )
+    stages += ledger_stages(c, layout, runs)
     run_deps = tuple(f"verify-{r.name}" for r in runs) + tuple(f"train-{r.name}" for r in runs)
     for study, run_study in studies.items():
         out = layout.study(study)
