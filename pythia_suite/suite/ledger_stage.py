@@ -22,10 +22,16 @@ def ledger_dir(layout: Layout) -> Path:
     return layout.root / LEDGER_DIR
 
 
-def write_ledger(run: Path, truth: Path, out: Path) -> None:
+def write_ledger(run: Path, truth: Path, out: Path, resume: bool) -> None:
+    """The stage's work (it starts over whether or not it was interrupted)."""
     from analysis.ledger import build_ledger
 
+    del resume
     build_ledger(run, truth).write(out)
+
+
+def _digest(csv: Path) -> dict[str, str]:
+    return {csv.name: sha256_file(csv)}
 
 
 def ledger_stages(config: SuiteConfig, layout: Layout, runs: list[PlannedRun]) -> list[Stage]:
@@ -45,8 +51,8 @@ def ledger_stages(config: SuiteConfig, layout: Layout, runs: list[PlannedRun]) -
             },
             deps=("corpus", f"prepare-{r.variant}"),  # the data, the truth and the transform
             outputs=(out / f"{r.name}.h5", out / f"{r.name}.csv"),
-            run=lambda resume, r=r: write_ledger(r.path, truth, out),
-            digest=partial(lambda p: {p.name: sha256_file(p)}, out / f"{r.name}.csv"),
+            run=partial(write_ledger, r.path, truth, out),
+            digest=partial(_digest, out / f"{r.name}.csv"),
             estimate=1.0 + config.data.steps * config.data.batch_size * 2e-5,
         )
         for r in runs
