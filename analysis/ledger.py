@@ -275,3 +275,25 @@ def _table(
         },
         columns=COLUMNS,
     )
+
+
+def suite_ledger_path(run_dir: Path) -> Path:
+    """Where a suite's `ledger` stage writes a run's ledger: `<suite>/ledger/<run>.h5` for a run
+    at `<suite>/runs/<run>`."""
+    run_dir = Path(run_dir)
+    return run_dir.parent.parent / "ledger" / f"{run_dir.name}.h5"
+
+
+def ledger_for(run_dir: Path, truth: Truth | dict[str, Any] | Path) -> Ledger:
+    """The suite's ledger of the run when it was written for this data and truth, else one
+    built now (in memory)."""
+    truth = as_truth(truth)
+    path = suite_ledger_path(run_dir)
+    if path.is_file():
+        stored = read_ledger(path)
+        if stored.config.get("truth_sha256") == _truth_sha(
+            truth
+        ) and stored.fingerprint == data_fingerprint(open_run(run_dir)):
+            return stored
+        log.info("%s: written for other data or another truth: building the ledger again", path)
+    return build_ledger(run_dir, truth)
