@@ -181,8 +181,12 @@ def _dedup_original(corpus: Path) -> Path | None:
     report = corpus.with_name(corpus.name + ".report.json")
     if not report.is_file():
         return None
-    original = json.loads(report.read_text(encoding="utf-8")).get("input")
-    return Path(original) if isinstance(original, str) else None
+    saved = json.loads(report.read_text(encoding="utf-8"))
+    inputs = saved.get("inputs") or [saved.get("input")]  # older reports: one `input`
+    if len(inputs) != 1 or not isinstance(inputs[0], str):
+        return None
+    original = Path(inputs[0])
+    return original if original.is_absolute() else report.parent / original
 
 
 def truth_next_to_data(run_dir: Path) -> Path:

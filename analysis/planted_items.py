@@ -85,12 +85,15 @@ def as_truth(truth: Truth | dict[str, Any] | Path | str) -> Truth:
     return read_truth(Path(truth))
 
 
-def _dedup_source_sha(input_path: Path) -> str | None:
+def _dedup_source_shas(input_path: Path) -> set[str]:
+    """The sha256 of the corpus a deduplicated input was made from (its dedup report's
+    `input_sha256`: one per input file), empty when the input is not a dedup output."""
     report = input_path.with_name(input_path.name + ".report.json")
     if not report.is_file():
-        return None
+        return set()
     value = json.loads(report.read_text(encoding="utf-8")).get("input_sha256")
-    return value if isinstance(value, str) else None
+    values = value if isinstance(value, list) else [value]
+    return {v for v in values if isinstance(v, str)}
 
 
 def check_truth_belongs(truth: Truth, manifest: dict[str, Any], data_name: str) -> None:
@@ -102,9 +105,9 @@ def check_truth_belongs(truth: Truth, manifest: dict[str, Any], data_name: str) 
         )
         return
     source = manifest.get("input") or {}
-    known = {source.get("sha256")}
+    known = {source.get("sha256"), *(source.get("files") or [])}
     if isinstance(source.get("path"), str):
-        known.add(_dedup_source_sha(Path(source["path"])))
+        known |= _dedup_source_shas(Path(source["path"]))
     if expected not in known:
         raise DataError(
             f"{truth.name}: field 'corpus_sha256': {expected[:12]}... is not the corpus of "

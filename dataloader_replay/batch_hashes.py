@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from suite_core import DataError
+
 BATCH_HASHES = "batch_sha256.txt"
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -41,12 +43,12 @@ def read_batch_hashes(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not an ASCII list of sha256 digests") from None
+        raise DataError(f"{path}: not an ASCII list of sha256 digests") from None
     lines = text.split("\n")
     if lines[-1] != "":
-        raise ValueError(f"{path}:{len(lines)}: last line is not terminated (file truncated?)")
+        raise DataError(f"{path}:{len(lines)}: last line is not terminated (file truncated?)")
     hashes = lines[:-1]
     for number, digest in enumerate(hashes, start=1):
         if not _HEX.match(digest):
-            raise ValueError(f"{path}:{number}: expected a sha256 hex digest, got {digest[:80]!r}")
+            raise DataError(f"{path}:{number}: expected a sha256 hex digest, got {digest[:80]!r}")
     return hashes

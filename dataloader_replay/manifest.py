@@ -33,6 +33,7 @@ REQUIRED_INT_FIELDS = (
     "eod_id",
     "vocab_size",
 )
+from suite_core import DataError
 
 
 def fingerprint_content(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -75,9 +76,9 @@ def read_json_object(path: Path, *, what: str) -> dict[str, Any]:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc})") from None
+        raise DataError(f"{path}: malformed JSON ({exc})") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise DataError(f"{path}: expected a JSON object")
     return obj
 
 
@@ -88,14 +89,14 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     for field in REQUIRED_INT_FIELDS:
         value = manifest.get(field)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{path}: field '{field}' missing or not an integer")
+            raise DataError(f"{path}: field '{field}' missing or not an integer")
     if not isinstance(manifest.get("sources"), list):
-        raise ValueError(f"{path}: field 'sources' missing or not a list")
+        raise DataError(f"{path}: field 'sources' missing or not a list")
     files = manifest.get("files")
     if files is not None and (
         not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values())
     ):
-        raise ValueError(f"{path}: field 'files' must map file names to sha256 strings")
+        raise DataError(f"{path}: field 'files' must map file names to sha256 strings")
     return manifest
 
 
@@ -103,7 +104,7 @@ def check_fingerprint(directory: Path, manifest: dict[str, Any]) -> None:
     """ValueError if the manifest's recorded fingerprint does not match its fields."""
     recorded = manifest.get("fingerprint")
     if recorded is not None and recorded != fingerprint(manifest):
-        raise ValueError(
+        raise DataError(
             f"{Path(directory) / MANIFEST}: field 'fingerprint': does not match "
             "the manifest's other fields (the manifest was edited after prepare)"
         )

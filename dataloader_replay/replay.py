@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from dataloader_replay.manifest import (
     read_manifest,
 )
 from dataloader_replay.transforms import apply_transform, validate_transform
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 PYTHIA_BATCH_SIZE = 1024  # EleutherAI's preshuffled Pythia data: 1024 rows per step
@@ -57,16 +58,22 @@ _copy_pool: ThreadPoolExecutor | None = None
 
 
 def parallel_copy(src: np.ndarray) -> np.ndarray:
-    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores.
+    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores."""
+    out = np.empty_like(src)
+    parallel_copy_into(out, src)
+    return out
+
+
+def parallel_copy_into(out: np.ndarray, src: np.ndarray) -> None:
+    """`out[...] = src`, split along the first axis across the CPU's cores.
 
     One thread cannot saturate memory bandwidth: on 2 cores a Pythia batch (4 MiB) copies out
     of the page cache about 1.5x faster in two halves (numpy releases the GIL while copying)."""
     global _copy_pool
-    out = np.empty_like(src)
     parts = min(len(src), len(os.sched_getaffinity(0)), 8)
     if src.nbytes < PARALLEL_COPY_BYTES or parts < 2:
         np.copyto(out, src)
-        return out
+        return
     if _copy_pool is None:
         _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
     bounds = np.linspace(0, len(src), parts + 1).astype(int)
@@ -76,7 +83,31 @@ def parallel_copy(src: np.ndarray) -> np.ndarray:
     np.copyto(out[: bounds[1]], src[: bounds[1]])
     for future in futures:
         future.result()
-    return out
+
+
+class RowStore(Protocol):
+    """Where a `TrainData`'s rows come from: a mapped merged file, or shards (local/remote)."""
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Rows [start, end) as a new [end - start, width] array (bounds already checked)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MappedRows:
+    """A merged `.bin` memory-mapped as one [rows, width] matrix."""
+
+    tokens: np.ndarray
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.tokens.dtype
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        return parallel_copy(self.tokens[start:end])
 
 
 def _as_prefix(path: Path) -> Path:
@@ -93,8 +124,9 @@ class TrainData:
     num_rows: int
     vocab_size: int | None
     manifest: dict[str, Any] | None
-    tokens: np.ndarray = field(repr=False)  # read-only mapped [num_rows, seq_length + 1]
+    store: RowStore = field(repr=False)  # the rows: a mapped merged file, or shards
     batch_hashes: list[str] | None = field(default=None, repr=False)  # per step, from prepare
+    identity: str | None = None  # names the data without reading it: the idx sha256 (hub)
 
     @classmethod
     def open(cls, path: str | Path, batch_size: int | None = None) -> TrainData:
@@ -118,7 +150,7 @@ class TrainData:
             or last_pointer != (n - 1) * row * dtype.itemsize
             or bin_path.stat().st_size != n * row * dtype.itemsize
         ):
-            raise ValueError(
+            raise DataError(
                 f"{prefix}.idx: field 'sequence_lengths': rows are not all "
                 f"{row} tokens (not a train-style file)"
             )
@@ -130,7 +162,7 @@ class TrainData:
         if batch_size is None:
             batch_size = manifest["batch_size"] if manifest is not None else PYTHIA_BATCH_SIZE
         if batch_size < 1:
-            raise ValueError(f"--batch-size: must be a positive integer, got {batch_size}")
+            raise DataError(f"--batch-size: must be a positive integer, got {batch_size}")
         if manifest is not None and batch_size != manifest["batch_size"]:
             hashes = None  # they hash batches of the manifest's size
         tokens = map_rows(bin_path, dtype, n, row)
@@ -143,7 +175,7 @@ class TrainData:
             num_rows=n,
             vocab_size=manifest["vocab_size"] if manifest else None,
             manifest=manifest,
-            tokens=tokens,
+            store=MappedRows(tokens),
             batch_hashes=hashes,
         )
 
@@ -159,7 +191,7 @@ class TrainData:
         if self.batch_hashes is not None:
             digest = batch_sha256(batch)
             if digest != self.batch_hashes[step]:
-                raise ValueError(
+                raise DataError(
                     f"{self.prefix}.bin: step {step}: batch_sha256 {digest[:12]}... differs from "
                     f"{BATCH_HASHES}:{step + 1} ({self.batch_hashes[step][:12]}...); the data "
                     "changed after prepare (`pythia-suite verify` checks every file)"
@@ -176,15 +208,22 @@ class TrainData:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.tokens.dtype
+        return self.store.dtype
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The mapped [num_rows, width] matrix of a merged file (`rows()` reads any source)."""
+        if not isinstance(self.store, MappedRows):
+            raise DataError(f"{self.name}: not a merged file; read it with rows(start, end)")
+        return self.store.tokens
 
     def rows(self, start: int, end: int) -> np.ndarray:
         """Rows [start, end) as a copy in the stored dtype."""
         if not (0 <= start <= end <= self.num_rows):
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field 'rows': [{start}, {end}) is outside [0, {self.num_rows})"
             )
-        return parallel_copy(self.tokens[start:end])
+        return self.store.read(start, end)
 
     def batch(self, step: int) -> np.ndarray:
         """Rows [step * B, (step + 1) * B): the batch that takes checkpoint step to step + 1."""
@@ -193,7 +232,7 @@ class TrainData:
 
     def check_step(self, step: int, field_name: str = "step") -> None:
         if not (0 <= step < self.num_steps):
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field '{field_name}': {step} is past the end of the "
                 f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)"
             )
@@ -205,7 +244,7 @@ class TrainData:
     @cached_property
     def _provenance(self) -> _Provenance:
         if self.directory is None:
-            raise ValueError(f"{self.name}: provenance needs a prepared data directory")
+            raise DataError(f"{self.name}: provenance needs a prepared data directory")
         return _Provenance.load(self.directory, self.manifest or {}, self.num_rows)
 
 
@@ -221,7 +260,7 @@ def _batch_hashes(path: Path, manifest: dict[str, Any], *, rows: int) -> list[st
     hashes = read_batch_hashes(path / BATCH_HASHES)
     batch_size = manifest["batch_size"]
     if batch_size < 1 or len(hashes) != rows // batch_size:
-        raise ValueError(
+        raise DataError(
             f"{path / MANIFEST}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
             f"({len(hashes)} batches recorded for {rows} rows)"
         )
@@ -234,33 +273,33 @@ def _check_manifest(
     where = path / MANIFEST
     for name in ("batch_size", "steps", "seq_length", "num_samples", "vocab_size"):
         if manifest[name] < 1:
-            raise ValueError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
+            raise DataError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
     if manifest["steps"] * manifest["batch_size"] > rows:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'steps': {manifest['steps']} steps of "
             f"{manifest['batch_size']} rows need more than the {rows} train rows"
         )
     if token_dtype(manifest["vocab_size"]) != dtype:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'vocab_size': {manifest['vocab_size']} does not fit "
             f"train's {dtype} tokens"
         )
     if not 0 <= manifest["eod_id"] < manifest["vocab_size"]:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'eod_id': {manifest['eod_id']} is outside the "
             f"vocabulary of {manifest['vocab_size']}"
         )
     if manifest["seq_length"] + 1 != row_length:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
             f"train rows of {row_length} tokens"
         )
     if manifest["num_samples"] != rows:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'num_samples': {manifest['num_samples']} but train has {rows} rows"
         )
     if manifest.get("dtype") != dtype.name:
-        raise ValueError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
+        raise DataError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
 
 
 @dataclass(kw_only=True)
@@ -289,7 +328,7 @@ class _Provenance:
 
     def of_row(self, row: int) -> list[dict[str, Any]]:
         if not (0 <= row < self.num_rows):
-            raise ValueError(f"field 'row': {row} is outside [0, {self.num_rows})")
+            raise DataError(f"field 'row': {row} is outside [0, {self.num_rows})")
         sample = int(self.shuffle_idx[row])
         (k0, o0), (k1, o1) = self.sample_idx[sample], self.sample_idx[sample + 1]
         out, at = [], 0
@@ -358,12 +397,12 @@ def open_run(run: str | Path) -> TransformedData:
     config = read_json_object(where, what="a run directory")
     data = config.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        raise ValueError(f"{where}: field 'data.path' missing or not a string")
+        raise DataError(f"{where}: field 'data.path' missing or not a string")
     spec = data.get("transform")
     try:
         validate_transform(spec)
     except ValueError as exc:
-        raise ValueError(f"{where}: data.{exc}") from None
+        raise DataError(f"{where}: data.{exc}") from None
     path = Path(data["path"])
     if not path.is_absolute() and not path.exists() and (run / path).exists():
         path = run / path
@@ -379,9 +418,11 @@ def open_run(run: str | Path) -> TransformedData:
             )
             + ")"
         )
-    opened = TrainData.open(path)
+    from dataloader_replay.sources import open_source  # sources builds on this module
+
+    opened = open_source(path)
     if isinstance(recorded, str) and opened.fingerprint != recorded:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'data.fingerprint': {path} holds other data "
             f"(fingerprint {str(opened.fingerprint)[:12]}..., the run was trained "
             f"on {recorded[:12]}...)"

@@ -32,6 +32,7 @@ from analysis.sources import (
     open_rows,
 )
 from dataloader_replay.atomic import atomic_path
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def pick_steps(available: list[int], steps: list[int] | None) -> list[int]:
         return list(available)
     missing = [s for s in steps if s not in available]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"--steps: no checkpoint at step {missing[0]} "
             f"(available: {', '.join(map(str, available))})"
         )
@@ -143,13 +144,20 @@ def across_checkpoints(
 
 
 def bias_scorer(bench: Benchmarks, workdir: Path, **kwargs: Any) -> Scorer:
-    """Score the bias benchmarks (task files written once into `workdir`)."""
+    """Score the bias benchmarks (task files written once into `workdir`).
+
+    The scorer takes an optional `records` list that receives one record per scored document.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     specs = build_tasks(bench, workdir)
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_defaults=False)
-    return lambda model, tok: run_tasks(model, tok, specs, task_manager=manager, **kwargs)
+
+    def score(model: Any, tok: Any, records: list[Row] | None = None) -> list[Row]:
+        return run_tasks(model, tok, specs, task_manager=manager, records=records, **kwargs)
+
+    return score
 
 
 def write_h5(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from analysis.term_frequency.metrics import binned_accuracy, log_bins
 from dataloader_replay.atomic import atomic_path
+from suite_core import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +31,7 @@ def accuracy_vs_frequency(
 
     part = joined[(joined["task"] == task) & (joined["shots"] == shots)]
     if part.empty:
-        raise ValueError(f"{task}, {shots}-shot: no accuracy to plot")
+        raise DataError(f"{task}, {shots}-shot: no accuracy to plot")
     edges = log_bins(part["count"].to_numpy(), n_bins)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     steps = sorted(part["step"].unique())

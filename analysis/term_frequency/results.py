@@ -22,6 +22,7 @@ import numpy as np
 from analysis.sources import attrs_json
 from analysis.term_frequency.scan import CountResult
 from dataloader_replay.atomic import atomic_path, refuse_existing
+from suite_core import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,7 @@ def check_output(path: Path | None, *, overwrite: bool = False) -> None:
     if path is None:
         return
     if path.suffix not in FORMATS:
-        raise ValueError(f"{path}: unknown output format (use {', '.join(FORMATS)})")
+        raise DataError(f"{path}: unknown output format (use {', '.join(FORMATS)})")
     refuse_existing(path, overwrite=overwrite)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.study import RunSpec
+from suite_core import ConfigError
 
 PNG_METADATA = {"Software": None}  # no version string: the same data give the same bytes
 
@@ -17,6 +18,8 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
     rows = []
     for run in runs:
         path = Path(run.path) / "metrics.jsonl"
+        if not path.is_file() and (Path(run.path) / "fetch.json").is_file():
+            continue  # fetched checkpoints (suite/external.py): no training log
         with open(path, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():
@@ -24,7 +27,7 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
+                    raise ConfigError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
                 rows.append(
                     {
                         "run": run.name,

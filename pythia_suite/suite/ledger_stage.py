@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from checkpoints_index.sums import sha256_file
 from pythia_suite.suite.config import SuiteConfig
 from pythia_suite.suite.layout import Layout, truth_file
-from pythia_suite.suite.runner import Stage
+from pythia_suite.suite.runner import Inputs, Stage
 
 if TYPE_CHECKING:
-    from pythia_suite.suite.stages import PlannedRun
+    from pythia_suite.suite.plan import PlannedRun
 
 LEDGER_DIR = "ledger"
 
@@ -22,11 +22,11 @@ def ledger_dir(layout: Layout) -> Path:
     return layout.root / LEDGER_DIR
 
 
-def write_ledger(run: Path, truth: Path, out: Path, resume: bool) -> None:
+def write_ledger(run: Path, truth: Path, out: Path, resume: bool, inputs: Inputs) -> None:
     """The stage's work (it starts over whether or not it was interrupted)."""
     from analysis.ledger import build_ledger
 
-    del resume
+    del resume, inputs
     build_ledger(run, truth).write(out)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from checkpoints_index.catalog import Catalog
 from dataloader_replay.tokenizer import read_tokenizer
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def pronoun_map(tokenizer: Any, where: str) -> tuple[list[dict[str, Any]], list[
                 continue
             entries.append({"from": src, "to": dst, "from_id": a, "to_id": b})
     if not entries:
-        raise ValueError(
+        raise ConfigError(
             f"{where}: none of the pronoun forms is a single token of this tokenizer "
             "(the pronoun-swap intervention maps single tokens)"
         )
@@ -95,9 +96,9 @@ def read_parent(parent: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ConfigError(f"{path}: expected a JSON object")
     return config
 
 
@@ -114,7 +115,7 @@ def parent_defaults(parent: Path) -> dict[str, Any]:
             "checkpoints": config["checkpoints"]["rule"],
         }
     except (KeyError, TypeError) as exc:
-        raise ValueError(f"{where}: field {exc} missing (not a run.json of this suite)") from None
+        raise ConfigError(f"{where}: field {exc} missing (not a run.json of this suite)") from None
 
 
 def plan_branch(
@@ -133,15 +134,15 @@ def plan_branch(
     pconfig = read_parent(parent)
     where = parent / RUN_JSON
     if intervention not in INTERVENTIONS:
-        raise ValueError(
+        raise ConfigError(
             f"--intervention: unknown {intervention!r} (choose from {', '.join(INTERVENTIONS)})"
         )
     if step is None:
-        raise ValueError("--branch-step: required with --branch-from")
+        raise ConfigError("--branch-step: required with --branch-from")
     if transform is not None:
-        raise ValueError("--intervention: a branch's transform is its intervention; give no other")
+        raise ConfigError("--intervention: a branch's transform is its intervention; give no other")
     if (pconfig.get("data") or {}).get("transform") is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{where}: field 'data.transform': the parent is itself an intervention "
             "run; branch from a run without a transform"
         )
@@ -151,14 +152,14 @@ def plan_branch(
             mine = {k: v for k, v in value.items() if k != "transform"}
             theirs = {k: v for k, v in (theirs or {}).items() if k != "transform"}
         if mine != theirs:
-            raise ValueError(
+            raise ConfigError(
                 f"{where}: field '{key}' differs from this command's "
                 f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
                 "unchanged"
             )
     steps = int(run_config["steps"])
     if not 0 <= step < steps:
-        raise ValueError(
+        raise ConfigError(
             f"--branch-step: {step} is outside the parent's training "
             f"(steps 0..{steps - 1} of {steps})"
         )
@@ -166,7 +167,7 @@ def plan_branch(
         records = {r.step: r for r in catalog.checkpoints()}
     if step not in records:
         near = ", ".join(str(s) for s in sorted(records)[:12])
-        raise ValueError(
+        raise ConfigError(
             f"{parent}: field 'step': no checkpoint at step {step} (checkpoints: {near})"
         )
     point = BranchPoint(parent=parent, step=step, checkpoint_sha256=records[step].sha256)
@@ -218,7 +219,7 @@ def link_parent(run_dir: Path, point: BranchPoint) -> None:
                 break
             lines.append(line)
     if len(lines) != point.step:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: has {len(lines)} lines up to step {point.step}, expected {point.step}"
         )
     from dataloader_replay.atomic import atomic_path

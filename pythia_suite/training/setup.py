@@ -119,10 +119,10 @@ def read_manifest(data_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
     for field in ("vocab_size", "seq_length", "batch_size", "steps", "seed"):
         if not isinstance(manifest.get(field), int):
-            raise ValueError(f"{path}: field '{field}' missing or not an integer")
+            raise ConfigError(f"{path}: field '{field}' missing or not an integer")
     return manifest
 
 
@@ -132,13 +132,13 @@ def resolve_model(
     try:
         row = get_row(name)
     except ValueError as exc:
-        raise ValueError(f"--model: {exc}") from None
+        raise ConfigError(f"--model: {exc}") from None
     try:
         cfg = row.with_vocab(manifest["vocab_size"])
     except ValueError as exc:
         raise ConfigError(f"{manifest_path}: field {exc}") from None  # exc: "vocab_size: ..."
     if cfg.vocab_size is None or manifest["vocab_size"] > cfg.vocab_size:
-        raise ValueError(
+        raise ConfigError(
             f"{manifest_path}: field 'vocab_size': the data's vocabulary ({manifest['vocab_size']}) "
             f"exceeds {name}'s padded vocabulary ({cfg.vocab_size})"
         )
@@ -157,9 +157,9 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
     data = TrainData.open(data_dir)
     steps = manifest["steps"] if config.steps is None else config.steps
     if steps < 1:
-        raise ValueError(f"--steps: must be >= 1, got {steps}")
+        raise ConfigError(f"--steps: must be >= 1, got {steps}")
     if steps > data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{data_dir}: the data holds {data.num_steps} steps of {data.batch_size} rows; "
             f"--steps asks for {steps}"
         )
@@ -209,7 +209,7 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
         run_config["data"]["transform"] = transform
         run_config.update(fields)
     elif config.branch_step is not None or config.intervention is not None:
-        raise ValueError("--branch-from: required with --branch-step / --intervention")
+        raise ConfigError("--branch-from: required with --branch-step / --intervention")
     return Plan(
         run_dir=Path(config.out).absolute(), model=model, optim=optim, steps=steps,
         batch_size=data.batch_size, seq_length=data.seq_length, checkpoint_rule=rule,
@@ -245,7 +245,7 @@ def prepare_run_dir(plan: Plan) -> int:
         check_same_config(run_dir, plan.config)
         check_resumable(run_dir)
     elif (run_dir / "checkpoints").exists():
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir}: has checkpoints but no {RUN_JSON}; not a run directory this command can resume"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
