@@ -181,19 +181,20 @@ EXPOSURE_CHECK = "canaries: memorization rises with ledger exposures"
 
 
 def exposure_check(per: pd.DataFrame) -> TruthCheck:
-    """Canary log-likelihood rises with the exposures the ledger counts (Spearman; one canary
-    x run is a unit)."""
+    """Canary log-likelihood rises with the exposures the ledger counts (Spearman over
+    canaries: a canary's runs share its text, so its runs are averaged into one unit)."""
+    unit = per.groupby("canary")[["exposures", "target_loglik"]].mean()
     return run_check(
         EXPOSURE_CHECK,
         lambda: spearman_test(
-            per["exposures"].to_numpy(float),
-            per["target_loglik"].to_numpy(float),
+            unit["exposures"].to_numpy(float),
+            unit["target_loglik"].to_numpy(float),
             unit="canaries",
             seed=stable_seed("memorization", EXPOSURE_CHECK),
             labels=("ledger exposures", "canary log-likelihood"),
         ),
-        detail=f"{len(per)} canary x run means; exposures in the trained rows (ledger), "
-        "not planted copies",
+        detail=f"{len(unit)} canaries ({per['run'].nunique()} run(s) averaged); exposures in the "
+        "trained rows (ledger), not planted copies",
         unit="canaries",
     )
 
@@ -204,8 +205,7 @@ def add_canary_exposures(
     runs: list[RunSpec],
     truth: dict[str, Any],
 ) -> None:
-    """Table `canary_exposures` (every run's canaries) and its check (pooled: one canary x run
-    is a unit), from the runs' ledgers."""
+    """Table `canary_exposures` (every run's canaries) and its check, from the runs' ledgers."""
     parts = []
     for run in runs:
         ledger = ledger_for(run.path, truth)

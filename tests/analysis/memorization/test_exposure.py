@@ -92,3 +92,42 @@ def test_constant_duplication_is_not_testable_not_nan() -> None:
     summary = duplication_summary(table, run="r", seed=0).iloc[0]
     assert summary["status"] == "not testable" and summary["reason"]
     assert "effect" not in summary.index
+
+
+def test_canary_exposures_come_from_the_ledger_and_canaries_are_the_unit() -> None:
+    from analysis.ledger import COLUMNS, Ledger
+    from analysis.memorization.exposure import EXPOSURE_CHECK, canary_exposures, exposure_check
+
+    # canary i was trained 2 * i times, in rows 30 * i + j (all before step STEPS)
+    records = [
+        {"item": f"canaries/{i}", "kind": "canary", "run": "r", "row": 30 * i + j, "offset": 3}
+        for i in range(8)
+        for j in range(2 * i)
+    ]
+    table = pd.DataFrame(records, columns=COLUMNS)
+    table["step"] = table["row"] // 8
+    items = pd.DataFrame(
+        {"item": [f"canaries/{i}" for i in range(8)], "kind": "canary", "tokens": 8, "text": "x"}
+    )
+    ledger = Ledger(
+        run="r", table=table, items=items, batch_size=8, steps=STEPS, fingerprint="f", config={}
+    )
+    windows = pd.DataFrame(  # two scored windows per canary, in two runs
+        {
+            "canary": np.repeat(np.arange(8), 2),
+            "count": 64,
+            "run": "r",
+            "score": 0.0,
+            "target_loglik": np.repeat(-8 + np.arange(8) * 0.5, 2) + np.tile([0.1, -0.1], 8),
+        }
+    )
+    per = canary_exposures(windows, ledger, STEPS)
+    assert per["exposures"].tolist() == [2 * i for i in range(8)]
+    assert pd.isna(per["first_exposure_step"][0])  # canary 0: never trained
+    assert per["first_exposure_step"].tolist()[1:] == [30 * i // B for i in range(1, 8)]
+    assert canary_exposures(windows, ledger, 4)["exposures"].tolist()[:3] == [0, 2, 0]  # rows < 32
+    pooled = pd.concat([per, per.assign(run="r2")], ignore_index=True)
+    check = exposure_check(pooled)
+    assert check.name == EXPOSURE_CHECK and check.n == 8 and check.unit == "canaries"
+    rho = stats.spearmanr(per["exposures"], per["target_loglik"]).statistic
+    assert check.effect == pytest.approx(rho) and check.p_value < 0.01
