@@ -41,7 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=COUNT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", type=Path, metavar="RUN|DATA", help="run, prepared DIR or prefix")
+    p.add_argument(
+        "source",
+        type=Path,
+        metavar="RUN|DATA",
+        help="run, or SOURCE: prepared DIR, prefix, shards folder, hf://, http(s)://",
+    )
     p.add_argument(
         "--tokens",
         action="append",
