@@ -45,7 +45,6 @@ from pythia_suite.suite.runner import Inputs, Stage
 log = logging.getLogger(__name__)
 
 TOKENIZER = "tokenizer.json"
-OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 RUN_KEYS = ("model", "steps", "rows", "batch_size")
 SECTION_KEYS = ("endpoint", "skip_reported", "crows", "runs")
 
@@ -240,15 +239,7 @@ def _study(
     options = dict(config.studies[name])
     if name == "bias" and config.external.get("crows") and "crows" not in options:
         options["crows"] = crows_path(config, layout)
-    saved = {k: os.environ.get(k) for k in OFFLINE_VARIABLES}
-    try:
-        report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
-    finally:  # the bias study turns the hub off for lm-eval; the next study reads remote rows
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
     save_study_report(report, out)
 
 
