@@ -199,6 +199,13 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+NO_PROBES = (
+    "No bias probes: the corpus has no truth.json (nothing was planted) and no CrowS-Pairs / "
+    "WinoBias files were given; studies.bias.crows and studies.bias.winobias (the official "
+    "files) would produce it."
+)
+
+
 def run_study(
     runs: list[RunSpec],
     *,
@@ -215,6 +222,8 @@ def run_study(
     """The bias study over `runs` (see the module docstring); results into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if truth is None and crows is None and winobias is None:  # a user's corpus: say so
+        return StudyReport(study="bias", omitted={"bias": NO_PROBES})
     bench = benchmarks(
         truth=truth, out_dir=out_dir, crows=crows, winobias=winobias, generation=generation
     )

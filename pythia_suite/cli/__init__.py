@@ -26,13 +26,14 @@ from pythia_suite.cli import (
     data,
     data_plan,
     family,
+    ledger,
     run,
     train,
     verify,
 )
 from suite_core import USER_ERRORS
 
-MODULES = (run, corpus, data, data_plan, family, train, checkpoints, verify, analyze)
+MODULES = (run, corpus, data, data_plan, family, train, checkpoints, verify, analyze, ledger)
 
 
 def one_line(message: object) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 
+from dataloader_replay.manifest import sha256_file
 from pythia_suite.suite.config import SuiteConfig, check_value, where_error
 from pythia_suite.suite.layout import Layout, corpus_file
 from suite_core import ConfigError
@@ -119,6 +120,17 @@ def check_named_files(config: SuiteConfig, layout: Layout, source: str) -> None:
                 f"{truth}: field 'corpus.truth': must be a JSON object (truth.json), "
                 f"got a {type(data).__name__}"
             )
+        _truth_belongs(truth, data, corpus_file(config, layout))
+
+
+def _truth_belongs(truth: Path, data: dict, corpus: Path) -> None:
+    """A truth.json that names its corpus (`corpus_sha256`) must name this one."""
+    expected = data.get("corpus_sha256")
+    if isinstance(expected, str) and corpus.is_file() and sha256_file(corpus) != expected:
+        raise ConfigError(
+            f"{truth}: field 'corpus_sha256': {expected[:12]}... is not the sha256 of "
+            f"corpus.path {corpus}: this truth.json belongs to another corpus"
+        )
 
 
 def _regular(path: Path, dotted: str, source: str) -> None:

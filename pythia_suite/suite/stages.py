@@ -21,6 +21,7 @@ from pythia_suite.suite import actions
 from pythia_suite.suite.checks import check_all, check_study_options
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file
+from pythia_suite.suite.ledger_stage import ledger_stages
 from pythia_suite.suite.plan import PlannedRun, plan_runs
 from pythia_suite.suite.runner import Inputs, Stage
 from pythia_suite.suite.study_table import STUDY_TABLE, StudyFunction
@@ -295,6 +296,7 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
         *(prepare_stage(ctx, v) for v in config.train.variants),
         *(train_stage(ctx, r) for r in ctx.runs),
         *(verify_stage(ctx, r) for r in ctx.runs),
+        *ledger_stages(config, layout, ctx.runs),
         *(study_stage(ctx, s, fn) for s, fn in studies.items()),
         report_stage(ctx, list(studies)),
     ]

@@ -9,6 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from analysis.ledger import build_ledger
 from analysis.memorization import run_study
 from analysis.study import RunSpec
 
@@ -43,7 +44,20 @@ def test_run_study_report(
     } == names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.figures)
     checks = {c.name: c for c in report.checks}
-    assert len(checks) == 2
+    assert set(checks) == {
+        "canaries: more repetitions, more memorized",
+        "canaries: memorization rises with ledger exposures",
+        "near-duplicates: standard above deduped on duplicated text",
+    }
+    # exposures come from the run's ledger (what the model saw), not the planted copy count
+    ledger = build_ledger(mem_run, truth)
+    expo = report.tables["canary_exposures"]
+    ids = [f"canaries/{c}" for c in expo["canary"]]
+    assert expo["exposures"].tolist() == ledger.exposures(ids, ledger.steps).tolist()
+    assert (expo["exposures"] <= expo["count"]).all()  # the model saw a part of the corpus
+    natural = report.tables["natural_duplication"]
+    assert len(natural) == 64 and set(natural["run"]) == {"nano-standard"}
+    assert report.tables["natural_duplication_test"]["label"].str.startswith("descriptive").all()
     canaries = report.tables["canaries"]
     # the tiny runs train on ~3% of the corpus: one canary occurrence fits a window
     assert set(canaries["count"]) <= {1, 2, 4, 8, 16, 32, 64} and len(canaries) >= 1

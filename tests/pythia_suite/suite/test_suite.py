@@ -30,6 +30,8 @@ STAGES = [
     "train-pythia-nano-deduped",
     "verify-pythia-nano-standard",
     "verify-pythia-nano-deduped",
+    "ledger-pythia-nano-standard",
+    "ledger-pythia-nano-deduped",
     "report",
 ]
 
@@ -56,13 +58,17 @@ def test_tiny_suite_writes_everything(tiny_suite: SuiteRun) -> None:
         "tokenizer.json",
         "data/standard/manifest.json",
         "data/deduped/manifest.json",
+        "ledger/pythia-nano-standard.h5",
+        "ledger/pythia-nano-deduped.csv",
     ):
         assert (d / name).is_file(), name
     assert sorted(state_digests(d)) == sorted(STAGES)
     # one line per stage on the console, with the overall bar and the time left
     lines = [line for line in tiny_suite.stderr.splitlines() if line.startswith("[")]
     assert len(lines) == len(STAGES)
-    assert lines[0].startswith("[ 1/10] |") and "corpus synth (tiny): done in" in lines[0]
+    assert (
+        lines[0].startswith(f"[ 1/{len(STAGES)}] |") and "corpus synth (tiny): done in" in lines[0]
+    )
     assert "left)" in lines[0] and lines[-1].endswith("(done)") and "| 100%" in lines[-1]
     log = (d / "suite.log").read_text()
     assert "INFO pythia_suite.training.trainer: step 24/24" in log  # the full log
