@@ -43,6 +43,7 @@ studies:
 BASE, BRANCH = "pythia-nano-standard", "pronoun-swap from step 128"
 EXPECTED = {  # every check of the report -> its status at this scale
     "canaries: more repetitions, more memorized": "recovered",
+    "canaries: memorization rises with ledger exposures": "recovered",
     "near-duplicates: standard above deduped on duplicated text": "recovered",
     "facts: accuracy rises with term frequency (Spearman)": "not testable",
     "facts: top-10 minus bottom-10 frequent terms (accuracy points)": "not testable",
@@ -125,7 +126,7 @@ def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
         if check.status != "not testable":
             assert f"adjusted p {check.p_adjusted:.3g}, n = {check.n} {check.unit}" in text
     html = (root / "report.html").read_text()
-    assert "<b>4 recovered</b>, 3 not recovered, 4 not testable, of 11 planted-truth" in html
+    assert "<b>5 recovered</b>, 3 not recovered, 4 not testable, of 12 planted-truth" in html
     # no blank figure: what had no data is named with one sentence instead
     omitted = reports[0].omitted
     assert "poisson_spread (exact)" in omitted and "profiles" in omitted
