@@ -328,7 +328,7 @@ LICENSE_CLAUSES = (
 
 LICENSE_HEADERS = (
     "Licence terms for {project}.",
-    "{project}: conditions of use.",
+    "Conditions of use for {project}.",
     "Copyright notice of {holder} for {project}.",
     "Terms and conditions for the use of {project}.",
 )
