@@ -328,7 +328,7 @@ LICENSE_CLAUSES = (
 
 LICENSE_HEADERS = (
     "Licence terms for {project}.",
-    "Conditions of use for {project}.",
+    "{project}: conditions of use.",
     "Copyright notice of {holder} for {project}.",
     "Terms and conditions for the use of {project}.",
 )
