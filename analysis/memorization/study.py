@@ -1,4 +1,12 @@
-"""`run_study`: the memorization study over a suite's runs, for `pythia-suite run`'s report."""
+"""`run_study`: the memorization study over a suite's runs, for `pythia-suite run`'s report.
+
+Memorized fraction, predictability and the spread over training order at Pythia's exact
+definition (score 1, the headline) and at the labelled thresholds score >= 0.75 and >= 0.5,
+with the score distribution per checkpoint; what has no data is left out with one sentence
+(`StudyReport.omitted`). Planted-truth checks, one-sided tests over the independent unit:
+canary log-likelihood against repetitions (Spearman over canaries, permutation p) and standard
+above deduped on the near-duplicate clusters' text (paired by cluster, sign-flip p).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.memorization import figures as F
 from analysis.memorization.boilerplate import boilerplate_study, timing_check
+from analysis.memorization.exposure import (
+    add_canary_exposures,
+    add_natural_duplication,
+    exposure_rows,
+)
 from analysis.memorization.metrics import (
     THRESHOLDS,
     memorized_fraction,
@@ -78,7 +92,8 @@ def run_study(
     _distribution(res, largest.name, out_dir, report)
     _predictability(res, largest.name, out_dir, report)
     _spread(res, largest.name, out_dir, report)
-    _profiles(res, largest.name, out_dir, report)
+    expo = add_natural_duplication(report, res, largest, out_dir, seed=seed)
+    _profiles(res, largest.name, out_dir, report, exposure_rows(expo))
     if truth is not None:
         _planted(base, truth, out_dir, report, dtype=dtype)
     return report
@@ -167,9 +182,12 @@ def _slug(label: str) -> str:
     return label.replace("score>=", "ge").replace(".", "")
 
 
-def _profiles(res: MemResults, name: str, out_dir: Path, report: StudyReport) -> None:
+def _profiles(
+    res: MemResults, name: str, out_dir: Path, report: StudyReport, first: np.ndarray
+) -> None:
+    """Cohorts from each row's first exposure (`first`: the first trained row with its text)."""
     try:
-        prof = profiles(res)
+        prof = profiles(res, exposure_rows=first)
     except ValueError as exc:
         report.omitted["profiles"] = (
             f"The memorization profiles of {name} could not be estimated ({exc}); more "
@@ -218,6 +236,7 @@ def _planted(
             report.tables["timing_canaries"] = table[table["canary"].map(_is_timed(truth))]
             table = table[~table["canary"].map(_is_timed(truth))]
         _canaries(table, out_dir, report)
+        add_canary_exposures(report, table, standard, truth)
     pairs = [
         (s, d) for s in standard for d in base if d.variant == "deduped" and d.model == s.model
     ]

@@ -231,8 +231,13 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{args.truth}: no such truth file")
         try:
             truth = json.loads(args.truth.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{args.truth}: not JSON ({exc})") from None
+        if not isinstance(truth, dict):
+            raise ConfigError(
+                f"{args.truth}: field '--truth': must be a JSON object (a corpus's truth.json), "
+                f"got a {type(truth).__name__}"
+            )
     tasks = (
         tuple(args.tasks.split(","))
         if args.tasks

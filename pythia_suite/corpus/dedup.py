@@ -35,6 +35,7 @@ from datasketch import LeanMinHash, MinHashLSH
 from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.engine_ray import RayOptions, claimed
 from dataloader_replay.inputs import Progress, input_files, iter_corpus
+from dataloader_replay.manifest import sha256_file
 from pythia_suite.corpus.minhash import (
     SCHEME,
     MinHashParams,
@@ -281,6 +282,7 @@ def build_report(
     b, r = config.bands
     return {
         "inputs": [str(f) for f in files],
+        "input_sha256": [sha256_file(f) for f in files],  # name the corpus a truth.json describes
         "output": output.name,  # the report sits beside it
         "input_documents": n,
         "kept": n - len(removed),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dataloader_replay.atomic import atomic_path
+from dataloader_replay.manifest import sha256_file
 from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
@@ -420,6 +421,7 @@ def write_corpus(
         tmp.mkdir()
         with open(tmp / "corpus.jsonl", "wb") as fh:
             fh.writelines(doc.jsonl() + b"\n" for doc in docs)
+        truth["corpus_sha256"] = sha256_file(tmp / "corpus.jsonl")  # the corpus it describes
         (tmp / "truth.json").write_text(
             json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
         )
