@@ -111,11 +111,11 @@ def test_resume_with_the_data_moved(reference: Path, tiny_data: Path, tmp_path: 
 
 
 def test_resume_with_other_data_is_refused(
-    reference: Path, tiny_data: Path, tmp_path: Path, capsys
+    reference: Path, tiny_data: Path, tiny_corpus_root: Path, tmp_path: Path, capsys
 ) -> None:
     from dataloader_replay.prepare import prepare
 
-    root = tiny_data.parent
+    root = tiny_corpus_root
     other = tmp_path / "other"
     manifest = json.loads((tiny_data / "manifest.json").read_text())
     prepare(
