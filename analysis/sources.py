@@ -17,7 +17,6 @@ Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +26,14 @@ import numpy as np
 
 from checkpoints_index.catalog import Catalog, record_problems
 from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR
-from checkpoints_index.sums import sha256_file
 from dataloader_replay.replay import TrainData, open_run
+from suite_core.hashing import sha256_file
+from suite_core.layout import RunLayout
+from suite_core.records import view_fingerprint
 
 if TYPE_CHECKING:
     from transformers import GPTNeoXForCausalLM
 
-RUN_JSON = "run.json"
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -154,26 +154,19 @@ def _check_model_folder(path: Path) -> None:
 def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
     """Training rows of a RUN (transforms applied), a prepared DIR, or a bare prefix."""
     path = Path(path)
-    if path.is_dir() and (path / RUN_JSON).is_file():
+    if path.is_dir() and RunLayout(path).is_run():
         return open_run(path)
     return TrainData.open(path, batch_size=batch_size)
 
 
 def data_fingerprint(rows: Rows) -> str:
-    """What identifies the rows: the manifest's train.bin sha256 for prepared data, else a hash
-    of the index file; with a run's transform spec appended when there is one."""
+    """What identifies the rows (a results file's `data_fingerprint`): the manifest's fingerprint
+    for prepared data (run.json's `data.fingerprint`), the sha256 of the `.idx` for a bare
+    prefix; for a run's view, combined with its transform (`suite_core.records.view_fingerprint`,
+    equal to `RunJson.data_fingerprint`)."""
     data: Any = getattr(rows, "data", rows)
-    manifest = getattr(data, "manifest", None)
-    files = (manifest or {}).get("files") or {}
-    if isinstance(files, dict) and "train.bin" in files:
-        base = str(files["train.bin"])
-    else:
-        base = sha256_file(Path(str(data.prefix) + ".idx"))
-    transform = getattr(rows, "transform", None)
-    if transform is None:
-        return base
-    spec = json.dumps(transform, sort_keys=True).encode()
-    return hashlib.sha256(base.encode() + spec).hexdigest()
+    base = data.fingerprint or sha256_file(Path(str(data.prefix) + ".idx"))
+    return view_fingerprint(base, getattr(rows, "transform", None))
 
 
 def seen_before(rows: np.ndarray, step: int, batch_size: int) -> np.ndarray:

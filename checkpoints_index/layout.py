@@ -5,8 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-CHECKPOINTS = "checkpoints"
-CATALOG = "catalog.sqlite"
+from suite_core.layout import CATALOG, CHECKPOINTS  # the run directory's names, declared once
+
+__all__ = [
+    "CATALOG", "CHECKPOINTS", "CONFIG_FILE", "EXTRA_FILE", "MODEL_FILE", "OPTIMIZER_FILE",
+    "STEP_DIR", "SUMS_FILE", "TMP_DIR", "TRAINER_STATE_FILE", "checkpoint_dir", "complete_dirs",
+    "stale_tmp_dirs", "step_of",
+]  # fmt: skip
+
 STEP_DIR = re.compile(r"^step(0|[1-9][0-9]*)$")
 TMP_DIR = re.compile(r"^\.step(0|[1-9][0-9]*)\.tmp-")
 

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.batch_hashes import BATCH_HASHES, compute_batch_hashes, write_batch_hashes
 from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
 from dataloader_replay.jsonl import Document, iter_documents
-from dataloader_replay.manifest import FORMAT, fingerprint, sha256_file, write_manifest
+from dataloader_replay.manifest import FORMAT, write_manifest
 from dataloader_replay.mapping import (
     IndexMapping,
     build_index_mapping,
@@ -33,8 +32,12 @@ from dataloader_replay.mapping import (
     row_token_positions,
     stream_ends,
 )
-from dataloader_replay.tokenizer import PIECE_CHARS, load_tokenizer, split_text
+from dataloader_replay.tokenizer import PIECE_CHARS, LoadedTokenizer, load_tokenizer, split_text
 from suite_core import ConfigError
+from suite_core.atomic import atomic_path, refuse_existing
+from suite_core.hashing import sha256_file
+from suite_core.layout import MANIFEST
+from suite_core.records import Manifest, compute_fingerprint
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 256  # documents per `encode_batch` call
@@ -209,7 +212,7 @@ def prepare(
     steps: int,
     seed: int = 1234,
     num_samples: int | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Tokenize INPUT and write DIR in GPT-NeoX's packed training order; return the manifest."""
     input, tokenizer, out = Path(input), Path(tokenizer), Path(out)
     _check_positive(
@@ -262,26 +265,41 @@ def prepare(
         write_train_hashes(
             tmp, batch_size=batch_size, seq_length=seq_length, dtype=dtype, num_samples=num_samples
         )
-        manifest = {
-            "format": FORMAT,
-            "seq_length": seq_length,
-            "batch_size": batch_size,
-            "steps": steps,
-            "seed": seed,
-            "num_samples": num_samples,
-            "num_epochs": mapping.num_epochs,
-            "tokens_per_epoch": mapping.tokens_per_epoch,
-            "num_documents": len(sizes),
-            "eod_id": tok.eod_id,
-            "pad_id": tok.pad_id,
-            "vocab_size": tok.vocab_size,
-            "dtype": dtype.name,
-            "sources": sources,
-            "input": {"path": str(input), "sha256": sha256_file(input)},
-            "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
-            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
-        }
-        manifest["fingerprint"] = fingerprint(manifest)
+        manifest = _manifest(
+            tmp, tok, mapping, sizes, sources, input=input, tokenizer=tokenizer,
+            seq_length=seq_length, batch_size=batch_size, steps=steps, seed=seed,
+            num_samples=num_samples, dtype=dtype,
+        )  # fmt: skip
         write_manifest(tmp, manifest)
     log.info("wrote %s: %d rows, %d epochs", out, num_samples, mapping.num_epochs)
+    return Manifest.from_dict(manifest, out / MANIFEST)
+
+
+def _manifest(
+    tmp: Path, tok: LoadedTokenizer, mapping: IndexMapping, sizes: np.ndarray,
+    sources: list[str], *,
+    input: Path, tokenizer: Path, seq_length: int, batch_size: int, steps: int, seed: int,
+    num_samples: int, dtype: np.dtype,
+) -> dict[str, Any]:  # fmt: skip
+    """The manifest of the directory being written at `tmp` (its fingerprint included)."""
+    manifest = {
+        "format": FORMAT,
+        "seq_length": seq_length,
+        "batch_size": batch_size,
+        "steps": steps,
+        "seed": seed,
+        "num_samples": num_samples,
+        "num_epochs": mapping.num_epochs,
+        "tokens_per_epoch": mapping.tokens_per_epoch,
+        "num_documents": len(sizes),
+        "eod_id": tok.eod_id,
+        "pad_id": tok.pad_id,
+        "vocab_size": tok.vocab_size,
+        "dtype": dtype.name,
+        "sources": sources,
+        "input": {"path": str(input), "sha256": sha256_file(input)},
+        "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
+        "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
+    }
+    manifest["fingerprint"] = compute_fingerprint(manifest)
     return manifest

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataloader_replay.atomic import atomic_path
+from suite_core.atomic import atomic_path
 
 ARRAYS = ("scores", "seen", "loglik", "token_acc")
 

@@ -24,7 +24,6 @@ from analysis.memorization.sample import parse_steps, stratified_rows
 from analysis.memorization.score import ScoreConfig, score_rows
 from analysis.sources import (
     DTYPES,
-    RUN_JSON,
     Checkpoints,
     Rows,
     data_fingerprint,
@@ -32,7 +31,9 @@ from analysis.sources import (
     open_rows,
     seen_before,
 )
-from checkpoints_index.sums import sha256_file
+from suite_core import DataError
+from suite_core.layout import MANIFEST
+from suite_core.records import Manifest, RunJson
 
 log = logging.getLogger(__name__)
 
@@ -98,22 +99,17 @@ def open_inputs(cfg: MemConfig) -> Inputs:
 
 
 def check_run_data(run: Path, data: Path | None) -> None:
-    """ValueError if the data's manifest differs from the one the run was trained on."""
-    config = json.loads((run / RUN_JSON).read_text())
-    want = (config.get("data") or {}).get("manifest_sha256")
-    path = Path(data if data is not None else config["data"]["path"])
-    manifest = path / "manifest.json"
-    if want is None or not manifest.is_file():
+    """DataError naming run.json's `data.fingerprint` if the data (`data`, else the run's own)
+    is not the data the run was trained on."""
+    config = RunJson.read(run)
+    path = Path(data) if data is not None else config.data_path
+    if not (path / MANIFEST).is_file():
         if data is not None:
-            raise ValueError(
+            raise DataError(
                 f"{path}: field 'fingerprint': not a prepared data directory of the run {run}"
             )
         return
-    if sha256_file(manifest) != want:
-        raise ValueError(
-            f"{manifest}: field 'fingerprint': the data differs from the data "
-            f"{run} was trained on ({run / RUN_JSON}: data.manifest_sha256)"
-        )
+    config.check_data(Manifest.read(path))
 
 
 def check_vocab(folder: Path, tokens: np.ndarray) -> None:

@@ -117,7 +117,7 @@ def run_bias(args: argparse.Namespace) -> int:
     infos = [run_info(r, step=args.step, tokenizer=args.tokenizer) for r in args.runs]
     truth = None
     if args.crows is None and args.winobias is None:
-        truth = _read_truth(args.truth or _default_truth(infos[0].config, args.runs[0]))
+        truth = _read_truth(args.truth or _default_truth(args.runs[0]))
     import tempfile
 
     import pandas as pd
@@ -145,7 +145,7 @@ def run_bias(args: argparse.Namespace) -> int:
         "runs": [str(r) for r in args.runs],
     }
     write_h5(frame, infos, args.out, config=config, overwrite=args.force)
-    from dataloader_replay.atomic import atomic_path
+    from suite_core.atomic import atomic_path
 
     with atomic_path(args.out.with_suffix(".csv"), overwrite=args.force) as tmp_csv:
         frame.to_csv(tmp_csv, index=False)
@@ -172,7 +172,7 @@ def run_lm_eval(args: argparse.Namespace) -> int:
     )
     frame = across_checkpoints(info, score, steps=_steps(args.steps))
     if args.out.suffix == ".csv":
-        from dataloader_replay.atomic import atomic_path
+        from suite_core.atomic import atomic_path
 
         with atomic_path(args.out, overwrite=args.force) as tmp:
             frame.to_csv(tmp, index=False)
@@ -188,13 +188,15 @@ def _refuse(out: Path, force: bool) -> None:
         raise FileExistsError(f"{out}: already exists (pass --force to overwrite)")
 
 
-def _default_truth(config: dict, run: Path) -> Path:
-    data = config.get("data") or {}
-    manifest = Path(str(data.get("path", ""))) / "manifest.json"
-    if manifest.is_file():
-        source = (json.loads(manifest.read_text()).get("input") or {}).get("path")
-        if source and (Path(source).parent / "truth.json").is_file():
-            return Path(source).parent / "truth.json"
+def _default_truth(run: Path) -> Path:
+    from suite_core.layout import MANIFEST, RunLayout
+    from suite_core.records import Manifest, RunJson
+
+    data = RunJson.read(run).data_path if RunLayout(run).is_run() else None
+    if data is not None and (data / MANIFEST).is_file():
+        source = Manifest.read(data).input_path
+        if source is not None and (source.parent / "truth.json").is_file():
+            return source.parent / "truth.json"
     raise FileNotFoundError(
         f"{run}: no truth.json found next to the data's input corpus "
         "(pass --truth FILE, or --crows / --winobias files)"

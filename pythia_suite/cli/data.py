@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from suite_core import ConfigError, DataError
+from suite_core.layout import RunLayout
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -31,9 +32,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
     )
     print(
-        f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
-        f"({manifest['num_documents']} documents, {manifest['num_epochs']} epochs, "
-        f"{manifest['dtype']})"
+        f"{args.out}: {manifest.num_samples} rows of {manifest.seq_length + 1} tokens "
+        f"({manifest.num_documents} documents, {manifest.num_epochs} epochs, {manifest.dtype})"
     )
     return 0
 
@@ -41,7 +41,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def _open(path: Path, batch_size: int | None):  # -> TrainData | TransformedData
     from dataloader_replay.replay import TrainData, open_run
 
-    if (path / "run.json").is_file():
+    if RunLayout(path).is_run():
         if batch_size is not None:
             raise ValueError("--batch-size: not allowed for a run (it replays the run's data)")
         return open_run(path)
@@ -65,7 +65,7 @@ def _verify(args: argparse.Namespace) -> int:
     if result.mismatch is not None:
         m = result.mismatch
         print(
-            f"pythia-suite: error: {args.path / 'metrics.jsonl'}:{m.line}: step {m.step}: "
+            f"pythia-suite: error: {RunLayout(args.path).metrics}:{m.line}: step {m.step}: "
             f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
             file=sys.stderr,
         )
@@ -99,9 +99,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 f"--verify: checks every logged step of the run; "
                 f"{', '.join(ignored)} cannot be combined with it"
             )
-        if not (args.path / "run.json").is_file():
+        if not RunLayout(args.path).is_run():
             raise FileNotFoundError(
-                f"{args.path / 'run.json'}: no such file (--verify needs a run)"
+                f"{RunLayout(args.path).run_json}: no such file (--verify needs a run)"
             )
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
@@ -127,7 +127,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             tokenizer, args.tokenizer or Path(home) / "tokenizer.json", data, args.step, end
         )
     if args.out is not None:
-        from dataloader_replay.atomic import atomic_path, refuse_existing
+        from suite_core.atomic import atomic_path, refuse_existing
 
         refuse_existing(args.out)
         batch = np.concatenate([data.batch(s) for s in range(args.step, end)])

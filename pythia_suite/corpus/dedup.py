@@ -22,9 +22,9 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 from tqdm import tqdm
 
-from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import Document, iter_documents
 from pythia_suite.corpus.minhash import SCHEME, MinHashParams, SignatureComputer
+from suite_core.atomic import atomic_path, refuse_existing
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dataloader_replay.atomic import atomic_path
 from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
 from pythia_suite.corpus.neardup import clusters_truth, plant_clusters
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.study import RunSpec
+from suite_core.layout import RunLayout
 
 PNG_METADATA = {"Software": None}  # no version string: the same data give the same bytes
 
@@ -16,7 +17,7 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
     """One row per run and update: run, model, variant, intervention, step, tokens, loss, lr."""
     rows = []
     for run in runs:
-        path = Path(run.path) / "metrics.jsonl"
+        path = RunLayout(run.path).metrics
         with open(path, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():

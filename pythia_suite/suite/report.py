@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 
 from analysis.study import RunSpec, StudyReport
-from dataloader_replay.atomic import atomic_path
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.curves import loss_figure, loss_table
+from suite_core.atomic import atomic_path
 
 MAX_TABLE_ROWS = 40  # rows shown inline; the CSV beside holds them all
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import json
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -20,10 +19,11 @@ from typing import Any
 
 from analysis.study import RunSpec
 from checkpoints_index.schedule import checkpoint_steps
-from checkpoints_index.sums import sha256_file
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, run_name, truth_file
 from pythia_suite.suite.runner import Stage
+from suite_core.hashing import sha256_file
+from suite_core.records import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def run_params(model: str, data_dir: Path) -> int:
     """Total parameters of `model` at the vocabulary of the prepared data."""
     from pythia_suite.training.family import get_row, param_counts
 
-    manifest = json.loads((data_dir / "manifest.json").read_text())
-    return param_counts(get_row(model).with_vocab(int(manifest["vocab_size"])))[0]
+    vocab_size = Manifest.read(data_dir).vocab_size
+    return param_counts(get_row(model).with_vocab(vocab_size))[0]
 
 
 def train_fields() -> set[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.study import StudyReport, TruthCheck
-from dataloader_replay.atomic import atomic_path
+from suite_core.atomic import atomic_path
 
 REPORT_JSON = "report.json"
 TABLES = "tables"

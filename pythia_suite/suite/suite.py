@@ -8,11 +8,11 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from dataloader_replay.atomic import atomic_path
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.layout import Layout
 from pythia_suite.suite.runner import SuiteResult, run_stages
 from pythia_suite.suite.stages import build_stages
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from checkpoints_index.store import load_checkpoint, save_checkpoint
-from dataloader_replay.replay import batch_sha256
+from dataloader_replay.batch_hashes import batch_sha256
 from pythia_suite.training import distributed as D
 from pythia_suite.training import fsdp
 from pythia_suite.training.family import ModelConfig, hf_config

@@ -131,7 +131,7 @@ def test_resume_with_other_data_is_refused(
     shutil.copytree(reference, run)
     before = snapshot(run)
     assert main([*args(other, run), "--resume"]) == 2
-    one_error(capsys, "run.json: field 'data_seed' differs", "run has 1234")
+    one_error(capsys, "run.json: field 'data.fingerprint'", "manifest field 'seed' differs")
     assert snapshot(run) == before
 
 
