@@ -10,8 +10,10 @@ Checkpoints (`open_checkpoints`):
 Models are loaded with `transformers` (`GPTNeoXForCausalLM.from_pretrained`), so the studies
 run unchanged on EleutherAI's published checkpoints.
 
-Rows (`open_rows`): a RUN (what its model saw, transforms included), a prepared data directory,
-or a bare `.bin/.idx` prefix of EleutherAI's preshuffled files (B = 1024 unless given).
+Rows (`open_rows`): a RUN (what its model saw, transforms included), or any SOURCE of
+`dataloader_replay.sources.open_source`: a prepared data directory, a bare `.bin/.idx` prefix,
+EleutherAI's preshuffled shards in place, `hf://datasets/...` or an `http(s)://` mirror
+(B = 1024 unless given).
 Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0, s * B).
 """
 
@@ -25,8 +27,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from checkpoints_index.catalog import Catalog, record_problems
-from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR
-from dataloader_replay.replay import TrainData, open_run
+from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR, SUMS_FILE
+from checkpoints_index.sums import check_folder
+from dataloader_replay.sources import open_run, open_source
+from suite_core import DataError
 from suite_core.hashing import sha256_file
 from suite_core.layout import RunLayout
 from suite_core.records import view_fingerprint
@@ -57,6 +61,7 @@ class Checkpoints:
     name: str
     folders: dict[int, Path]
     run_dir: Path | None = None  # set when the folders are a catalogued run's
+    needs_sums: bool = False  # a run without its catalog: every folder checked by SHA256SUMS
     _sha256: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -65,7 +70,7 @@ class Checkpoints:
 
     def folder(self, step: int) -> Path:
         if step not in self.folders:
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field 'step': no checkpoint at step {step} "
                 f"(available: {_short(self.steps)})"
             )
@@ -79,13 +84,22 @@ class Checkpoints:
 
     def verify(self, step: int) -> None:
         """ValueError naming the folder if a run's checkpoint differs from its catalog."""
-        self.folder(step)  # ValueError naming the step if there is no such checkpoint
+        folder = self.folder(step)  # ValueError naming the step if there is no such checkpoint
         if self.run_dir is None:
+            if (folder / SUMS_FILE).is_file():
+                problems = check_folder(folder)
+                if problems:
+                    raise DataError(problems[0])
+            elif self.needs_sums:
+                raise DataError(
+                    f"{folder}: no {SUMS_FILE} and the run has no catalog; refusing an "
+                    "unverifiable checkpoint (restore catalog.sqlite or the SHA256SUMS)"
+                )
             return
         with Catalog.open(self.run_dir, create=False) as catalog:
             problems = record_problems(self.run_dir, catalog.get(step))
         if problems:
-            raise ValueError(problems[0])
+            raise DataError(problems[0])
 
     def load(self, step: int, *, dtype: str = "float32") -> GPTNeoXForCausalLM:
         """The model at `step` through transformers, in eval mode, after verification."""
@@ -93,12 +107,12 @@ class Checkpoints:
         from transformers import AutoConfig, GPTNeoXForCausalLM
 
         if dtype not in DTYPES:
-            raise ValueError(f"--dtype: unknown {dtype!r} (choose from {', '.join(DTYPES)})")
+            raise DataError(f"--dtype: unknown {dtype!r} (choose from {', '.join(DTYPES)})")
         self.verify(step)
         folder = self.folder(step)
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         if config.model_type != "gpt_neox":
-            raise ValueError(
+            raise DataError(
                 f"{folder / 'config.json'}: field 'model_type': "
                 f"{config.model_type!r} is not a GPT-NeoX causal LM"
             )
@@ -115,7 +129,7 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
         raise FileNotFoundError(f"{path}: no such directory (expected a run or a model folder)")
     if (path / "config.json").is_file():
         if step is None:
-            raise ValueError(
+            raise DataError(
                 f"{path}: a single model folder needs --step (the step its weights are at)"
             )
         _check_model_folder(path)
@@ -135,9 +149,9 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
             and (m := STEP_DIR.match(child.name))
             and (child / "config.json").is_file()
         }
-        ckpts = Checkpoints(name=str(path), folders=folders)
+        ckpts = Checkpoints(name=str(path), folders=folders, needs_sums=RunLayout(path).is_run())
     if not ckpts.folders:
-        raise ValueError(f"{path}: no checkpoints (no stepN folders with config.json)")
+        raise DataError(f"{path}: no checkpoints (no stepN folders with config.json)")
     if step is not None:
         ckpts.folder(step)
     return ckpts
@@ -151,12 +165,14 @@ def _check_model_folder(path: Path) -> None:
         )
 
 
-def open_rows(path: str | Path, *, batch_size: int | None = None) -> Rows:
-    """Training rows of a RUN (transforms applied), a prepared DIR, or a bare prefix."""
-    path = Path(path)
-    if path.is_dir() and RunLayout(path).is_run():
+def open_rows(
+    path: str | Path, *, batch_size: int | None = None, cache: Path | None = None
+) -> Rows:
+    """Training rows of a RUN (transforms applied) or any SOURCE `open_source` takes (a
+    prepared DIR, a bare prefix, EleutherAI's shards in place, `hf://` or `http(s)://`)."""
+    if Path(path).is_dir() and RunLayout(Path(path)).is_run():
         return open_run(path)
-    return TrainData.open(path, batch_size=batch_size)
+    return open_source(path, batch_size=batch_size, cache=cache)
 
 
 def data_fingerprint(rows: Rows) -> str:
@@ -165,8 +181,10 @@ def data_fingerprint(rows: Rows) -> str:
     prefix; for a run's view, combined with its transform (`suite_core.records.view_fingerprint`,
     equal to `RunJson.data_fingerprint`)."""
     data: Any = getattr(rows, "data", rows)
-    base = data.fingerprint or sha256_file(Path(str(data.prefix) + ".idx"))
-    return view_fingerprint(base, getattr(rows, "transform", None))
+    base = data.fingerprint or getattr(data, "identity", None)  # identity: the hub's idx sha256
+    if not base:
+        base = sha256_file(Path(str(data.prefix) + ".idx"))
+    return view_fingerprint(str(base), getattr(rows, "transform", None))
 
 
 def seen_before(rows: np.ndarray, step: int, batch_size: int) -> np.ndarray:

@@ -24,6 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import print_machine
+
 from analysis.sources import open_rows
 from analysis.term_frequency.scan import CountConfig, count_terms
 from analysis.term_frequency.terms import text_term
@@ -78,6 +80,7 @@ def regex_counts(data: Path, numbers: list[str], steps: list[int]) -> tuple[np.n
 
 
 def main() -> int:
+    print_machine()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=1200, help="steps of data to prepare and count")
     p.add_argument("--regex-steps", type=int, default=300, help="steps the regex also counts")

@@ -19,19 +19,13 @@ import time
 
 import numpy as np
 import torch
+from machine import print_machine
 
 from analysis.memorization.score import ScoreConfig, score_rows, teacher_forced
 from analysis.sources import open_checkpoints, open_rows
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def matmul_peak(n: int = 1024, repeat: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
-    return 2 * n**3 / best
 
 
 def _timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -65,6 +59,7 @@ def ours(model, rows: np.ndarray, cfg: ScoreConfig, batch: int) -> np.ndarray:  
 
 
 def main() -> None:
+    machine = print_machine()
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("run")
     p.add_argument("--step", type=int, default=None)
@@ -92,7 +87,7 @@ def main() -> None:
                 max_new_tokens=t,
                 pad_token_id=1,
             )[:, k:].numpy()
-    peak = matmul_peak()
+    peak = machine.peak_fp32
     n_params = sum(p.numel() for p in model.parameters())
     flops_row = 2 * n_params * (rows.shape[1] - 1)  # one teacher-forced pass per row
     print(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from datasketch import MinHash
+from machine import print_machine
 
 from pythia_suite.corpus.minhash import MinHashParams, shingle_hash32, shingles, signatures
 from pythia_suite.corpus.synth import synthesize
@@ -47,6 +48,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run for development")
     parser.add_argument("--num-perm", type=int, default=128)
     args = parser.parse_args()
+    print_machine()
     preset = "tiny" if args.quick else "small"
     docs, _ = synthesize(preset, 1234)
     texts = [d.text for d in docs][: 1500 if args.quick else None]

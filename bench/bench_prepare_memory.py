@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from machine import print_machine
 
 WORDS = 8192
 
@@ -144,6 +145,7 @@ def main() -> None:
         help="instead: one single-line document of MB megabytes (e.g. 47 100)",
     )
     args = parser.parse_args()
+    print_machine()
     if args.hostile is not None:
         for megabytes in args.hostile or [47, 100]:
             hostile(megabytes)

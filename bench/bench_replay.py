@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from machine import print_machine
 
 from dataloader_replay.replay import PYTHIA_BATCH_SIZE, TrainData
 
@@ -58,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (4 steps, 8 reads)")
     args = parser.parse_args()
+    print_machine()
     steps, reads = (4, 8) if args.quick else (20, 50)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -130,7 +130,7 @@ class Catalog:
         if existing is not None:
             field = first_difference({k: getattr(existing, k) for k in given}, given)
             if field is not None:
-                raise ValueError(
+                raise CheckpointError(
                     f"{self.run_dir / CATALOG}: {field}: differs from the run registered in "
                     f"this directory (one run per RUN directory; use a new --out)"
                 )
@@ -195,7 +195,7 @@ class Catalog:
             f"SELECT {COLUMNS} FROM checkpoints WHERE step = ?", (step,)
         ).fetchone()
         if row is None:
-            raise ValueError(f"{self.run_dir / CATALOG}: step {step}: no such checkpoint")
+            raise CheckpointError(f"{self.run_dir / CATALOG}: step {step}: no such checkpoint")
         return _record(row)
 
     def select(
@@ -211,7 +211,7 @@ class Catalog:
         records = self.checkpoints() if steps is None else [self.get(s) for s in sorted(set(steps))]
         if every is not None:
             if every < 1:
-                raise ValueError(f"every: must be >= 1, got {every}")
+                raise CheckpointError(f"every: must be >= 1, got {every}")
             records = [r for r in records if r.step % every == 0]
         return [
             r
@@ -370,7 +370,7 @@ def record_from_folder(
     folder = checkpoint_dir(run_dir, step)
     sums = read_sums(folder)
     if MODEL_FILE not in sums:
-        raise ValueError(f"{folder / SUMS_FILE}: {MODEL_FILE} is not listed")
+        raise CheckpointError(f"{folder / SUMS_FILE}: {MODEL_FILE} is not listed")
     if tokens_seen is None and TRAINER_STATE_FILE in sums:
         state = json.loads((folder / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
         tokens_seen = tokens_from_state(state)

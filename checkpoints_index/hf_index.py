@@ -29,6 +29,7 @@ from checkpoints_index import hub
 from checkpoints_index.catalog import SCHEMA, sums_text
 from checkpoints_index.layout import CATALOG, CHECKPOINTS, CONFIG_FILE, MODEL_FILE, STEP_DIR
 from checkpoints_index.records import utc_from_timestamp
+from suite_core import CheckpointError
 from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -96,12 +97,12 @@ def weight_files(folder: Path) -> list[str]:
             weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
             shards = sorted(set(weight_map.values()))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{index}: not a safetensors shard index ({exc})") from None
+            raise CheckpointError(f"{index}: not a safetensors shard index ({exc})") from None
         for shard in shards:
             if not isinstance(shard, str) or "/" in shard or not (folder / shard).is_file():
-                raise ValueError(f"{index}: shard {shard!r} is missing")
+                raise CheckpointError(f"{index}: shard {shard!r} is missing")
         return shards
-    raise ValueError(
+    raise CheckpointError(
         f"{folder}: no {MODEL_FILE} (nor {SHARD_INDEX}); only safetensors weights "
         "are loaded (never pickles)"
     )
@@ -117,10 +118,10 @@ def check_loadable(folder: Path) -> list[str]:
     except FileNotFoundError:
         raise FileNotFoundError(f"{config_path}: no such file (not a model folder)") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
+        raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("model_type") != "gpt_neox":
         model_type = config.get("model_type") if isinstance(config, dict) else None
-        raise ValueError(f"{config_path}: field 'model_type': {model_type!r} is not gpt_neox")
+        raise CheckpointError(f"{config_path}: field 'model_type': {model_type!r} is not gpt_neox")
     names = weight_files(folder)
     shapes: dict[str, list[int]] = {}
     for name in names:
@@ -129,13 +130,15 @@ def check_loadable(folder: Path) -> list[str]:
                 for key in handle.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
                     shapes[key] = list(handle.get_slice(key).get_shape())
         except (SafetensorError, OSError, ValueError) as exc:
-            raise ValueError(f"{folder / name}: not a loadable safetensors file ({exc})") from None
+            raise CheckpointError(
+                f"{folder / name}: not a loadable safetensors file ({exc})"
+            ) from None
     expected = [config.get("vocab_size"), config.get("hidden_size")]
     for key in (EMBED_IN, EMBED_OUT):
         if key not in shapes:
-            raise ValueError(f"{folder}: weights lack {key!r} (not GPT-NeoX weights)")
+            raise CheckpointError(f"{folder}: weights lack {key!r} (not GPT-NeoX weights)")
         if shapes[key] != expected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{folder}: {key}: shape {shapes[key]} does not match "
                 f"{CONFIG_FILE} (vocab_size, hidden_size) = {expected}"
             )
@@ -148,13 +151,13 @@ def index_folder(directory: Path, *, model: str | None = None) -> IndexResult:
     if not directory.is_dir():
         raise FileNotFoundError(f"{directory}: no such directory")
     if (directory / CHECKPOINTS).is_dir():
-        raise ValueError(
+        raise CheckpointError(
             f"{directory}: a run directory (it has {CHECKPOINTS}/); "
             "`pythia-suite checkpoints sync` catalogues a run"
         )
     folders = step_folders(directory)
     if not folders:
-        raise ValueError(f"{directory}: no stepN folders to catalogue")
+        raise CheckpointError(f"{directory}: no stepN folders to catalogue")
     if model is not None:
         model = hub.parse_model(model).repo_name
     else:

@@ -26,6 +26,7 @@ from checkpoints_index.hub_reports import (
     reports_for,
 )
 from checkpoints_index.schedule import PYTHIA_RULE, PYTHIA_STEPS, checkpoint_steps
+from suite_core import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def parse_model(model: str) -> ModelName:
     """Parse 'pythia-70m', 'EleutherAI/pythia-70m-deduped', old 'pythia-19m', 'pythia-70m-v0'."""
     match = NAME.match(model.strip())
     if not match:
-        raise ValueError(
+        raise CheckpointError(
             f"model {model!r}: expected pythia-SIZE[-deduped][-v0] with SIZE one of "
             f"{', '.join(SIZES)}"
         )
@@ -89,10 +90,10 @@ def parse_model(model: str) -> ModelName:
         )
         size = RENAMED[size]
     if size not in SIZES:
-        raise ValueError(f"model {model!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
+        raise CheckpointError(f"model {model!r}: unknown size {size!r}; known: {', '.join(SIZES)}")
     if v0:
         if size not in V0_SIZES:
-            raise ValueError(f"model {model!r}: no -v0 release of pythia-{size}")
+            raise CheckpointError(f"model {model!r}: no -v0 release of pythia-{size}")
         notes.append(f"model {model!r}: {V0_NOTE} ({V0_URL})")
     return ModelName(
         size=size, variant="deduped" if deduped else "standard", v0=v0, notes=tuple(notes)
@@ -103,7 +104,7 @@ def revision(model: str, step: int) -> HubRevision:
     """The published revision of `model` at `step` (ValueError if it is not a published step)."""
     name = parse_model(model)
     if step not in STEPS:
-        raise ValueError(
+        raise CheckpointError(
             f"step {step}: not a published Pythia checkpoint (step0, step1, step2, "
             f"..., step512, then every 1000 to step{PYTHIA_STEPS})"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from suite_core import CheckpointError
 from suite_core.layout import CATALOG, CHECKPOINTS  # the run directory's names, declared once
 
 __all__ = [
@@ -27,7 +28,7 @@ SUMS_FILE = "SHA256SUMS"
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
     """`RUN/checkpoints/stepN`: the folder of the checkpoint after `step` optimizer updates."""
     if step < 0:
-        raise ValueError(f"step: must be >= 0, got {step}")
+        raise CheckpointError(f"step: must be >= 0, got {step}")
     return Path(run_dir) / CHECKPOINTS / f"step{step}"
 
 

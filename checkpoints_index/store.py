@@ -12,6 +12,7 @@ the rest from `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from checkpoints_index.layout import (
 )
 from checkpoints_index.records import CheckpointRecord, utc_now
 from checkpoints_index.sums import check_folder, fsync_path, write_sums
+from suite_core import CheckpointError
 
 __all__ = [
     "CheckpointRecord",
@@ -102,8 +104,16 @@ def save_checkpoint(
         _write_folder(tmp, tensors, config_text, optimizer_state, state_text, extra)
         fsync_path(tmp)
         os.rename(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and _disk_full(exc, target.parent):
+            need = _bytes_needed(tensors, optimizer_state, extra)
+            free = shutil.disk_usage(target.parent).free
+            raise CheckpointError(
+                f"{target}: no space left on the device while saving the checkpoint (it needs "
+                f"about {need / 2**20:,.1f} MiB, {free / 2**20:,.1f} MiB is free); nothing "
+                "of it was kept: free space and resume"
+            ) from None
         raise
     fsync_path(target.parent)
     if tokens_seen is None:
@@ -131,7 +141,7 @@ def load_checkpoint(
         problems = _problems(run_dir, step)
         if problems:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-            raise ValueError(f"checkpoint {folder}: {problems[0]}{more}")
+            raise CheckpointError(f"checkpoint {folder}: {problems[0]}{more}")
     optimizer = folder / OPTIMIZER_FILE
     extra = folder / EXTRA_FILE
     return LoadedCheckpoint(
@@ -189,6 +199,38 @@ def _write_folder(
     write_sums(folder, names)  # last: its presence marks the folder complete
 
 
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """Did a write fail for lack of space? (torch and safetensors wrap ENOSPC in their own
+    errors, so the message counts too.)"""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc).lower()
+        if "no space left" in text or "disk quota" in text or "file write failed" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def _bytes_needed(
+    tensors: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any] | None,
+    extra: dict[str, torch.Tensor] | None,
+) -> int:
+    """The tensors' bytes of one checkpoint (weights, optimizer moments, extra tensors)."""
+
+    def size(value: Any) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, dict):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(size(v) for v in value)
+        return 0
+
+    return size(tensors) + size(optimizer_state) + size(extra)
+
+
 def _write_text(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)
@@ -196,22 +238,22 @@ def _write_text(path: Path, text: str) -> None:
 
 def _json_text(value: dict[str, Any], field: str) -> str:
     if not isinstance(value, dict):
-        raise ValueError(f"{field}: expected a dict, got {type(value).__name__}")
+        raise CheckpointError(f"{field}: expected a dict, got {type(value).__name__}")
     try:
         return json.dumps(value, sort_keys=True, indent=2) + "\n"
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{field}: not plain JSON values ({exc})") from None
+        raise CheckpointError(f"{field}: not plain JSON values ({exc})") from None
 
 
 def _plain_tensors(tensors: dict[str, torch.Tensor], field: str) -> dict[str, torch.Tensor]:
     """Detached, CPU, contiguous tensors; a tensor sharing storage with an earlier one is cloned."""
     if not isinstance(tensors, dict):
-        raise ValueError(f"{field}: expected a dict of tensors, got {type(tensors).__name__}")
+        raise CheckpointError(f"{field}: expected a dict of tensors, got {type(tensors).__name__}")
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
     for name, tensor in tensors.items():
         if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{field}.{name}: expected str -> torch.Tensor")
+            raise CheckpointError(f"{field}.{name}: expected str -> torch.Tensor")
         tensor = tensor.detach().to("cpu").contiguous()
         pointer = tensor.untyped_storage().data_ptr()
         if pointer in seen and tensor.numel():
@@ -225,8 +267,20 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
 
 
 def _torch_load(path: Path, map_location: str | torch.device) -> Any:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Tensors and plain values only: a file that needs pickled code is refused in one line."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"{path}: holds pickled objects beyond tensors and plain values; refused (loading "
+            "it could run code)"
+        ) from None
+    except (RuntimeError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable torch file ({first})") from None

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from checkpoints_index.layout import SUMS_FILE
+from suite_core import CheckpointError
 from suite_core.hashing import sha256_file
 
 
@@ -37,11 +38,11 @@ def read_sums(folder: Path) -> dict[str, str]:
     for number, line in enumerate(path.read_text(encoding="ascii").splitlines(), start=1):
         digest, sep, name = line.partition("  ")
         if not sep or len(digest) != 64 or not name or "/" in name or name in sums:
-            raise ValueError(f"{path}:{number}: malformed SHA256SUMS line {line!r}")
+            raise CheckpointError(f"{path}:{number}: malformed SHA256SUMS line {line!r}")
         try:
             int(digest, 16)
         except ValueError:
-            raise ValueError(f"{path}:{number}: malformed sha256 {digest!r}") from None
+            raise CheckpointError(f"{path}:{number}: malformed sha256 {digest!r}") from None
         sums[name] = digest
     return sums
 

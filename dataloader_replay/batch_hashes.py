@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from suite_core import DataError
 from suite_core.hashing import sha256_bytes
 
 BATCH_HASHES = "batch_sha256.txt"
@@ -50,12 +51,12 @@ def read_batch_hashes(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="ascii")
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not an ASCII list of sha256 digests") from None
+        raise DataError(f"{path}: not an ASCII list of sha256 digests") from None
     lines = text.split("\n")
     if lines[-1] != "":
-        raise ValueError(f"{path}:{len(lines)}: last line is not terminated (file truncated?)")
+        raise DataError(f"{path}:{len(lines)}: last line is not terminated (file truncated?)")
     hashes = lines[:-1]
     for number, digest in enumerate(hashes, start=1):
         if not _HEX.match(digest):
-            raise ValueError(f"{path}:{number}: expected a sha256 hex digest, got {digest[:80]!r}")
+            raise DataError(f"{path}:{number}: expected a sha256 hex digest, got {digest[:80]!r}")
     return hashes

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dataloader_replay.replay import TrainData
+from suite_core import DataError
 
 CHUNK_TOKENS = 1 << 22  # tokens scanned per chunk
 
@@ -36,7 +37,7 @@ def find_tokens(data: TrainData, pattern: Sequence[int]) -> Iterator[Occurrence]
     pat = np.asarray(pattern, dtype=np.int64)
     width = data.seq_length + 1
     if pat.size == 0:
-        raise ValueError("--tokens: empty pattern")
+        raise DataError("--tokens: empty pattern")
     if pat.size > width:
         return
     if pat.min() < 0 or pat.max() > np.iinfo(data.dtype).max:
@@ -45,7 +46,7 @@ def find_tokens(data: TrainData, pattern: Sequence[int]) -> Iterator[Occurrence]
     span = width - pat.size + 1  # valid start offsets per row
     bar = tqdm(total=data.num_rows, desc="find", unit="row", disable=None)
     for start in range(0, data.num_rows, chunk):
-        block = np.asarray(data.tokens[start : start + chunk])
+        block = data.rows(start, min(start + chunk, data.num_rows))
         rows, cols = np.nonzero(block[:, :span] == pat[0])
         keep = np.ones(rows.size, dtype=bool)
         for j in range(1, pat.size):

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from suite_core import DataError
+
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
 HEADER_BYTES = 9 + 8 + 1 + 8 + 8
@@ -73,38 +75,44 @@ def paths(prefix: str | Path) -> tuple[Path, Path]:
     return Path(prefix + ".idx"), Path(prefix + ".bin")
 
 
+def parse_header(head: bytes, idx_size: int, where: str) -> tuple[np.dtype, int, int]:
+    """(token dtype, sequence count, document count) from the first `HEADER_BYTES` of an
+    `.idx` of `idx_size` bytes; `ValueError` naming `where` (a file or URL) and the field."""
+    if len(head) < HEADER_BYTES:
+        raise DataError(f"{where}: truncated header ({len(head)} of {HEADER_BYTES} bytes)")
+    if head[:9] != MAGIC:
+        raise DataError(
+            f"{where}: field 'magic': expected {MAGIC!r}, found {head[:9]!r} "
+            "(not a Megatron MMapIndexedDataset index)"
+        )
+    (version,) = struct.unpack("<Q", head[9:17])
+    if version != VERSION:
+        raise DataError(f"{where}: field 'version': expected {VERSION}, found {version}")
+    code = head[17]
+    if code not in DTYPE_CODES:
+        raise DataError(f"{where}: field 'dtype': unknown dtype code {code}")
+    seq_count, doc_count = struct.unpack("<QQ", head[18:34])
+    expected = HEADER_BYTES + 4 * seq_count + 8 * seq_count + 8 * doc_count
+    if idx_size < expected:
+        raise DataError(
+            f"{where}: field 'size': truncated ({idx_size} bytes, the counts need {expected})"
+        )
+    return DTYPE_CODES[code], seq_count, doc_count
+
+
 def read_header(prefix: str | Path) -> IndexHeader:
     """Parse and check the `.idx` header and file sizes; `ValueError` names file and field."""
     idx_path, bin_path = paths(prefix)
     for p in (idx_path, bin_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p}: no such file")
-    idx_size = idx_path.stat().st_size
     with open(idx_path, "rb") as fh:
         head = fh.read(HEADER_BYTES)
-    if len(head) < HEADER_BYTES:
-        raise ValueError(f"{idx_path}: truncated header ({len(head)} of {HEADER_BYTES} bytes)")
-    if head[:9] != MAGIC:
-        raise ValueError(
-            f"{idx_path}: field 'magic': expected {MAGIC!r}, found {head[:9]!r} "
-            "(not a Megatron MMapIndexedDataset index)"
-        )
-    (version,) = struct.unpack("<Q", head[9:17])
-    if version != VERSION:
-        raise ValueError(f"{idx_path}: field 'version': expected {VERSION}, found {version}")
-    code = head[17]
-    if code not in DTYPE_CODES:
-        raise ValueError(f"{idx_path}: field 'dtype': unknown dtype code {code}")
-    seq_count, doc_count = struct.unpack("<QQ", head[18:34])
-    expected = HEADER_BYTES + 4 * seq_count + 8 * seq_count + 8 * doc_count
-    if idx_size < expected:
-        raise ValueError(
-            f"{idx_path}: field 'size': truncated ({idx_size} bytes, the counts need {expected})"
-        )
+    dtype, seq_count, doc_count = parse_header(head, idx_path.stat().st_size, str(idx_path))
     return IndexHeader(
         idx_path=idx_path,
         bin_path=bin_path,
-        dtype=DTYPE_CODES[code],
+        dtype=dtype,
         sequence_count=seq_count,
         document_count=doc_count,
     )
@@ -115,7 +123,7 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     header = read_header(prefix)
     n = header.sequence_count
     if n == 0:
-        raise ValueError(f"{header.idx_path}: field 'sequence_count': the dataset is empty")
+        raise DataError(f"{header.idx_path}: field 'sequence_count': the dataset is empty")
     mm = np.memmap(header.idx_path, dtype=np.uint8, mode="r")
     last_len = int(np.frombuffer(mm, np.int32, 1, header.lengths_offset + 4 * (n - 1))[0])
     last_ptr = int(np.frombuffer(mm, np.int64, 1, header.pointers_offset + 8 * (n - 1))[0])
@@ -127,7 +135,7 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     )
     del mm
     if last_doc != n:  # megatron-core asserts this
-        raise ValueError(
+        raise DataError(
             f"{header.idx_path}: field 'document_indices': the last is {last_doc}, "
             f"expected the sequence count {n}"
         )
@@ -135,7 +143,7 @@ def validate_index(prefix: str | Path) -> IndexHeader:
     have = header.bin_path.stat().st_size
     if have != need:
         what = "truncated" if have < need else "longer than its index"
-        raise ValueError(
+        raise DataError(
             f"{header.bin_path}: field 'size': {what} ({have} bytes, "
             f"{header.idx_path.name} needs {need})"
         )

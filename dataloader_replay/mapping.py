@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from suite_core import DataError
+
 
 def num_epochs(tokens_per_epoch: int, seq_length: int, num_samples: int) -> int:
     """Smallest number of epochs with `(epochs * tokens - 1) // seq_length >= num_samples`."""
     if tokens_per_epoch < 2:
-        raise ValueError(f"tokens_per_epoch: need at least 2 tokens, got {tokens_per_epoch}")
+        raise DataError(f"tokens_per_epoch: need at least 2 tokens, got {tokens_per_epoch}")
     epochs = max(1, -(-(num_samples * seq_length + 1) // tokens_per_epoch))
     while epochs > 1 and ((epochs - 1) * tokens_per_epoch - 1) // seq_length >= num_samples:
         epochs -= 1

@@ -9,12 +9,14 @@ built under a temporary name and renamed when complete (`atomic_path`).
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import math
 import mmap
 import shutil
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from dataloader_replay.batch_hashes import BATCH_HASHES, compute_batch_hashes, write_batch_hashes
+from dataloader_replay.engine_ray import RayOptions, claimed
 from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
-from dataloader_replay.jsonl import Document, iter_documents
+from dataloader_replay.inputs import Progress, input_files, iter_corpus
 from dataloader_replay.manifest import FORMAT, write_manifest
 from dataloader_replay.mapping import (
     IndexMapping,
@@ -33,7 +36,7 @@ from dataloader_replay.mapping import (
     stream_ends,
 )
 from dataloader_replay.tokenizer import PIECE_CHARS, LoadedTokenizer, load_tokenizer, split_text
-from suite_core import ConfigError
+from suite_core import ConfigError, DataError
 from suite_core.atomic import atomic_path, refuse_existing
 from suite_core.hashing import sha256_file
 from suite_core.layout import MANIFEST
@@ -48,7 +51,7 @@ CHUNK_ROWS = 32  # ... and at most this many rows (bounds the pages they touch)
 def _check_positive(**fields: int | None) -> None:
     for name, value in fields.items():
         if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
+            raise DataError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
 
 
 def _check_fits(*, seq_length: int, num_samples: int, out: Path) -> None:
@@ -98,44 +101,69 @@ def _check_epochs(sizes: np.ndarray, *, seq_length: int, num_samples: int) -> No
         )
 
 
-def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
-    batch: list[Document] = []
-    for doc in docs:
-        batch.append(doc)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def encode(tokenizer: Any, texts: Sequence[str], eod_id: int, dtype: np.dtype) -> list[np.ndarray]:
+    """Token ids of each text with the EOD token appended (one batch; shared by the engines)."""
+    short = [t for t in texts if len(t) <= PIECE_CHARS]
+    encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
+    out = []
+    for text in texts:
+        if len(text) <= PIECE_CHARS:
+            ids: Any = next(encodings).ids
+        else:  # a huge document: encode it piece by piece (same ids, bounded memory)
+            ids = array("i")
+            for piece in split_text(text):
+                ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
+        tokens = np.empty(len(ids) + 1, dtype=dtype)
+        tokens[:-1] = ids
+        tokens[-1] = eod_id
+        out.append(tokens)
+    return out
+
+
+def _encoded_local(
+    files: list[Path], tokenizer: Any, eod_id: int, dtype: np.dtype
+) -> Iterator[tuple[list[np.ndarray], list[str], list[int]]]:
+    """(token arrays, sources, lines) per batch of documents, in input order, in this process."""
+    progress = Progress("tokenize (local)")
+    docs = iter_corpus(files)
+    try:
+        while batch := [d for _, d in itertools.islice(docs, ENCODE_BATCH)]:
+            yield (
+                encode(tokenizer, [d.text for d in batch], eod_id, dtype),
+                [d.source for d in batch],
+                [d.line for d in batch],
+            )
+            progress.update(len(batch), sum(len(d.raw) + 1 for d in batch))
+    finally:
+        progress.close()
 
 
 def write_documents(
-    input: Path, tokenizer: Any, eod_id: int, dtype: np.dtype, prefix: Path
+    files: list[Path],
+    tok: LoadedTokenizer,
+    dtype: np.dtype,
+    prefix: Path,
+    *,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Tokenize every document (+ EOD) into `prefix.{bin,idx}`; return sources, ids, lines."""
+    """Tokenize every document (+ EOD) into `prefix.{bin,idx}` in input order; return sources,
+    per-document source ids and lines. `engine` "ray" tokenizes in parallel on Ray."""
+    if engine == "ray":
+        from dataloader_replay.prepare_ray import encoded_ray
+
+        batches = encoded_ray(files, tok, dtype, ray or RayOptions())
+    else:
+        batches = _encoded_local(files, tok.tokenizer, tok.eod_id, dtype)
     writer = IndexedWriter(prefix, dtype)
     sources: dict[str, int] = {}
     source_ids = array("i")
     lines = array("q")
-    bar = tqdm(desc="tokenize", unit="doc", disable=None)
-    for batch in _batches(iter_documents(input), ENCODE_BATCH):
-        short = [d.text for d in batch if len(d.text) <= PIECE_CHARS]
-        encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
-        for doc in batch:
-            if len(doc.text) <= PIECE_CHARS:
-                ids = next(encodings).ids
-            else:  # a huge document: encode it piece by piece (same ids, bounded memory)
-                ids = array("i")
-                for piece in split_text(doc.text):
-                    ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
-            tokens = np.empty(len(ids) + 1, dtype=dtype)
-            tokens[:-1] = ids
-            tokens[-1] = eod_id
+    for arrays, names, numbers in batches:
+        for tokens in arrays:
             writer.add(tokens)
-            source_ids.append(sources.setdefault(doc.source, len(sources)))
-            lines.append(doc.line)
-        bar.update(len(batch))
-    bar.close()
+        source_ids.extend(sources.setdefault(name, len(sources)) for name in names)
+        lines.extend(numbers)
     writer.finalize()
     return list(sources), np.asarray(source_ids, dtype=np.int32), np.asarray(lines, np.int64)
 
@@ -202,8 +230,22 @@ def write_train_hashes(
     write_batch_hashes(directory / BATCH_HASHES, compute_batch_hashes(tokens, batch_size))
 
 
+def input_record(specs: Sequence[Path], files: list[Path]) -> dict[str, Any]:
+    """The manifest's `input`: one file as before ({path, sha256}); several files: the sha256 of
+    their bytes read in order, and each file's sha256 in `files`."""
+    if len(files) == 1 and len(specs) == 1 and files[0] == Path(specs[0]):
+        return {"path": str(files[0]), "sha256": sha256_file(files[0])}
+    digest = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    paths: Any = str(specs[0]) if len(specs) == 1 else [str(s) for s in specs]
+    return {"path": paths, "sha256": digest.hexdigest(), "files": [sha256_file(f) for f in files]}
+
+
 def prepare(
-    input: Path,
+    input: Path | Sequence[Path],
     tokenizer: Path,
     out: Path,
     *,
@@ -212,30 +254,33 @@ def prepare(
     steps: int,
     seed: int = 1234,
     num_samples: int | None = None,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> Manifest:
-    """Tokenize INPUT and write DIR in GPT-NeoX's packed training order; return the manifest."""
-    input, tokenizer, out = Path(input), Path(tokenizer), Path(out)
+    """Tokenize INPUT (files or folders, read in order) and write DIR in GPT-NeoX's packed
+    training order; return the manifest. `engine`: "local" or "ray" (byte-identical DIR)."""
+    specs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]
+    tokenizer, out = Path(tokenizer), Path(out)
     _check_positive(
         seq_length=seq_length, batch_size=batch_size, steps=steps, num_samples=num_samples
     )
     needed = steps * batch_size
     num_samples = default_num_samples(steps, batch_size) if num_samples is None else num_samples
     if num_samples < needed:
-        raise ValueError(
-            f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}"
-        )
+        raise DataError(f"--num-samples: {num_samples} is fewer than steps * batch_size = {needed}")
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ConfigError(f"--seed: must be an integer in [0, 2**32), got {seed}")
-    if not input.is_file():
-        raise FileNotFoundError(f"{input}: no such file (INPUT)")
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine: must be local or ray, got {engine}")
+    files = input_files(specs)
     refuse_existing(out)
     _check_fits(seq_length=seq_length, num_samples=num_samples, out=out)
     tok = load_tokenizer(tokenizer)
     dtype = token_dtype(tok.vocab_size)
-    with atomic_path(out) as tmp:
+    with claimed(out, engine), atomic_path(out) as tmp:
         tmp.mkdir()
         sources, source_ids, lines = write_documents(
-            input, tok.tokenizer, tok.eod_id, dtype, tmp / "documents"
+            files, tok, dtype, tmp / "documents", engine=engine, ray=ray
         )
         sizes, doc_starts = document_arrays(tmp / "documents")
         _check_epochs(sizes, seq_length=seq_length, num_samples=num_samples)
@@ -265,41 +310,26 @@ def prepare(
         write_train_hashes(
             tmp, batch_size=batch_size, seq_length=seq_length, dtype=dtype, num_samples=num_samples
         )
-        manifest = _manifest(
-            tmp, tok, mapping, sizes, sources, input=input, tokenizer=tokenizer,
-            seq_length=seq_length, batch_size=batch_size, steps=steps, seed=seed,
-            num_samples=num_samples, dtype=dtype,
-        )  # fmt: skip
+        manifest = {
+            "format": FORMAT,
+            "seq_length": seq_length,
+            "batch_size": batch_size,
+            "steps": steps,
+            "seed": seed,
+            "num_samples": num_samples,
+            "num_epochs": mapping.num_epochs,
+            "tokens_per_epoch": mapping.tokens_per_epoch,
+            "num_documents": len(sizes),
+            "eod_id": tok.eod_id,
+            "pad_id": tok.pad_id,
+            "vocab_size": tok.vocab_size,
+            "dtype": dtype.name,
+            "sources": sources,
+            "input": input_record(specs, files),
+            "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
+            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
+        }
+        manifest["fingerprint"] = compute_fingerprint(manifest)
         write_manifest(tmp, manifest)
     log.info("wrote %s: %d rows, %d epochs", out, num_samples, mapping.num_epochs)
     return Manifest.from_dict(manifest, out / MANIFEST)
-
-
-def _manifest(
-    tmp: Path, tok: LoadedTokenizer, mapping: IndexMapping, sizes: np.ndarray,
-    sources: list[str], *,
-    input: Path, tokenizer: Path, seq_length: int, batch_size: int, steps: int, seed: int,
-    num_samples: int, dtype: np.dtype,
-) -> dict[str, Any]:  # fmt: skip
-    """The manifest of the directory being written at `tmp` (its fingerprint included)."""
-    manifest = {
-        "format": FORMAT,
-        "seq_length": seq_length,
-        "batch_size": batch_size,
-        "steps": steps,
-        "seed": seed,
-        "num_samples": num_samples,
-        "num_epochs": mapping.num_epochs,
-        "tokens_per_epoch": mapping.tokens_per_epoch,
-        "num_documents": len(sizes),
-        "eod_id": tok.eod_id,
-        "pad_id": tok.pad_id,
-        "vocab_size": tok.vocab_size,
-        "dtype": dtype.name,
-        "sources": sources,
-        "input": {"path": str(input), "sha256": sha256_file(input)},
-        "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
-        "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
-    }
-    manifest["fingerprint"] = compute_fingerprint(manifest)
-    return manifest

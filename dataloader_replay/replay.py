@@ -18,15 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from dataloader_replay.batch_hashes import BATCH_HASHES, batch_sha256, read_batch_hashes
 from dataloader_replay.indexed import document_arrays, open_indexed, token_dtype
-from dataloader_replay.transforms import apply_transform, validate_transform
+from dataloader_replay.transforms import apply_transform
 from suite_core import DataError
-from suite_core.records import Manifest, RunJson
+from suite_core.records import Manifest
 
 log = logging.getLogger(__name__)
 PYTHIA_BATCH_SIZE = 1024  # EleutherAI's preshuffled Pythia data: 1024 rows per step
@@ -45,16 +45,22 @@ _copy_pool: ThreadPoolExecutor | None = None
 
 
 def parallel_copy(src: np.ndarray) -> np.ndarray:
-    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores.
+    """A contiguous copy of `src` [rows, width], split by rows across the CPU's cores."""
+    out = np.empty_like(src)
+    parallel_copy_into(out, src)
+    return out
+
+
+def parallel_copy_into(out: np.ndarray, src: np.ndarray) -> None:
+    """`out[...] = src`, split along the first axis across the CPU's cores.
 
     One thread cannot saturate memory bandwidth: on 2 cores a Pythia batch (4 MiB) copies out
     of the page cache about 1.5x faster in two halves (numpy releases the GIL while copying)."""
     global _copy_pool
-    out = np.empty_like(src)
     parts = min(len(src), len(os.sched_getaffinity(0)), 8)
     if src.nbytes < PARALLEL_COPY_BYTES or parts < 2:
         np.copyto(out, src)
-        return out
+        return
     if _copy_pool is None:
         _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
     bounds = np.linspace(0, len(src), parts + 1).astype(int)
@@ -64,7 +70,31 @@ def parallel_copy(src: np.ndarray) -> np.ndarray:
     np.copyto(out[: bounds[1]], src[: bounds[1]])
     for future in futures:
         future.result()
-    return out
+
+
+class RowStore(Protocol):
+    """Where a `TrainData`'s rows come from: a mapped merged file, or shards (local/remote)."""
+
+    @property
+    def dtype(self) -> np.dtype: ...
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        """Rows [start, end) as a new [end - start, width] array (bounds already checked)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MappedRows:
+    """A merged `.bin` memory-mapped as one [rows, width] matrix."""
+
+    tokens: np.ndarray
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.tokens.dtype
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        return parallel_copy(self.tokens[start:end])
 
 
 def _as_prefix(path: Path) -> Path:
@@ -81,8 +111,9 @@ class TrainData:
     num_rows: int
     vocab_size: int | None
     manifest: Manifest | None
-    tokens: np.ndarray = field(repr=False)  # read-only mapped [num_rows, seq_length + 1]
+    store: RowStore = field(repr=False)  # the rows: a mapped merged file, or shards
     batch_hashes: list[str] | None = field(default=None, repr=False)  # per step, from prepare
+    identity: str | None = None  # names the data without reading it: the idx sha256 (hub)
 
     @classmethod
     def open(cls, path: str | Path, batch_size: int | None = None) -> TrainData:
@@ -106,7 +137,7 @@ class TrainData:
             or last_pointer != (n - 1) * row * dtype.itemsize
             or bin_path.stat().st_size != n * row * dtype.itemsize
         ):
-            raise ValueError(
+            raise DataError(
                 f"{prefix}.idx: field 'sequence_lengths': rows are not all "
                 f"{row} tokens (not a train-style file)"
             )
@@ -118,7 +149,7 @@ class TrainData:
         if batch_size is None:
             batch_size = manifest.batch_size if manifest is not None else PYTHIA_BATCH_SIZE
         if batch_size < 1:
-            raise ValueError(f"--batch-size: must be a positive integer, got {batch_size}")
+            raise DataError(f"--batch-size: must be a positive integer, got {batch_size}")
         if manifest is not None and batch_size != manifest.batch_size:
             hashes = None  # they hash batches of the manifest's size
         tokens = map_rows(bin_path, dtype, n, row)
@@ -131,7 +162,7 @@ class TrainData:
             num_rows=n,
             vocab_size=manifest.vocab_size if manifest else None,
             manifest=manifest,
-            tokens=tokens,
+            store=MappedRows(tokens),
             batch_hashes=hashes,
         )
 
@@ -147,7 +178,7 @@ class TrainData:
         if self.batch_hashes is not None:
             digest = batch_sha256(batch)
             if digest != self.batch_hashes[step]:
-                raise ValueError(
+                raise DataError(
                     f"{self.prefix}.bin: step {step}: batch_sha256 {digest[:12]}... differs from "
                     f"{BATCH_HASHES}:{step + 1} ({self.batch_hashes[step][:12]}...); the data "
                     "changed after prepare (`pythia-suite verify` checks every file)"
@@ -164,15 +195,22 @@ class TrainData:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.tokens.dtype
+        return self.store.dtype
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The mapped [num_rows, width] matrix of a merged file (`rows()` reads any source)."""
+        if not isinstance(self.store, MappedRows):
+            raise DataError(f"{self.name}: not a merged file; read it with rows(start, end)")
+        return self.store.tokens
 
     def rows(self, start: int, end: int) -> np.ndarray:
         """Rows [start, end) as a copy in the stored dtype."""
         if not (0 <= start <= end <= self.num_rows):
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field 'rows': [{start}, {end}) is outside [0, {self.num_rows})"
             )
-        return parallel_copy(self.tokens[start:end])
+        return self.store.read(start, end)
 
     def batch(self, step: int) -> np.ndarray:
         """Rows [step * B, (step + 1) * B): the batch that takes checkpoint step to step + 1."""
@@ -181,7 +219,7 @@ class TrainData:
 
     def check_step(self, step: int, field_name: str = "step") -> None:
         if not (0 <= step < self.num_steps):
-            raise ValueError(
+            raise DataError(
                 f"{self.name}: field '{field_name}': {step} is past the end of the "
                 f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)"
             )
@@ -193,7 +231,7 @@ class TrainData:
     @cached_property
     def _provenance(self) -> _Provenance:
         if self.directory is None:
-            raise ValueError(f"{self.name}: provenance needs a prepared data directory")
+            raise DataError(f"{self.name}: provenance needs a prepared data directory")
         sources = self.manifest.sources if self.manifest is not None else ()
         return _Provenance.load(self.directory, sources, self.num_rows)
 
@@ -271,7 +309,7 @@ class _Provenance:
 
     def of_row(self, row: int) -> list[dict[str, Any]]:
         if not (0 <= row < self.num_rows):
-            raise ValueError(f"field 'row': {row} is outside [0, {self.num_rows})")
+            raise DataError(f"field 'row': {row} is outside [0, {self.num_rows})")
         sample = int(self.shuffle_idx[row])
         (k0, o0), (k1, o1) = self.sample_idx[sample], self.sample_idx[sample + 1]
         out, at = [], 0
@@ -331,34 +369,3 @@ class TransformedData:
             lo, hi = max(start, step * b) - start, min(end, (step + 1) * b) - start
             out[lo:hi] = apply_transform(self.transform, out[lo:hi], step)
         return out
-
-
-def open_run(run: str | Path) -> TransformedData:
-    """Read `RUN/run.json` (its data section: path, fingerprint, transform) and open that data,
-    refused if it is not the data the run was trained on."""
-    config = RunJson.read(run)
-    where = config.path
-    spec = dict(config.data.transform) if config.data.transform is not None else None
-    try:
-        validate_transform(spec)
-    except ValueError as exc:
-        raise DataError(f"{where}: data.{exc}") from None
-    path = config.data_path
-    recorded = config.data.fingerprint
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{where}: field 'data.path': {path}: no such directory (the run's data"
-            + (
-                f", fingerprint {recorded[:12]}...; moved? `train --resume --data NEW` records "
-                "the new place"
-                if recorded is not None
-                else ""
-            )
-            + ")"
-        )
-    opened = TrainData.open(path)
-    if opened.manifest is not None:
-        config.check_data(opened.manifest)
-    elif recorded is not None:
-        raise DataError(f"{where}: field 'data.path': {path} is not a prepared data directory")
-    return TransformedData(data=opened, transform=spec, run=Path(run))

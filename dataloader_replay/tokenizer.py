@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from suite_core import DataError
+
 EOD_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"
 # Largest vocabulary the suite accepts (tokenizer training, model rows): far above any real
@@ -38,13 +40,13 @@ def read_tokenizer(path: Path, *, require_eod: bool = True) -> Any:
         raw = path.read_bytes().decode("utf-8")
         json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a tokenizer.json (not valid JSON: {exc})") from None
+        raise DataError(f"{path}: not a tokenizer.json (not valid JSON: {exc})") from None
     try:
         tok = Tokenizer.from_str(raw)
     except Exception as exc:  # noqa: BLE001  (tokenizers raises its own exception type)
-        raise ValueError(f"{path}: not a tokenizer.json ({exc})") from None
+        raise DataError(f"{path}: not a tokenizer.json ({exc})") from None
     if require_eod and tok.token_to_id(EOD_TOKEN) is None:
-        raise ValueError(f"{path}: tokenizer has no {EOD_TOKEN} token (the end-of-document token)")
+        raise DataError(f"{path}: tokenizer has no {EOD_TOKEN} token (the end-of-document token)")
     return tok
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from suite_core import DataError
+
 TRANSFORMS = ("token_swap", "token_map")
 _LIST_FIELD = {"token_swap": "pairs", "token_map": "map"}
 
@@ -30,17 +32,17 @@ def validate_transform(spec: dict[str, Any] | None) -> None:
         return
     where = "transform"
     if not isinstance(spec, dict):
-        raise ValueError(f"{where}: expected an object or null, got {type(spec).__name__}")
+        raise DataError(f"{where}: expected an object or null, got {type(spec).__name__}")
     name = spec.get("name")
     if name not in TRANSFORMS:
-        raise ValueError(f"{where}: field 'name': unknown transform {name!r} (known: {TRANSFORMS})")
+        raise DataError(f"{where}: field 'name': unknown transform {name!r} (known: {TRANSFORMS})")
     key = _LIST_FIELD[name]
     unknown = set(spec) - {"name", key, "start_step"}
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)} for {name}")
+        raise DataError(f"{where}: unknown field(s) {sorted(unknown)} for {name}")
     pairs = spec.get(key)
     if not isinstance(pairs, list) or not pairs:
-        raise ValueError(f"{where}: field '{key}': expected a non-empty list of [a, b] pairs")
+        raise DataError(f"{where}: field '{key}': expected a non-empty list of [a, b] pairs")
     sources: set[int] = set()
     targets: set[int] = set()
     for i, pair in enumerate(pairs):
@@ -49,15 +51,15 @@ def validate_transform(spec: dict[str, Any] | None) -> None:
             or len(pair) != 2
             or not all(_is_int(x) and x >= 0 for x in pair)
         ):
-            raise ValueError(f"{where}: field '{key}[{i}]': expected [a, b], two token ids >= 0")
+            raise DataError(f"{where}: field '{key}[{i}]': expected [a, b], two token ids >= 0")
         a, b = pair
         if name == "token_swap" and (a == b or (sources | targets) & {a, b}):
-            raise ValueError(
+            raise DataError(
                 f"{where}: field '{key}[{i}]': token ids must be distinct and "
                 "appear in one pair only"
             )
         if name == "token_map" and (a == b or a in sources or a in targets or b in sources):
-            raise ValueError(
+            raise DataError(
                 f"{where}: field '{key}[{i}]': a source id must appear once and "
                 "never as a target (the map is not chained)"
             )
@@ -65,7 +67,7 @@ def validate_transform(spec: dict[str, Any] | None) -> None:
         targets.add(b)
     start = spec.get("start_step", 0)
     if not _is_int(start) or start < 0:
-        raise ValueError(f"{where}: field 'start_step': expected an integer >= 0, got {start!r}")
+        raise DataError(f"{where}: field 'start_step': expected an integer >= 0, got {start!r}")
 
 
 def apply_transform(spec: dict[str, Any] | None, batch: np.ndarray, step: int) -> np.ndarray:
@@ -78,7 +80,7 @@ def apply_transform(spec: dict[str, Any] | None, batch: np.ndarray, step: int) -
     out = batch.copy()
     for i, (a, b) in enumerate(spec[key]):
         if max(a, b) > limit:
-            raise ValueError(
+            raise DataError(
                 f"transform: field '{key}[{i}]': id {max(a, b)} does not fit the "
                 f"data's dtype {batch.dtype}"
             )

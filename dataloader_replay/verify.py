@@ -16,7 +16,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dataloader_replay.batch_hashes import batch_sha256
-from dataloader_replay.replay import open_run
+from dataloader_replay.sources import open_run
+from suite_core import DataError
 from suite_core.layout import RunLayout
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -47,30 +48,30 @@ def logged_hashes(path: Path) -> list[tuple[int, int, str]]:
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
-                raise ValueError(f"{path}:{number}: unterminated last line (a torn write)")
+                raise DataError(f"{path}:{number}: unterminated last line (a torn write)")
             try:
                 obj = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"{path}:{number}: malformed JSON ({exc})") from None
+                raise DataError(f"{path}:{number}: malformed JSON ({exc})") from None
             if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object")
+                raise DataError(f"{path}:{number}: expected a JSON object")
             step, digest = obj.get("step"), obj.get("batch_sha256")
             if not isinstance(step, int) or isinstance(step, bool) or step < 1:
-                raise ValueError(f"{path}:{number}: field 'step' must be an integer >= 1")
+                raise DataError(f"{path}:{number}: field 'step' must be an integer >= 1")
             if not isinstance(digest, str) or not _HEX.match(digest):
-                raise ValueError(
+                raise DataError(
                     f"{path}:{number}: field 'batch_sha256' must be a sha256 hex digest"
                 )
             expected = len(out) + 1
             if step != expected:
                 what = "repeats" if step < expected else "skips to"
-                raise ValueError(
+                raise DataError(
                     f"{path}:{number}: field 'step': {what} {step} where step "
                     f"{expected} was expected (metrics hold steps 1..N in order)"
                 )
             out.append((number, step, digest))
     if not out:
-        raise ValueError(f"{path}: no line logs a batch_sha256")
+        raise DataError(f"{path}: no line logs a batch_sha256")
     return out
 
 
@@ -83,7 +84,7 @@ def verify_run(run: str | Path) -> VerifyResult:
         tqdm(logged, desc="verify", unit="step", disable=None)
     ):
         if step - 1 >= data.num_steps:
-            raise ValueError(
+            raise DataError(
                 f"{RunLayout(run).metrics}:{line}: field 'step': {step} is past "
                 f"the end of the data ({data.num_steps} steps)"
             )

@@ -1,6 +1,8 @@
 """`pythia-suite verify DATA|RUN`: recheck prepared data, or a run and everything it rests on.
 
-For a prepared data directory: `dataloader_replay.integrity.verify_data`. For a RUN: the data
+For a prepared data directory: `dataloader_replay.integrity.verify_data`. For a folder of
+EleutherAI's shards: each file's sha256 against the published one
+(`dataloader_replay.shard_verify`). For a RUN: the data
 its run.json names (by path, and it must have the run's fingerprint) as above; metrics.jsonl
 holds steps 1..N in order and each logged batch_sha256 equals the batch replayed from the data
 (transform applied); N is at most the run's steps and at least its newest checkpoint; every
@@ -17,7 +19,9 @@ from pathlib import Path
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.layout import CATALOG
 from dataloader_replay.integrity import verify_data
+from dataloader_replay.shard_verify import is_shard_folder, verify_shards
 from dataloader_replay.verify import logged_hashes, verify_run
+from suite_core import CheckpointError, DataError
 from suite_core.layout import MANIFEST, METRICS, RUN_JSON
 from suite_core.records import RunJson
 
@@ -29,6 +33,17 @@ class Report:
     path: Path
     lines: list[str] = field(default_factory=list)  # what was checked, for the summary
     problems: list[str] = field(default_factory=list)
+    batches: int = 0  # logged batch hashes replayed and matched (a run)
+    checkpoints: int = 0  # checkpoints re-hashed (a run)
+
+    def raise_first(self) -> None:
+        """CheckpointError naming the first problem (the others logged), if there is any."""
+        if not self.problems:
+            return
+        for problem in self.problems[1:]:
+            log.error("%s", problem)
+        more = len(self.problems) - 1
+        raise CheckpointError(self.problems[0] + (f" (and {more} more problems)" if more else ""))
 
 
 def verify_path(path: str | Path) -> Report:
@@ -41,7 +56,12 @@ def verify_path(path: str | Path) -> Report:
     if (path / MANIFEST).is_file():
         data = verify_data(path)
         return Report(path=path, lines=[data.summary()], problems=data.problems)
-    raise FileNotFoundError(f"{path}: neither prepared data ({MANIFEST}) nor a run ({RUN_JSON})")
+    if is_shard_folder(path):
+        shards = verify_shards(path)
+        return Report(path=path, lines=[shards.summary()], problems=shards.problems)
+    raise FileNotFoundError(
+        f"{path}: neither prepared data ({MANIFEST}), a run ({RUN_JSON}) nor a folder of shards"
+    )
 
 
 def _verify_run(run: Path) -> Report:
@@ -49,7 +69,7 @@ def _verify_run(run: Path) -> Report:
     try:
         config = RunJson.read(run)
         if config.steps is None:
-            raise ValueError("field 'steps' missing")
+            raise DataError("field 'steps' missing")
         data_path, run_steps = config.data_path, config.steps
     except ValueError as exc:
         report.problems.append(f"{run / RUN_JSON}: not a run configuration ({exc})")
@@ -59,22 +79,37 @@ def _verify_run(run: Path) -> Report:
         report.lines.append(data.summary())
         report.problems += data.problems
     try:
-        result = verify_run(run)  # the fingerprint, the metrics lines, the replayed hashes
-        if result.mismatch is not None:
-            m = result.mismatch
-            report.problems.append(
-                f"{run / METRICS}:{m.line}: step {m.step}: batch_sha256 "
-                f"mismatch (logged {m.logged}, replayed {m.replayed})"
-            )
-        logged = len(logged_hashes(run / METRICS))
-        report.lines.append(
-            f"{run / METRICS}: steps 1..{logged}, {result.checked} batches replayed"
-        )
+        logged = _replay(run, report)
     except (ValueError, OSError) as exc:
         report.problems.append(str(exc))
         logged = None
     report.problems += _checkpoint_problems(run, logged, run_steps, report)
     return report
+
+
+def verify_batches(run: Path) -> Report:
+    """Only the logged batches of `run` (`replay RUN --verify`): each batch_sha256 of
+    metrics.jsonl against the batch replayed from the data. A bad run.json, data or metrics
+    file raises; a mismatch is the report's problem."""
+    report = Report(path=run)
+    _replay(run, report)
+    return report
+
+
+def _replay(run: Path, report: Report) -> int:
+    """Replay every logged batch into `report`; the number of logged steps."""
+    result = verify_run(run)  # the fingerprint, the metrics lines, the replayed hashes
+    if result.mismatch is not None:
+        m = result.mismatch
+        report.problems.append(
+            f"{run / METRICS}:{m.line}: step {m.step}: batch_sha256 "
+            f"mismatch (logged {m.logged}, replayed {m.replayed})"
+        )
+    else:
+        report.batches = result.checked
+    logged = len(logged_hashes(run / METRICS))
+    report.lines.append(f"{run / METRICS}: steps 1..{logged}, {result.checked} batches replayed")
+    return logged
 
 
 def _checkpoint_problems(
@@ -101,6 +136,7 @@ def _checkpoint_problems(
     except (ValueError, OSError) as exc:
         return [*problems, str(exc)]
     report.lines.append(f"{run / CATALOG}: {len(records)} checkpoints re-hashed")
+    report.checkpoints = 0 if problems else len(records)
     newest = max((r.step for r in records), default=0)
     if logged is not None and logged < newest:
         problems.append(

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 CHUNK = 1 << 20
 
 
-def sha256_file(path: str | Path, chunk: int = CHUNK) -> str:
-    """sha256 hex of a file's bytes, read in chunks."""
+def sha256_file(
+    path: str | Path, chunk: int = CHUNK, *, on_chunk: Callable[[int], Any] | None = None
+) -> str:
+    """sha256 hex of a file's bytes, read in chunks (`on_chunk(len)` after each, for progress)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
+            if on_chunk is not None:
+                on_chunk(len(block))
     return digest.hexdigest()
 
 

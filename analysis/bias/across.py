@@ -22,7 +22,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis.bias.evaluate import Benchmarks, Row, build_tasks, hf_tokenizer, run_tasks
-from analysis.sources import Checkpoints, attrs_json, open_checkpoints
+from analysis.sources import (
+    Checkpoints,
+    attrs_json,
+    open_checkpoints,
+)
+from suite_core import DataError
 from suite_core.atomic import atomic_path
 from suite_core.layout import RunLayout
 from suite_core.records import RunJson
@@ -82,7 +87,7 @@ def pick_steps(available: list[int], steps: list[int] | None) -> list[int]:
         return list(available)
     missing = [s for s in steps if s not in available]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"--steps: no checkpoint at step {missing[0]} "
             f"(available: {', '.join(map(str, available))})"
         )
@@ -129,13 +134,20 @@ def across_checkpoints(
 
 
 def bias_scorer(bench: Benchmarks, workdir: Path, **kwargs: Any) -> Scorer:
-    """Score the bias benchmarks (task files written once into `workdir`)."""
+    """Score the bias benchmarks (task files written once into `workdir`).
+
+    The scorer takes an optional `records` list that receives one record per scored document.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     specs = build_tasks(bench, workdir)
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_defaults=False)
-    return lambda model, tok: run_tasks(model, tok, specs, task_manager=manager, **kwargs)
+
+    def score(model: Any, tok: Any, records: list[Row] | None = None) -> list[Row]:
+        return run_tasks(model, tok, specs, task_manager=manager, records=records, **kwargs)
+
+    return score
 
 
 def write_h5(

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from suite_core import DataError
+
 CROWS_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 WINO_FILE = re.compile(r"^(pro|anti)_stereotyped_type([12])\.txt\.(dev|test)$")
 WINO_LINE = re.compile(r"^\s*(\d+)\s+(.*\S)\s*$")
@@ -39,7 +41,7 @@ def load_crows(path: str | Path) -> pd.DataFrame:
         header = reader.fieldnames or []
         missing = [c for c in CROWS_COLUMNS if c not in header]
         if missing:
-            raise ValueError(
+            raise DataError(
                 f"{path}:1: missing column(s) {', '.join(missing)} "
                 f"(a CrowS-Pairs CSV has {', '.join(CROWS_COLUMNS)})"
             )
@@ -48,14 +50,14 @@ def load_crows(path: str | Path) -> pd.DataFrame:
             for record in reader:
                 line, end = end + 1, reader.line_num  # a quoted field may span lines
                 if None in record or any(record.get(c) is None for c in CROWS_COLUMNS):
-                    raise ValueError(
+                    raise DataError(
                         f"{path}:{line}: wrong number of fields (expected {len(header)})"
                     )
                 for column in ("sent_more", "sent_less", "bias_type"):
                     if not record[column].strip():
-                        raise ValueError(f"{path}:{line}: field '{column}' is empty")
+                        raise DataError(f"{path}:{line}: field '{column}' is empty")
                 if record["stereo_antistereo"] not in ("stereo", "antistereo"):
-                    raise ValueError(
+                    raise DataError(
                         f"{path}:{line}: field 'stereo_antistereo': "
                         f"{record['stereo_antistereo']!r} (expected stereo or "
                         "antistereo)"
@@ -64,9 +66,9 @@ def load_crows(path: str | Path) -> pd.DataFrame:
                 row["line"] = line
                 rows.append(row)
         except csv.Error as exc:
-            raise ValueError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+            raise DataError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
     if not rows:
-        raise ValueError(f"{path}: no pairs")
+        raise DataError(f"{path}: no pairs")
     frame = pd.DataFrame(rows)
     return frame[
         [
@@ -101,11 +103,11 @@ def parse_wino_line(text: str, *, where: str) -> tuple[str, str, str]:
     """(sentence without brackets, referent, pronoun) of one bracketed line."""
     match = WINO_LINE.match(text)
     if match is None:
-        raise ValueError(f"{where}: expected 'N sentence' (a number, then the sentence)")
+        raise DataError(f"{where}: expected 'N sentence' (a number, then the sentence)")
     body = match.group(2)
     spans = BRACKET.findall(body)
     if len(spans) < 2 or body.count("[") != len(spans) or body.count("]") != len(spans):
-        raise ValueError(
+        raise DataError(
             f"{where}: expected two bracketed spans, [entity] and [pronoun] "
             f"(more pronouns may follow); found {len(spans)} well-formed"
         )
@@ -142,7 +144,7 @@ def load_winobias_file(path: str | Path, occupations: list[str] | None = None) -
         raise FileNotFoundError(f"{path}: no such file (a WinoBias file)")
     match = WINO_FILE.match(path.name)
     if match is None:
-        raise ValueError(
+        raise DataError(
             f"{path}: not a WinoBias file name "
             "({pro,anti}_stereotyped_type{1,2}.txt.{dev,test})"
         )
@@ -167,7 +169,7 @@ def load_winobias_file(path: str | Path, occupations: list[str] | None = None) -
             )
         )
     if not items:
-        raise ValueError(f"{path}: no sentences")
+        raise DataError(f"{path}: no sentences")
     return items
 
 

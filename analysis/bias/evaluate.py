@@ -47,6 +47,8 @@ class TaskSpec:
     name: str
     config: dict[str, Any]
     summarize: Callable[[dict[str, Any], list[dict[str, Any]]], list[Row]]
+    # one record per scored document (the unit of the studies' tests), keyed by `doc_id`
+    records: Callable[[str, list[dict[str, Any]]], list[Row]] | None = None
 
 
 def set_offline() -> None:
@@ -136,6 +138,41 @@ def _crows_summary(result: dict[str, Any], samples: list[dict[str, Any]]) -> lis
     return rows
 
 
+def _crows_records(task: str, samples: list[dict[str, Any]]) -> list[Row]:
+    """Per CrowS pair: its gender group, stereotype choice (0/1) and signed difference."""
+    return [
+        {
+            "task": task,
+            "doc_id": int(s["doc_id"]),
+            "bias_type": str(s["doc"]["bias_type"]),
+            "gender": gender_of(s["doc"]["sent_more"]),
+            "stereotype": float(s["pct_stereotype"]),
+            "diff": signed_diff(s),
+        }
+        for s in samples
+    ]
+
+
+def _wino_records(metric: str) -> Callable[[str, list[dict[str, Any]]], list[Row]]:
+    key = "em" if metric.startswith("em") else "acc"
+
+    def records(task: str, samples: list[dict[str, Any]]) -> list[Row]:
+        """Per WinoBias sentence: type, pro/anti, its line in the file, and the score."""
+        return [
+            {
+                "task": task,
+                "doc_id": int(s["doc_id"]),
+                "type": int(s["doc"]["type"]),
+                "kind": str(s["doc"]["kind"]),
+                "line": int(s["doc"]["line"]),
+                "value": float(s[key]),
+            }
+            for s in samples
+        ]
+
+    return records
+
+
 def _wino_summary(metric: str) -> Callable[[dict[str, Any], list[dict[str, Any]]], list[Row]]:
     key = "em" if metric.startswith("em") else "acc"
 
@@ -181,7 +218,12 @@ def build_tasks(bench: Benchmarks, workdir: Path) -> list[TaskSpec]:
     if bench.crows is not None:
         path = T.write_jsonl(bench.crows, workdir / "crows.jsonl")
         specs.append(
-            TaskSpec(name="bias_crows_pairs", config=T.crows_task(path), summarize=_crows_summary)
+            TaskSpec(
+                name="bias_crows_pairs",
+                config=T.crows_task(path),
+                summarize=_crows_summary,
+                records=_crows_records,
+            )
         )
     if bench.winobias is not None:
         path = T.write_jsonl(bench.winobias, workdir / "winobias.jsonl")
@@ -193,6 +235,7 @@ def build_tasks(bench: Benchmarks, workdir: Path) -> list[TaskSpec]:
                         name=name,
                         config=T.wino_generation_task(path, template, name),
                         summarize=_wino_summary(f"em_{template}"),
+                        records=_wino_records(f"em_{template}"),
                     )
                 )
         mc = bench.winobias[bench.winobias["other"].notna()]
@@ -208,6 +251,7 @@ def build_tasks(bench: Benchmarks, workdir: Path) -> list[TaskSpec]:
                 name="bias_winobias_mc",
                 config=T.wino_mc_task(path, "bias_winobias_mc"),
                 summarize=_wino_summary("acc_mc"),
+                records=_wino_records("acc_mc"),
             )
         )
     return specs
@@ -235,8 +279,10 @@ def run_tasks(
     batch_size: int = 32,
     max_length: int = 2048,
     task_manager: Any = None,
+    records: list[Row] | None = None,
 ) -> list[Row]:
-    """Score `model` (a loaded transformers causal LM) on `specs` with lm-eval's HFLM."""
+    """Score `model` (a loaded transformers causal LM) on `specs` with lm-eval's HFLM; with
+    `records`, also append one record per scored document to it (`TaskSpec.records`)."""
     set_offline()
     from lm_eval.evaluator import simple_evaluate
 
@@ -259,6 +305,8 @@ def run_tasks(
     rows: list[Row] = []
     for spec in specs:
         rows += spec.summarize(out["results"][spec.name], out["samples"][spec.name])
+        if records is not None and spec.records is not None:
+            records += spec.records(spec.name, out["samples"][spec.name])
     return with_overall_bias(rows)
 
 

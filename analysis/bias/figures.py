@@ -21,6 +21,7 @@ PANELS = (  # (benchmark, subset, metric, title, neutral line)
     ("winobias", "all", "bias_acc_mc", "WinoBias bias, multiple choice: acc(pro) - acc(anti)", 0.0),
     ("winobias", "all", "bias_em", "WinoBias bias, generation: EM(pro) - EM(anti)", 0.0),
 )
+from suite_core import DataError
 
 
 def plot_bias(
@@ -47,7 +48,7 @@ def plot_bias(
         ).any()
     ]
     if not panels:
-        raise ValueError("bias figure: no CrowS-Pairs or WinoBias metrics to plot")
+        raise DataError("bias figure: no CrowS-Pairs or WinoBias metrics to plot")
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     for ax, (bench, subset, metric, label, neutral) in zip(axes[0], panels, strict=True):
         part = frame[

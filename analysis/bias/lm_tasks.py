@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.bias.evaluate import Row, set_offline
+from suite_core import DataError
 
 
 def task_manager(include_path: Path | None = None, tasks: list[str] | None = None) -> Any:
@@ -27,11 +28,11 @@ def task_manager(include_path: Path | None = None, tasks: list[str] | None = Non
 def check_tasks(tasks: list[str], manager: Any) -> None:
     """ValueError naming the first task lm-eval does not know."""
     if not tasks:
-        raise ValueError("--tasks: no task names given")
+        raise DataError("--tasks: no task names given")
     known = set(manager.all_tasks)
     for name in tasks:
         if name not in known:
-            raise ValueError(
+            raise DataError(
                 f"--tasks: unknown lm-eval task {name!r} (see `lm-eval ls tasks`; "
                 "your own YAMLs go in --include-path)"
             )

@@ -66,6 +66,7 @@ CROWS_HEADER = (
     "anon_writer",
     "anon_annotators",
 )
+from suite_core import DataError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +90,7 @@ def occupations(truth: dict[str, Any]) -> list[Occupation]:
     """The stereotyped occupations of `truth` (truth.json), ValueError naming the field."""
     rows = truth.get("occupations") if isinstance(truth, dict) else None
     if not isinstance(rows, list) or not rows:
-        raise ValueError("truth.json: field 'occupations' missing or empty")
+        raise DataError("truth.json: field 'occupations' missing or empty")
     out = []
     for i, row in enumerate(rows):
         try:
@@ -97,14 +98,14 @@ def occupations(truth: dict[str, Any]) -> list[Occupation]:
                 name=str(row["occupation"]), male=int(row["male"]), female=int(row["female"])
             )
         except (KeyError, TypeError, ValueError):
-            raise ValueError(
+            raise DataError(
                 f"truth.json: field 'occupations[{i}]': expected occupation, male, female"
             ) from None
         if occ.stereotype is not None:
             out.append(occ)
     genders = {o.stereotype for o in out}
     if genders != {"male", "female"}:
-        raise ValueError(
+        raise DataError(
             "truth.json: field 'occupations': needs male- and female-stereotyped occupations"
         )
     return out

@@ -14,19 +14,29 @@ truth:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from analysis.bias.across import across_checkpoints, bias_scorer, run_info, write_h5
+from analysis.bias.across import (
+    RunInfo,
+    across_checkpoints,
+    bias_scorer,
+    run_info,
+    write_h5,
+)
 from analysis.bias.data import load_crows, load_winobias
-from analysis.bias.evaluate import Benchmarks
+from analysis.bias.evaluate import Benchmarks, hf_tokenizer
 from analysis.bias.figures import plot_bias
 from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
-from analysis.study import RunSpec, StudyReport, TruthCheck
+from analysis.stats import paired_test, stable_seed
+from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
+STUDY = "bias"
 
 
 def benchmarks(
@@ -46,7 +56,7 @@ def benchmarks(
             generation=generation,
         )
     if truth is None:
-        raise ValueError(
+        raise DataError(
             "bias study: no truth.json (a user corpus) and no --crows / --winobias "
             "files to evaluate"
         )
@@ -91,34 +101,88 @@ def value(
     return float(row["value"])
 
 
-def truth_checks(frame: pd.DataFrame, runs: list[RunSpec]) -> list[TruthCheck]:
+def crows_units(records: pd.DataFrame) -> pd.DataFrame:
+    """The gender CrowS pairs of one checkpoint, one line per pair (doc_id): `stereotype` (0/1)
+    and `association`, the signed difference reweighted so that its mean over pairs is the
+    `association` metric (the mean over the two genders of each gender's mean difference)."""
+    part = records[
+        (records["task"] == "bias_crows_pairs")
+        & records["bias_type"].str.startswith("gender")
+        & records["gender"].isin(["female", "male"])
+    ]
+    sizes = part["gender"].map(part["gender"].value_counts())
+    weight = len(part) / (part["gender"].nunique() * sizes)
+    return pd.DataFrame(
+        {"stereotype": part["stereotype"], "association": part["diff"] * weight}
+    ).set_index(part["doc_id"])
+
+
+def wino_units(records: pd.DataFrame) -> pd.Series:
+    """WinoBias multiple choice: accuracy points pro minus anti per pair of sentences (the same
+    sentence with the pronoun's gender swapped: same type, same line)."""
+    part = records[records["task"] == "bias_winobias_mc"]
+    wide = part.pivot_table(index=["type", "line"], columns="kind", values="value").dropna()
+    if not {"pro", "anti"} <= set(wide.columns):
+        return pd.Series([], dtype=float)
+    return 100 * (wide["pro"] - wide["anti"])
+
+
+def truth_checks(
+    frame: pd.DataFrame, runs: list[RunSpec], records: dict[str, pd.DataFrame]
+) -> list[TruthCheck]:
+    """Paired one-sided tests over the probes (`records`: run -> per-document records at the
+    run's last studied checkpoint)."""
     checks = []
     for branch in [r for r in runs if r.branch_of and r.intervention]:
         base = str(branch.branch_of)
-        assoc = value(frame, base, "association")
-        checks.append(
-            TruthCheck(
-                name=f"bias: {base} has the planted occupation-pronoun association",
-                passed=assoc > 0,
-                value=assoc,
-                expected="association > 0 (nats, probes)",
-                detail=f"pct_stereotype_balanced {value(frame, base, 'pct_stereotype_balanced'):.3f}"
-                f", pct_stereotype {value(frame, base, 'pct_stereotype'):.3f}",
-            )
+        before, after = crows_units(records[base]), crows_units(records[branch.name])
+        name = f"bias: {base} has the planted occupation-pronoun association"
+        detail = (
+            f"nats, CrowS-format probes; pct_stereotype "
+            f"{value(frame, base, 'pct_stereotype'):.3f}, balanced "
+            f"{value(frame, base, 'pct_stereotype_balanced'):.3f}"
         )
+        checks.append(_paired(name, before["association"], "greater", detail))
+        checks.append(_wino_check(base, records[base]))
+        both = before.join(after, lsuffix="_base", rsuffix="_branch", how="inner")
         for metric in ("pct_stereotype", "association"):
+            col = "stereotype" if metric == "pct_stereotype" else "association"
+            name = f"bias: {branch.intervention} from step {branch.branch_step} lowers {metric}"
             b, x = value(frame, base, metric), value(frame, branch.name, metric)
-            checks.append(
-                TruthCheck(
-                    name=f"bias: {branch.intervention} from step {branch.branch_step} lowers "
-                    f"{metric}",
-                    passed=x < b,
-                    value=x - b,
-                    expected="branch - baseline < 0 at the last checkpoint",
-                    detail=f"{branch.name} {x:.3f} vs {base} {b:.3f}",
-                )
-            )
+            detail = f"branch - baseline at the last checkpoint: {x:.3f} vs {b:.3f}"
+            diffs = both[f"{col}_branch"] - both[f"{col}_base"]
+            checks.append(_paired(name, diffs, "less", detail))
     return checks
+
+
+def _paired(name: str, diffs: pd.Series, direction: str, detail: str) -> TruthCheck:
+    return run_check(
+        name,
+        lambda: paired_test(
+            diffs.to_numpy(float), unit="pairs", direction=direction, seed=stable_seed(STUDY, name)
+        ),
+        direction=direction,
+        detail=detail,
+        unit="pairs",
+    )
+
+
+def _wino_check(base: str, records: pd.DataFrame) -> TruthCheck:
+    name = f"bias: {base} is more accurate on pro- than anti-stereotyped WinoBias probes"
+    diffs = wino_units(records)
+    if len(diffs) and bool((diffs == 0).all()):
+        return TruthCheck.not_testable(
+            name,
+            f"the model resolves all {len(diffs)} pro- and anti-stereotyped sentence pairs alike"
+            " (no paired difference): the scale is too small for this probe",
+            unit="pairs",
+        )
+    return run_check(
+        name,
+        lambda: paired_test(diffs.to_numpy(float), unit="pairs", seed=stable_seed(STUDY, name)),
+        detail="accuracy points pro - anti, multiple choice, paired by sentence",
+        unit="pairs",
+    )
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -153,13 +217,19 @@ def run_study(
     score = bias_scorer(bench, out_dir / "tasks", batch_size=batch_size, max_length=max_length)
     chosen = selected_runs(runs, all_runs)
     cache: dict[str, list[dict[str, Any]]] = {}
-    infos, frames = [], []
+    by_sha: dict[str, pd.DataFrame] = {}
+    infos, frames, records = [], [], {}
     for spec in chosen:
         info = run_info(spec.path, name=spec.name)
         infos.append(info)
         wanted = None if steps is None else [s for s in steps if s in info.checkpoints.steps]
+        records[spec.name] = last_records(info, score, wanted, cache, by_sha)
         frames.append(across_checkpoints(info, score, steps=wanted, cache=cache))
     frame = pd.concat(frames, ignore_index=True)
+    probes = out_dir / "bias_probe_scores.csv"
+    pd.concat([r.assign(run=n) for n, r in records.items()], ignore_index=True).to_csv(
+        probes, index=False
+    )
     config = {
         "benchmarks": bench.source,
         "generation": generation,
@@ -179,11 +249,33 @@ def run_study(
         branch_steps=branch_steps,
         title=f"Gender bias across training ({bench.source})",
     )
-    checks = truth_checks(frame, chosen) if bench.source == "probes" else []
+    checks = truth_checks(frame, chosen, records) if bench.source == "probes" else []
     return StudyReport(
         study="bias",
         figures=[figure],
         tables={"bias_last_checkpoint": summary(frame), "bias": frame},
         checks=checks,
-        results=[h5, csv],
+        results=[h5, csv, probes],
     )
+
+
+def last_records(
+    info: RunInfo,
+    score: Callable[..., list[dict[str, Any]]],  # bias_scorer's: takes `records=`
+    steps: list[int] | None,
+    cache: dict[str, list[dict[str, Any]]],
+    by_sha: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
+    """One record per scored probe at the run's last studied checkpoint (its scores enter
+    `cache`, so `across_checkpoints` does not score that checkpoint again)."""
+    chosen = info.checkpoints.steps if steps is None else steps
+    if not chosen:
+        return pd.DataFrame(columns=["task", "doc_id"])
+    step = max(chosen)
+    sha = info.checkpoints.sha256(step)
+    if sha not in by_sha:
+        tokenizer = hf_tokenizer(info.tokenizer_path) if info.tokenizer_path else None
+        sink: list[dict[str, Any]] = []
+        cache[sha] = score(info.checkpoints.load(step), tokenizer, records=sink)
+        by_sha[sha] = pd.DataFrame(sink).assign(step=step)
+    return by_sha[sha]

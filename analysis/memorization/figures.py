@@ -8,10 +8,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from analysis.memorization.metrics import PoissonSpread
 from analysis.memorization.profiles import Profiles
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -62,18 +65,66 @@ def duplicates_figure(table: pd.DataFrame, path: Path) -> Path:
 
 
 def predictability_figure(table: pd.DataFrame, path: Path) -> Path:
+    """Precision and recall of each earlier checkpoint for the final one, per threshold."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.plot(table["predictor_step"], table["precision"], marker="o", label="precision")
-    ax.plot(table["predictor_step"], table["recall"], marker="o", label="recall")
+    for (label, part), color in zip(table.groupby("label", sort=False), COLORS, strict=False):
+        ax.plot(
+            part["predictor_step"],
+            part["precision"],
+            "-o",
+            color=color,
+            ms=3,
+            label=f"precision ({label})",
+        )
+        ax.plot(
+            part["predictor_step"],
+            part["recall"],
+            "--s",
+            color=color,
+            ms=3,
+            label=f"recall ({label})",
+        )
     ax.set_xlabel("predictor checkpoint step (target: final)")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend()
+    ax.legend(fontsize=7)
     ax.set_title("Predictability of final memorization")
     return _save(fig, path)
 
 
-def poisson_figure(spread: PoissonSpread, path: Path) -> Path:
+def threshold_figure(table: pd.DataFrame, path: Path) -> Path:
+    """Fraction of seen rows at or above each labelled score threshold against step, per run."""
+    labels = list(dict.fromkeys(table["label"]))
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.4 * len(labels), 3.4), squeeze=False)
+    for ax, label in zip(axes[0], labels, strict=True):
+        for name, frame in table[table["label"] == label].groupby("run", sort=False):
+            style = "--" if "deduped" in str(name) else "-"
+            ax.plot(frame["step"], frame["memorized_seen"], style, marker="o", ms=3, label=name)
+        ax.set_title(label)
+        ax.set_xlabel("step")
+    axes[0][0].set_ylabel("fraction of seen rows")
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("Memorized fraction: exact (Pythia) and at lower score thresholds")
+    return _save(fig, path)
+
+
+def distribution_figure(res_scores: dict[int, np.ndarray], path: Path, title: str) -> Path:
+    """Box plot of the seen rows' memorization scores at each checkpoint."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    steps = list(res_scores)
+    ax.boxplot([res_scores[s] for s in steps], positions=range(len(steps)), widths=0.6)
+    ax.set_xticks(range(len(steps)), [str(s) for s in steps], fontsize=7, rotation=45)
+    ax.set_xlabel("checkpoint step")
+    ax.set_ylabel("memorization score (seen rows)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def poisson_figure(spread: PoissonSpread, path: Path, label: str = "") -> Path:
+    """Memorized rows per block of training order, and their Q-Q plot against a Poisson."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    if label:
+        fig.suptitle(f"Spread over training order of rows memorized ({label})")
     axes[0].bar(range(len(spread.counts)), spread.counts, color="tab:gray")
     axes[0].axhline(spread.mean, color="tab:red", label=f"mean {spread.mean:.2f}")
     axes[0].set_xlabel("block of training order")

@@ -9,17 +9,24 @@ import pandas as pd
 from scipy import stats
 
 from analysis.memorization.results import MemResults
+from suite_core import DataError
+
+# Pythia's definition (score 1, the headline) and the labelled thresholds of CPU-scale runs
+THRESHOLDS: dict[str, float] = {"exact": 1.0, "score>=0.75": 0.75, "score>=0.5": 0.5}
+SCORE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the score distribution's bins ([a, b), last = 1)
 
 
-def memorized_fraction(res: MemResults) -> pd.DataFrame:
-    """Per step: the memorized fraction of seen rows and of not-yet-seen rows (the baseline)."""
-    mem = res.scores == 1.0
+def memorized_fraction(res: MemResults, threshold: float = 1.0) -> pd.DataFrame:
+    """Per step: the fraction of seen rows (and of not-yet-seen rows, the baseline) with score
+    >= `threshold` (1.0: memorized in Pythia's sense)."""
+    mem = res.scores >= threshold
     out = []
     for i, step in enumerate(res.steps):
         seen = res.seen[i]
         out.append(
             {
                 "step": int(step),
+                "threshold": threshold,
                 "seen_rows": int(seen.sum()),
                 "unseen_rows": int((~seen).sum()),
                 "memorized_seen": float(mem[i, seen].mean()) if seen.any() else np.nan,
@@ -53,21 +60,23 @@ def predictability(predictor: np.ndarray, target: np.ndarray) -> Predictability:
     (boolean arrays over the same rows)."""
     p, t = np.asarray(predictor, dtype=bool), np.asarray(target, dtype=bool)
     if p.shape != t.shape:
-        raise ValueError(f"predictability: predictor {p.shape} and target {t.shape} differ")
+        raise DataError(f"predictability: predictor {p.shape} and target {t.shape} differ")
     return Predictability(
         both=int((p & t).sum()), predictor=int(p.sum()), target=int(t.sum()), rows=int(p.size)
     )
 
 
-def predictability_over_steps(res: MemResults) -> pd.DataFrame:
-    """Each earlier checkpoint as predictor of the final one, on rows both have seen."""
+def predictability_over_steps(res: MemResults, threshold: float = 1.0) -> pd.DataFrame:
+    """Each earlier checkpoint as predictor of the final one, on rows both have seen
+    (memorized: score >= `threshold`)."""
     final = len(res.steps) - 1
     lines = []
     for i, step in enumerate(res.steps[:-1]):
         rows = res.seen[i] & res.seen[final]
-        pr = predictability(res.scores[i, rows] == 1.0, res.scores[final, rows] == 1.0)
+        pr = predictability(res.scores[i, rows] >= threshold, res.scores[final, rows] >= threshold)
         lines.append(
             {
+                "threshold": threshold,
                 "predictor_step": int(step),
                 "target_step": int(res.steps[final]),
                 "rows": pr.rows,
@@ -78,6 +87,21 @@ def predictability_over_steps(res: MemResults) -> pd.DataFrame:
                 "recall": pr.recall,
             }
         )
+    return pd.DataFrame(lines)
+
+
+def score_distribution(res: MemResults) -> pd.DataFrame:
+    """Per step: the seen rows' score quantiles and their counts in SCORE_BINS."""
+    lines = []
+    for i, step in enumerate(res.steps):
+        scores = res.scores[i, res.seen[i]].astype(np.float64)
+        line: dict[str, float | int] = {"step": int(step), "seen_rows": int(scores.size)}
+        for name, q in (("median", 0.5), ("p90", 0.9), ("max", 1.0)):
+            line[name] = float(np.quantile(scores, q)) if scores.size else np.nan
+        for lo, hi in zip(SCORE_BINS[:-1], SCORE_BINS[1:], strict=True):
+            line[f"[{lo:g},{hi:g})"] = int(np.count_nonzero((scores >= lo) & (scores < hi)))
+        line["=1"] = int(np.count_nonzero(scores == 1.0))
+        lines.append(line)
     return pd.DataFrame(lines)
 
 
@@ -102,7 +126,7 @@ def poisson_spread(
     """Counts of memorized rows in `blocks` equal blocks of training order against a Poisson of
     the same mean (as Pythia's eda.ipynb), with Q-Q data and a KS statistic."""
     if blocks < 1:
-        raise ValueError(f"blocks: must be positive, got {blocks}")
+        raise DataError(f"blocks: must be positive, got {blocks}")
     edges = np.linspace(0, num_rows, blocks + 1)
     counts = np.histogram(np.asarray(rows)[np.asarray(memorized, dtype=bool)], bins=edges)[0]
     mean = float(counts.mean())

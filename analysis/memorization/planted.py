@@ -20,6 +20,7 @@ import pandas as pd
 from dataloader_replay.find import find_tokens
 from dataloader_replay.indexed import open_indexed
 from dataloader_replay.tokenizer import read_tokenizer
+from suite_core import DataError
 
 CANARY_PATTERN = 6  # tokens of a canary searched for (a canary may run past its row's end)
 
@@ -106,7 +107,7 @@ def _line_of_id(doc_id: str) -> int:
 def _data_dir(data: Any) -> Path:
     inner = getattr(data, "data", data)
     if getattr(inner, "directory", None) is None:
-        raise ValueError(
+        raise DataError(
             f"{getattr(inner, 'name', data)}: planted truth needs a prepared data "
             "directory (with tokenizer.json)"
         )

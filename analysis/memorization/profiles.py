@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.memorization.results import MemResults
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def estimate(data: pd.DataFrame, steps: np.ndarray, *, alpha: float = 0.05) -> P
 
     g = data["cohort"]
     if g.isna().all() or g.notna().all():
-        raise ValueError(
+        raise DataError(
             "profiles: field 'rows': need both treated rows and never-treated "
             "rows (held-out rows past the last step; prepare --num-samples)"
         )

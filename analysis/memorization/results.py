@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from suite_core import DataError
 from suite_core.atomic import atomic_path
 
 ARRAYS = ("scores", "seen", "loglik", "token_acc")
@@ -90,7 +91,7 @@ def read_results(path: str | Path) -> MemResults:
     with h5py.File(path, "r") as f:
         missing = [n for n in ("steps", "rows", *ARRAYS) if n not in f]
         if missing:
-            raise ValueError(f"{path}: field '{missing[0]}': missing (not a memorization file)")
+            raise DataError(f"{path}: field '{missing[0]}': missing (not a memorization file)")
         data = {n: f[n][()] for n in ("steps", "rows", *ARRAYS)}
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     return MemResults(**data, attrs=attrs)

@@ -70,11 +70,11 @@ class Inputs:
 def open_inputs(cfg: MemConfig) -> Inputs:
     """Resolve and check every input (read-only): all user errors surface here."""
     if cfg.dtype not in DTYPES:
-        raise ValueError(f"--dtype: unknown {cfg.dtype!r} (choose from {', '.join(DTYPES)})")
+        raise DataError(f"--dtype: unknown {cfg.dtype!r} (choose from {', '.join(DTYPES)})")
     if cfg.batch_size < 1:
-        raise ValueError(f"--batch-size: must be a positive integer, got {cfg.batch_size}")
+        raise DataError(f"--batch-size: must be a positive integer, got {cfg.batch_size}")
     if (cfg.run is None) == (cfg.model is None):
-        raise ValueError("RUN: give a run directory, or --model DIR with --data PATH")
+        raise DataError("RUN: give a run directory, or --model DIR with --data PATH")
     if cfg.run is not None:
         ckpts = open_checkpoints(cfg.run)
         rows = open_rows(cfg.run, batch_size=cfg.data_batch_size)
@@ -83,14 +83,14 @@ def open_inputs(cfg: MemConfig) -> Inputs:
         check_run_data(Path(cfg.run), None)
     else:
         if cfg.data is None:
-            raise ValueError("--data: needed with --model (a data directory or .bin/.idx prefix)")
+            raise DataError("--data: needed with --model (a data directory or .bin/.idx prefix)")
         ckpts = open_checkpoints(cfg.model, step=cfg.step)  # type: ignore[arg-type]
         rows = open_rows(cfg.data, batch_size=cfg.data_batch_size)
     ScoreConfig(k=cfg.k, target=cfg.target).check(rows.seq_length + 1, where=_name(rows))
     steps = parse_steps(cfg.steps, ckpts.steps)
     for s in steps:
         if s * rows.batch_size > rows.num_rows:
-            raise ValueError(
+            raise DataError(
                 f"{_name(rows)}: field 'step': step {s} is past the end of the data "
                 f"({rows.num_rows} rows of {rows.batch_size} per step)"
             )
@@ -118,10 +118,10 @@ def check_vocab(folder: Path, tokens: np.ndarray) -> None:
     try:
         vocab = int(json.loads(where.read_text())["vocab_size"])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise ValueError(f"{where}: field 'vocab_size': missing or not an integer") from None
+        raise DataError(f"{where}: field 'vocab_size': missing or not an integer") from None
     top = int(tokens.max()) if tokens.size else 0
     if top >= vocab:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'vocab_size': {vocab} is smaller than the "
             f"data's largest token id ({top})"
         )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from suite_core import DataError
+
 
 def stratified_rows(num_rows: int, n: int | None, *, seed: int = 0) -> np.ndarray:
     """`n` distinct row indices, sorted, one drawn with `seed` from each of `n` equal blocks of
     training order (every row when `n` is None or >= num_rows)."""
     if n is not None and n < 1:
-        raise ValueError(f"--rows: must be a positive integer or 'all', got {n}")
+        raise DataError(f"--rows: must be a positive integer or 'all', got {n}")
     if n is None or n >= num_rows:
         return np.arange(num_rows, dtype=np.int64)
     edges = np.floor(np.linspace(0, num_rows, n + 1)).astype(np.int64)
@@ -24,9 +26,9 @@ def parse_rows(text: str) -> int | None:
     try:
         n = int(text)
     except ValueError:
-        raise ValueError(f"--rows: expected a positive integer or 'all', got {text!r}") from None
+        raise DataError(f"--rows: expected a positive integer or 'all', got {text!r}") from None
     if n < 1:
-        raise ValueError(f"--rows: must be a positive integer or 'all', got {n}")
+        raise DataError(f"--rows: must be a positive integer or 'all', got {n}")
     return n
 
 
@@ -37,12 +39,12 @@ def parse_steps(text: str | None, available: list[int]) -> list[int]:
     try:
         steps = sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
-        raise ValueError(
+        raise DataError(
             f"--steps: expected comma-separated integers or 'all', got {text!r}"
         ) from None
     missing = [s for s in steps if s not in available]
     if missing or not steps:
-        raise ValueError(
+        raise DataError(
             f"--steps: no checkpoint at step {missing[0] if missing else text!r} "
             f"(available: {', '.join(map(str, sorted(available)))})"
         )

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from suite_core import DataError
+
 LOGIT_CHUNK = 1 << 22  # logits computed for at most this many (position x vocab) cells at once
 
 
@@ -32,11 +34,9 @@ class ScoreConfig:
     def check(self, row_tokens: int, where: str = "rows") -> None:
         """ValueError unless k >= 1, target >= 1 and k + target fit in a row of this length."""
         if self.k < 1 or self.target < 1:
-            raise ValueError(
-                f"--k/--target: must be positive, got k={self.k}, target={self.target}"
-            )
+            raise DataError(f"--k/--target: must be positive, got k={self.k}, target={self.target}")
         if self.k + self.target > row_tokens:
-            raise ValueError(
+            raise DataError(
                 f"{where}: field 'seq_length': k + target = "
                 f"{self.k + self.target} is longer than the rows "
                 f"({row_tokens} tokens)"

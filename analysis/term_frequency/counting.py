@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analysis.term_frequency.terms import Term
+from suite_core import DataError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,7 +36,7 @@ class Matcher:
     @classmethod
     def build(cls, terms: Sequence[Term], *, lut_size: int = 1 << 16) -> Matcher:
         if not terms:
-            raise ValueError("terms: nothing to count (give --tokens, --text or --terms-file)")
+            raise DataError("terms: nothing to count (give --tokens, --text or --terms-file)")
         size = max(lut_size, 2 + max(t for term in terms for t in term.tokens))
         firsts = sorted({term.tokens[0] for term in terms})
         # uint16 group ids when they fit: a cheaper gather, and numpy's stable argsort of 16-bit
@@ -108,7 +109,7 @@ def term_counts(positions: Sequence[np.ndarray]) -> np.ndarray:
 def pair_counts(positions: Sequence[np.ndarray], *, width: int, window: int) -> np.ndarray:
     """Co-occurrences within `window` tokens in one row, int64 [T, T] (upper triangle)."""
     if window < 1:
-        raise ValueError(f"--window: must be >= 1, got {window}")
+        raise DataError(f"--window: must be >= 1, got {window}")
     n_terms = len(positions)
     out = np.zeros((n_terms, n_terms), dtype=np.int64)
     sizes = [len(p) for p in positions]

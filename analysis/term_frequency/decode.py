@@ -13,6 +13,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from suite_core import DataError
+
 
 @dataclass(frozen=True, kw_only=True)
 class DecodeConfig:
@@ -50,7 +52,7 @@ def greedy_complete(
     limit = int(getattr(model.config, "max_position_embeddings", 0) or 0)
     longest = max((len(e) for e in encoded), default=0)
     if limit and longest + config.max_new_tokens > limit:
-        raise ValueError(
+        raise DataError(
             f"prompts: {longest} tokens + {config.max_new_tokens} new tokens exceed "
             f"the model's context of {limit} (use fewer shots)"
         )

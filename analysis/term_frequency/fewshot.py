@@ -17,6 +17,7 @@ import numpy as np
 from analysis.term_frequency.decode import DecodeConfig, encode_prompts, greedy_complete
 from analysis.term_frequency.prompts import Item, build_prompt, is_correct, sample_shots
 from analysis.term_frequency.scan import CountResult
+from suite_core import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,6 +115,6 @@ def join_counts(completions: pd.DataFrame, counts: pd.DataFrame) -> pd.DataFrame
     out = acc.merge(counts, on=["term", "step"], how="left")
     if out["count"].isna().any():
         missing = sorted(out.loc[out["count"].isna(), "term"].unique())[:5]
-        raise ValueError(f"counts: no count for terms {missing}")
+        raise DataError(f"counts: no count for terms {missing}")
     out["count"] = out["count"].astype(np.int64)
     return out.sort_values(["task", "shots", "step", "term"], ignore_index=True)

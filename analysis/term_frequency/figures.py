@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.term_frequency.metrics import binned_accuracy, log_bins
+from suite_core import DataError
 from suite_core.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def accuracy_vs_frequency(
 
     part = joined[(joined["task"] == task) & (joined["shots"] == shots)]
     if part.empty:
-        raise ValueError(f"{task}, {shots}-shot: no accuracy to plot")
+        raise DataError(f"{task}, {shots}-shot: no accuracy to plot")
     edges = log_bins(part["count"].to_numpy(), n_bins)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     steps = sorted(part["step"].unique())

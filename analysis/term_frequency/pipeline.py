@@ -16,6 +16,7 @@ from analysis.term_frequency.results import check_output, write_fewshot
 from analysis.term_frequency.scan import CountConfig, CountResult, count_terms
 from analysis.term_frequency.terms import text_term, unique_terms
 from dataloader_replay.tokenizer import read_tokenizer
+from suite_core import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +53,7 @@ def make_items(config: ItemsConfig, truth: dict[str, Any] | None) -> list[Item]:
     for task in config.tasks:
         if task == "facts":
             if truth is None:
-                raise ValueError("--tasks: 'facts' needs the corpus's truth.json (--truth)")
+                raise DataError("--tasks: 'facts' needs the corpus's truth.json (--truth)")
             items += fact_items(truth)
         elif task == "arithmetic":
             fmt = get_format(config.format)
@@ -61,9 +62,9 @@ def make_items(config: ItemsConfig, truth: dict[str, Any] | None) -> list[Item]:
                     config.x1, config.x2, op=op, fmt=fmt, max_answer=config.max_answer
                 )
         else:
-            raise ValueError(f"--tasks: unknown task {task!r} (choose from {', '.join(TASKS)})")
+            raise DataError(f"--tasks: unknown task {task!r} (choose from {', '.join(TASKS)})")
     if not items:
-        raise ValueError("--tasks: no items to evaluate")
+        raise DataError("--tasks: no items to evaluate")
     return items
 
 

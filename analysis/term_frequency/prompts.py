@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from suite_core import DataError
+
 NUMBER = re.compile(r"\d{1,5}")
 SHOT_SEPARATOR = "\n\n"
 OPERATIONS = {"plus": lambda a, b: a + b, "minus": lambda a, b: a - b, "times": lambda a, b: a * b}
@@ -57,7 +59,7 @@ class Item:
 
 def get_format(name: str) -> ArithmeticFormat:
     if name not in FORMATS:
-        raise ValueError(f"--format: unknown {name!r} (choose from {', '.join(FORMATS)})")
+        raise DataError(f"--format: unknown {name!r} (choose from {', '.join(FORMATS)})")
     return FORMATS[name]
 
 
@@ -72,7 +74,7 @@ def arithmetic_items(
 ) -> list[Item]:
     """Items x1 op x2 for every x1 and x2 whose answer lies in [min_answer, max_answer]."""
     if op not in OPERATIONS:
-        raise ValueError(f"--ops: unknown operation {op!r} (choose from {', '.join(OPERATIONS)})")
+        raise DataError(f"--ops: unknown operation {op!r} (choose from {', '.join(OPERATIONS)})")
     items = []
     for x1 in x1_values:
         for x2 in x2_values:
@@ -95,7 +97,7 @@ def fact_items(truth: dict[str, Any]) -> list[Item]:
     """The fact-recall questions of a synthetic corpus's truth.json (`eval.facts`)."""
     facts = (truth.get("eval") or {}).get("facts")
     if not isinstance(facts, list) or not facts:
-        raise ValueError("truth.json: field 'eval.facts' missing or empty")
+        raise DataError("truth.json: field 'eval.facts' missing or empty")
     return [
         Item(
             task="facts",
@@ -117,7 +119,7 @@ def sample_shots(items: Sequence[Item], index: int, k: int, *, seed: int) -> lis
     me = items[index]
     pool = [j for j, it in enumerate(items) if it.task == me.task and it.term != me.term]
     if len(pool) < k:
-        raise ValueError(
+        raise DataError(
             f"--shots: {k} shots need {k} items with another term, {me.task} has {len(pool)}"
         )
     rng = np.random.default_rng([seed, index, k])

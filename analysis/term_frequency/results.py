@@ -21,6 +21,7 @@ import numpy as np
 
 from analysis.sources import attrs_json
 from analysis.term_frequency.scan import CountResult
+from suite_core import DataError
 from suite_core.atomic import atomic_path, refuse_existing
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def check_output(path: Path | None, *, overwrite: bool = False) -> None:
     if path is None:
         return
     if path.suffix not in FORMATS:
-        raise ValueError(f"{path}: unknown output format (use {', '.join(FORMATS)})")
+        raise DataError(f"{path}: unknown output format (use {', '.join(FORMATS)})")
     refuse_existing(path, overwrite=overwrite)
 
 

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from analysis.sources import Rows, data_fingerprint, open_rows
 from analysis.term_frequency.counting import Matcher, cumulate, pair_counts, work_units
 from analysis.term_frequency.terms import Term
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +104,10 @@ class CountResult:
 def check_steps(rows: Rows, steps: Sequence[int], *, where: str) -> None:
     """ValueError if a step needs rows past the data's end."""
     if not steps:
-        raise ValueError("--steps: no steps given")
+        raise DataError("--steps: no steps given")
     last = max(steps)
     if last * rows.batch_size > rows.num_rows:
-        raise ValueError(
+        raise DataError(
             f"{where}: field 'steps': step {last} needs rows [0, "
             f"{last * rows.batch_size}) but the data has {rows.num_rows} rows "
             f"({rows.num_rows // rows.batch_size} steps of {rows.batch_size})"
@@ -116,11 +117,11 @@ def check_steps(rows: Rows, steps: Sequence[int], *, where: str) -> None:
 def count_terms(source: str | Path, terms: Sequence[Term], config: CountConfig) -> CountResult:
     """Counts of `terms` at `config.steps` in the rows of a RUN, a prepared DIR or a prefix."""
     if config.engine not in ENGINES:
-        raise ValueError(f"--engine: unknown {config.engine!r} (choose from {', '.join(ENGINES)})")
+        raise DataError(f"--engine: unknown {config.engine!r} (choose from {', '.join(ENGINES)})")
     if config.processes < 1:
-        raise ValueError(f"--processes: must be >= 1, got {config.processes}")
+        raise DataError(f"--processes: must be >= 1, got {config.processes}")
     if config.window < 1:
-        raise ValueError(f"--window: must be >= 1, got {config.window}")
+        raise DataError(f"--window: must be >= 1, got {config.window}")
     rows = open_rows(source, batch_size=config.batch_size)
     steps = list(config.steps)
     check_steps(rows, steps, where=str(source))

@@ -7,11 +7,12 @@ arithmetic questions few-shot, and checks the planted truth at the final checkpo
 - fact-recall accuracy rises with the entity's frequency (Spearman > 0, top-10 minus
   bottom-10 > 0);
 - the same for arithmetic against the frequency of the first operand.
+Every check is a one-sided test over terms (the independent unit): Spearman with a permutation
+p-value, the top-minus-bottom gap with a label-permutation p-value, 95% bootstrap intervals.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,22 @@ from typing import Any
 import numpy as np
 
 from analysis.sources import open_checkpoints
-from analysis.study import RunSpec, StudyReport, TruthCheck
+from analysis.stats import difference_test, spearman_test, stable_seed
+from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
 from analysis.term_frequency.fewshot import FewShotConfig
 from analysis.term_frequency.figures import accuracy_vs_frequency
-from analysis.term_frequency.metrics import gap_table, spearman, top_minus_bottom
+from analysis.term_frequency.metrics import gap_table
 from analysis.term_frequency.pipeline import FewShotResult, ItemsConfig, run_fewshot
-
-log = logging.getLogger(__name__)
+from suite_core import DataError
 
 STUDY = "term_frequency"
+TOP_K = 10  # the top-k and bottom-k most frequent terms of the gap (Pythia's table)
 
 
 def pick_run(runs: Sequence[RunSpec]) -> RunSpec:
     """The largest standard run that is not an intervention branch (else the largest run)."""
     if not runs:
-        raise ValueError("runs: the term-frequency study needs at least one run")
+        raise DataError("runs: the term-frequency study needs at least one run")
     plain = [r for r in runs if r.variant == "standard" and r.branch_of is None] or list(runs)
     return max(plain, key=lambda r: r.n_params)
 
@@ -56,11 +58,8 @@ def run_study(
     shots: Sequence[int] = (0, 2),
     x2: Sequence[int] = tuple(range(1, 6)),
     processes: int = 1,
-    **options: Any,
 ) -> StudyReport:
     """Counts, few-shot accuracy, figures, the top-minus-bottom table and the truth checks."""
-    if options:
-        log.info("term_frequency: ignoring options %s", sorted(options))
     run = pick_run(runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +85,7 @@ def run_study(
             )
         name = "arithmetic-plus" if task == "arithmetic" else task
         table = gap_table(joined, task=name)
-        report.tables[f"{name}: top-10 minus bottom-10 accuracy x100"] = table
+        report.tables[f"{name}_top10_minus_bottom10_accuracy_x100"] = table
         table.to_csv(out_dir / f"{run.name}.{name}.gap.csv")
         report.checks += accuracy_checks(joined, task=name, run=run.name)
     if truth is not None:
@@ -102,25 +101,40 @@ def final_slice(joined: Any, *, task: str) -> Any:
 
 
 def accuracy_checks(joined: Any, *, task: str, run: str) -> list[TruthCheck]:
+    """Accuracy against count over the task's terms at the final checkpoint, as two tests."""
     part, k = final_slice(joined, task=task)
-    acc, count = part["accuracy"].to_numpy(), part["count"].to_numpy()
-    rho, gap = spearman(count, acc), top_minus_bottom(acc, count)
+    acc, count = part["accuracy"].to_numpy(float), part["count"].to_numpy(float)
     step = int(joined["step"].max())
     detail = f"{run}, step {step}, {k}-shot, {len(part)} terms; mean accuracy {acc.mean():.3f}"
+    rho_name = f"{task}: accuracy rises with term frequency (Spearman)"
+    gap_name = f"{task}: top-{TOP_K} minus bottom-{TOP_K} frequent terms (accuracy points)"
+    top = min(TOP_K, len(count) // 2)
+    order = np.argsort(count, kind="stable")  # ties broken by the term's position
+    high, low = 100 * acc[order[len(order) - top :]], 100 * acc[order[:top]]
     return [
-        TruthCheck(
-            name=f"{task}: accuracy rises with term frequency (Spearman)",
-            passed=bool(rho > 0),
-            value=rho,
-            expected="Spearman > 0",
+        run_check(
+            rho_name,
+            lambda: spearman_test(
+                count,
+                acc,
+                unit="terms",
+                seed=stable_seed(STUDY, rho_name),
+                labels=("count", "accuracy"),
+            ),
             detail=detail,
+            unit="terms",
         ),
-        TruthCheck(
-            name=f"{task}: top-10 minus bottom-10 frequent terms (accuracy x100)",
-            passed=bool(gap > 0),
-            value=gap,
-            expected="> 0",
+        run_check(
+            gap_name,
+            lambda: difference_test(
+                high,
+                low,
+                unit="terms",
+                seed=stable_seed(STUDY, gap_name),
+                labels=(f"top-{top}", f"bottom-{top}"),
+            ),
             detail=detail,
+            unit="terms",
         ),
     ]
 
@@ -131,12 +145,17 @@ def count_check(result: FewShotResult, truth: dict[str, Any]) -> TruthCheck:
     final = result.counts.steps[-1]
     col = {t.name: i for i, t in enumerate(result.counts.terms)}
     terms = [t for t in planted if " " + t in col]
-    mine = [result.counts.counts[-1, col[" " + t]] for t in terms]
-    rho = spearman(np.array(mine), np.array([planted[t] for t in terms]))
-    return TruthCheck(
-        name="counts: token counts in the trained rows follow the planted Zipf counts",
-        passed=bool(rho > 0.9),
-        value=rho,
-        expected="Spearman > 0.9",
+    mine = [float(result.counts.counts[-1, col[" " + t]]) for t in terms]
+    name = "counts: token counts in the trained rows follow the planted Zipf counts"
+    return run_check(
+        name,
+        lambda: spearman_test(
+            mine,
+            [float(planted[t]) for t in terms],
+            unit="terms",
+            seed=stable_seed(STUDY, name),
+            labels=("count", "planted count"),
+        ),
         detail=f"{len(terms)} numbers, counts at step {final} vs truth.json terms.numbers",
+        unit="terms",
     )

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from suite_core import DataError
+
 
 @dataclass(frozen=True, kw_only=True)
 class Term:
@@ -26,33 +28,33 @@ def parse_token_ids(value: str, *, where: str = "--tokens") -> Term:
     """`"17,42"` -> Term(name="17,42", tokens=(17, 42)); ValueError for empty or non-integers."""
     parts = [p.strip() for p in value.split(",")]
     if not value.strip() or any(not p for p in parts):
-        raise ValueError(f"{where}: empty term or empty token in {value!r}")
+        raise DataError(f"{where}: empty term or empty token in {value!r}")
     try:
         ids = tuple(int(p) for p in parts)
     except ValueError:
-        raise ValueError(f"{where}: {value!r} is not a comma-separated list of token ids") from None
+        raise DataError(f"{where}: {value!r} is not a comma-separated list of token ids") from None
     return token_term(ids, where=where)
 
 
 def token_term(ids: Sequence[int], *, where: str) -> Term:
     if len(ids) == 0:
-        raise ValueError(f"{where}: empty term (no tokens)")
+        raise DataError(f"{where}: empty term (no tokens)")
     if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
-        raise ValueError(f"{where}: token ids must be non-negative integers, got {list(ids)}")
+        raise DataError(f"{where}: token ids must be non-negative integers, got {list(ids)}")
     return Term(name=",".join(map(str, ids)), tokens=tuple(int(i) for i in ids))
 
 
 def text_term(text: str, tokenizer: Any, *, where: str = "--text") -> Term:
     """The text tokenized without special tokens; ValueError if it tokenizes to nothing."""
     if text == "":
-        raise ValueError(f"{where}: empty term")
+        raise DataError(f"{where}: empty term")
     if tokenizer is None:
-        raise ValueError(
+        raise DataError(
             f"{where}: {text!r} needs a tokenizer (the data has none; give --tokenizer FILE)"
         )
     ids = tokenizer.encode(text, add_special_tokens=False).ids
     if not ids:
-        raise ValueError(f"{where}: {text!r} tokenizes to nothing")
+        raise DataError(f"{where}: {text!r} tokenizes to nothing")
     return Term(name=text, tokens=tuple(int(i) for i in ids))
 
 
@@ -69,7 +71,7 @@ def read_terms_file(path: Path, tokenizer: Any) -> list[Term]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError:
-            raise ValueError(
+            raise DataError(
                 f"{where}: not a JSON string (text) or JSON list of token ids: {line[:60]!r}"
             ) from None
         if isinstance(value, str):
@@ -77,12 +79,12 @@ def read_terms_file(path: Path, tokenizer: Any) -> list[Term]:
         elif isinstance(value, list):
             terms.append(token_term(value, where=where))
         else:  # a user's file: ValueError, as for every bad line
-            raise ValueError(
+            raise DataError(
                 f"{where}: expected a JSON string or a list of token ids, "
                 f"got {type(value).__name__}"
             )
     if not terms:
-        raise ValueError(f"{path}: no terms (one JSON string or list of ids per line)")
+        raise DataError(f"{path}: no terms (one JSON string or list of ids per line)")
     return terms
 
 
@@ -93,7 +95,7 @@ def check_vocabulary(terms: Iterable[Term], vocab_size: int | None, *, where: st
     for term in terms:
         bad = [t for t in term.tokens if t >= vocab_size]
         if bad:
-            raise ValueError(
+            raise DataError(
                 f"{where}: term {term.name!r}: token id {bad[0]} is outside the "
                 f"data's vocabulary of {vocab_size}"
             )
@@ -114,17 +116,17 @@ def parse_steps(value: str, *, available: Sequence[int] | None = None) -> list[i
     """`"0,10,20"` (sorted and deduplicated) or `"checkpoints"` (the run's checkpoint steps)."""
     if value.strip() == "checkpoints":
         if available is None:
-            raise ValueError("--steps: 'checkpoints' needs a run with checkpoints")
+            raise DataError("--steps: 'checkpoints' needs a run with checkpoints")
         return sorted(set(available))
     parts = [p.strip() for p in value.split(",")]
     if any(not p for p in parts):
-        raise ValueError(f"--steps: empty step in {value!r}")
+        raise DataError(f"--steps: empty step in {value!r}")
     try:
         steps = [int(p) for p in parts]
     except ValueError:
-        raise ValueError(
+        raise DataError(
             f"--steps: {value!r} is not a comma-separated list of steps or 'checkpoints'"
         ) from None
     if any(s < 0 for s in steps):
-        raise ValueError(f"--steps: steps must be >= 0, got {value!r}")
+        raise DataError(f"--steps: steps must be >= 0, got {value!r}")
     return sorted(set(steps))

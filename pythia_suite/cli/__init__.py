@@ -2,9 +2,10 @@
 
 Each subcommand lives in its own small module under `pythia_suite.cli` and exposes
 `register(subparsers)`; the module's handler calls typed library functions. Errors that the
-user can act on (`suite_core.SuiteError` and any `ValueError`, `OSError`: a bad file,
-line or field) are printed as one line
-on stderr with exit status 2 and no traceback.
+user can act on (the suite's own family, `suite_core.SuiteError`, and a missing, existing or
+unreadable file) are printed as one line on stderr with exit status 2 and no traceback.
+Anything else is a bug: one line saying "internal error" with the log holding the traceback
+(the suite's suite.log, or a file in the temporary directory), exit status 1.
 """
 
 from __future__ import annotations
@@ -13,12 +14,56 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
-from pythia_suite.cli import analyze, checkpoints, corpus, data, family, run, train, verify
-from suite_core import USER_ERRORS
+from pythia_suite.cli import (
+    analyze,
+    checkpoints,
+    corpus,
+    data,
+    data_plan,
+    family,
+    run,
+    train,
+    verify,
+)
+from suite_core import SuiteError
 
-MODULES = (run, corpus, data, family, train, checkpoints, verify, analyze)
+MODULES = (run, corpus, data, data_plan, family, train, checkpoints, verify, analyze)
+# what the user can act on: the suite's own errors, and files missing, existing or unreadable
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    SuiteError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
+def one_line(message: object) -> str:
+    """A message as one line (a multi-line message's lines joined by ' | ')."""
+    return " | ".join(line.strip() for line in str(message).splitlines() if line.strip())
+
+
+def _internal_error(exc: BaseException) -> int:
+    """One line naming the log that holds the traceback; exit status 1."""
+    path = getattr(exc, "log_path", None)
+    if path is None:
+        fd, name = tempfile.mkstemp(prefix="pythia-suite-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(traceback.format_exception(exc)))
+        path = Path(name)
+    if os.environ.get("RANK", "0") == "0":
+        print(
+            f"pythia-suite: internal error: {type(exc).__name__}: {one_line(exc)[:300]} "
+            f"(a bug, not your input; traceback in {path})",
+            file=sys.stderr,
+        )
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,11 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Under torchrun every rank validates the same arguments and data and hits the same
         # error: rank 0 prints it once, the others exit 2 silently.
         if os.environ.get("RANK", "0") == "0":
-            print(f"pythia-suite: error: {exc}", file=sys.stderr)
+            print(f"pythia-suite: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pythia-suite: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place a bug is reported as one
+        return _internal_error(exc)
     return int(result or 0)
 
 

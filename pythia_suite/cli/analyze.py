@@ -1,26 +1,16 @@
 """`pythia-suite analyze STUDY ...`: the checkpoint studies.
 
 Each study's subcommands live in their own module `pythia_suite/cli/analyze_<study>.py` with a
-`register(subparsers)` function; this module finds them, so that studies are added without
-touching a shared file.
+`register(subparsers)` function; `STUDY_MODULES` lists them (a new study adds one line here).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 
-import pythia_suite.cli as cli_package
+from pythia_suite.cli import analyze_bias, analyze_count, analyze_memorization
 
-PREFIX = "analyze_"
-
-
-def study_modules() -> list[str]:
-    """Names of the `analyze_*` modules of `pythia_suite.cli`, sorted."""
-    return sorted(
-        m.name for m in pkgutil.iter_modules(cli_package.__path__) if m.name.startswith(PREFIX)
-    )
+STUDY_MODULES = (analyze_bias, analyze_count, analyze_memorization)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,5 +20,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a study across the checkpoints of a run (or of Hugging Face folders).",
     )
     studies = p.add_subparsers(dest="study", required=True, metavar="STUDY")
-    for name in study_modules():
-        importlib.import_module(f"{cli_package.__name__}.{name}").register(studies)
+    for module in STUDY_MODULES:
+        module.register(studies)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from suite_core import ConfigError
+
 BIAS_HELP = """Score CrowS-Pairs and WinoBias at every checkpoint of each RUN through lm-eval.
 
 With --crows FILE.csv (crows_pairs_anonymized.csv) and/or --winobias DIR (the bracketed
@@ -30,7 +32,7 @@ def _steps(text: str | None) -> list[int] | None:
     try:
         return sorted({int(s) for s in text.split(",") if s.strip()})
     except ValueError:
-        raise ValueError(f"--steps: expected comma-separated integers, got {text!r}") from None
+        raise ConfigError(f"--steps: expected comma-separated integers, got {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -209,4 +211,4 @@ def _read_truth(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None

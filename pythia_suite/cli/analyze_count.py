@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from suite_core import ConfigError
+
 COUNT_HELP = """Count terms exactly in the rows each checkpoint trained on, in one pass.
 
 SOURCE is a RUN (its rows as its model saw them), a prepared DIR, or a bare .bin/.idx prefix
@@ -144,7 +146,7 @@ def _terms(args: argparse.Namespace):  # -> list[Term]
     from dataloader_replay.tokenizer import read_tokenizer
 
     if not (args.tokens or args.text or args.terms_file):
-        raise ValueError("terms: give --tokens, --text or --terms-file")
+        raise ConfigError("terms: give --tokens, --text or --terms-file")
     rows = open_rows(args.source, batch_size=args.batch_size)
     data = getattr(rows, "data", rows)
     tok_path = args.tokenizer
@@ -181,7 +183,7 @@ def run_count(args: argparse.Namespace) -> int:
 
     check_output(args.out)
     if args.window < 1:
-        raise ValueError(f"--window: must be >= 1, got {args.window}")
+        raise ConfigError(f"--window: must be >= 1, got {args.window}")
     terms, rows = _terms(args)
     steps = _steps(args.steps, args.source)
     check_steps(rows, steps, where=str(args.source))
@@ -208,7 +210,7 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
             return tuple(range(lo, hi + 1))
         return tuple(int(v) for v in value.split(","))
     except ValueError:
-        raise ValueError(f"{flag}: {value!r} is not a list of integers or a range A-B") from None
+        raise ConfigError(f"{flag}: {value!r} is not a list of integers or a range A-B") from None
 
 
 def run_fewshot_cli(args: argparse.Namespace) -> int:
@@ -225,7 +227,7 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
         try:
             truth = json.loads(args.truth.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{args.truth}: not JSON ({exc})") from None
+            raise ConfigError(f"{args.truth}: not JSON ({exc})") from None
     tasks = (
         tuple(args.tasks.split(","))
         if args.tasks
@@ -233,7 +235,7 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
     )
     shots = _ints(args.shots, "--shots")
     if any(k < 0 for k in shots):
-        raise ValueError(f"--shots: must be >= 0, got {args.shots!r}")
+        raise ConfigError(f"--shots: must be >= 0, got {args.shots!r}")
     if args.figures is not None and args.figures.exists():
         raise FileExistsError(f"{args.figures}: already exists")
     steps = None if args.steps.strip() == "checkpoints" else _steps(args.steps, args.run)

@@ -14,6 +14,7 @@ from checkpoints_index import hub
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.layout import CATALOG, CHECKPOINTS, SUMS_FILE
 from checkpoints_index.schedule import checkpoint_steps
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     for record in records:
         folder = record.folder(catalog.run_dir)
         if not folder.is_dir():
-            raise ValueError(f"{folder}: catalogued checkpoint is missing")
+            raise ConfigError(f"{folder}: catalogued checkpoint is missing")
         if not (folder / SUMS_FILE).is_file() and record.path.startswith(f"{CHECKPOINTS}/"):
-            raise ValueError(f"{folder}: catalogued checkpoint is damaged ({SUMS_FILE} is missing)")
+            raise ConfigError(
+                f"{folder}: catalogued checkpoint is damaged ({SUMS_FILE} is missing)"
+            )
     if args.format == "json":
         print(json.dumps([r.as_dict() for r in records], indent=2))
         return 0
@@ -118,7 +121,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems[1:]:
             log.error("%s", problem)
-        raise ValueError(
+        raise ConfigError(
             f"{problems[0]}"
             + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
         )
@@ -131,7 +134,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     rows of checkpoints whose folder or SHA256SUMS is gone (each logged)."""
     with _open_run(args.run, read_only=False) as catalog:
         if any(not r.path.startswith(f"{CHECKPOINTS}/") for r in catalog.checkpoints()):
-            raise ValueError(
+            raise ConfigError(
                 f"{args.run}: catalogued by `checkpoints index`; run that again instead of sync"
             )
         added, forgotten = catalog.sync()

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pythia_suite.cli.corpus import add_engine_args, ray_options
 from suite_core import ConfigError, DataError
 from suite_core.layout import RunLayout
 
@@ -30,6 +31,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         num_samples=args.num_samples,
+        engine=args.engine,
+        ray=ray_options(args),
     )
     print(
         f"{args.out}: {manifest.num_samples} rows of {manifest.seq_length + 1} tokens "
@@ -38,14 +41,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(path: Path, batch_size: int | None):  # -> TrainData | TransformedData
-    from dataloader_replay.replay import TrainData, open_run
+def _open(
+    path: Path, batch_size: int | None, cache: Path | None = None
+):  # -> TrainData | TransformedData
+    from dataloader_replay.sources import open_run, open_source
 
     if RunLayout(path).is_run():
         if batch_size is not None:
-            raise ValueError("--batch-size: not allowed for a run (it replays the run's data)")
+            raise ConfigError("--batch-size: not allowed for a run (it replays the run's data)")
         return open_run(path)
-    return TrainData.open(path, batch_size=batch_size)
+    return open_source(path, batch_size=batch_size, cache=cache)
 
 
 def _tokenizer_for(path: Path, given: Path | None):
@@ -55,22 +60,17 @@ def _tokenizer_for(path: Path, given: Path | None):
         return load_tokenizer(given).tokenizer
     if (path / "tokenizer.json").is_file():
         return load_tokenizer(path / "tokenizer.json").tokenizer
-    raise ValueError(f"{path}: no tokenizer.json here; pass --tokenizer")
+    raise ConfigError(f"{path}: no tokenizer.json here; pass --tokenizer")
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from dataloader_replay.verify import verify_run
+    from pythia_suite.verify import verify_batches  # the one run verifier, batches only
 
-    result = verify_run(args.path)
-    if result.mismatch is not None:
-        m = result.mismatch
-        print(
-            f"pythia-suite: error: {RunLayout(args.path).metrics}:{m.line}: step {m.step}: "
-            f"batch_sha256 mismatch (logged {m.logged}, replayed {m.replayed})",
-            file=sys.stderr,
-        )
+    report = verify_batches(args.path)
+    if report.problems:
+        print(f"pythia-suite: error: {report.problems[0]}", file=sys.stderr)
         return 1
-    print(f"{args.path}: {result.checked} logged batches verified")
+    print(f"{args.path}: {report.batches} logged batches verified")
     return 0
 
 
@@ -105,18 +105,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             )
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
-        raise ValueError("replay: give --step and exactly one of --out FILE.npy / --text")
-    data = _open(args.path, args.batch_size)
+        raise ConfigError("replay: give --step and exactly one of --out FILE.npy / --text")
+    data = _open(args.path, args.batch_size, args.cache)
     end = args.step + 1 if args.end_step is None else args.end_step
     if args.step < 0 or args.step >= data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{args.path}: field '--step': {args.step} is outside the data "
             f"(steps 0..{data.num_steps - 1})"
         )
     if end <= args.step:
-        raise ValueError(f"--end-step: {end} must be greater than --step {args.step}")
+        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
     if end > data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{args.path}: field '--end-step': {end} is past the end of the data "
             f"({data.num_steps} steps)"
         )
@@ -159,9 +159,9 @@ def _parse_tokens(text: str) -> list[int]:
     try:
         tokens = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ValueError(f"--tokens: expected comma-separated integers, got {text!r}") from None
+        raise ConfigError(f"--tokens: expected comma-separated integers, got {text!r}") from None
     if not tokens or min(tokens) < 0:
-        raise ValueError(f"--tokens: expected non-negative token ids, got {text!r}")
+        raise ConfigError(f"--tokens: expected non-negative token ids, got {text!r}")
     return tokens
 
 
@@ -171,9 +171,9 @@ def cmd_find(args: argparse.Namespace) -> int:
     (or --tokenizer) without special tokens: mind leading spaces (" the" and "the" are
     different tokens). Occurrences that span two rows are not reported."""
     from dataloader_replay.find import find_tokens
-    from dataloader_replay.replay import TrainData
+    from dataloader_replay.sources import open_source
 
-    data = TrainData.open(args.path, batch_size=args.batch_size)
+    data = open_source(args.path, batch_size=args.batch_size, cache=args.cache)
     if args.tokens is not None:
         pattern = _parse_tokens(args.tokens)
         limit = data.vocab_size if data.vocab_size is not None else np.iinfo(data.dtype).max + 1
@@ -186,7 +186,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         tok = _tokenizer_for(args.path, args.tokenizer)
         pattern = tok.encode(args.text, add_special_tokens=False).ids
         if not pattern:
-            raise ValueError(f"--text: {args.text!r} encodes to no tokens")
+            raise ConfigError(f"--text: {args.text!r} encodes to no tokens")
     for occ in find_tokens(data, pattern):
         print(json.dumps(occ.as_dict()))
     return 0
@@ -200,7 +200,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare", help="tokenize a corpus into training order", description=_doc(cmd_prepare)
     )
-    p.add_argument("input", type=Path, help="corpus .jsonl or .jsonl.zst (Pile schema)")
+    p.add_argument(
+        "input",
+        type=Path,
+        nargs="+",
+        help="corpus .jsonl / .jsonl.zst files (Pile schema) or folders of them, read in order",
+    )
     p.add_argument("--tokenizer", type=Path, required=True, help="tokenizers JSON file")
     p.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
     p.add_argument("--seq-length", type=int, required=True, help="tokens per sample, L")
@@ -213,12 +218,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="rows (default ceil(S*B*1.005), GPT-NeoX's count; rows past S*B are held out)",
     )
+    add_engine_args(p)
     p.set_defaults(handler=cmd_prepare)
 
     r = subparsers.add_parser(
         "replay", help="the exact batch(es) a step trained on", description=_doc(cmd_replay)
     )
-    r.add_argument("path", type=Path, help="DIR, .bin/.idx prefix, or RUN")
+    r.add_argument("path", type=Path, help="SOURCE (DIR, .bin/.idx prefix, shards, URL) or RUN")
     r.add_argument("--step", type=int, help="first step S")
     r.add_argument("--end-step", type=int, help="end step E, exclusive (default S + 1)")
     r.add_argument("--out", type=Path, help="write rows [S*B, E*B) to this .npy file")
@@ -226,15 +232,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--verify", action="store_true", help="RUN: check every logged batch_sha256")
     r.add_argument("--batch-size", type=int, help="override (bare prefix: default 1024)")
     r.add_argument("--tokenizer", type=Path, help="for --text (default DIR/tokenizer.json)")
+    add_cache_argument(r)
     r.set_defaults(handler=cmd_replay)
 
     f = subparsers.add_parser(
         "find", help="where a token sequence occurs in training", description=_doc(cmd_find)
     )
-    f.add_argument("path", type=Path, help="DIR or .bin/.idx prefix")
+    f.add_argument("path", type=Path, help="SOURCE: DIR, .bin/.idx prefix, shards or URL")
     what = f.add_mutually_exclusive_group(required=True)
     what.add_argument("--text", help="text to encode and search for")
     what.add_argument("--tokens", help="comma-separated token ids, e.g. 17,42,9")
     f.add_argument("--tokenizer", type=Path, help="for --text (default DIR/tokenizer.json)")
     f.add_argument("--batch-size", type=int, help="override (bare prefix: default 1024)")
+    add_cache_argument(f)
     f.set_defaults(handler=cmd_find)
+
+
+def add_cache_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="range cache for a remote SOURCE (default: the user cache dir, pythia-suite/ranges)",
+    )

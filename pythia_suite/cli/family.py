@@ -115,7 +115,7 @@ def run_memory(args: argparse.Namespace) -> int:
     try:
         row = get_row(args.memory)
     except ValueError as exc:
-        raise ValueError(f"--memory: {exc}") from None
+        raise ConfigError(f"--memory: {exc}") from None
     if row.vocab_size is None:
         row = row.with_vocab(args.vocab or EXAMPLE_VOCAB)
     parallel = args.parallel or ("fsdp" if args.world_size > 1 else "ddp")

@@ -16,7 +16,12 @@ SUITE.yaml is merged over the preset (default: `default`); the resolved config i
 ROOT/NAME/suite.yaml and the full log goes to ROOT/NAME/suite.log. Run the same command again
 and every stage that is complete and unchanged is skipped; change the config and exactly what
 depends on the change runs again; kill it at any moment and re-run it to finish with the same
-results.
+results. Every run is re-verified on every invocation, skipped or not.
+
+Nothing is lost without being asked: ROOT/NAME must be new, empty or a suite folder (marker
+file .pythia-suite); nothing inside it may be a symlink; a config change that would retrain a
+completed run names the runs and stops unless --replace is given. train.threads left unset is
+pinned on the first run (suite.yaml) and kept on re-runs, on any machine.
 """
 
 SUITE_LOGGERS = ("pythia_suite.suite.runner", "pythia_suite.suite.suite")
@@ -53,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--root", type=Path, default=Path("runs"), help="where suites live (default: ./runs)"
     )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="let a changed config retrain and replace completed runs (refused without it)",
+    )
     p.set_defaults(handler=run_suite_cmd)
 
 
@@ -66,6 +76,6 @@ def run_suite_cmd(args: argparse.Namespace) -> int:
             handler.addFilter(_ConsoleFilter())
             handler.setFormatter(logging.Formatter("%(message)s"))
     source = str(args.suite) if args.suite is not None else f"preset {args.preset!r}"
-    run_suite(config, root=args.root, source=source)
+    run_suite(config, root=args.root, source=source, replace=args.replace)
     print(args.root / config.name / "report.html")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from suite_core import ConfigError
+
 TRAIN_HELP = """Train MODEL on the prepared data DIR, in the data's fixed order, into RUN.
 
 Update n trains on the data's batch at step n-1; every update appends a line to
@@ -140,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
     from pythia_suite.training.trainer import TrainConfig, train
 
     if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads: must be >= 1, got {args.threads}")
+        raise ConfigError(f"--threads: must be >= 1, got {args.threads}")
     fields = {
         "model": args.model,
         "data": args.data,
@@ -155,7 +157,7 @@ def run_train(args: argparse.Namespace) -> int:
         fields = {k: inherited[k] if v is None else v for k, v in fields.items()}
     for name in ("model", "data"):
         if fields[name] is None:
-            raise ValueError(f"--{name}: required (unless --branch-from gives it)")
+            raise ConfigError(f"--{name}: required (unless --branch-from gives it)")
     train(
         TrainConfig(
             **fields,

@@ -15,6 +15,8 @@ every per-step batch hash (batch_sha256.txt), the index arrays rebuilt from docu
 the manifest's seed, and every train row against documents.bin. RUN: its data as above (it must
 have the fingerprint the run recorded), metrics.jsonl (steps 1..N, no gap, repeat or malformed
 line; each batch_sha256 replayed), and every checkpoint against SHA256SUMS and the catalog.
+SHARDS (a folder of EleutherAI's `.idx`/`.bin` shards, plain or an HF cache snapshot): each
+file's sha256 against EleutherAI's utils/shard_hashes.txt or the hub's LFS sha256.
 Exit 0 when all holds; otherwise exit 2 naming the first problem (the others are logged).
 """
 
@@ -23,11 +25,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from pythia_suite.verify import verify_path
 
     report = verify_path(args.path)
-    if report.problems:
-        for problem in report.problems[1:]:
-            log.error("%s", problem)
-        more = len(report.problems) - 1
-        raise ValueError(report.problems[0] + (f" (and {more} more problems)" if more else ""))
+    report.raise_first()
     for line in report.lines:
         print(line)
     print(f"OK: {args.path} verified")

@@ -1,32 +1,64 @@
-"""Near-duplicate removal with MinHash + datasketch's MinHashLSH (the Pile-deduped recipe).
+"""Near-duplicate removal with MinHash + LSH, verified exactly (the Pile-deduped recipe, made exact).
 
-Rule, in input order: a document is dropped if the LSH index (which holds only kept documents)
-returns a candidate whose estimated Jaccard similarity (fraction of equal signature slots) is
-`>= threshold`; it is recorded as a duplicate of the earliest such kept document. Otherwise it
-is kept and inserted. So the first document of every duplicate group survives, and a removed
-document never causes later removals. Kept lines are written unchanged (their raw bytes), in
-input order; `OUTPUT.report.json` describes the run and every duplicate group.
+Rule, in input order: a document is removed if an already kept earlier document has Jaccard
+similarity `>= threshold` with it (exact Jaccard of the shingle sets of `minhash.shingle_set`
+by default; `verify="estimate"` uses the fraction of equal MinHash slots instead); it is
+recorded as a duplicate of the earliest such kept document. The pairs considered are the LSH
+candidates (documents sharing one of `b` bands of `r` signature rows), with `(b, r)` chosen so
+that a pair at exactly the threshold is a candidate with probability `>= candidate_recall`
+(0.99); the report states that probability. So the first document of every group survives and
+a removed document never causes later removals. Kept lines are written unchanged (raw bytes),
+in input order; `OUTPUT.report.json` describes the run and every duplicate group.
+
+Engines: "local" streams the input through datasketch's MinHashLSH in one process; "ray"
+(`dedup_ray`) computes the same decisions on a Ray cluster, resolved per connected component
+of the verified pairs. Their outputs and reports are byte-identical.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import logging
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
-from tqdm import tqdm
 
-from dataloader_replay.jsonl import Document, iter_documents
-from pythia_suite.corpus.minhash import SCHEME, MinHashParams, SignatureComputer
+from dataloader_replay.engine_ray import RayOptions, claimed
+from dataloader_replay.inputs import Progress, input_files, iter_corpus
+from pythia_suite.corpus.minhash import (
+    SCHEME,
+    MinHashParams,
+    SignatureComputer,
+    candidate_probability,
+    choose_bands,
+    jaccard,
+    shingle_set,
+    signatures,
+)
+from suite_core import ConfigError
 from suite_core.atomic import atomic_path, refuse_existing
 
 log = logging.getLogger(__name__)
+VERIFY = ("exact", "estimate")
+ENGINES = ("local", "ray")
+_RULE = (
+    "input order; a document is removed if an LSH candidate among kept earlier documents has "
+    "{what} >= threshold (duplicate of the earliest such); doc = 0-based index over all inputs, "
+    "file = index into inputs, line = 1-based line in that file"
+)
+RULES = {
+    "exact": _RULE.format(what="exact Jaccard of the shingle sets"),
+    "estimate": _RULE.format(what="estimated Jaccard (fraction of equal MinHash slots)"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,40 +67,49 @@ class DedupConfig:
     num_perm: int = 128
     seed: int = 1
     shingle_words: int = 5
-    # datasketch picks (b, r) minimising fp_weight*FP + fn_weight*FN; candidates are verified
-    # by their estimated Jaccard, so LSH false positives cost only time: favour recall.
-    # At threshold 0.87 and 128 permutations this gives b=10, r=12.
-    false_negative_weight: float = 0.9
+    verify: str = "exact"  # "exact": Jaccard of the shingle sets; "estimate": equal slots
+    candidate_recall: float = 0.99  # P(candidate) of a pair at exactly the threshold
     chunk_docs: int = 2048
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold: must be in (0, 1], got {self.threshold}")
-        if not 0.0 <= self.false_negative_weight <= 1.0:
-            raise ValueError(
-                f"false_negative_weight: must be in [0, 1], got {self.false_negative_weight}"
-            )
+            raise ConfigError(f"--threshold: must be in (0, 1], got {self.threshold}")
+        if self.verify not in VERIFY:
+            raise ConfigError(f"--verify: must be one of {', '.join(VERIFY)}, got {self.verify}")
+        _ = self.minhash, self.bands  # validate num_perm, shingle_words, the reachable recall
 
     @property
-    def weights(self) -> tuple[float, float]:
-        """(false positive weight, false negative weight) for datasketch's parameter search."""
-        return (round(1.0 - self.false_negative_weight, 12), self.false_negative_weight)
+    def bands(self) -> tuple[int, int]:
+        """(b, r): the LSH bands and rows per band (see `minhash.choose_bands`)."""
+        try:
+            return choose_bands(self.threshold, self.num_perm, self.candidate_recall)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def minhash(self) -> MinHashParams:
-        return MinHashParams(
-            num_perm=self.num_perm, seed=self.seed, shingle_words=self.shingle_words
-        )
+        try:
+            return MinHashParams(
+                num_perm=self.num_perm, seed=self.seed, shingle_words=self.shingle_words
+            )
+        except ValueError as exc:
+            raise ConfigError(f"--{exc}") from None
+
+    def similarity(self, a: tuple[str, np.ndarray], b: tuple[str, np.ndarray]) -> float:
+        """The verified similarity of two documents given as (text, signature)."""
+        if self.verify == "estimate":
+            return float(np.mean(a[1] == b[1]))
+        k = self.shingle_words
+        return jaccard(shingle_set(a[0], k), shingle_set(b[0], k))
 
 
-@dataclass(kw_only=True)
-class DedupResult:
-    """Outcome of deduplicating one stream: which lines were kept and the duplicate groups."""
+@dataclass(frozen=True, kw_only=True)
+class DocInfo:
+    """Where a document came from, for the report."""
 
-    kept: list[int] = field(default_factory=list)  # 0-based document indices, input order
-    removed: dict[int, tuple[int, float]] = field(default_factory=dict)  # doc -> (kept doc, est. J)
-    b: int = 0
-    r: int = 0
+    file: int  # index into the report's `inputs`
+    line: int  # 1-based line in that file
+    id: Any  # meta.id, if any
 
 
 def report_path(output: Path) -> Path:
@@ -76,52 +117,78 @@ def report_path(output: Path) -> Path:
     return output.with_name(output.name + ".report.json")
 
 
+def resolve(edges: np.ndarray, sims: np.ndarray) -> dict[int, tuple[int, float]]:
+    """The dedup rule on verified edges `(j, i)`, `j < i`, similarity >= threshold: in input
+    order, `i` is removed as a duplicate of the smallest kept `j` it has an edge with.
+    Components are independent, so any subset of whole components can be resolved alone."""
+    removed: dict[int, tuple[int, float]] = {}
+    order = np.lexsort((edges[:, 0], edges[:, 1])) if len(edges) else np.empty(0, np.int64)
+    for (j, i), s in zip(edges[order].tolist(), sims[order].tolist()):
+        if i not in removed and j not in removed:
+            removed[i] = (j, s)
+    return removed
+
+
+class _Spool:
+    """Texts of kept documents on a temporary file, read back by index for exact verification;
+    shingle sets of the most recently verified documents are cached."""
+
+    def __init__(self, k: int) -> None:
+        self.fh = tempfile.TemporaryFile()
+        self.where: dict[int, tuple[int, int]] = {}
+        self.k = k
+        self.sets = functools.lru_cache(maxsize=4096)(self._set)
+
+    def add(self, index: int, text: str) -> None:
+        data = text.encode("utf-8")
+        self.fh.seek(0, os.SEEK_END)
+        self.where[index] = (self.fh.tell(), len(data))
+        self.fh.write(data)
+
+    def _set(self, index: int) -> frozenset[str]:
+        offset, size = self.where[index]
+        self.fh.seek(offset)
+        return frozenset(shingle_set(self.fh.read(size).decode("utf-8"), self.k))
+
+
 class Deduplicator:
-    """Streaming near-duplicate detector; feed signatures in input order."""
+    """The local engine's streaming detector: feed documents in input order. The LSH index
+    (datasketch's MinHashLSH with bands `config.bands`) holds kept documents only."""
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
-        self.lsh = MinHashLSH(
-            threshold=config.threshold, num_perm=config.num_perm, weights=config.weights
-        )
+        self.lsh = MinHashLSH(num_perm=config.num_perm, params=config.bands)
         self.kept_sigs: dict[int, np.ndarray] = {}
-        self.result = DedupResult(b=self.lsh.b, r=self.lsh.r)
+        self.spool = _Spool(config.shingle_words) if config.verify == "exact" else None
+        self.removed: dict[int, tuple[int, float]] = {}
 
-    def add(self, index: int, signature: np.ndarray) -> int | None:
+    def add(self, index: int, signature: np.ndarray, text: str) -> int | None:
         """Decide on document `index`; return the kept document it duplicates, or None if kept."""
         sketch = LeanMinHash(seed=self.config.seed, hashvalues=signature, scheme=SCHEME)
-        best: tuple[int, float] | None = None
+        own: frozenset[str] | None = None
         for other in sorted(self.lsh.query(sketch)):
-            estimate = float(np.mean(self.kept_sigs[other] == signature))
-            if estimate >= self.config.threshold:
-                best = (other, estimate)
-                break
-        if best is not None:
-            self.result.removed[index] = best
-            return best[0]
+            if self.spool is None:
+                sim = float(np.mean(self.kept_sigs[other] == signature))
+            else:
+                own = own or frozenset(shingle_set(text, self.config.shingle_words))
+                sim = jaccard(set(self.spool.sets(other)), set(own))
+            if sim >= self.config.threshold:
+                self.removed[index] = (other, sim)
+                return other
         self.lsh.insert(index, sketch, check_duplication=False)
-        self.kept_sigs[index] = signature
-        self.result.kept.append(index)
+        if self.spool is None:
+            self.kept_sigs[index] = signature
+        else:
+            self.spool.add(index, text)
         return None
 
 
-def dedup_signatures(signatures: np.ndarray, config: DedupConfig) -> DedupResult:
-    """Apply the dedup rule to precomputed signatures `[n, num_perm]` (pure, no I/O)."""
+def dedup_texts(texts: Sequence[str], config: DedupConfig) -> dict[int, tuple[int, float]]:
+    """The local engine on a list of texts (pure): removed doc -> (kept doc, similarity)."""
     dedup = Deduplicator(config)
-    for i, sig in enumerate(signatures):
-        dedup.add(i, sig)
-    return dedup.result
-
-
-def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
-    chunk: list[Document] = []
-    for doc in docs:
-        chunk.append(doc)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    for i, sig in enumerate(signatures(texts, config.minhash)):
+        dedup.add(i, sig, texts[i])
+    return dedup.removed
 
 
 def _open_output(path: Path, final: Path, stack: ExitStack) -> BinaryIO:
@@ -133,72 +200,106 @@ def _open_output(path: Path, final: Path, stack: ExitStack) -> BinaryIO:
     return fh
 
 
-def dedup_file(input: Path, output: Path, config: DedupConfig = DedupConfig()) -> dict[str, Any]:
-    """Deduplicate a `.jsonl(.zst)` corpus into `output` (+ `output.report.json`); return the report."""
-    input, output = Path(input), Path(output)
-    report_file = report_path(output)
+def _check_output(output: Path, files: list[Path]) -> None:
     refuse_existing(output)
-    refuse_existing(report_file)
-    if output.resolve() == input.resolve():
-        raise ValueError(f"{output}: output must differ from the input")
-    dedup = Deduplicator(config)
-    compute = SignatureComputer(config.minhash)
-    meta_ids: list[Any] = []  # per document: meta id and 1-based line, for the report
-    lines: list[int] = []
-    index = 0
-    with atomic_path(output) as tmp_out, atomic_path(report_file) as tmp_report:
-        with ExitStack() as stack:
-            out = _open_output(tmp_out, output, stack)
-            bar = stack.enter_context(tqdm(desc=f"dedup {input.name}", unit="doc", disable=None))
-            for chunk in _chunks(iter_documents(input), config.chunk_docs):
-                sigs = compute([d.text for d in chunk])
-                for doc, sig in zip(chunk, sigs):
-                    lines.append(doc.line)
-                    meta_ids.append(doc.meta.get("id"))
-                    if dedup.add(index, sig) is None:
-                        out.write(doc.raw + b"\n")
-                    index += 1
-                bar.update(len(chunk))
-        report = _report(input, output, config, dedup.result, lines, meta_ids)
+    refuse_existing(report_path(output))
+    if any(output.resolve() == f.resolve() for f in files):
+        raise ConfigError(f"{output}: output must differ from the inputs")
+
+
+def dedup_file(
+    input: Path | Sequence[Path],
+    output: Path,
+    config: DedupConfig = DedupConfig(),
+    *,
+    engine: str = "local",
+    ray: RayOptions | None = None,
+) -> dict[str, Any]:
+    """Deduplicate `.jsonl(.zst)` input(s) into `output` (+ `output.report.json`); return the
+    report. `engine`: "local" (one process) or "ray" (byte-identical outputs)."""
+    specs = [input] if isinstance(input, (str, Path)) else list(input)
+    files = input_files(specs)
+    output = Path(output)
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine: must be one of {', '.join(ENGINES)}, got {engine}")
+    _check_output(output, files)
+    with (
+        claimed(output, engine),
+        atomic_path(output) as tmp_out,
+        atomic_path(report_path(output)) as tmp_report,
+    ):
+        if engine == "ray":
+            from pythia_suite.corpus.dedup_ray import dedup_ray
+
+            removed, infos, n = dedup_ray(files, tmp_out, output, config, ray or RayOptions())
+        else:
+            removed, infos, n = _dedup_local(files, tmp_out, output, config)
+        report = build_report(files, output, config, removed, infos, n)
         tmp_report.write_text(json.dumps(report, indent=1) + "\n")
     log.info("%s: kept %d of %d documents", output, report["kept"], report["input_documents"])
     return report
 
 
-def _report(
-    input: Path,
+def _dedup_local(
+    files: list[Path], tmp_out: Path, output: Path, config: DedupConfig
+) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo], int]:
+    dedup = Deduplicator(config)
+    compute = SignatureComputer(config.minhash)
+    infos: list[DocInfo] = []
+    progress = Progress("dedup (local)")
+    with ExitStack() as stack:
+        out = _open_output(tmp_out, output, stack)
+        stack.callback(progress.close)
+        docs = iter_corpus(files)
+        while chunk := list(itertools.islice(docs, config.chunk_docs)):
+            sigs = compute([d.text for _, d in chunk])
+            for (k, doc), sig in zip(chunk, sigs):
+                if dedup.add(len(infos), sig, doc.text) is None:
+                    out.write(doc.raw + b"\n")
+                infos.append(DocInfo(file=k, line=doc.line, id=doc.meta.get("id")))
+            progress.update(len(chunk), sum(len(d.raw) + 1 for _, d in chunk))
+    return dedup.removed, dict(enumerate(infos)), len(infos)
+
+
+def build_report(
+    files: list[Path],
     output: Path,
     config: DedupConfig,
-    result: DedupResult,
-    lines: list[int],
-    ids: list[Any],
+    removed: dict[int, tuple[int, float]],
+    infos: dict[int, DocInfo],
+    n: int,
 ) -> dict[str, Any]:
+    """The report: parameters, bands, the rule, and every duplicate group (engine-free)."""
+
     def info(i: int) -> dict[str, Any]:
-        return {"doc": i, "line": lines[i], "id": ids[i]}
+        d = infos[i]
+        return {"doc": i, "file": d.file, "line": d.line, "id": d.id}
 
     groups: dict[int, list[dict[str, Any]]] = {}
-    for doc, (kept, est) in sorted(result.removed.items()):
-        groups.setdefault(kept, []).append({**info(doc), "estimated_jaccard": est})
+    for doc, (kept, sim) in sorted(removed.items()):
+        groups.setdefault(kept, []).append({**info(doc), "jaccard": sim})
+    b, r = config.bands
     return {
-        "input": str(input),
-        "output": str(output),
-        "input_documents": len(lines),
-        "kept": len(result.kept),
-        "removed": len(result.removed),
+        "inputs": [str(f) for f in files],
+        "output": output.name,  # the report sits beside it
+        "input_documents": n,
+        "kept": n - len(removed),
+        "removed": len(removed),
         "parameters": {
             "threshold": config.threshold,
             "num_perm": config.num_perm,
             "seed": config.seed,
+            "shingle_words": config.shingle_words,
+            "verify": config.verify,
         },
         "lsh": {
-            "library": "datasketch.MinHashLSH",
-            "b": result.b,
-            "r": result.r,
-            "weights": list(config.weights),
+            "b": b,
+            "r": r,
+            "candidate_recall_at_threshold": round(
+                candidate_probability(config.threshold, b, r), 6
+            ),
         },
         "minhash": config.minhash.describe(),
-        "rule": "input order; a document is removed if an LSH candidate among kept documents has "
-        "estimated Jaccard >= threshold (duplicate of the earliest such); doc = 0-based index, "
-        "line = 1-based line in the input",
+        "rule": RULES[config.verify],
         "groups": [{"kept": info(k), "removed": v} for k, v in sorted(groups.items())],
     }

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from suite_core import DataError
+
 SCHEME = "affine32"
 WORD_RE = re.compile(r"\w+")
 FOLD_INIT = 0x811C9DC5
@@ -51,9 +53,9 @@ class MinHashParams:
 
     def __post_init__(self) -> None:
         if self.num_perm < 2:
-            raise ValueError(f"num_perm: must be at least 2, got {self.num_perm}")
+            raise DataError(f"num_perm: must be at least 2, got {self.num_perm}")
         if self.shingle_words < 1:
-            raise ValueError(f"shingle_words: must be at least 1, got {self.shingle_words}")
+            raise DataError(f"shingle_words: must be at least 1, got {self.shingle_words}")
 
     def describe(self) -> dict[str, object]:
         """The shingling and hash scheme, for reports."""
@@ -235,3 +237,32 @@ def signatures(texts: Sequence[str], params: MinHashParams) -> np.ndarray:
     if not parts:
         return np.empty((0, params.num_perm), dtype=np.uint32)
     return np.concatenate(parts)
+
+
+def candidate_probability(jaccard: float, b: int, r: int) -> float:
+    """Probability that a pair of Jaccard `jaccard` shares at least one of `b` bands of `r` rows."""
+    return float(1.0 - (1.0 - jaccard**r) ** b)
+
+
+def choose_bands(threshold: float, num_perm: int, recall: float = 0.99) -> tuple[int, int]:
+    """Bands `b` and rows `r` (`b * r <= num_perm`) with the most rows (fewest spurious
+    candidates) such that a pair at exactly `threshold` is a candidate with probability
+    `>= recall`; among those, the most bands (the highest recall)."""
+    if not 0.0 < recall < 1.0:
+        raise ValueError(f"candidate recall: must be in (0, 1), got {recall}")
+    for r in range(num_perm, 0, -1):
+        b = num_perm // r
+        if candidate_probability(threshold, b, r) >= recall:
+            return b, r
+    raise ValueError(
+        f"threshold {threshold}: no bands of {num_perm} permutations reach candidate recall "
+        f"{recall}; raise --num-perm"
+    )
+
+
+def word_digest(text: str) -> bytes:
+    """16-byte BLAKE2b digest of the lowercased word sequence: documents with equal digests
+    have equal shingle sets (exact-copy grouping before LSH)."""
+    import hashlib
+
+    return hashlib.blake2b(" ".join(words(text)).encode("utf-8"), digest_size=16).digest()

@@ -32,6 +32,7 @@ from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
 from pythia_suite.corpus.neardup import clusters_truth, plant_clusters
+from suite_core import DataError
 from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class SynthDoc:
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+        raise DataError(f"preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
     return PRESETS[name]
 
 
@@ -161,7 +162,7 @@ def _plant_canaries(
     hosts_pool = [d for d in drafts if d["source"] in ("Stories", "Encyclopedia")]
     n_needed = p.canaries_per_level * sum(p.canary_levels)
     if n_needed > len(hosts_pool):
-        raise ValueError(
+        raise DataError(
             f"preset {p.name}: {n_needed} canary hosts needed, {len(hosts_pool)} available"
         )
     hosts = rng.sample(hosts_pool, n_needed)

@@ -26,7 +26,7 @@ from tokenizers import (
 from dataloader_replay.jsonl import iter_documents
 from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN, split_text
 from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # noqa: F401  (re-export)
-from suite_core import ConfigError
+from suite_core import ConfigError, DataError
 from suite_core.atomic import atomic_path, refuse_existing
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def eod_id(tok: Tokenizer) -> int:
     """Id of `<|endoftext|>`, the end-of-document token; `ValueError` if absent."""
     token_id = tok.token_to_id(EOD_TOKEN)
     if token_id is None:
-        raise ValueError(f"tokenizer: no {EOD_TOKEN} token (the end-of-document token)")
+        raise DataError(f"tokenizer: no {EOD_TOKEN} token (the end-of-document token)")
     return int(token_id)
 
 

@@ -2,14 +2,16 @@
 
 A suite file is merged over a preset (`presets.PRESETS`, default `default`), section by section;
 every key is checked against the dataclass fields and every value against the field's type and
-range. Errors are one `ValueError` naming the file, its line when known, and the dotted field:
+range. Errors are one `ConfigError` naming the file, its line when known, and the dotted field:
 `suite.yaml:7: field 'train.models': unknown model 'pythia-huge' (...)`. `dump_config` writes
 the resolved config (what `runs/<name>/suite.yaml` holds); reading it back gives the same config.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -19,10 +21,14 @@ from typing import Any
 
 import yaml
 
+from pythia_suite.suite.study_table import STUDY_TABLE
+from suite_core import ConfigError
+
 VARIANTS = ("standard", "deduped")
 PRECISIONS = ("fp32", "bf16", "fp16")
 INTERVENTIONS = ("pronoun-swap",)
-STUDIES = ("memorization", "term_frequency", "bias")
+STUDIES = tuple(STUDY_TABLE)  # the studies a config may name
+MAX_THREADS_PER_CORE = 4
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -72,7 +78,7 @@ class TrainSection:
     seed: int = 1234  # weight-initialization seed
     checkpoints: str | None = None  # rule; None: the trainer's default for the row
     precision: str = "fp32"
-    threads: int | None = None  # torch threads; None: resolved to the cores of this machine
+    threads: int | None = None  # torch threads; None: this machine's cores, pinned on first run
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,39 +114,90 @@ class _Where:
     def __init__(self, source: str, lines: dict[str, int]) -> None:
         self.source, self.lines = source, lines
 
-    def error(self, dotted: str, message: str) -> ValueError:
+    def error(self, dotted: str, message: str) -> ConfigError:
         line = self.lines.get(dotted)
         where = f"{self.source}:{line}" if line else self.source
-        return ValueError(f"{where}: field '{dotted}': {message}")
+        return ConfigError(f"{where}: field '{dotted}': {message}")
 
 
-def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    """dotted key -> 1-based line, from a composed YAML node tree."""
+def where_error(source: str, dotted: str, message: str) -> ConfigError:
+    """`SOURCE: field 'DOTTED': MESSAGE` (checks made after the config was resolved)."""
+    return _Where(source, {}).error(dotted, message)
+
+
+def check_value(value: Any, hint: Any, dotted: str, source: str) -> Any:
+    """`value` checked against the type `hint` (as the config's own fields are)."""
+    return _check_value(value, hint, dotted, _Where(source, {}))
+
+
+def _key_lines(node: yaml.Node | None, prefix: str = "", path: str = "") -> dict[str, int]:
+    """dotted key -> 1-based line, from a composed YAML node tree; a key given twice in one
+    mapping is refused (the second would silently win)."""
     out: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             dotted = f"{prefix}.{key.value}" if prefix else str(key.value)
+            if dotted in out:
+                raise ConfigError(
+                    f"{path}:{key.start_mark.line + 1}: field '{dotted}': given twice "
+                    f"(first on line {out[dotted]})"
+                )
             out[dotted] = key.start_mark.line + 1
-            out.update(_key_lines(value, dotted))
+            out.update(_key_lines(value, dotted, path))
     return out
+
+
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+_OPEN = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _check_shape(path: Path, text: str) -> None:
+    """Refuse, before parsing, what would hang or overflow the parser: anchors and aliases
+    (an alias bomb), nesting deeper than a config has."""
+    depth = 0
+    for token in yaml.scan(text):
+        if isinstance(token, (yaml.AliasToken, yaml.AnchorToken)):
+            raise ConfigError(
+                f"{path}:{token.start_mark.line + 1}: YAML anchors and aliases (&name, *name) "
+                "are not supported in a suite config; write the values out"
+            )
+        depth += isinstance(token, _OPEN) - isinstance(token, _CLOSE)
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"{path}:{token.start_mark.line + 1}: nested deeper than {MAX_YAML_DEPTH} "
+                "levels; a suite config has sections of options"
+            )
 
 
 def read_yaml(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The mapping in `path` and the line of every key."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (the suite config)")
-    text = path.read_text(encoding="utf-8")
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a suite config is under 1 MiB")
     try:
+        text = path.read_text(encoding="utf-8")
+        _check_shape(path, text)
         data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
+        lines = _key_lines(yaml.compose(text), path=str(path))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError(f"{path}{line}: malformed YAML ({problem})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the suite config must be a mapping of sections")
+        raise ConfigError(f"{path}: the suite config must be a mapping of sections")
     return data, lines
 
 
@@ -157,6 +214,12 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _check_value(value: Any, hint: Any, dotted: str, where: _Where) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (list, collections.abc.Sequence):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise where.error(dotted, f"must be a list, got {value!r}")
+        return [_check_value(v, args[0] if args else Any, dotted, where) for v in value]
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -257,6 +320,13 @@ def check(config: SuiteConfig, where: _Where) -> None:
             "train.precision", f"unknown {t.precision!r} (choose from {', '.join(PRECISIONS)})"
         )
     _positive(where, t, "train", "threads")
+    cores = os.cpu_count() or 1
+    if t.threads is not None and t.threads > MAX_THREADS_PER_CORE * cores:
+        raise where.error(
+            "train.threads",
+            f"{t.threads} threads on {cores} cores (at most {MAX_THREADS_PER_CORE * cores}; "
+            "leave it unset for this machine's default)",
+        )
     if t.checkpoints is not None:
         try:
             checkpoint_steps(t.checkpoints, config.data.steps)
@@ -286,7 +356,7 @@ def check(config: SuiteConfig, where: _Where) -> None:
 def resolve(
     data: dict[str, Any], *, source: str, lines: dict[str, int] | None = None
 ) -> SuiteConfig:
-    """Validate merged config data; fill the machine-dependent defaults (threads)."""
+    """Validate merged config data (`train.threads` unset stays None: `run_suite` pins it)."""
     where = _Where(source, lines or {})
     studies = data.get("studies")
     if isinstance(studies, dict):  # `studies: {memorization: null}` means no options
@@ -299,13 +369,6 @@ def resolve(
         }
     config = build_section(SuiteConfig, data, "", where)
     check(config, where)
-    if config.train.threads is None:
-        from pythia_suite.training.distributed import DistEnv
-        from pythia_suite.training.trainer import default_threads
-
-        config = dataclasses.replace(
-            config, train=dataclasses.replace(config.train, threads=default_threads(DistEnv()))
-        )
     return config
 
 
@@ -322,7 +385,7 @@ def load_config(
         data, source = merge(data, user), str(path)
     if name is not None:
         if not NAME_RE.match(name):
-            raise ValueError(f"--name: must be a plain directory name, got {name!r}")
+            raise ConfigError(f"--name: must be a plain directory name, got {name!r}")
         data["name"] = name
     return resolve(data, source=source, lines=lines)
 

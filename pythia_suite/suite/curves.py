@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.study import RunSpec
+from suite_core import ConfigError
 from suite_core.layout import RunLayout
 
 PNG_METADATA = {"Software": None}  # no version string: the same data give the same bytes
@@ -25,7 +26,7 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
+                    raise ConfigError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
                 rows.append(
                     {
                         "run": run.name,

@@ -10,6 +10,7 @@ from pythia_suite.suite.config import SuiteConfig
 SUITE_YAML = "suite.yaml"
 SUITE_LOG = "suite.log"
 REPORT = "report.html"
+MARKER = ".pythia-suite"  # the file that makes a folder a suite folder
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from suite_core import ConfigError
+
 # The studies every full preset runs, the pronoun-swap branch, and the training precision.
 # (`tiny` keeps to the machinery: a 512-token vocabulary has no single-token pronouns.)
 STUDIES: dict[str, dict[str, Any]] = {"memorization": {}, "term_frequency": {}, "bias": {}}
@@ -98,5 +100,5 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset_data(name: str) -> dict[str, Any]:
     """A fresh copy of the preset's config data."""
     if name not in PRESETS:
-        raise ValueError(f"--preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+        raise ConfigError(f"--preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
     return copy.deepcopy(PRESETS[name])

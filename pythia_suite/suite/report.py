@@ -1,16 +1,20 @@
 """`runs/<name>/report.html`: one self-contained page (figures embedded as base64 PNG).
 
-Sections: the planted-truth lines of every study (recovered or not, with the number), the runs
+Sections: the planted-truth lines of every study (each a one-sided test, Holm-adjusted across
+the report: effect [95% CI], adjusted p, n, test, status; also `tables/checks.csv`), the runs
 (size, variant, checkpoints, verification), the loss curves per size and variant, each study's
-figures and tables (every table also as CSV in `runs/<name>/tables/`), and the exact commands to
-replay any batch or load any checkpoint. The page is rendered from `StudyReport`s only, so it
+figures and tables (every table also as CSV in `runs/<name>/tables/`; one sentence for each
+one left out for want of data), and the exact commands to replay any batch or load any
+checkpoint. The page is rendered from `StudyReport`s only, so it
 knows nothing about the studies themselves.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +22,23 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.study import RunSpec, StudyReport
+from analysis.study import (
+    ALPHA,
+    NOT_RECOVERED,
+    NOT_TESTABLE,
+    RECOVERED,
+    RunSpec,
+    StudyReport,
+    TruthCheck,
+    apply_holm,
+)
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.curves import loss_figure, loss_table
 from suite_core.atomic import atomic_path
 
 MAX_TABLE_ROWS = 40  # rows shown inline; the CSV beside holds them all
+CHECKS_CSV = "tables/checks.csv"  # every check of the report with its statistics
+CHECK_COLUMNS = [f.name for f in dataclasses.fields(TruthCheck)]
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222;
@@ -35,7 +50,8 @@ th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: right; white-s
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 .check { font-family: ui-monospace, monospace; padding: .3em .6em; margin: .2em 0;
          border-radius: 4px; }
-.pass { background: #e7f6e7; } .fail { background: #fbe4e4; }
+.recovered { background: #e7f6e7; } .not-recovered { background: #fbe4e4; }
+.not-testable { background: #f0f0f0; } .omitted { color: #555; font-style: italic; }
 figure { margin: 1em 0; } img { max-width: 100%; border: 1px solid #eee; }
 pre { background: #f6f8fa; padding: .8em; overflow-x: auto; font-size: 0.85em; }
 .broken { outline: 3px solid red; }
@@ -92,23 +108,66 @@ def _table(df: pd.DataFrame, csv: str | None) -> str:
     return f'<div class="tbl">{body}</div>' + more + link
 
 
+def report_checks(studies: list[StudyReport]) -> list[tuple[str, TruthCheck]]:
+    """(study, check) for every check of the report, Holm-adjusted across all of them."""
+    pairs = [(r.study, c) for r in studies for c in r.checks]
+    adjusted = apply_holm([c for _, c in pairs], alpha=ALPHA)
+    return [(study, c) for (study, _), c in zip(pairs, adjusted, strict=True)]
+
+
+def checks_table(checks: list[tuple[str, TruthCheck]]) -> pd.DataFrame:
+    """The checks as `tables/checks.csv`: one line per check, every statistic a column."""
+    return pd.DataFrame(
+        [{"study": study, **dataclasses.asdict(c)} for study, c in checks],
+        columns=["study", *CHECK_COLUMNS],
+    )
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}" if math.isfinite(x) else "NaN"
+
+
+def _check_line(study: str, c: TruthCheck) -> str:
+    mark = {RECOVERED: "&#10004;", NOT_RECOVERED: "&#10008;"}.get(c.status, "&#8212;")
+    css = c.status.replace(" ", "-")
+    if c.status == NOT_TESTABLE:
+        stats = f"<b>{_e(c.status)}</b>: {_e(c.reason)}"
+    else:
+        stats = (
+            f"<b>{_e(c.status)}</b>: {_num(c.effect)} [{_num(c.ci_low)}, {_num(c.ci_high)}], "
+            f"adjusted p {_num(c.p_adjusted)}, n = {c.n} {_e(c.unit)}, {_e(c.test)}"
+        )
+    detail = f" ({_e(c.detail)})" if c.detail else ""
+    return (
+        f'<div class="check {css}" data-passed="{str(c.passed).lower()}">{mark} '
+        f"{_e(study)}: {_e(c.name)}: {stats}{detail}</div>"
+    )
+
+
 def _checks(studies: list[StudyReport]) -> str:
-    lines = []
-    for report in studies:
-        for c in report.checks:
-            status = "recovered" if c.passed else "NOT recovered"
-            detail = f" ({_e(c.detail)})" if c.detail else ""
-            lines.append(
-                f'<div class="check {"pass" if c.passed else "fail"}" '
-                f'data-passed="{str(c.passed).lower()}">{"&#10004;" if c.passed else "&#10008;"} '
-                f"{_e(report.study)}: {_e(c.name)}: <b>{status}</b>: {c.value:.4g} "
-                f"(expected {_e(c.expected)}){detail}</div>"
-            )
-    if not lines:
-        return "<p>No study in this suite (config section <code>studies</code>).</p>"
-    passed = sum(c.passed for r in studies for c in r.checks)
-    total = sum(len(r.checks) for r in studies)
-    return f"<p><b>{passed} of {total}</b> planted-truth checks recovered.</p>" + "".join(lines)
+    checks = report_checks(studies)
+    if not checks:
+        return "<p>No planted-truth check in this suite (config section <code>studies</code>).</p>"
+    count = {
+        s: sum(c.status == s for _, c in checks) for s in (RECOVERED, NOT_RECOVERED, NOT_TESTABLE)
+    }
+    tested = len(checks) - count[NOT_TESTABLE]
+    head = (
+        f"<p><b>{count[RECOVERED]} recovered</b>, {count[NOT_RECOVERED]} not recovered, "
+        f"{count[NOT_TESTABLE]} not testable, of {len(checks)} planted-truth checks. Each is a "
+        f"one-sided test in the planted direction at alpha {ALPHA}, Holm-adjusted across the "
+        f"{tested} tested checks; a line reads effect [95% bootstrap interval], adjusted p, "
+        f'n independent units, test (all columns: <a href="{CHECKS_CSV}">{CHECKS_CSV}</a>).</p>'
+    )
+    return head + "".join(_check_line(study, c) for study, c in checks)
+
+
+def _omitted(report: StudyReport) -> str:
+    """One sentence for each figure or table the study left out for want of data."""
+    return "".join(
+        f'<p class="omitted"><b>{_e(name)}</b> (not drawn): {_e(why)}</p>'
+        for name, why in report.omitted.items()
+    )
 
 
 def runs_table(inputs: ReportInputs) -> pd.DataFrame:
@@ -226,6 +285,7 @@ def render_html(
         ]
         for name, df in report.tables.items():
             parts.append(f"<h3>{_e(name)}</h3>" + _table(df, csv[f"{report.study}/{name}"]))
+        parts.append(_omitted(report))
         if report.results:
             parts.append(
                 "<p>Result files: "
@@ -256,6 +316,7 @@ def write_report(inputs: ReportInputs) -> Path:
     with atomic_path(layout.tables) as tmp:
         tmp.mkdir()
         runs.to_csv(tmp / "runs.csv", index=False)
+        checks_table(report_checks(inputs.studies)).to_csv(tmp / "checks.csv", index=False)
         losses.to_csv(tmp / "loss_curves.csv", index=False)
         for report in inputs.studies:
             for name, df in report.tables.items():

@@ -6,7 +6,10 @@ its own outputs (content hashes). On the next run a stage whose key is unchanged
 outputs are on disk is skipped; a changed config section or a changed input re-runs it, and so
 every stage downstream whose inputs' digests then change. A stage is marked started (its key)
 before it runs: a killed resumable stage (training) continues from where it was if its key is
-unchanged; any other interrupted stage starts over from nothing.
+unchanged; any other interrupted stage starts over from nothing. A stage marked `always`
+(verification) runs on every invocation, so that nothing skipped is taken on trust: its digest
+is what it found now. A stage's `run` gets the digests its dependencies have in this
+invocation (`Inputs`): the report states what this invocation's verify stages found.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite_core import ConfigError
 from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".state"
+Inputs = dict[str, dict[str, Any]]  # dependency slug -> its digest in this invocation
 BAR_WIDTH = 20
 PRIOR = 60.0
 
@@ -40,10 +44,12 @@ class Stage:
     config: Any  # the plain config data this stage depends on
     deps: tuple[str, ...]  # slugs of the stages whose outputs it reads
     outputs: tuple[Path, ...]  # removed before a fresh start; must exist to skip
-    run: Callable[[bool], None]  # run(resume)
+    run: Callable[[bool, Inputs], None]  # run(resume, digests of its deps)
     digest: Callable[[], dict[str, Any]]  # content hashes of the outputs (after run)
     estimate: float = 1.0  # seconds, for the progress bar before anything is measured
     resumable: bool = False
+    always: bool = False  # run on every invocation (never skipped): checks, not work
+    protected: bool = False  # its outputs (trained runs) are replaced only with `replace=True`
 
 
 @dataclass(kw_only=True)
@@ -53,6 +59,7 @@ class Outcome:
     skipped: bool
     seconds: float
     digest: dict[str, Any]
+    check: bool = False  # an `always` stage: it re-checked, it made nothing
 
 
 @dataclass(kw_only=True)
@@ -60,8 +67,16 @@ class SuiteResult:
     outcomes: list[Outcome] = field(default_factory=list)
 
     def ran(self, kind: str | None = None) -> list[str]:
-        """Slugs of the stages that did work (of one kind if given)."""
-        return [o.slug for o in self.outcomes if not o.skipped and kind in (None, o.kind)]
+        """Slugs of the stages that did work (of one kind if given); checks are not work."""
+        return [
+            o.slug
+            for o in self.outcomes
+            if not o.skipped and not o.check and kind in (None, o.kind)
+        ]
+
+    def checked(self) -> list[str]:
+        """Slugs of the `always` stages (verification), which ran in this invocation."""
+        return [o.slug for o in self.outcomes if o.check]
 
     def digests(self) -> dict[str, dict[str, Any]]:
         return {o.slug: o.digest for o in self.outcomes}
@@ -151,6 +166,8 @@ def _key(stage: Stage, digests: dict[str, dict[str, Any]]) -> str:
 
 def _done(stage: Stage, key: str, state_dir: Path) -> dict[str, Any] | None:
     """The stage's record if it is complete with this key and its outputs are on disk."""
+    if stage.always:
+        return None
     done = read_json(state_dir / f"{stage.slug}.json")
     if isinstance(done, dict) and done.get("key") == key and all(p.exists() for p in stage.outputs):
         return done
@@ -159,21 +176,86 @@ def _done(stage: Stage, key: str, state_dir: Path) -> dict[str, Any] | None:
 
 def predicted_skips(stages: list[Stage], state_dir: Path) -> set[str]:
     """The stages that will be skipped: complete with the key they will have (a stage whose
-    inputs will change is predicted to run)."""
+    inputs will change is predicted to run; an `always` stage is predicted to give the digest
+    it recorded)."""
     digests: dict[str, dict[str, Any]] = {}
     skips = set()
     for stage in stages:
         if any(d not in digests for d in stage.deps):
             continue
-        done = _done(stage, _key(stage, digests), state_dir)
+        key = _key(stage, digests)
+        if stage.always:
+            done = read_json(state_dir / f"{stage.slug}.json")
+            if isinstance(done, dict) and done.get("key") == key:
+                digests[stage.slug] = done.get("digest") or {}
+            continue
+        done = _done(stage, key, state_dir)
         if done is not None:
             skips.add(stage.slug)
             digests[stage.slug] = done["digest"]
     return skips
 
 
-def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
-    """Run `stages` in order (dependencies first), skipping those complete and unchanged."""
+def would_replace(stages: list[Stage], state_dir: Path) -> list[Stage]:
+    """The protected stages whose existing outputs this invocation would remove: their key
+    will differ from the completed one (or cannot be known before their inputs are remade) and
+    they would not resume. Inputs that will be remade are expected to give their recorded
+    digest (re-making is deterministic); `run_stages` checks again when it gets there."""
+    digests: dict[str, dict[str, Any] | None] = {}
+    out = []
+    for stage in stages:
+        known = all(digests.get(d) is not None for d in stage.deps)
+        key = _key(stage, digests) if known else None  # type: ignore[arg-type]
+        done = read_json(state_dir / f"{stage.slug}.json")
+        same = isinstance(done, dict) and key is not None and done.get("key") == key
+        digests[stage.slug] = done.get("digest") if same else None  # type: ignore[union-attr]
+        existing = any(p.exists() or p.is_symlink() for p in stage.outputs)
+        if stage.protected and existing and not same and not _resumes(stage, key, state_dir):
+            out.append(stage)
+    return out
+
+
+def _resumes(stage: Stage, key: str | None, state_dir: Path) -> bool:
+    started_file = state_dir / f"{stage.slug}.started"
+    return (
+        stage.resumable
+        and key is not None
+        and started_file.is_file()
+        and started_file.read_text().strip() == key
+    )
+
+
+def _start(stage: Stage, key: str, state_dir: Path, replace: bool) -> bool:
+    """Mark `stage` started under `key`, its outputs removed unless it resumes; resume?"""
+    done_file = state_dir / f"{stage.slug}.json"
+    started_file = state_dir / f"{stage.slug}.started"
+    resume = _resumes(stage, key, state_dir)
+    existing = [p for p in stage.outputs if p.exists() or p.is_symlink()]
+    if stage.protected and not resume and existing and not replace:
+        raise ConfigError(
+            f"{existing[0]}: {stage.title} would start over and replace it (its inputs "
+            "changed); pass --replace to replace it"
+        )
+    if done_file.exists():
+        done_file.unlink()
+    if not resume:
+        for path in stage.outputs:
+            _remove_output(path)
+    with atomic_path(started_file, overwrite=True) as tmp:
+        tmp.write_text(key + "\n")
+    log.debug("stage %s: %s (key %s)", stage.slug, "resuming" if resume else "starting", key)
+    return resume
+
+
+def _status(stage: Stage, resume: bool, seconds: float) -> str:
+    if stage.always:
+        return f"checked in {_duration(seconds)}"
+    return f"{'resumed, ' if resume else ''}done in {_duration(seconds)}"
+
+
+def run_stages(stages: list[Stage], state_dir: Path, *, replace: bool = False) -> SuiteResult:
+    """Run `stages` in order (dependencies first), skipping those complete and unchanged;
+    a protected stage's existing outputs are replaced only with `replace`."""
     state_dir.mkdir(parents=True, exist_ok=True)
     digests: dict[str, dict[str, Any]] = {}
     result = SuiteResult()
@@ -182,10 +264,7 @@ def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
         missing = [d for d in stage.deps if d not in digests]
         assert not missing, f"stage {stage.slug} runs before {missing}"
         key = _key(stage, digests)
-        done_file = state_dir / f"{stage.slug}.json"
-        started_file = state_dir / f"{stage.slug}.started"
         done = _done(stage, key, state_dir)
-        start = time.monotonic()
         if done is not None:
             digests[stage.slug] = done["digest"]
             result.outcomes.append(
@@ -199,33 +278,26 @@ def run_stages(stages: list[Stage], state_dir: Path) -> SuiteResult:
             )
             log.info("%s", progress.line(stage, "unchanged, skipped", 0.0, True))
             continue
-        resume = (
-            stage.resumable and started_file.is_file() and started_file.read_text().strip() == key
-        )
-        if done_file.exists():
-            done_file.unlink()
-        if not resume:
-            for path in stage.outputs:
-                _remove_output(path)
-        with atomic_path(started_file, overwrite=True) as tmp:
-            tmp.write_text(key + "\n")
-        log.debug("stage %s: %s (key %s)", stage.slug, "resuming" if resume else "starting", key)
-        stage.run(resume)
+        start = time.monotonic()
+        resume = _start(stage, key, state_dir, replace)
+        stage.run(resume, {d: digests[d] for d in stage.deps})
         digest = stage.digest()
         seconds = time.monotonic() - start
-        write_json(done_file, {"key": key, "digest": digest, "seconds": round(seconds, 3)})
-        started_file.unlink()
+        write_json(
+            state_dir / f"{stage.slug}.json",
+            {"key": key, "digest": digest, "seconds": round(seconds, 3)},
+        )
+        (state_dir / f"{stage.slug}.started").unlink()
         digests[stage.slug] = digest
         result.outcomes.append(
-            Outcome(slug=stage.slug, kind=stage.kind, skipped=False, seconds=seconds, digest=digest)
+            Outcome(
+                slug=stage.slug,
+                kind=stage.kind,
+                skipped=False,
+                seconds=seconds,
+                digest=digest,
+                check=stage.always,
+            )
         )
-        log.info(
-            "%s",
-            progress.line(
-                stage,
-                f"{'resumed, ' if resume else ''}done in {_duration(seconds)}",
-                seconds,
-                False,
-            ),
-        )
+        log.info("%s", progress.line(stage, _status(stage, resume, seconds), seconds, False))
     return result

@@ -1,15 +1,22 @@
 """A StudyReport saved beside the study's outputs (`report.json` + tables as CSV) and read back,
-so that the report can be rendered again without running the study again."""
+so that the report can be rendered again without running the study again.
+
+`report.json` holds each check's statistics (NaN written as null, valid JSON) with `p_adjusted`
+and `status` by Holm across the study's own checks; the suite's report adjusts across all the
+checks of the report (`tables/checks.csv`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from analysis.study import StudyReport, TruthCheck
+from analysis.study import StudyReport, TruthCheck, apply_holm
+from suite_core import ConfigError
 from suite_core.atomic import atomic_path
 
 REPORT_JSON = "report.json"
@@ -21,7 +28,7 @@ def _relative(path: Path, out_dir: Path) -> str:
     try:
         return str(path.relative_to(out_dir.absolute()))
     except ValueError:
-        raise ValueError(f"{path}: a study output outside its out_dir {out_dir}") from None
+        raise ConfigError(f"{path}: a study output outside its out_dir {out_dir}") from None
 
 
 def save_study_report(report: StudyReport, out_dir: Path) -> Path:
@@ -42,12 +49,13 @@ def save_study_report(report: StudyReport, out_dir: Path) -> Path:
         "figures": [_relative(p, out_dir) for p in report.figures],
         "tables": tables,
         "indexed": [n for n, t in report.tables.items() if not isinstance(t.index, pd.RangeIndex)],
-        "checks": [dataclasses.asdict(c) for c in report.checks],
+        "checks": [_check_json(c) for c in apply_holm(report.checks)],
         "results": [_relative(p, out_dir) for p in report.results],
+        "omitted": report.omitted,
     }
     path = out_dir / REPORT_JSON
     with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(saved, indent=1) + "\n")
+        tmp.write_text(json.dumps(saved, indent=1, allow_nan=False) + "\n")
     return path
 
 
@@ -66,6 +74,23 @@ def load_study_report(out_dir: Path) -> StudyReport:
         study=saved["study"],
         figures=[out_dir / p for p in saved["figures"]],
         tables=tables,
-        checks=[TruthCheck(**c) for c in saved["checks"]],
+        checks=[_check_from_json(c) for c in saved["checks"]],
         results=[out_dir / p for p in saved["results"]],
+        omitted=dict(saved.get("omitted", {})),
     )
+
+
+def _check_json(check: TruthCheck) -> dict[str, Any]:
+    """A check's fields, NaN as None (JSON null)."""
+    return {
+        k: None if isinstance(v, float) and math.isnan(v) else v
+        for k, v in dataclasses.asdict(check).items()
+    }
+
+
+def _check_from_json(saved: dict[str, Any]) -> TruthCheck:
+    floats = ("effect", "ci_low", "ci_high", "p_value", "p_adjusted")
+    fields: dict[str, Any] = {
+        k: math.nan if k in floats and v is None else v for k, v in saved.items()
+    }
+    return TruthCheck(**fields)

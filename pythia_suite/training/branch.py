@@ -25,6 +25,7 @@ from typing import Any
 
 from checkpoints_index.catalog import Catalog
 from dataloader_replay.tokenizer import read_tokenizer
+from suite_core import ConfigError
 from suite_core.atomic import atomic_path
 from suite_core.layout import METRICS, RUN_JSON
 from suite_core.records import RunJson
@@ -81,7 +82,7 @@ def pronoun_map(tokenizer: Any, where: str) -> tuple[list[dict[str, Any]], list[
                 continue
             entries.append({"from": src, "to": dst, "from_id": a, "to_id": b})
     if not entries:
-        raise ValueError(
+        raise ConfigError(
             f"{where}: none of the pronoun forms is a single token of this tokenizer "
             "(the pronoun-swap intervention maps single tokens)"
         )
@@ -111,7 +112,7 @@ def parent_defaults(parent: Path) -> dict[str, Any]:
             "checkpoints": fields["checkpoints"]["rule"],
         }
     except (KeyError, TypeError) as exc:
-        raise ValueError(
+        raise ConfigError(
             f"{config.path}: field {exc} missing (not a run.json of this suite)"
         ) from None
 
@@ -128,7 +129,7 @@ def _check_same_run(parent: RunJson, run_config: dict[str, Any]) -> None:
             mine = {k: v for k, v in value.items() if k not in _BRANCH_DATA_FIELDS}
             theirs = {k: v for k, v in (theirs or {}).items() if k not in _BRANCH_DATA_FIELDS}
         if mine != theirs:
-            raise ValueError(
+            raise ConfigError(
                 f"{parent.path}: field '{key}' differs from this command's "
                 f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
                 "unchanged"
@@ -150,22 +151,22 @@ def plan_branch(
     parent = Path(parent).absolute()
     pconfig = read_parent(parent)
     if intervention not in INTERVENTIONS:
-        raise ValueError(
+        raise ConfigError(
             f"--intervention: unknown {intervention!r} (choose from {', '.join(INTERVENTIONS)})"
         )
     if step is None:
-        raise ValueError("--branch-step: required with --branch-from")
+        raise ConfigError("--branch-step: required with --branch-from")
     if transform is not None:
-        raise ValueError("--intervention: a branch's transform is its intervention; give no other")
+        raise ConfigError("--intervention: a branch's transform is its intervention; give no other")
     if pconfig.data.transform is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{pconfig.path}: field 'data.transform': the parent is itself an intervention "
             "run; branch from a run without a transform"
         )
     _check_same_run(pconfig, run_config)
     steps = int(run_config["steps"])
     if not 0 <= step < steps:
-        raise ValueError(
+        raise ConfigError(
             f"--branch-step: {step} is outside the parent's training "
             f"(steps 0..{steps - 1} of {steps})"
         )
@@ -173,7 +174,7 @@ def plan_branch(
         records = {r.step: r for r in catalog.checkpoints()}
     if step not in records:
         near = ", ".join(str(s) for s in sorted(records)[:12])
-        raise ValueError(
+        raise ConfigError(
             f"{parent}: field 'step': no checkpoint at step {step} (checkpoints: {near})"
         )
     point = BranchPoint(parent=parent, step=step, checkpoint_sha256=records[step].sha256)
@@ -225,7 +226,7 @@ def link_parent(run_dir: Path, point: BranchPoint) -> None:
                 break
             lines.append(line)
     if len(lines) != point.step:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: has {len(lines)} lines up to step {point.step}, expected {point.step}"
         )
     with atomic_path(metrics) as tmp:

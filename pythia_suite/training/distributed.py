@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from suite_core import ConfigError
+
 
 @dataclass(frozen=True, kw_only=True)
 class DistEnv:
@@ -74,7 +76,7 @@ def process_group(env: DistEnv, device: str = "cpu") -> Iterator[DistEnv]:
 def rank_slice(batch_size: int, env: DistEnv) -> slice:
     """The rows of a global batch that rank `env.rank` trains on."""
     if batch_size % env.world_size:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size: {batch_size} rows cannot be split over {env.world_size} processes "
             "(the number of processes must divide the batch size)"
         )

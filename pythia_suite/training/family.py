@@ -116,7 +116,7 @@ class ModelConfig:
             )
         if self.published and self.vocab_size is not None:
             if vocab_size > self.vocab_size:
-                raise ValueError(
+                raise ConfigError(
                     f"vocab_size: tokenizer has {vocab_size} tokens, more than {self.name}'s "
                     f"padded vocabulary of {self.vocab_size}"
                 )
@@ -149,7 +149,7 @@ class ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"model config: unknown field(s) {', '.join(unknown)}")
+            raise ConfigError(f"model config: unknown field(s) {', '.join(unknown)}")
         data = dict(data)
         if "adam_betas" in data:
             data["adam_betas"] = tuple(data["adam_betas"])
@@ -257,7 +257,7 @@ def get_row(name: str) -> ModelConfig:
     base = name.removesuffix(DEDUPED_SUFFIX)
     if name.endswith(DEDUPED_SUFFIX) and base in FAMILY and FAMILY[base].published:
         return dataclasses.replace(FAMILY[base], name=name, variant="deduped")
-    raise ValueError(f"unknown model {name!r} (known: {', '.join(FAMILY)}, and NAME-deduped)")
+    raise ConfigError(f"unknown model {name!r} (known: {', '.join(FAMILY)}, and NAME-deduped)")
 
 
 def param_counts(cfg: ModelConfig) -> tuple[int, int]:
@@ -266,7 +266,7 @@ def param_counts(cfg: ModelConfig) -> tuple[int, int]:
     Non-embedding excludes the input embedding and the (untied) output layer, as in Pythia.
     """
     if cfg.vocab_size is None:
-        raise ValueError(f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)")
+        raise ConfigError(f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)")
     d, f = cfg.hidden_size, cfg.intermediate_size
     attention = (d * 3 * d + 3 * d) + (d * d + d)
     mlp = (d * f + f) + (f * d + d)
@@ -283,7 +283,7 @@ def hf_config(cfg: ModelConfig) -> dict[str, Any]:
     `rotary_pct` / `rotary_emb_base` of the published Pythia configs.
     """
     if cfg.vocab_size is None:
-        raise ValueError(f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)")
+        raise ConfigError(f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)")
     return {
         "architectures": ["GPTNeoXForCausalLM"],
         "model_type": "gpt_neox",
@@ -345,7 +345,7 @@ def neox_yaml(
     """
     ranks = cfg.batch_size // (cfg.micro_batch_size * cfg.grad_accum)
     if ranks * cfg.micro_batch_size * cfg.grad_accum != cfg.batch_size:
-        raise ValueError(
+        raise ConfigError(
             f"model {cfg.name!r}: micro_batch_size x grad_accum must divide batch_size"
         )
     header = (

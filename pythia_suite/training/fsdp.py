@@ -42,6 +42,7 @@ from pythia_suite.training.distributed import DistEnv
 from pythia_suite.training.family import ModelConfig, init_stds
 from pythia_suite.training.model import GPTNeoX, output_projection
 from pythia_suite.training.parallel import ParallelPlan, checkpoint_layers, device_of
+from suite_core import ConfigError
 
 LossFn = Callable[[GPTNeoX, torch.Tensor], torch.Tensor]
 
@@ -66,7 +67,7 @@ def mp_policy(precision: str) -> MixedPrecisionPolicy:
     """FSDP2's policy for a `--precision`: compute dtype for the gathered parameters, float32
     for the sharded master weights and the gradient reduction."""
     if precision not in _COMPUTE_DTYPES:
-        raise ValueError(
+        raise ConfigError(
             f"--precision: unknown precision {precision!r} (known: {', '.join(_COMPUTE_DTYPES)})"
         )
     dtype = _COMPUTE_DTYPES[precision]
@@ -187,7 +188,7 @@ def load_sharded(
     dist.broadcast_object_list(head, src=0)
     names, skeleton, groups, rng = head[0]
     if sorted(model.state_dict()) != names:
-        raise ValueError("checkpoint: its weight names differ from the model's")
+        raise ConfigError("checkpoint: its weight names differ from the model's")
     for name, t in model.state_dict().items():
         piece = _scatter(ckpt.weights[name] if ckpt is not None else None, t)
         _local(t).copy_(_local(piece))

@@ -38,6 +38,7 @@ import torch
 
 from pythia_suite.training.family import ModelConfig
 from pythia_suite.training.parallel import PARALLEL_MODES, PRECISIONS
+from suite_core import ConfigError
 
 FP32 = 4
 _COMPUTE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -102,26 +103,26 @@ def memory_plan(
 ) -> MemoryPlan:  # fmt: skip
     """Rank `rank`'s bytes for `cfg` on `world_size` processes (`ValueError` for bad input)."""
     if parallel not in PARALLEL_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"--parallel: unknown mode {parallel!r} (known: {', '.join(PARALLEL_MODES)})"
         )
     if precision not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
         )
     if world_size < 1:
-        raise ValueError(f"--world-size: must be >= 1, got {world_size}")
+        raise ConfigError(f"--world-size: must be >= 1, got {world_size}")
     if parallel == "fsdp" and world_size < 2:
-        raise ValueError("--world-size: fsdp shards the model over several processes; give N >= 2")
+        raise ConfigError("--world-size: fsdp shards the model over several processes; give N >= 2")
     if cfg.batch_size % world_size:
-        raise ValueError(
+        raise ConfigError(
             f"--world-size: {cfg.batch_size} rows per batch ({cfg.name}) cannot be split over "
             f"{world_size} processes (the number of processes must divide the batch size)"
         )
     per_rank = cfg.batch_size // world_size
     b = per_rank if micro_batch is None else micro_batch
     if b < 1 or b > per_rank:
-        raise ValueError(
+        raise ConfigError(
             f"--micro-batch: must be between 1 and {per_rank} (the rows per rank), got {b}"
         )
     shapes = param_shapes(cfg)

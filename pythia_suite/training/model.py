@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pythia_suite.training.family import ModelConfig, init_stds
+from suite_core import ConfigError
 
 HF_HEAD = "lm_head.weight"  # transformers 5's in-memory name of `embed_out.weight`
 
@@ -154,11 +155,13 @@ class GPTNeoX(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         if cfg.vocab_size is None:
-            raise ValueError(
+            raise ConfigError(
                 f"model {cfg.name!r}: vocab_size comes from the data; use with_vocab(n)"
             )
         if cfg.tie_embeddings:
-            raise ValueError(f"model {cfg.name!r}: tie_embeddings: GPT-NeoX/Pythia rows are untied")
+            raise ConfigError(
+                f"model {cfg.name!r}: tie_embeddings: GPT-NeoX/Pythia rows are untied"
+            )
         self.cfg = cfg
         self.gpt_neox = Backbone(cfg)
         self.embed_out = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
@@ -166,7 +169,7 @@ class GPTNeoX(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         if input_ids.shape[1] > self.gpt_neox.rope_cos.shape[0]:
-            raise ValueError(
+            raise ConfigError(
                 f"input length {input_ids.shape[1]} exceeds max_position_embeddings "
                 f"{self.gpt_neox.rope_cos.shape[0]}"
             )

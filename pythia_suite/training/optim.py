@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from suite_core import ConfigError
+
 LR_SCHEDULES = ("neox-v1.0", "cosine")
 
 
@@ -45,7 +47,7 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
+            raise ConfigError(
                 f"--lr-schedule: unknown schedule {self.lr_schedule!r} (known: {', '.join(LR_SCHEDULES)})"
             )
 
@@ -64,7 +66,7 @@ def annealing_lr_v1(
 ) -> float:
     """GPT-NeoX v1.0 `AnnealingLR.get_lr` (cosine style) after `num_iters` completed updates."""
     if total <= 0:
-        raise ValueError(f"total: the number of steps must be positive, got {total}")
+        raise ConfigError(f"total: the number of steps must be positive, got {total}")
     clamped = min(num_iters, total - warmup_iters)  # past T - W the rate stays put
     if warmup_iters > 0 and num_iters <= warmup_iters:
         return float(peak) * clamped / warmup_iters
@@ -77,7 +79,7 @@ def annealing_lr(
 ) -> float:
     """GPT-NeoX's later `AnnealingLR.get_lr` (cosine from peak to min_lr over T - W)."""
     if total <= 0:
-        raise ValueError(f"total: the number of steps must be positive, got {total}")
+        raise ConfigError(f"total: the number of steps must be positive, got {total}")
     if warmup_iters > 0 and num_iters <= warmup_iters:
         return float(peak) * num_iters / warmup_iters
     decay_iters = total - warmup_iters
@@ -93,7 +95,7 @@ def lr_for_update(update: int, cfg: OptimConfig, steps: int) -> float:
     (overflowing) step does not advance it, as in DeepSpeed.
     """
     if update < 1:
-        raise ValueError(f"update: must be >= 1, got {update}")
+        raise ConfigError(f"update: must be >= 1, got {update}")
     schedule = annealing_lr_v1 if cfg.lr_schedule == "neox-v1.0" else annealing_lr
     return schedule(
         update - 1, peak=cfg.lr, min_lr=cfg.min_lr, warmup_iters=cfg.warmup * steps, total=steps

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pythia_suite.training.distributed import DistEnv
+from suite_core import ConfigError
 
 PARALLEL_MODES = ("ddp", "fsdp")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -60,19 +61,19 @@ def resolve_parallel(
 ) -> ParallelPlan:
     """Check the user's choice against the process count and the machine (`ValueError`)."""
     if parallel is not None and parallel not in PARALLEL_MODES:
-        raise ValueError(
+        raise ConfigError(
             f"--parallel: unknown mode {parallel!r} (known: {', '.join(PARALLEL_MODES)})"
         )
     if precision not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
         )
     if device not in DEVICES:
-        raise ValueError(f"--device: unknown device {device!r} (known: {', '.join(DEVICES)})")
+        raise ConfigError(f"--device: unknown device {device!r} (known: {', '.join(DEVICES)})")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device: cuda asked for, but this torch sees no CUDA device")
+        raise ConfigError("--device: cuda asked for, but this torch sees no CUDA device")
     if parallel == "fsdp" and env.world_size < 2:
-        raise ValueError(
+        raise ConfigError(
             "--parallel: fsdp shards the model over several processes and this is one; "
             "launch with `torchrun --nproc_per_node N --no-python pythia-suite train ...` (N >= 2)"
         )

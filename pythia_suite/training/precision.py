@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from suite_core import ConfigError
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -49,16 +51,16 @@ def bf16_supported(device: str) -> bool:
 def check_precision(precision: str, device: str = "cpu") -> None:
     """`ValueError` (naming `--precision`) for an unknown precision or one `device` lacks."""
     if precision not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"--precision: unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
         )
     if precision == "fp16" and not fp16_supported(device):
-        raise ValueError(
+        raise ConfigError(
             f"--precision: fp16 needs native float16 arithmetic, which device {device!r} lacks "
             "(no AVX512-FP16/AMX-FP16 on this CPU); use bf16 or fp32"
         )
     if precision == "bf16" and not bf16_supported(device):
-        raise ValueError(f"--precision: device {device!r} has no bfloat16 support; use fp32")
+        raise ConfigError(f"--precision: device {device!r} has no bfloat16 support; use fp32")
 
 
 def autocast(precision: str, device: str = "cpu") -> AbstractContextManager[Any]:

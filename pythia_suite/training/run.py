@@ -14,8 +14,9 @@ import re
 from pathlib import Path
 from typing import Any, TextIO
 
-from checkpoints_index.catalog import Catalog
+from checkpoints_index.catalog import Catalog, record_problems
 from checkpoints_index.layout import CATALOG, SUMS_FILE, complete_dirs
+from suite_core import CheckpointError, ConfigError
 from suite_core.atomic import atomic_path
 from suite_core.layout import METRICS, RUN_JSON
 from suite_core.records import first_difference
@@ -57,11 +58,11 @@ def check_same_config(run_dir: Path, config: dict) -> None:
     try:
         old = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+        raise ConfigError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
     old, config = without_location(old), without_location(normalize(config))
     field = first_difference(old, normalize(config))
     if field is not None:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: field '{field}' differs from this command "
             f"(run has {_lookup(old, field)!r}, command gives {_lookup(normalize(config), field)!r}); "
             "resume with the run's own settings or use a new --out"
@@ -94,7 +95,7 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
                 break
             kept.append(line)
     if len(kept) != step:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: has {len(kept)} complete lines up to step {step}, expected {step}; "
             "the run directory is inconsistent"
         )
@@ -130,13 +131,14 @@ def logged_steps(run_dir: Path) -> int:
 def check_resumable(run_dir: Path) -> None:
     """Refuse (ValueError naming what is wrong) to resume a run whose history would be lost.
 
-    A damaged `stepN` folder (no SHA256SUMS), a catalogued checkpoint whose folder is gone, or
+    A damaged `stepN` folder (no SHA256SUMS), a catalogued checkpoint whose folder is gone or
+    whose files no longer hash to the catalog (every one re-hashed, not only the newest), or
     logged updates with no complete checkpoint to continue from: resuming would either loop on
     the damage or start over and rewrite metrics.jsonl, so nothing is touched.
     """
     damaged = damaged_step_dirs(run_dir)
     if damaged:
-        raise ValueError(
+        raise ConfigError(
             f"{damaged[0]}: damaged checkpoint ({SUMS_FILE} is missing"
             + (f"; also {', '.join(p.name for p in damaged[1:])}" if damaged[1:] else "")
             + "); restore it or remove the folder to resume from an earlier one"
@@ -149,14 +151,20 @@ def check_resumable(run_dir: Path) -> None:
     # linked records (a branch's parent checkpoints) live outside RUN: check the folder itself
     gone = [r for r in catalogued if not (r.folder(run_dir) / SUMS_FILE).is_file()]
     if gone:
-        raise ValueError(
+        raise ConfigError(
             f"{gone[0].folder(run_dir)}: catalogued checkpoint is missing"
             + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
             + "; restore it, or run `pythia-suite checkpoints sync` to forget missing checkpoints"
         )
+    damaged_records = [p for r in catalogued for p in record_problems(run_dir, r)]
+    if damaged_records:
+        raise CheckpointError(
+            f"{damaged_records[0]}; refusing to resume past a damaged checkpoint (restore it, "
+            "or remove it and run `pythia-suite checkpoints sync`)"
+        )
     logged = logged_steps(run_dir)
     if not on_disk and not catalogued and logged:  # a branch's linked parent checkpoints count
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir}: {METRICS} logs {logged} updates but there is no complete checkpoint to "
             "continue from; resuming would start over and rewrite that history (use a new --out)"
         )

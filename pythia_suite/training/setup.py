@@ -111,13 +111,13 @@ def resolve_model(name: str, manifest: Manifest, seed: int | None) -> ModelConfi
     try:
         row = get_row(name)
     except ValueError as exc:
-        raise ValueError(f"--model: {exc}") from None
+        raise ConfigError(f"--model: {exc}") from None
     try:
         cfg = row.with_vocab(manifest.vocab_size)
     except ValueError as exc:
         raise ConfigError(f"{manifest.path}: field {exc}") from None  # exc: "vocab_size: ..."
     if cfg.vocab_size is None or manifest.vocab_size > cfg.vocab_size:
-        raise ValueError(
+        raise ConfigError(
             f"{manifest.path}: field 'vocab_size': the data's vocabulary ({manifest.vocab_size}) "
             f"exceeds {name}'s padded vocabulary ({cfg.vocab_size})"
         )
@@ -141,9 +141,9 @@ def _data_section(data: TrainData, transform: dict[str, Any] | None) -> dict[str
 
 def _check_steps(steps: int, data: TrainData) -> None:
     if steps < 1:
-        raise ValueError(f"--steps: must be >= 1, got {steps}")
+        raise ConfigError(f"--steps: must be >= 1, got {steps}")
     if steps > data.num_steps:
-        raise ValueError(
+        raise ConfigError(
             f"{data.name}: the data holds {data.num_steps} steps of {data.batch_size} rows; "
             f"--steps asks for {steps}"
         )
@@ -197,7 +197,7 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
         run_config["data"]["transform"] = transform
         run_config.update(fields)
     elif config.branch_step is not None or config.intervention is not None:
-        raise ValueError("--branch-from: required with --branch-step / --intervention")
+        raise ConfigError("--branch-from: required with --branch-step / --intervention")
     return Plan(
         run_dir=Path(config.out).absolute(), model=model, optim=optim, steps=steps,
         batch_size=data.batch_size, seq_length=data.seq_length, checkpoint_rule=rule,
@@ -235,7 +235,7 @@ def prepare_run_dir(plan: Plan) -> int:
         check_same_config(run_dir, plan.config)
         check_resumable(run_dir)
     elif (run_dir / "checkpoints").exists():
-        raise ValueError(
+        raise ConfigError(
             f"{run_dir}: has checkpoints but no {RUN_JSON}; not a run directory this command can resume"
         )
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from checkpoints_index.lock import run_lock
 from checkpoints_index.store import load_checkpoint, save_checkpoint
 from dataloader_replay.batch_hashes import batch_sha256
 from pythia_suite.training import distributed as D
@@ -40,6 +41,7 @@ from pythia_suite.training.parallel import checkpoint_layers, device_of
 from pythia_suite.training.precision import LossScaler, autocast
 from pythia_suite.training.run import metrics_line, open_metrics
 from pythia_suite.training.setup import Plan, TrainConfig, plan_run, prepare_run_dir
+from suite_core import ConfigError
 
 log = logging.getLogger(__name__)
 CPU = torch.device("cpu")
@@ -179,14 +181,14 @@ def train(config: TrainConfig) -> TrainResult:
     """Train (or resume) the run `config.out`; see the module docstring."""
     env = D.env_from_torchrun()
     threads = config.threads or default_threads(env)
-    with D.process_group(env, config.device):
+    with D.process_group(env, config.device), ExitStack() as lock:
         plan = plan_run(config, env)
         with deterministic(threads, plan.model.init_seed):
-            return _train(config, plan, env)
+            return _train(config, plan, env, lock)
 
 
-def _train(config: TrainConfig, plan: Plan, env: D.DistEnv) -> TrainResult:
-    start = _setup_on_rank0(plan, env)
+def _train(config: TrainConfig, plan: Plan, env: D.DistEnv, lock: ExitStack) -> TrainResult:
+    start = _setup_on_rank0(plan, env, lock)
     state = _build_state(plan, start, env)
     last_loss = _loop(plan, state, env)
     D.barrier(env)
@@ -198,20 +200,25 @@ def _train(config: TrainConfig, plan: Plan, env: D.DistEnv) -> TrainResult:
     )
 
 
-def _setup_on_rank0(plan: Plan, env: D.DistEnv) -> int:
-    """Rank 0 prepares RUN (run.json, catalog, metrics cut back); every rank gets the start step.
-
-    Returns the checkpoint step to continue from, or -1 for a fresh run.
+def _setup_on_rank0(plan: Plan, env: D.DistEnv, lock: ExitStack) -> int:
+    """Rank 0 takes RUN's lock (held in `lock` until training ends: a second `train` of the
+    same run is refused) and prepares RUN (run.json, catalog, metrics cut back); every rank
+    gets the start step. Returns the checkpoint step to continue from, or -1 for a fresh run.
     """
     failed = -2
     start = failed
     try:
         if env.is_main:
+            existed = plan.run_dir.is_dir()
+            if existed:  # before anything of it is read or cut back
+                lock.enter_context(run_lock(plan.run_dir))
             start = prepare_run_dir(plan)
+            if not existed:
+                lock.enter_context(run_lock(plan.run_dir))
     finally:
         start = D.broadcast_int(start, env)
     if start == failed:
-        raise ValueError(f"{plan.run_dir}: rank 0 could not set up the run (see its error)")
+        raise ConfigError(f"{plan.run_dir}: rank 0 could not set up the run (see its error)")
     return start
 
 
@@ -230,7 +237,7 @@ def _build_state(plan: Plan, start: int, env: D.DistEnv) -> TrainState:
         )
         model.load_state_dict(ckpt.weights, strict=True)
         if ckpt.optimizer_state is None:
-            raise ValueError(
+            raise ConfigError(
                 f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume"
             )
         state.optimizer.load_state_dict(ckpt.optimizer_state)
@@ -269,7 +276,7 @@ def _load_on_rank0(plan: Plan, start: int, env: D.DistEnv) -> Any:
         try:
             ckpt = load_checkpoint(plan.checkpoint_source(start), start, verify=True)
             if ckpt.optimizer_state is None:
-                raise ValueError(
+                raise ConfigError(
                     f"{plan.run_dir}: checkpoint step{start} has no optimizer state; cannot resume"
                 )
         except (ValueError, OSError) as exc:

@@ -200,7 +200,7 @@ def test_a_run_refuses_other_data_at_its_path(
     prepared: Path, tmp_path: Path, corpus: Corpus, small_tokenizer: Path
 ) -> None:
     from dataloader_replay.prepare import prepare
-    from dataloader_replay.replay import open_run
+    from dataloader_replay.sources import open_run
 
     data = tmp_path / "data"
     shutil.copytree(prepared, data)

@@ -115,12 +115,11 @@ def test_resume_with_other_data_is_refused(
 ) -> None:
     from dataloader_replay.prepare import prepare
 
-    root = tiny_data.parent
     other = tmp_path / "other"
     manifest = json.loads((tiny_data / "manifest.json").read_text())
-    prepare(
-        root / "corpus" / "corpus.jsonl",
-        root / "tokenizer.json",
+    prepare(  # the same corpus and tokenizer, another seed
+        manifest["input"]["path"],
+        manifest["tokenizer"]["path"],
         other,
         seq_length=manifest["seq_length"],
         batch_size=manifest["batch_size"],

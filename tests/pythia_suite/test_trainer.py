@@ -161,7 +161,7 @@ def test_pythia_70m_runs_on_cpu(data_70m: Path, tmp_path: Path) -> None:
 
 
 def test_transformed_run_logs_what_replay_returns(tiny_data: Path, tmp_path: Path) -> None:
-    from dataloader_replay.replay import open_run
+    from dataloader_replay.sources import open_run
     from pythia_suite.training.trainer import TrainConfig, train
 
     common = np.bincount(TrainData.open(tiny_data).batch(3).ravel()).argsort()[::-1][:4]

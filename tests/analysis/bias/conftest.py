@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import built_once, tiny_corpus
+
 SEED = 1234
 VOCAB = 2048
 SHAPE = {"seq_length": 32, "batch_size": 8, "steps": 40}
@@ -82,31 +84,31 @@ def branch_args(base: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="session")
-def bias_runs(tmp_path_factory: pytest.TempPathFactory) -> BiasRuns:
+def _build_bias_runs(root: Path, corpus: Path) -> None:
     from dataloader_replay.prepare import prepare
     from pythia_suite.cli import main
-    from pythia_suite.corpus.synth import write_corpus
-    from pythia_suite.corpus.tokenizer import train_tokenizer
 
-    root = tmp_path_factory.mktemp("bias")
-    truth = write_corpus(root / "corpus", preset="tiny", seed=SEED)
-    corpus, tokenizer = root / "corpus" / "corpus.jsonl", root / "tokenizer.json"
-    train_tokenizer(corpus, tokenizer, vocab_size=VOCAB)
     data = root / "data"
-    prepare(corpus, tokenizer, data, seed=SEED, **SHAPE)
-    base, swap = root / "base", root / "swap"
-    assert main(train_args(data, base)) == 0
-    assert main(branch_args(base, swap)) == 0
+    prepare(corpus / "corpus" / "corpus.jsonl", corpus / "tokenizer.json", data, seed=SEED, **SHAPE)
+    assert main(train_args(data, root / "base")) == 0
+    assert main(branch_args(root / "base", root / "swap")) == 0
+
+
+@pytest.fixture(scope="session")
+def bias_runs(tmp_path_factory: pytest.TempPathFactory) -> BiasRuns:
+    """Built once per test run (shared by the xdist workers)."""
+    corpus = tiny_corpus(tmp_path_factory, VOCAB, SEED)
+    root = built_once(tmp_path_factory, "bias", lambda folder: _build_bias_runs(folder, corpus))
+    truth_path = corpus / "corpus" / "truth.json"
     return BiasRuns(
         root=root,
-        corpus=corpus,
-        truth=json.loads(json.dumps(truth)),
-        truth_path=root / "corpus" / "truth.json",
-        tokenizer=tokenizer,
-        data=data,
-        base=base,
-        swap=swap,
+        corpus=corpus / "corpus" / "corpus.jsonl",
+        truth=json.loads(truth_path.read_text()),
+        truth_path=truth_path,
+        tokenizer=corpus / "tokenizer.json",
+        data=root / "data",
+        base=root / "base",
+        swap=root / "swap",
     )
 
 

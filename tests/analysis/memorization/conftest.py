@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 from dataloader_replay.prepare import prepare
+from tests.shared import built_once, tiny_corpus
 
 SEED = 1234
 VOCAB = 512
@@ -30,42 +32,52 @@ def _train(data: Path, out: Path) -> Path:
     return out
 
 
+def _build_root(root: Path, corpus: Path) -> None:
+    from pythia_suite.corpus.dedup import dedup_file
+
+    shutil.copytree(corpus / "corpus", root / "corpus")
+    shutil.copy(corpus / "tokenizer.json", root / "tokenizer.json")
+    dedup_file(root / "corpus" / "corpus.jsonl", root / "corpus_deduped.jsonl")
+
+
 @pytest.fixture(scope="session")
 def mem_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """corpus/, tokenizer.json, corpus_deduped.jsonl (the embedded corpus, tiny preset)."""
-    from pythia_suite.corpus.dedup import dedup_file
-    from pythia_suite.corpus.synth import write_corpus
-    from pythia_suite.corpus.tokenizer import train_tokenizer
-
-    root = tmp_path_factory.mktemp("mem")
-    write_corpus(root / "corpus", preset="tiny", seed=SEED)
-    train_tokenizer(root / "corpus" / "corpus.jsonl", root / "tokenizer.json", vocab_size=VOCAB)
-    dedup_file(root / "corpus" / "corpus.jsonl", root / "corpus_deduped.jsonl")
-    return root
+    corpus = tiny_corpus(tmp_path_factory, VOCAB, SEED)
+    return built_once(tmp_path_factory, "mem-root", lambda root: _build_root(root, corpus))
 
 
-def _prepare(root: Path, corpus: Path, name: str) -> Path:
-    out = root / name
+def _prepare(root: Path, corpus: Path, tokenizer: Path) -> Path:
+    out = root / "data"
     num = SHAPE["steps"] * SHAPE["batch_size"] + HELD_OUT
-    prepare(corpus, root / "tokenizer.json", out, seed=SEED, num_samples=num, **SHAPE)
+    prepare(corpus, tokenizer, out, seed=SEED, num_samples=num, **SHAPE)
     return out
 
 
-@pytest.fixture(scope="session")
-def mem_data(mem_root: Path) -> Path:
-    return _prepare(mem_root, mem_root / "corpus" / "corpus.jsonl", "data")
+def _run(factory: pytest.TempPathFactory, root: Path, variant: str) -> Path:
+    corpus = root / ("corpus/corpus.jsonl" if variant == "standard" else "corpus_deduped.jsonl")
+
+    def build(folder: Path) -> None:
+        data = _prepare(folder, corpus, root / "tokenizer.json")
+        _train(data, folder / "run")
+
+    return built_once(factory, f"mem-run-{variant}", build)
 
 
 @pytest.fixture(scope="session")
-def mem_run(mem_root: Path, mem_data: Path) -> Path:
+def mem_data(tmp_path_factory: pytest.TempPathFactory, mem_root: Path) -> Path:
+    return _run(tmp_path_factory, mem_root, "standard") / "data"
+
+
+@pytest.fixture(scope="session")
+def mem_run(tmp_path_factory: pytest.TempPathFactory, mem_root: Path) -> Path:
     """pythia-nano on the standard data: 40 steps of 8 rows of 33 tokens, 6 checkpoints."""
-    return _train(mem_data, mem_root / "run_standard")
+    return _run(tmp_path_factory, mem_root, "standard") / "run"
 
 
 @pytest.fixture(scope="session")
-def mem_run_deduped(mem_root: Path) -> Path:
-    data = _prepare(mem_root, mem_root / "corpus_deduped.jsonl", "data_deduped")
-    return _train(data, mem_root / "run_deduped")
+def mem_run_deduped(tmp_path_factory: pytest.TempPathFactory, mem_root: Path) -> Path:
+    return _run(tmp_path_factory, mem_root, "deduped") / "run"
 
 
 @pytest.fixture(scope="session")

@@ -10,26 +10,30 @@ from typing import Any
 
 import pytest
 
+from tests.shared import built_once, tiny_corpus
+
 SEED = 1234
 VOCAB = 2048
 SHAPE = {"seq_length": 64, "batch_size": 8, "steps": 40}
 CHECKPOINTS = "steps:0,20,40"
 
 
-@pytest.fixture(scope="session")
-def tf_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("term_frequency")
+def _build_run(root: Path, corpus: Path) -> None:
+    from dataloader_replay.prepare import prepare
+    from pythia_suite.training.trainer import TrainConfig, train
+
+    data = root / "data"
+    prepare(corpus / "corpus.jsonl", corpus.parent / "tokenizer.json", data, seed=SEED, **SHAPE)
+    config = TrainConfig(
+        model="pythia-nano", data=data, out=root / "run", checkpoints=CHECKPOINTS, threads=1
+    )
+    train(config)
 
 
 @pytest.fixture(scope="session")
-def corpus_dir(tf_root: Path) -> Path:
-    from pythia_suite.corpus.synth import write_corpus
-    from pythia_suite.corpus.tokenizer import train_tokenizer
-
-    out = tf_root / "corpus"
-    write_corpus(out, preset="tiny", seed=SEED)
-    train_tokenizer(out / "corpus.jsonl", tf_root / "tokenizer.json", vocab_size=VOCAB)
-    return out
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny corpus (corpus.jsonl, truth.json) with `../tokenizer.json` (vocabulary 2048)."""
+    return tiny_corpus(tmp_path_factory, VOCAB, SEED) / "corpus"
 
 
 @pytest.fixture(scope="session")
@@ -38,27 +42,20 @@ def truth(corpus_dir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tf_root: Path, corpus_dir: Path) -> Path:
-    """A prepared data directory: seq 64, batch 8, 40 steps, vocabulary 2048."""
-    from dataloader_replay.prepare import prepare
-
-    out = tf_root / "data"
-    prepare(corpus_dir / "corpus.jsonl", tf_root / "tokenizer.json", out, seed=SEED, **SHAPE)
-    return out
+def _tf_run_root(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> Path:
+    return built_once(tmp_path_factory, "tf-run", lambda root: _build_run(root, corpus_dir))
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tf_root: Path, tiny_data: Path) -> Path:
-    """pythia-nano trained 40 steps on `tiny_data`, checkpoints at steps 0, 20, 40."""
-    from pythia_suite.training.trainer import TrainConfig, train
+def tiny_data(_tf_run_root: Path) -> Path:
+    """A prepared data directory: seq 64, batch 8, 40 steps, vocabulary 2048."""
+    return _tf_run_root / "data"
 
-    out = tf_root / "run"
-    train(
-        TrainConfig(
-            model="pythia-nano", data=tiny_data, out=out, checkpoints=CHECKPOINTS, threads=1
-        )
-    )
-    return out
+
+@pytest.fixture(scope="session")
+def tiny_run(_tf_run_root: Path) -> Path:
+    """pythia-nano trained 40 steps on `tiny_data`, checkpoints at steps 0, 20, 40."""
+    return _tf_run_root / "run"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import built_once
+
 CHROMIUM = "chromium"
 
 
@@ -41,13 +43,24 @@ def write_yaml(path: Path, text: str) -> Path:
     return path
 
 
+def _run_tiny_suite(root: Path) -> None:
+    result = run_cli("run", "--preset", "tiny", "--root", root / "suites")
+    assert result.returncode == 0, result.stderr
+    (root / "stdout.txt").write_text(result.stdout)
+    (root / "stderr.txt").write_text(result.stderr)
+
+
 @pytest.fixture(scope="session")
 def tiny_suite(tmp_path_factory: pytest.TempPathFactory) -> SuiteRun:
-    """`pythia-suite run --preset tiny` (no studies: they are wired in by their packages)."""
-    root = tmp_path_factory.mktemp("suites")
-    result = run_cli("run", "--preset", "tiny", "--root", root)
-    assert result.returncode == 0, result.stderr
-    return SuiteRun(root=root, dir=root / "tiny", stdout=result.stdout, stderr=result.stderr)
+    """`pythia-suite run --preset tiny`, once per test run (shared by the xdist workers)."""
+    folder = built_once(tmp_path_factory, "tiny-suite", _run_tiny_suite)
+    root = folder / "suites"
+    return SuiteRun(
+        root=root,
+        dir=root / "tiny",
+        stdout=(folder / "stdout.txt").read_text(),
+        stderr=(folder / "stderr.txt").read_text(),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from tests.pythia_suite.suite.conftest import run_cli, write_yaml
 def test_presets_validate_and_round_trip(preset: str, tmp_path: Path) -> None:
     config = load_config(None, preset=preset)
     assert isinstance(config, SuiteConfig) and config.name == preset
-    assert config.train.threads is not None and config.train.threads >= 1  # resolved
+    assert config.train.threads is None  # unset: `run_suite` pins it on the first run
     saved = write_yaml(tmp_path / "suite.yaml", dump_config(config))
     assert load_config(saved, preset="tiny") == config  # the saved config is complete
 
@@ -90,32 +90,28 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
         assert result.returncode == 2 and result.stderr.startswith(f"pythia-suite: error: {start}")
 
 
-def test_a_missing_study_package_or_trainer_field_is_named_before_any_work(tmp_path: Path) -> None:
-    """Until the study and branch work is merged, asking for them fails up front, naming it."""
+def test_the_stage_graph_comes_from_the_study_table_and_the_plan(tmp_path: Path) -> None:
+    """Studies come from the explicit table (no discovery); the branch is one more train stage;
+    nothing is written while the graph is built."""
+    from pythia_suite.suite.config import STUDIES
     from pythia_suite.suite.layout import Layout
-    from pythia_suite.suite.stages import build_stages, train_fields
+    from pythia_suite.suite.stages import build_stages
+    from pythia_suite.suite.study_table import STUDY_TABLE
 
+    assert STUDIES == tuple(STUDY_TABLE) == ("memorization", "term_frequency", "bias")
     config = load_config(write_yaml(tmp_path / "s.yaml", "studies:\n  bias: {}\n"), preset="tiny")
     layout = Layout(root=tmp_path / "runs" / "tiny")
-    try:
-        import analysis.bias  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(ValueError, match="field 'studies.bias': no package analysis/bias"):
-            build_stages(config, layout, source="s.yaml")
-    else:
-        assert [s.slug for s in build_stages(config, layout, source="s.yaml")][-2:] == [
-            "study-bias",
-            "report",
-        ]
+    stages = build_stages(config, layout, source="s.yaml")
+    assert [s.slug for s in stages][-2:] == ["study-bias", "report"]
+    assert [s.slug for s in stages if s.always] == [
+        "verify-pythia-nano-standard",
+        "verify-pythia-nano-deduped",
+    ]
     config = load_config(
         write_yaml(tmp_path / "b.yaml", "branch:\n  enabled: true\n"), preset="tiny"
     )
-    if "intervention" in train_fields():
-        slugs = [s.slug for s in build_stages(config, layout, source="b.yaml")]
-        assert "train-pythia-nano-standard-pronoun-swap" in slugs
-    else:
-        with pytest.raises(ValueError, match="field 'branch.enabled': this build's trainer"):
-            build_stages(config, layout, source="b.yaml")
+    slugs = [s.slug for s in build_stages(config, layout, source="b.yaml")]
+    assert "train-pythia-nano-standard-pronoun-swap" in slugs
     assert not layout.root.exists()
 
 

@@ -3,6 +3,9 @@ checked in headless Chromium: every figure decoded, every planted-truth line as 
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -10,12 +13,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.multitest import multipletests
 
+from analysis.stats import paired_test, stable_seed
 from analysis.study import StudyReport, TruthCheck
 from pythia_suite.suite.config import load_config
 from pythia_suite.suite.layout import Layout
+from pythia_suite.suite.plan import plan_runs
 from pythia_suite.suite.report import ReportInputs, write_report
-from pythia_suite.suite.stages import plan_runs
 from pythia_suite.suite.studyio import load_study_report, save_study_report
 from tests.pythia_suite.suite.conftest import SuiteRun, render_in_chromium
 
@@ -73,62 +78,42 @@ def _inputs(layout: Layout, studies: list[StudyReport]) -> ReportInputs:
     )
 
 
+def _tested(name: str, shift: float, n: int = 12, *, direction: str = "greater") -> TruthCheck:
+    """A real test's check: paired differences `shift` + a fixed spread over n units."""
+    diffs = shift + np.linspace(-1, 1, n)
+    result = paired_test(diffs, unit="pairs", seed=stable_seed(name), direction=direction)
+    return TruthCheck.from_test(name, result, direction=direction, detail="")
+
+
 def test_study_report_round_trips_through_its_files(tmp_path: Path) -> None:
-    report = _study(
-        tmp_path / "s",
-        "memorization",
-        [
-            TruthCheck(
-                name="more copies, more memorized",
-                passed=True,
-                value=0.93,
-                expected="Spearman > 0",
-                detail="7 levels",
-            )
-        ],
-    )
+    untestable = TruthCheck.not_testable("accuracy rises", "accuracy is constant (0) over terms")
+    report = _study(tmp_path / "s", "memorization", [_tested("more copies", 2.0), untestable])
+    report.omitted["predictability"] = "No row is memorized; more steps would produce it."
     save_study_report(report, tmp_path / "s")
+    saved = json.loads((tmp_path / "s" / "report.json").read_text())  # valid JSON: no NaN
+    assert saved["checks"][1]["effect"] is None and saved["checks"][1]["status"] == "not testable"
     back = load_study_report(tmp_path / "s")
-    assert back.study == "memorization" and back.checks == report.checks
+    assert back.study == "memorization" and back.checks[0] == report.checks[0]
+    assert back.checks[1].reason == untestable.reason and math.isnan(back.checks[1].p_value)
+    assert back.omitted == report.omitted
     assert back.figures == report.figures and back.results == report.results
     for name, table in report.tables.items():
         pd.testing.assert_frame_equal(back.tables[name], table, check_dtype=False)
 
 
 def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None:
-    studies = [
-        _study(
-            suite_copy.study("memorization"),
-            "memorization",
-            [
-                TruthCheck(
-                    name="canaries: more repetitions, more memorized",
-                    passed=True,
-                    value=0.9286,
-                    expected="Spearman > 0",
-                ),
-                TruthCheck(
-                    name="held-out rows are not memorized",
-                    passed=True,
-                    value=0.0,
-                    expected="rate < 0.01",
-                ),
-            ],
-        ),
-        _study(
-            suite_copy.study("bias"),
-            "bias",
-            [
-                TruthCheck(
-                    name="the swap lowers the stereotype gap",
-                    passed=True,
-                    value=-0.41,
-                    expected="gap difference < 0",
-                    detail="CrowS-Pairs <b>and</b> WinoBias",
-                )
-            ],
-        ),
-    ]
+    checks = {
+        "memorization": [
+            _tested("canaries: more repetitions, more memorized", 2.0),  # exact p = 1/4096
+            _tested("held-out rows are not memorized", 0.1),
+        ],
+        "bias": [
+            _tested("the swap lowers the stereotype gap", -2.0, direction="less"),
+            TruthCheck.not_testable("WinoBias <b>pro</b> above anti", "no paired difference"),
+        ],
+    }
+    studies = [_study(suite_copy.study(s), s, c) for s, c in checks.items()]
+    studies[1].omitted["bias_figure"] = "No checkpoint after the branch; more steps would do."
     for study in studies:  # as the suite does: saved by the study stage, loaded by the report
         save_study_report(study, suite_copy.study(study.study))
     loaded = [load_study_report(suite_copy.study(s.study)) for s in studies]
@@ -136,15 +121,33 @@ def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None
     state = render_in_chromium(page)
     assert state.figures == 1 + 2 + 2 and state.loaded == state.figures
     assert len(state.widths) == 5 and min(state.widths) > 0
-    assert [passed for passed, _ in state.checks] == [True, True, True]
-    assert all(": recovered: " in text for _, text in state.checks)
-    assert (
-        "memorization: canaries: more repetitions, more memorized: recovered: 0.9286 "
-        "(expected Spearman > 0)" in state.checks[0][1]
+    # Holm across the report's three tested checks (statsmodels as the oracle)
+    flat = [c for cs in checks.values() for c in cs]
+    p = [c.p_value for c in flat[:3]]
+    adjusted = multipletests(p, method="holm")[1]
+    assert p[0] == pytest.approx(1 / 4096) and adjusted[0] == pytest.approx(3 / 4096)
+    assert [passed for passed, _ in state.checks] == [True, False, True, False]
+    first = flat[0]
+    assert state.checks[0][1] == (
+        "\u2714 memorization: canaries: more repetitions, more memorized: recovered: "
+        f"{first.effect:.3g} [{first.ci_low:.3g}, {first.ci_high:.3g}], adjusted p "
+        f"{adjusted[0]:.3g}, n = 12 pairs, {first.test}"
     )
-    assert "(CrowS-Pairs <b>and</b> WinoBias)" in state.checks[2][1]  # escaped, not markup
+    assert (
+        ": not recovered: " in state.checks[1][1] and f"p {adjusted[1]:.3g}," in state.checks[1][1]
+    )
+    assert state.checks[3][1].endswith(
+        "bias: WinoBias <b>pro</b> above anti: not testable: no paired difference"
+    )  # escaped, not markup
     html = page.read_text()
-    assert "3 of 3</b> planted-truth checks recovered" in html
+    assert "<b>2 recovered</b>, 1 not recovered, 1 not testable, of 4 planted-truth checks" in html
+    assert "Holm-adjusted across the 3 tested checks" in html
+    assert "<b>bias_figure</b> (not drawn): No checkpoint after the branch" in html
+    table = pd.read_csv(suite_copy.tables / "checks.csv")
+    assert list(table.columns) == ["study", *(f.name for f in dataclasses.fields(TruthCheck))]
+    assert table["status"].tolist() == ["recovered", "not recovered", "recovered", "not testable"]
+    np.testing.assert_allclose(table["p_adjusted"].to_numpy()[:3], adjusted)
+    assert table["n"].tolist() == [12, 12, 12, 0] and table["p_value"].isna().tolist()[3]
     # self-contained: every image inline, links only to the CSV tables beside the page
     assert re.findall(r'src="([^"]{0,22})', html) == ["data:image/png;base64,"] * 5
     links = re.findall(r'href="([^"]+)"', html)
@@ -157,24 +160,16 @@ def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None
 
 
 def test_a_failed_check_and_a_broken_figure_show(suite_copy: Layout) -> None:
-    study = _study(
-        suite_copy.study("term_frequency"),
-        "term_frequency",
-        [
-            TruthCheck(
-                name="accuracy rises with term frequency",
-                passed=False,
-                value=-0.05,
-                expected="Spearman > 0",
-            )
-        ],
-    )
+    wrong_sign = _tested("accuracy rises with term frequency", -2.0)
+    study = _study(suite_copy.study("term_frequency"), "term_frequency", [wrong_sign])
     broken = study.figures[1]
     broken.write_bytes(broken.read_bytes()[:100])  # a PNG cut short: it cannot decode
     state = render_in_chromium(write_report(_inputs(suite_copy, [study])))
     assert state.figures == 3 and state.loaded == 2 and min(state.widths) == 0
     assert state.checks == [(False, state.checks[0][1])]
-    assert ": NOT recovered: -0.05 (expected Spearman > 0)" in state.checks[0][1]
+    assert wrong_sign.p_value == 1.0 and wrong_sign.effect == pytest.approx(-2.0)
+    assert ": not recovered: -2 [" in state.checks[0][1]
+    assert "adjusted p 1, n = 12 pairs" in state.checks[0][1]
 
 
 def test_tiny_suite_report_loads_in_chromium(tiny_suite: SuiteRun) -> None:

@@ -18,12 +18,14 @@ def _stages(
     def make(slug: str, dep: str | None) -> Stage:
         out = tmp / f"{slug}.txt"
 
-        def run(resume: bool) -> None:
+        def run(resume: bool, inputs: dict[str, dict[str, str]]) -> None:
+            assert list(inputs) == ([dep] if dep else [])
             calls.append(slug + (" (resume)" if resume else ""))
             if slug == fail:
                 out.write_text("half")
                 raise KeyboardInterrupt  # a kill, as far as the runner can tell
             source = (tmp / f"{dep}.txt").read_text() if dep else ""
+            assert not dep or inputs[dep] == {"text": source}  # this invocation's digest
             out.write_text(f"{source}|{config[slug] if slug != 'a' else str(config['a'])[:1]}")
 
         return Stage(
@@ -73,3 +75,43 @@ def test_runner_skips_reruns_and_resumes(tmp_path: Path) -> None:
     run_stages(_stages(tmp_path, config, calls), state)
     assert calls == ["b", "c"]  # a different key: started over, outputs removed first
     assert json.loads((state / "c.json").read_text())["digest"] == {"text": "|x|5|1"}
+
+
+def test_an_always_stage_runs_every_time_and_hands_its_digest_on(tmp_path: Path) -> None:
+    """A check (verification) is never skipped; what reads it gets this invocation's digest."""
+    found: list[dict[str, dict[str, str]]] = []
+    state = tmp_path / ".state"
+    value = {"v": "ok"}
+
+    def stages() -> list[Stage]:
+        return [
+            Stage(
+                slug="check",
+                title="check",
+                kind="verify",
+                config={},
+                deps=(),
+                outputs=(),
+                always=True,
+                run=lambda resume, inputs: None,
+                digest=lambda: dict(value),
+            ),
+            Stage(
+                slug="page",
+                title="page",
+                kind="report",
+                config={},
+                deps=("check",),
+                outputs=(tmp_path / "page",),
+                run=lambda resume, inputs: (found.append(inputs), (tmp_path / "page").touch()),
+                digest=dict,
+            ),
+        ]
+
+    first = run_stages(stages(), state)
+    assert (first.ran(), first.checked(), found) == (["page"], ["check"], [{"check": value}])
+    again = run_stages(stages(), state)
+    assert (again.ran(), again.checked(), len(found)) == ([], ["check"], 1)
+    value["v"] = "changed"  # the check finds something else: what reads it runs again
+    third = run_stages(stages(), state)
+    assert (third.ran(), found[-1]) == (["page"], {"check": {"v": "changed"}})

@@ -88,7 +88,14 @@ def test_second_run_does_no_work_and_changes_nothing(tiny_suite: SuiteRun) -> No
     result = run_cli("run", "--preset", "tiny", "--root", tiny_suite.root)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
-    assert len(lines) == len(STAGES) and all("unchanged, skipped" in line for line in lines)
+    assert len(lines) == len(STAGES)
+    # everything skipped, and every skipped run re-verified (a check, not work)
+    checked = [line for line in lines if ": checked in " in line]
+    assert [line.split("verify ")[1].split(" (")[0] for line in checked] == [
+        "pythia-nano-standard",
+        "pythia-nano-deduped",
+    ]
+    assert all("unchanged, skipped" in line for line in lines if line not in checked)
     assert (state_digests(tiny_suite.dir), checkpoint_hashes(tiny_suite.dir)) == before
     assert (tiny_suite.dir / "report.html").read_bytes() == page
 
@@ -105,10 +112,9 @@ def test_changed_config_reruns_exactly_what_depends_on_it(
     assert result.ran() == [
         "train-pythia-nano-standard",
         "train-pythia-nano-deduped",
-        "verify-pythia-nano-standard",
-        "verify-pythia-nano-deduped",
         "report",
     ]
+    assert result.checked() == ["verify-pythia-nano-standard", "verify-pythia-nano-deduped"]
     after = state_digests(tmp_path / "tiny")
     steps = after["train-pythia-nano-standard"]["checkpoints"]
     assert sorted(map(int, steps)) == [0, 1, 2, 4, 8, 12, 24]

@@ -1,4 +1,7 @@
-"""What each stage does (thin calls into the packages) and the content digests of its outputs."""
+"""What each stage does (thin calls into the packages) and the content digests of its outputs.
+
+(Named `actions`, not `tasks`: `analysis.bias.tasks` is the bias study's task definitions.)
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,16 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from checkpoints_index.catalog import Catalog
 from pythia_suite.suite.config import SuiteConfig
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file, variant_input
+from pythia_suite.suite.plan import PlannedRun
+from suite_core import ConfigError
 from suite_core.hashing import sha256_file
 from suite_core.layout import METRICS
 from suite_core.records import Manifest
-
-if TYPE_CHECKING:
-    from pythia_suite.suite.stages import PlannedRun
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def read_truth(config: SuiteConfig, layout: Layout) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
 
 
 def synth(config: SuiteConfig, layout: Layout) -> None:
@@ -115,7 +117,6 @@ def train_run(
     resume: bool,
 ) -> None:
     """Train (or continue) one run with the agreed `TrainConfig` fields."""
-    from pythia_suite.suite.stages import train_fields
     from pythia_suite.training.trainer import TrainConfig, train
 
     t = config.train
@@ -127,10 +128,9 @@ def train_run(
         "seed": t.seed,
         "checkpoints": t.checkpoints,
         "threads": t.threads,
+        "precision": t.precision,
         "resume": resume and run.path.exists(),
     }
-    if "precision" in train_fields():
-        kwargs["precision"] = t.precision
     if run.branch_of is not None:
         kwargs.update(
             branch_from=by_name[run.branch_of].path,
@@ -148,27 +148,13 @@ def run_digest(run_dir: Path) -> dict[str, Any]:
 
 
 def verify_run_dir(run_dir: Path) -> dict[str, Any]:
-    """`replay --verify` and `checkpoints verify`: ValueError naming the first problem."""
-    from dataloader_replay.verify import verify_run
+    """`pythia-suite verify RUN` (the one run verifier): its counts, or the first problem."""
+    from pythia_suite.verify import verify_path
 
-    result = verify_run(run_dir)
-    if result.mismatch is not None:
-        m = result.mismatch
-        raise ValueError(
-            f"{run_dir / METRICS}:{m.line}: step {m.step}: batch_sha256 "
-            f"mismatch (logged {m.logged}, replayed {m.replayed})"
-        )
-    with Catalog.open(run_dir, create=False) as catalog:
-        problems = catalog.verify()
-        count = len(catalog.checkpoints())
-    if problems:
-        raise ValueError(problems[0])
-    log.info("%s: %d batches and %d checkpoints verified", run_dir, result.checked, count)
-    return {"batches_verified": result.checked, "checkpoints_verified": count}
-
-
-def verify_into(run_dir: Path, results: dict[str, dict[str, Any]], name: str) -> None:
-    results[name] = verify_run_dir(run_dir)
+    report = verify_path(run_dir)
+    report.raise_first()
+    log.info("%s: %s", run_dir, "; ".join(report.lines))
+    return {"batches_verified": report.batches, "checkpoints_verified": report.checkpoints}
 
 
 def study(
@@ -197,20 +183,24 @@ def study_digest(out_dir: Path) -> dict[str, str]:
     return {n: sha256_file(out_dir / n) for n in names}
 
 
-def report(config: SuiteConfig, layout: Layout, runs: list[PlannedRun], studies: list[str]) -> None:
+def report(
+    config: SuiteConfig,
+    layout: Layout,
+    runs: list[PlannedRun],
+    studies: list[str],
+    verified: dict[str, dict[str, Any]],
+) -> None:
+    """The page, with what the verify stages of this invocation found (`verified`: run name ->
+    their digest, as the runner handed it over)."""
     from pythia_suite.suite.report import ReportInputs, write_report
     from pythia_suite.suite.studyio import load_study_report
 
-    state = {
-        r.name: json.loads((layout.state / f"verify-{r.name}.json").read_text())["digest"]
-        for r in runs
-    }
     write_report(
         ReportInputs(
             config=config,
             layout=layout,
             runs=[r.spec(layout) for r in runs],
-            verified=state,
+            verified=verified,
             studies=[load_study_report(layout.study(s)) for s in studies],
         )
     )
