@@ -35,7 +35,7 @@ from dataloader_replay.mapping import (
     row_token_positions,
     stream_ends,
 )
-from dataloader_replay.tokenizer import PIECE_CHARS, LoadedTokenizer, load_tokenizer, split_text
+from dataloader_replay.tokenizer import LoadedTokenizer, encode, load_tokenizer
 from suite_core import ConfigError, DataError
 from suite_core.atomic import atomic_path, refuse_existing
 from suite_core.hashing import sha256_file
@@ -99,25 +99,6 @@ def _check_epochs(sizes: np.ndarray, *, seq_length: int, num_samples: int) -> No
             f"repeated {epochs:,} times; doc_idx needs {memory / 2**30:,.1f} GiB of "
             f"memory, {available / 2**30:,.1f} GiB is available"
         )
-
-
-def encode(tokenizer: Any, texts: Sequence[str], eod_id: int, dtype: np.dtype) -> list[np.ndarray]:
-    """Token ids of each text with the EOD token appended (one batch; shared by the engines)."""
-    short = [t for t in texts if len(t) <= PIECE_CHARS]
-    encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
-    out = []
-    for text in texts:
-        if len(text) <= PIECE_CHARS:
-            ids: Any = next(encodings).ids
-        else:  # a huge document: encode it piece by piece (same ids, bounded memory)
-            ids = array("i")
-            for piece in split_text(text):
-                ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
-        tokens = np.empty(len(ids) + 1, dtype=dtype)
-        tokens[:-1] = ids
-        tokens[-1] = eod_id
-        out.append(tokens)
-    return out
 
 
 def _encoded_local(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from dataloader_replay.pythia_facts import PublishedDataset, published
@@ -28,6 +27,7 @@ from dataloader_replay.shards import (
     Files,
     Layout,
     LocalFiles,
+    Origin,
     Piece,
     ShardedRows,
     place_shards,
@@ -41,15 +41,6 @@ from suite_core.records import RunJson
 log = logging.getLogger(__name__)
 REMOTE = re.compile(r"^(hf|https?):/+", re.IGNORECASE)
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Origin:
-    """What is known about where a sharded source comes from."""
-
-    repo_id: str | None = None  # OWNER/NAME on the hub, when known
-    revision: str | None = None  # the commit, when known
-    identity: str | None = None  # the idx sha256 as the hub states it (or a mirror URL hash)
 
 
 def is_remote(spec: str | Path) -> bool:
