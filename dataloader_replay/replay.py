@@ -101,6 +101,33 @@ def _as_prefix(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in (".bin", ".idx") else path
 
 
+class _Steps(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def num_steps(self) -> int: ...
+
+
+def check_step(data: _Steps, step: int, field_name: str = "step", *, seen: bool = False) -> None:
+    """See `TrainData.check_step`."""
+    if seen and not 0 <= step * data.batch_size <= data.num_rows:
+        raise DataError(
+            f"{data.name}: field '{field_name}': step {step} needs rows [0, "
+            f"{step * data.batch_size}) but the data has {data.num_rows} rows "
+            f"({data.num_rows // data.batch_size} steps of {data.batch_size}): past the end "
+            "of the data"
+        )
+    if not seen and not 0 <= step < data.num_steps:
+        raise DataError(
+            f"{data.name}: field '{field_name}': {step} is past the end of the "
+            f"data (steps 0..{data.num_steps - 1} of {data.batch_size} rows)"
+        )
+
+
 @dataclass(kw_only=True)
 class TrainData:
     name: str  # the path the data was opened from (for messages)
@@ -217,12 +244,11 @@ class TrainData:
         self.check_step(step)
         return self.rows(step * self.batch_size, (step + 1) * self.batch_size)
 
-    def check_step(self, step: int, field_name: str = "step") -> None:
-        if not (0 <= step < self.num_steps):
-            raise DataError(
-                f"{self.name}: field '{field_name}': {step} is past the end of the "
-                f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)"
-            )
+    def check_step(self, step: int, field_name: str = "step", *, seen: bool = False) -> None:
+        """The one range check of a step (DataError naming `field_name`): the batch at `step`
+        exists (0 <= step < num_steps); with `seen`, the checkpoint at `step` has seen rows
+        [0, step * B) of the data (0 <= step <= num_rows // B)."""
+        check_step(self, step, field_name, seen=seen)
 
     def provenance(self, row: int) -> list[dict[str, Any]]:
         """The documents row `row` is made of, in order, with their token spans."""
@@ -355,6 +381,14 @@ class TransformedData:
     @property
     def num_rows(self) -> int:
         return self.data.num_rows
+
+    @property
+    def name(self) -> str:
+        return str(self.run)
+
+    def check_step(self, step: int, field_name: str = "step", *, seen: bool = False) -> None:
+        """`TrainData.check_step` on the run's data (named by the run)."""
+        check_step(self, step, field_name, seen=seen)
 
     def batch(self, step: int) -> np.ndarray:
         return apply_transform(self.transform, self.data.batch(step), step)

@@ -83,11 +83,10 @@ def verify_run(run: str | Path) -> VerifyResult:
     for i, (line, step, digest) in enumerate(
         tqdm(logged, desc="verify", unit="step", disable=None)
     ):
-        if step - 1 >= data.num_steps:
-            raise DataError(
-                f"{RunLayout(run).metrics}:{line}: field 'step': {step} is past "
-                f"the end of the data ({data.num_steps} steps)"
-            )
+        try:
+            data.check_step(step - 1, "step")
+        except DataError as exc:
+            raise DataError(f"{RunLayout(run).metrics}:{line}: {exc}") from None
         replayed = batch_sha256(data.batch(step - 1))
         if replayed != digest:
             return VerifyResult(

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from analysis.memorization import figures as F
+from analysis.memorization.across import MemConfig, score_memorization
 from analysis.memorization.metrics import (
     THRESHOLDS,
     memorized_fraction,
@@ -19,7 +20,6 @@ from analysis.memorization.metrics import (
 from analysis.memorization.planted import Windows, canary_windows, cluster_windows
 from analysis.memorization.profiles import profiles
 from analysis.memorization.results import MemResults, read_results
-from analysis.memorization.runner import MemConfig, score_memorization
 from analysis.memorization.score import score_windows
 from analysis.sources import open_checkpoints, open_rows
 from analysis.stats import paired_test, spearman_test, stable_seed

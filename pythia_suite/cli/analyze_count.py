@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from pythia_suite.cli.options import add_overwrite, add_steps
 from suite_core import ConfigError
 
 COUNT_HELP = """Count terms exactly in the rows each checkpoint trained on, in one pass.
@@ -62,11 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="one term per line: a JSON string (text) or a JSON list of ids",
     )
-    p.add_argument(
-        "--steps",
+    add_steps(
+        p,
         required=True,
-        metavar="S,S,...|checkpoints",
-        help="steps to count at (sorted, duplicates dropped), or the run's checkpoints",
+        what="steps to count at (any step; words and ranges: the run's checkpoints)",
     )
     p.add_argument("--pairs", action="store_true", help="also count co-occurring pairs")
     p.add_argument(
@@ -77,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pairs: start positions at most N tokens apart in one row (default 16)",
     )
     p.add_argument("--out", type=Path, metavar="FILE.h5|FILE.csv", help="write a file")
+    add_overwrite(p)
     p.add_argument("--processes", type=int, default=1, metavar="K", help="worker processes")
     p.add_argument(
         "--engine",
@@ -107,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     f.add_argument("run", type=Path, metavar="RUN", help="a run with checkpoints")
     f.add_argument("--truth", type=Path, metavar="FILE", help="truth.json (for --tasks facts)")
-    f.add_argument("--steps", default="checkpoints", metavar="S,S,...|checkpoints")
+    add_steps(f, default="checkpoints", what="checkpoints to evaluate")
     f.add_argument(
         "--tasks",
         default=None,
@@ -167,26 +168,26 @@ def _terms(args: argparse.Namespace):  # -> list[Term]
     return unique_terms(terms), rows
 
 
-def _steps(value: str, source: Path) -> list[int]:
+def _steps(value: str, source: Path, *, checkpoints_only: bool) -> list[int]:
+    """`--steps` in the shared grammar (analysis.steps); counts may be taken at any step."""
     from analysis.sources import open_checkpoints
-    from analysis.term_frequency.terms import parse_steps
+    from analysis.steps import needs_checkpoints, parse_steps
 
-    available = None
-    if value.strip() == "checkpoints":
-        available = open_checkpoints(source).steps
-    return parse_steps(value, available=available)
+    need = needs_checkpoints(value) or checkpoints_only
+    available = open_checkpoints(source).steps if need else None
+    return parse_steps(value, available, checkpoints_only=checkpoints_only)
 
 
 def run_count(args: argparse.Namespace) -> int:
     from analysis.term_frequency.results import check_output, write_counts, write_jsonl
     from analysis.term_frequency.scan import CountConfig, check_steps, count_terms
 
-    check_output(args.out)
+    check_output(args.out, overwrite=args.overwrite)
     if args.window < 1:
         raise ConfigError(f"--window: must be >= 1, got {args.window}")
     terms, rows = _terms(args)
-    steps = _steps(args.steps, args.source)
-    check_steps(rows, steps, where=str(args.source))
+    steps = _steps(args.steps, args.source, checkpoints_only=False)
+    check_steps(rows, steps)
     config = CountConfig(
         steps=tuple(steps),
         pairs=args.pairs,
@@ -199,7 +200,7 @@ def run_count(args: argparse.Namespace) -> int:
     if args.out is None:
         write_jsonl(result, sys.stdout)
     else:
-        write_counts(result, args.out)
+        write_counts(result, args.out, overwrite=args.overwrite)
     return 0
 
 
@@ -214,11 +215,11 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
 
 
 def run_fewshot_cli(args: argparse.Namespace) -> int:
+    from analysis.term_frequency.across import ItemsConfig, run_fewshot
     from analysis.term_frequency.decode import DecodeConfig
     from analysis.term_frequency.fewshot import FewShotConfig
     from analysis.term_frequency.figures import accuracy_vs_frequency
     from analysis.term_frequency.metrics import gap_table
-    from analysis.term_frequency.pipeline import ItemsConfig, run_fewshot
 
     truth = None
     if args.truth is not None:
@@ -238,7 +239,9 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"--shots: must be >= 0, got {args.shots!r}")
     if args.figures is not None and args.figures.exists():
         raise FileExistsError(f"{args.figures}: already exists")
-    steps = None if args.steps.strip() == "checkpoints" else _steps(args.steps, args.run)
+    from analysis.steps import names_all
+
+    steps = None if names_all(args.steps) else _steps(args.steps, args.run, checkpoints_only=True)
     items = ItemsConfig(
         tasks=tasks,
         format=args.format,

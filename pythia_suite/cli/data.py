@@ -108,18 +108,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError("replay: give --step and exactly one of --out FILE.npy / --text")
     data = _open(args.path, args.batch_size, args.cache)
     end = args.step + 1 if args.end_step is None else args.end_step
-    if args.step < 0 or args.step >= data.num_steps:
-        raise ConfigError(
-            f"{args.path}: field '--step': {args.step} is outside the data "
-            f"(steps 0..{data.num_steps - 1})"
-        )
+    data.check_step(args.step, "--step")
     if end <= args.step:
         raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
-    if end > data.num_steps:
-        raise ConfigError(
+    try:
+        data.check_step(end - 1, "--end-step")  # end is exclusive: its last step must exist
+    except DataError:
+        raise DataError(
             f"{args.path}: field '--end-step': {end} is past the end of the data "
             f"({data.num_steps} steps)"
-        )
+        ) from None
     home = getattr(data, "data", data).directory or args.path
     tokenizer = _tokenizer_for(home, args.tokenizer) if args.text else None
     if tokenizer is not None:

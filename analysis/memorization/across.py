@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from analysis.memorization.results import MemResults, write_results
-from analysis.memorization.sample import parse_steps, stratified_rows
+from analysis.memorization.sample import stratified_rows
 from analysis.memorization.score import ScoreConfig, score_rows
 from analysis.sources import (
     DTYPES,
@@ -31,6 +31,7 @@ from analysis.sources import (
     open_rows,
     seen_before,
 )
+from analysis.steps import parse_steps
 from suite_core import DataError
 from suite_core.layout import MANIFEST
 from suite_core.records import Manifest, RunJson
@@ -89,11 +90,7 @@ def open_inputs(cfg: MemConfig) -> Inputs:
     ScoreConfig(k=cfg.k, target=cfg.target).check(rows.seq_length + 1, where=_name(rows))
     steps = parse_steps(cfg.steps, ckpts.steps)
     for s in steps:
-        if s * rows.batch_size > rows.num_rows:
-            raise DataError(
-                f"{_name(rows)}: field 'step': step {s} is past the end of the data "
-                f"({rows.num_rows} rows of {rows.batch_size} per step)"
-            )
+        rows.check_step(s, "step", seen=True)
     row_ids = stratified_rows(rows.num_rows, cfg.rows, seed=cfg.seed)
     return Inputs(ckpts=ckpts, rows=rows, steps=steps, row_ids=row_ids)
 
