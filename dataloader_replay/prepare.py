@@ -211,6 +211,29 @@ def write_train_hashes(
     write_batch_hashes(directory / BATCH_HASHES, compute_batch_hashes(tokens, batch_size))
 
 
+def _contents(
+    tok: LoadedTokenizer,
+    mapping: IndexMapping,
+    sizes: np.ndarray,
+    sources: list[str],
+    *,
+    num_samples: int,
+    dtype: np.dtype,
+) -> dict[str, Any]:
+    """The manifest fields that describe what was written (in the manifest's key order)."""
+    return {
+        "num_samples": num_samples,
+        "num_epochs": mapping.num_epochs,
+        "tokens_per_epoch": mapping.tokens_per_epoch,
+        "num_documents": len(sizes),
+        "eod_id": tok.eod_id,
+        "pad_id": tok.pad_id,
+        "vocab_size": tok.vocab_size,
+        "dtype": dtype.name,
+        "sources": sources,
+    }
+
+
 def input_record(specs: Sequence[Path], files: list[Path]) -> dict[str, Any]:
     """The manifest's `input`: one file as before ({path, sha256}); several files: the sha256 of
     their bytes read in order, and each file's sha256 in `files`."""
@@ -297,15 +320,7 @@ def prepare(
             "batch_size": batch_size,
             "steps": steps,
             "seed": seed,
-            "num_samples": num_samples,
-            "num_epochs": mapping.num_epochs,
-            "tokens_per_epoch": mapping.tokens_per_epoch,
-            "num_documents": len(sizes),
-            "eod_id": tok.eod_id,
-            "pad_id": tok.pad_id,
-            "vocab_size": tok.vocab_size,
-            "dtype": dtype.name,
-            "sources": sources,
+            **_contents(tok, mapping, sizes, sources, num_samples=num_samples, dtype=dtype),
             "input": input_record(specs, files),
             "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},

@@ -29,6 +29,11 @@ Pythia's "benchmark evaluations across checkpoints". Nothing reaches a network.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_bias(subparsers)
+    _register_lm_eval(subparsers)
+
+
+def _register_bias(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bias",
         help="CrowS-Pairs and WinoBias across checkpoints",
@@ -77,6 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_overwrite(p)
     p.set_defaults(handler=run_bias)
 
+
+def _register_lm_eval(subparsers: argparse._SubParsersAction) -> None:
     q = subparsers.add_parser(
         "lm-eval",
         help="any local lm-eval task across checkpoints",

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pythia_suite.cli.options import add_overwrite, add_steps
 from suite_core import ConfigError
@@ -36,6 +37,11 @@ an HDF5 file (--out) and is summarised on stdout; --figures DIR adds the PNG fig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_count(subparsers)
+    _register_fewshot(subparsers)
+
+
+def _register_count(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "count",
         help="exact term counts at every step, in one pass",
@@ -43,6 +49,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("source", type=Path, metavar="RUN|DATA", help="run, prepared DIR or prefix")
+    _term_options(p)
+    add_steps(
+        p,
+        required=True,
+        what="steps to count at (any step; words and ranges: the run's checkpoints)",
+    )
+    _count_options(p)
+    p.set_defaults(handler=run_count)
+
+
+def _term_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tokens",
         action="append",
@@ -63,11 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="one term per line: a JSON string (text) or a JSON list of ids",
     )
-    add_steps(
-        p,
-        required=True,
-        what="steps to count at (any step; words and ranges: the run's checkpoints)",
+    p.add_argument(
+        "--tokenizer",
+        type=Path,
+        metavar="FILE",
+        help="tokenizer.json for --text (default: the data's)",
     )
+
+
+def _count_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", action="store_true", help="also count co-occurring pairs")
     p.add_argument(
         "--window",
@@ -92,14 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="rows per step for a bare prefix (default 1024)",
     )
-    p.add_argument(
-        "--tokenizer",
-        type=Path,
-        metavar="FILE",
-        help="tokenizer.json for --text (default: the data's)",
-    )
-    p.set_defaults(handler=run_count)
 
+
+def _register_fewshot(subparsers: argparse._SubParsersAction) -> None:
     f = subparsers.add_parser(
         "fewshot",
         help="few-shot accuracy vs term frequency",
@@ -214,6 +230,15 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
         raise ConfigError(f"{flag}: {value!r} is not a list of integers or a range A-B") from None
 
 
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such truth file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON ({exc})") from None
+
+
 def run_fewshot_cli(args: argparse.Namespace) -> int:
     from analysis.term_frequency.across import ItemsConfig, run_fewshot
     from analysis.term_frequency.decode import DecodeConfig
@@ -221,14 +246,7 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
     from analysis.term_frequency.figures import accuracy_vs_frequency
     from analysis.term_frequency.metrics import gap_table
 
-    truth = None
-    if args.truth is not None:
-        if not args.truth.is_file():
-            raise FileNotFoundError(f"{args.truth}: no such truth file")
-        try:
-            truth = json.loads(args.truth.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{args.truth}: not JSON ({exc})") from None
+    truth = None if args.truth is None else _read_json(args.truth)
     tasks = (
         tuple(args.tasks.split(","))
         if args.tasks

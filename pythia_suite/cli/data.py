@@ -82,42 +82,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model saw, transform applied. `replay RUN --verify` recomputes every batch_sha256 logged in
     RUN/metrics.jsonl and exits 1 naming the first mismatching step."""
     if args.verify:
-        ignored = [
-            flag
-            for flag, value in (
-                ("--step", args.step),
-                ("--end-step", args.end_step),
-                ("--out", args.out),
-                ("--text", args.text),
-                ("--batch-size", args.batch_size),
-                ("--tokenizer", args.tokenizer),
-            )
-            if value is not None and value is not False
-        ]
-        if ignored:
-            raise ConfigError(
-                f"--verify: checks every logged step of the run; "
-                f"{', '.join(ignored)} cannot be combined with it"
-            )
-        if not RunLayout(args.path).is_run():
-            raise FileNotFoundError(
-                f"{RunLayout(args.path).run_json}: no such file (--verify needs a run)"
-            )
+        _check_verify_flags(args)
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
         raise ConfigError("replay: give --step and exactly one of --out FILE.npy / --text")
     data = _open(args.path, args.batch_size, args.cache)
-    end = args.step + 1 if args.end_step is None else args.end_step
-    data.check_step(args.step, "--step")
-    if end <= args.step:
-        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
-    try:
-        data.check_step(end - 1, "--end-step")  # end is exclusive: its last step must exist
-    except DataError:
-        raise DataError(
-            f"{args.path}: field '--end-step': {end} is past the end of the data "
-            f"({data.num_steps} steps)"
-        ) from None
+    end = _check_range(args, data)
     home = getattr(data, "data", data).directory or args.path
     tokenizer = _tokenizer_for(home, args.tokenizer) if args.text else None
     if tokenizer is not None:
@@ -140,6 +110,47 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"=== row {s * B + i} (step {s}) ===")
             print(tokenizer.decode(row.tolist(), skip_special_tokens=False))
     return 0
+
+
+def _check_verify_flags(args: argparse.Namespace) -> None:
+    """`--verify` takes a run and none of the replay flags."""
+    ignored = [
+        flag
+        for flag, value in (
+            ("--step", args.step),
+            ("--end-step", args.end_step),
+            ("--out", args.out),
+            ("--text", args.text),
+            ("--batch-size", args.batch_size),
+            ("--tokenizer", args.tokenizer),
+        )
+        if value is not None and value is not False
+    ]
+    if ignored:
+        raise ConfigError(
+            f"--verify: checks every logged step of the run; "
+            f"{', '.join(ignored)} cannot be combined with it"
+        )
+    if not RunLayout(args.path).is_run():
+        raise FileNotFoundError(
+            f"{RunLayout(args.path).run_json}: no such file (--verify needs a run)"
+        )
+
+
+def _check_range(args: argparse.Namespace, data: Any) -> int:
+    """The end step (exclusive) of `--step S [--end-step E]`, both checked by `check_step`."""
+    end: int = args.step + 1 if args.end_step is None else args.end_step
+    data.check_step(args.step, "--step")
+    if end <= args.step:
+        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
+    try:
+        data.check_step(end - 1, "--end-step")  # end is exclusive: its last step must exist
+    except DataError:
+        raise DataError(
+            f"{args.path}: field '--end-step': {end} is past the end of the data "
+            f"({data.num_steps} steps)"
+        ) from None
+    return end
 
 
 def _check_covers(tokenizer: Any, where: Path, data: Any, start: int, end: int) -> None:

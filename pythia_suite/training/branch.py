@@ -178,19 +178,27 @@ def plan_branch(
             f"{parent}: field 'step': no checkpoint at step {step} (checkpoints: {near})"
         )
     point = BranchPoint(parent=parent, step=step, checkpoint_sha256=records[step].sha256)
-    tok_path = Path(run_config["data"]["path"]) / "tokenizer.json"
+    spec, fields = _intervention(point, intervention, Path(run_config["data"]["path"]))
+    return point, spec, fields
+
+
+def _intervention(
+    point: BranchPoint, intervention: str, data_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pronoun-swap transform spec from the data's tokenizer, and the run.json fields."""
+    tok_path = data_dir / "tokenizer.json"
     entries, missing = pronoun_map(read_tokenizer(tok_path), str(tok_path))
     for m in missing:
         log.warning("pronoun-swap: %r -> %r left out (%s)", m["from"], m["to"], m["reason"])
     spec = {
         "name": "token_map",
         "map": [[e["from_id"], e["to_id"]] for e in entries],
-        "start_step": step,
+        "start_step": point.step,
     }
     fields = {
         "branch": {
-            "parent": str(parent),
-            "step": step,
+            "parent": str(point.parent),
+            "step": point.step,
             "checkpoint_sha256": point.checkpoint_sha256,
         },
         "intervention": {
@@ -200,7 +208,7 @@ def plan_branch(
             "tokenizer": str(tok_path),
         },
     }
-    return point, spec, fields
+    return spec, fields
 
 
 def link_parent(run_dir: Path, point: BranchPoint) -> None:
