@@ -10,7 +10,8 @@ Checkpoints (`open_checkpoints`):
 Models are loaded with `transformers` (`GPTNeoXForCausalLM.from_pretrained`), so the studies
 run unchanged on EleutherAI's published checkpoints.
 
-Rows (`open_rows`): a RUN (what its model saw, transforms included), or any SOURCE of
+Rows (`open_rows`): a RUN (what its model saw, transforms included), a folder of fetched
+checkpoints whose `rows.json` names its SOURCE, or any SOURCE of
 `dataloader_replay.sources.open_source`: a prepared data directory, a bare `.bin/.idx` prefix,
 EleutherAI's preshuffled shards in place, `hf://datasets/...` or an `http(s)://` mirror
 (B = 1024 unless given).
@@ -38,6 +39,7 @@ from suite_core.records import view_fingerprint
 if TYPE_CHECKING:
     from transformers import GPTNeoXForCausalLM
 
+ROWS_JSON = "rows.json"  # an external run's rows (pythia_suite/suite/external.py)
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -173,7 +175,19 @@ def open_rows(
     prepared DIR, a bare prefix, EleutherAI's shards in place, `hf://` or `http(s)://`)."""
     if Path(path).is_dir() and RunLayout(Path(path)).is_run():
         return open_run(path)
+    if Path(path).is_dir() and (Path(path) / ROWS_JSON).is_file():  # fetched checkpoints
+        return _named_rows(Path(path) / ROWS_JSON, batch_size, cache)
     return open_source(path, batch_size=batch_size, cache=cache)
+
+
+def _named_rows(record: Path, batch_size: int | None, cache: Path | None) -> Rows:
+    """The rows `rows.json` names (`{"source": SPEC, "batch_size": B}`), through open_source."""
+    try:
+        named = json.loads(record.read_text(encoding="utf-8"))
+        spec, named_batch = str(named["source"]), named.get("batch_size")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{record}: not a rows record ({exc})") from None
+    return open_source(spec, batch_size=batch_size or named_batch, cache=cache)
 
 
 def data_fingerprint(rows: Rows) -> str:

@@ -33,7 +33,7 @@ from analysis.sources import (
 )
 from analysis.steps import parse_steps
 from suite_core import DataError
-from suite_core.layout import MANIFEST
+from suite_core.layout import MANIFEST, RunLayout
 from suite_core.records import Manifest, RunJson
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def open_inputs(cfg: MemConfig) -> Inputs:
 def check_run_data(run: Path, data: Path | None) -> None:
     """DataError naming run.json's `data.fingerprint` if the data (`data`, else the run's own)
     is not the data the run was trained on."""
+    if not RunLayout(run).is_run():  # fetched checkpoints: their rows.json names the rows
+        return
     config = RunJson.read(run)
     path = Path(data) if data is not None else config.data_path
     if not (path / MANIFEST).is_file():

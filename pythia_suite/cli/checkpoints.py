@@ -1,4 +1,4 @@
-"""`pythia-suite checkpoints ...`: list, verify, sync, index, schedule, hub.
+"""`pythia-suite checkpoints ...`: list, verify, sync, index, schedule, hub, fetch.
 
 `list` and `verify` only read; `sync` re-catalogues a run's folders after a crash; `index`
 catalogues a folder of Hugging Face checkpoints laid out as DIR/stepN/."""
@@ -38,6 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, required=True, help="the run's last step")
     p = _add(sub, "hub", cmd_hub, "MODEL", formats=True)
     p.add_argument("--step", type=int, default=None, help="one step (default: all 154)")
+    _add_fetch(sub)
+
+
+def _add_fetch(sub: argparse._SubParsersAction) -> None:
+    p = _add(sub, "fetch", cmd_fetch, "MODEL")
+    p.add_argument(
+        "--steps", required=True, metavar="RULE", help="'pythia', 'log+every:K', 'steps:A,B'"
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="DIR/stepN per revision")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; download nothing")
+    p.add_argument(
+        "--skip-reported", action="store_true", help="skip the revisions the hub table reports"
+    )
+    p.add_argument("--endpoint", default=None, help="hub URL (default: HF_ENDPOINT or the hub)")
 
 
 def _add(
@@ -195,4 +209,36 @@ def cmd_hub(args: argparse.Namespace) -> int:
     for e in entries:
         flag = f"  # reported: {'; '.join(r.summary for r in e.reports)}" if e.reports else ""
         print(f"{e.repo_id}  {e.revision}{flag}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download the `stepN` revisions of MODEL (a Pythia row such as pythia-70m-deduped, or
+    OWNER/NAME) chosen by --steps into DIR/stepN through the Hugging Face cache, every file
+    checked against the sha256 the hub's metadata gives, then catalogue DIR (`checkpoints
+    index`). Revisions whose weights duplicate an earlier step's are flagged and not downloaded
+    twice; revisions the hub table reports as bad are warned about (or skipped); missing ones
+    are named. A corrupt file fails the command after the other revisions are placed."""
+    from checkpoints_index.fetch import fetch, plan_fetch
+    from checkpoints_index.hf_index import index_folder, step_folders
+    from suite_core import CheckpointError
+
+    plan = plan_fetch(args.model, args.steps, endpoint=args.endpoint)
+    if args.dry_run:
+        print("\n".join(plan.lines()))
+        return 0
+    result = fetch(plan, args.out, skip_reported=args.skip_reported)
+    if step_folders(args.out):
+        index = index_folder(args.out, model=plan.model)
+        print(f"{args.out}: {len(index.steps)} revisions verified and catalogued in {CATALOG}")
+        for flag in index.flags:
+            print(f"step{flag.step}: {flag.kind}: {flag.message}")
+    if result.corrupt:
+        first = result.corrupt[0]
+        more = f" (and {len(result.corrupt) - 1} more)" if len(result.corrupt) > 1 else ""
+        raise CheckpointError(
+            f"{plan.repo_id}@step{first.step}/{first.path}: downloaded bytes hash to "
+            f"{first.actual[:12]}..., the hub's metadata says {first.expected[:12]}...; "
+            f"not placed{more}"
+        )
     return 0

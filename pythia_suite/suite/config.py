@@ -102,6 +102,7 @@ class SuiteConfig:
     train: TrainSection = field(default_factory=TrainSection)
     branch: BranchSection = field(default_factory=BranchSection)
     studies: dict[str, dict[str, Any]] = field(default_factory=dict)  # study -> run_study options
+    external: dict[str, Any] = field(default_factory=dict)  # fetched runs (suite/external.py)
 
     def section(self, name: str) -> Any:
         """A section as plain JSON-able data (what stage keys hash)."""
@@ -115,7 +116,9 @@ class _Where:
         self.source, self.lines = source, lines
 
     def error(self, dotted: str, message: str) -> ConfigError:
-        line = self.lines.get(dotted)
+        parts = dotted.split(".")  # a missing key: the line of its nearest parent
+        keys = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+        line = next((self.lines[k] for k in keys if k in self.lines), None)
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: field '{dotted}': {message}")
 
@@ -344,6 +347,10 @@ def check(config: SuiteConfig, where: _Where) -> None:
             "branch.intervention",
             f"unknown {b.intervention!r} (choose from {', '.join(INTERVENTIONS)})",
         )
+    if config.external:
+        from pythia_suite.suite.external_config import parse_external
+
+        parse_external(config.external, None, where.error)
     for study, options in config.studies.items():
         if study not in STUDIES:
             raise where.error(

@@ -19,6 +19,8 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
     rows = []
     for run in runs:
         path = RunLayout(run.path).metrics
+        if not path.is_file() and (Path(run.path) / "fetch.json").is_file():
+            continue  # fetched checkpoints (suite/external.py): no training log
         with open(path, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
                 if not line.strip():

@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pythia_suite.suite import actions
-from pythia_suite.suite.checks import check_all, check_study_options
+from pythia_suite.suite.checks import check_all, study_function
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file
 from pythia_suite.suite.plan import PlannedRun, plan_runs
 from pythia_suite.suite.runner import Inputs, Stage
-from pythia_suite.suite.study_table import STUDY_TABLE, StudyFunction
-from suite_core import ConfigError
+from pythia_suite.suite.study_table import StudyFunction
 from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -42,19 +41,6 @@ class Context:
     @property
     def docs(self) -> int:
         return 3000 if self.config.corpus.synth in ("tiny", None) else 30000
-
-
-def study_function(study: str, options: dict[str, Any], source: str) -> StudyFunction:
-    """The study's `run_study` (from the table), after checking `options` against it."""
-    loader = STUDY_TABLE.get(study)
-    if loader is None:
-        raise ConfigError(
-            f"{source}: field 'studies.{study}': unknown study "
-            f"(choose from {', '.join(STUDY_TABLE)})"
-        )
-    run_study = loader()
-    check_study_options(study, run_study, options, source)
-    return run_study
 
 
 def _estimate_train(config: SuiteConfig, model: str, steps: int) -> float:
@@ -246,6 +232,10 @@ def report_stage(ctx: Context, studies: list[str]) -> Stage:
 
 def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """The stages of `config`, in order; `source` names the config in error messages."""
+    if config.external:  # fetched checkpoints and remote rows: nothing to train
+        from pythia_suite.suite.external import external_stages
+
+        return external_stages(config, layout, source=source)
     check_all(config, layout, source)
     ctx = Context(config=config, layout=layout, runs=plan_runs(config, layout, source))
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}

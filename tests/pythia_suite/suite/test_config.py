@@ -126,4 +126,5 @@ def test_saved_config_is_yaml_with_every_section(tmp_path: Path) -> None:
         "train",
         "branch",
         "studies",
+        "external",
     ]
