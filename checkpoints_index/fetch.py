@@ -101,6 +101,13 @@ class FetchPlan:
     def size(self) -> int:
         return sum(r.download_size for r in self.revisions)
 
+    @property
+    def where(self) -> str:
+        """The repo's URL (the endpoint given, else HF_ENDPOINT's / the hub's)."""
+        from huggingface_hub import constants
+
+        return f"{(self.endpoint or constants.ENDPOINT).rstrip('/')}/{self.repo_id}"
+
     def lines(self) -> list[str]:
         """The plan as text: one line per revision (size, flags), then the totals."""
         out = [f"{self.repo_id}: {len(self.revisions)} revisions"]
@@ -163,15 +170,15 @@ def plan_fetch(
 
     `repo_id` may be a Pythia row of the hub table or any OWNER/NAME. `pythia` and `log+every:K`
     run to the repo's last `stepN` branch (143000 for the Pythia rows); a `steps:` list is taken
-    as listed. Reads metadata only.
+    as listed. Reads metadata only (offline: the HF cache).
     """
     from huggingface_hub import HfApi
 
     repo_id, model = resolve_model(repo_id)
     api = HfApi(endpoint=endpoint)
     where = f"{api.endpoint}/{repo_id}"
-    offline = _offline()
-    if offline:  # HF_HUB_OFFLINE: the plan from what the HF cache holds
+    offline = _offline()  # HF_HUB_OFFLINE: the plan from what the HF cache holds
+    if offline:
         refs = cached_refs(repo_id)
     else:
         listed = _hub_call(where, lambda: api.list_repo_refs(repo_id)).branches
@@ -184,39 +191,47 @@ def plan_fetch(
         wanted = requested_steps(steps, max(branches))  # Pythia's last: PYTHIA_STEPS
     else:
         wanted = sorted(set(steps))
-    revisions: list[PlannedRevision] = []
-    seen: dict[tuple[tuple[str, str], ...], int] = {}
-    for step in wanted:
-        if step not in branches:
-            continue
-        name, commit = f"{revision_prefix}{step}", branches[step]
-        if offline:
-            files = cached_files(repo_id, commit)
-        else:
-            tree = _hub_call(
-                f"{where}@{name}",
-                lambda c=commit: list(api.list_repo_tree(repo_id, revision=c, recursive=True)),  # type: ignore[misc]
-            )
-            files = [_remote_file(e) for e in tree if hasattr(e, "blob_id")]
-        rev = PlannedRevision(
+    revisions = [
+        PlannedRevision(
             step=step,
-            revision=name,
-            commit=commit,
-            files=_wanted_files(files),
+            revision=f"{revision_prefix}{step}",
+            commit=branches[step],
+            files=_wanted_files(
+                cached_files(repo_id, branches[step])
+                if offline
+                else _hub_files(api, f"{where}@{revision_prefix}{step}", repo_id, branches[step])
+            ),
             reports=tuple(reports_for(model, step)) if model else (),
         )
-        rev = dataclasses.replace(rev, duplicate_of=seen.setdefault(rev.weights_key, step))
-        if rev.duplicate_of == step:
-            rev = dataclasses.replace(rev, duplicate_of=None)
-        revisions.append(rev)
-    missing = tuple(s for s in wanted if s not in branches)
+        for step in wanted
+        if step in branches
+    ]
     return FetchPlan(
         repo_id=repo_id,
         model=model,
         endpoint=endpoint,
-        revisions=tuple(revisions),
-        missing=missing,
+        revisions=flag_duplicates(revisions),
+        missing=tuple(s for s in wanted if s not in branches),
     )
+
+
+def _hub_files(api: Any, where: str, repo_id: str, commit: str) -> list[RemoteFile]:
+    """The files of one commit as the hub's tree lists them (LFS sha256 included)."""
+    entries = _hub_call(
+        where, lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True))
+    )
+    return [_remote_file(e) for e in entries if hasattr(e, "blob_id")]
+
+
+def flag_duplicates(revisions: list[PlannedRevision]) -> tuple[PlannedRevision, ...]:
+    """Each revision whose weight files (by sha256) equal an earlier step's, marked as its
+    duplicate."""
+    first: dict[tuple[tuple[str, str], ...], int] = {}
+    out = []
+    for rev in revisions:
+        earlier = first.setdefault(rev.weights_key, rev.step)
+        out.append(dataclasses.replace(rev, duplicate_of=None if earlier == rev.step else earlier))
+    return tuple(out)
 
 
 def requested_steps(rule: str, last: int) -> list[int]:
@@ -244,10 +259,33 @@ def _offline() -> bool:
     return bool(constants.is_offline_mode())
 
 
-def _cache_folder(repo_id: str) -> Path:
+def _cache_root(cache_dir: Path | None = None) -> Path:
     from huggingface_hub import constants
 
-    return Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    return Path(cache_dir if cache_dir is not None else constants.HF_HUB_CACHE)
+
+
+def _cache_folder(repo_id: str, cache_dir: Path | None = None) -> Path:
+    return _cache_root(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+
+
+def sweep_leftovers(repo_id: str, etag: str, cache_dir: Path | None = None) -> int:
+    """Remove the partial files a killed download left in the cache (`blobs/ETAG.*.incomplete`:
+    huggingface_hub 2.4 never reuses them). Under huggingface_hub's own lock for that blob, so a
+    download in progress elsewhere is waited for, never cut short. Returns how many went."""
+    from huggingface_hub.utils import WeakFileLock
+
+    folder = _cache_folder(repo_id, cache_dir)
+    if not list((folder / "blobs").glob(f"{etag}.*.incomplete")):
+        return 0
+    lock = _cache_root(cache_dir) / ".locks" / folder.name / f"{etag}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with WeakFileLock(lock):
+        leftovers = list((folder / "blobs").glob(f"{etag}.*.incomplete"))
+        for path in leftovers:
+            log.info("%s: removing the partial file of an interrupted download", path)
+            path.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def cached_refs(repo_id: str) -> dict[str, str]:
@@ -348,7 +386,7 @@ def fetch(
     out_dir = Path(out_dir)
     if plan.missing:
         names = ", ".join(f"step{s}" for s in plan.missing)
-        raise CheckpointError(f"{plan.endpoint or 'hub'}/{plan.repo_id}: no revision {names}")
+        raise CheckpointError(f"{plan.where}: no revision {names}")
     _claim(out_dir, plan.repo_id)
     for stale in out_dir.glob(f"{TMP_PREFIX}*"):
         log.warning("%s: removing the leftover of an interrupted fetch", stale)
@@ -374,7 +412,7 @@ def fetch(
         corrupt += bad
         if not bad:
             placed.append(rev.step)
-            _record(out_dir, plan.repo_id, rev)
+            _record(out_dir, rev)
     return FetchResult(
         out_dir=out_dir,
         placed=tuple(placed),
@@ -410,7 +448,7 @@ def _claim(out_dir: Path, repo_id: str) -> None:
     _write_json(record, {"repo_id": repo_id})
 
 
-def _record(out_dir: Path, repo_id: str, rev: PlannedRevision) -> None:
+def _record(out_dir: Path, rev: PlannedRevision) -> None:
     """Add a placed revision (its commit and file digests) to `out_dir/fetch.json`."""
     record = out_dir / FETCH_FILE
     data = json.loads(record.read_text(encoding="utf-8"))
@@ -493,7 +531,8 @@ def _download(
     """hf_hub_download one file of `rev` into the HF cache; checks the branch did not move."""
     from huggingface_hub import hf_hub_download
 
-    where = f"{plan.endpoint or 'hub'}/{plan.repo_id}@{rev.revision}/{remote.path}"
+    where = f"{plan.where}@{rev.revision}/{remote.path}"
+    sweep_leftovers(plan.repo_id, remote.sha256 or remote.blob_id, cache_dir)
     local = Path(
         _hub_call(
             where,
@@ -548,6 +587,7 @@ def _place(sources: dict[str, Path], final: Path) -> None:
                 os.link(source.resolve(), target)
             except OSError:
                 shutil.copyfile(source, target)
+            os.chmod(target, 0o444)  # read-only: a hard link shares its bytes with the cache
         if not any(n.endswith(".safetensors") for n in sources):
             _convert_pickles(tmp, [n for n in sources if n.endswith(PICKLES)])
         os.chmod(tmp, 0o755)

@@ -154,6 +154,10 @@ class HttpFiles:
         self._fetch(f.url, start, out)
         _atomic_write(path, out.tobytes())
 
+    def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
+        for name, start, out in pieces:
+            self.read_into(name, start, out)
+
     def _fetch(self, url: str, start: int, out: np.ndarray) -> None:
         got, attempt = 0, 0
         big = out.size >= PROGRESS_BYTES

@@ -4,6 +4,8 @@
 `train`-style `.bin/.idx` pair such as EleutherAI's preshuffled Pythia files (rows of
 `seq_length + 1` tokens, default batch size `PYTHIA_BATCH_SIZE`). All rows have one length, so
 the `.bin` is memory-mapped as a [rows, seq_length + 1] matrix and a batch is one slice.
+Readers open any SOURCE through `sources.open_source`, which also builds a `TrainData` over
+EleutherAI's shards in place or over HTTP (its `store`, a `RowStore`, reads the rows).
 
 Every batch is checked against `batch_sha256` (dataloader_replay.batch_hashes) as recorded by
 prepare; trainers log it per step; `verify_run` checks it.
@@ -51,25 +53,58 @@ def parallel_copy(src: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pool() -> ThreadPoolExecutor:
+    global _copy_pool
+    if _copy_pool is None:
+        _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
+    return _copy_pool
+
+
 def parallel_copy_into(out: np.ndarray, src: np.ndarray) -> None:
     """`out[...] = src`, split along the first axis across the CPU's cores.
 
     One thread cannot saturate memory bandwidth: on 2 cores a Pythia batch (4 MiB) copies out
     of the page cache about 1.5x faster in two halves (numpy releases the GIL while copying)."""
-    global _copy_pool
     parts = min(len(src), len(os.sched_getaffinity(0)), 8)
     if src.nbytes < PARALLEL_COPY_BYTES or parts < 2:
         np.copyto(out, src)
         return
-    if _copy_pool is None:
-        _copy_pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="replay-copy")
     bounds = np.linspace(0, len(src), parts + 1).astype(int)
     futures = [
-        _copy_pool.submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])
+        _pool().submit(np.copyto, out[a:b], src[a:b]) for a, b in zip(bounds[1:-1], bounds[2:])
     ]
     np.copyto(out[: bounds[1]], src[: bounds[1]])
     for future in futures:
         future.result()
+
+
+def parallel_copy_pairs(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """`dst[...] = src` for each pair of 1-D byte arrays (a batch gathered from several
+    shards), the total cut into one equal span per core whatever the pieces' sizes."""
+    total = sum(dst.size for dst, _ in pairs)
+    parts = min(len(os.sched_getaffinity(0)), 8)
+    if total < PARALLEL_COPY_BYTES or parts < 2:
+        for dst, src in pairs:
+            np.copyto(dst, src)
+        return
+    span = -(-total // parts)
+    tasks: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(parts)]
+    at = 0
+    for dst, src in pairs:
+        pos = 0
+        while pos < dst.size:
+            take = min(dst.size - pos, (at // span + 1) * span - at)
+            tasks[at // span].append((dst[pos : pos + take], src[pos : pos + take]))
+            pos, at = pos + take, at + take
+    futures = [_pool().submit(_copy_all, task) for task in tasks[1:]]
+    _copy_all(tasks[0])
+    for future in futures:
+        future.result()
+
+
+def _copy_all(pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    for dst, src in pairs:
+        np.copyto(dst, src)
 
 
 class RowStore(Protocol):

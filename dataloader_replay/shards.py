@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from dataloader_replay.indexed import HEADER_BYTES, parse_header
+from dataloader_replay.replay import parallel_copy_pairs
 from suite_core import DataError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,10 @@ class Files(Protocol):
 
     def read_into(self, name: str, start: int, out: np.ndarray) -> None:
         """Fill `out` (1-D uint8) with bytes [start, start + out.size) of file `name`."""
+        ...
+
+    def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
+        """`read_into` for each (name, start, out), in one go where the backend can."""
         ...
 
 
@@ -269,22 +274,37 @@ class ShardedRows:
     def row_bytes_range(self, r0: int, r1: int) -> tuple[int, int]:
         """[first byte, end byte) of rows [r0, r1) in the merged .bin, from their idx entries
         (checked: every row `width` tokens, each right after the previous)."""
-        lp, pp = self.info.entry_pieces(self.layout.idx, r0, r1)
-        lengths = np.empty(lp.size, np.uint8)
-        pointers = np.empty(pp.size, np.uint8)
-        self.files.read_into(lp.name, lp.start, lengths)
-        self.files.read_into(pp.name, pp.start, pointers)
-        lens, ptrs = lengths.view("<i4"), pointers.view("<i8")
+        lens, ptrs = (
+            self._bytes(p).view(dtype)
+            for p, dtype in zip(self.info.entry_pieces(self.layout.idx, r0, r1), ("<i4", "<i8"))
+        )
         want = np.arange(r0, r1, dtype=np.int64) * self.info.row_bytes
-        bad = np.flatnonzero((lens != self.info.width) | (ptrs != want))
-        if bad.size:
+        if (lens == self.info.width).all() and (ptrs == want).all():
+            return int(ptrs[0]), int(ptrs[-1]) + self.info.row_bytes
+        where = self.files.locate(self.layout.idx)
+        if (bad := np.flatnonzero(lens != self.info.width)).size:
             r = r0 + int(bad[0])
             raise DataError(
-                f"{self.files.locate(self.layout.idx)}: field 'sequence_lengths': row {r} is "
-                f"{int(lens[bad[0]])} tokens at byte {int(ptrs[bad[0]])}, not "
-                f"{self.info.width} tokens at {int(want[bad[0]])} (not rows of one length)"
+                f"{where}: field 'sequence_lengths': row {r} has {int(lens[bad[0]])} tokens, "
+                f"row 0 has {self.info.width} (not rows of one length)"
+            )
+        if (bad := np.flatnonzero(ptrs != want)).size:
+            r, dtype = r0 + int(bad[0]), self.info.dtype.name
+            raise DataError(
+                f"{where}: field 'sequence_pointers': row {r} starts at byte "
+                f"{int(ptrs[bad[0]])}, rows of {self.info.width} {dtype} tokens put it at "
+                f"{int(want[bad[0]])} (the idx's dtype or lengths disagree with its pointers)"
             )
         return int(ptrs[0]), int(ptrs[-1]) + self.info.row_bytes
+
+    def _bytes(self, piece: Piece) -> np.ndarray:
+        """A piece's bytes: a read-only view where the backend maps files, else a copy."""
+        view = getattr(self.files, "view", None)
+        if view is not None:
+            return view(piece.name, piece.start, piece.size)  # type: ignore[no-any-return]
+        out = np.empty(piece.size, np.uint8)
+        self.files.read_into(piece.name, piece.start, out)
+        return out
 
     def read(self, r0: int, r1: int) -> np.ndarray:
         """Rows [r0, r1) as a [r1 - r0, width] array in the stored dtype."""
@@ -293,10 +313,11 @@ class ShardedRows:
             return out
         start, end = self.row_bytes_range(r0, r1)
         raw = out.reshape(-1).view(np.uint8)
-        at = 0
+        todo, at = [], 0
         for piece in self.bin_pieces(start, end):
-            self.files.read_into(piece.name, piece.start, raw[at : at + piece.size])
+            todo.append((piece.name, piece.start, raw[at : at + piece.size]))
             at += piece.size
+        self.files.read_pieces(todo)
         return out
 
     def plan(self, r0: int, r1: int) -> list[Piece]:
@@ -329,16 +350,23 @@ class LocalFiles:
     def locate(self, name: str) -> str:
         return str(self.folder / name)
 
-    def read_into(self, name: str, start: int, out: np.ndarray) -> None:
-        from dataloader_replay.replay import parallel_copy_into
-
+    def view(self, name: str, start: int, size: int) -> np.ndarray:
+        """Bytes [start, start + size) of file `name`, a read-only view of its memory map."""
         mm = self._maps.get(name)
         if mm is None:
             with open(self.folder / name, "rb") as fh:
                 mm = self._maps[name] = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        if start + out.size > len(mm):
+        if start + size > len(mm):
             raise DataError(
                 f"{self.locate(name)}: field 'size': {len(mm)} bytes, reading "
-                f"[{start}, {start + out.size}) needs more"
+                f"[{start}, {start + size}) needs more"
             )
-        parallel_copy_into(out, np.frombuffer(mm, np.uint8, out.size, start))
+        return np.frombuffer(mm, np.uint8, size, start)
+
+    def read_into(self, name: str, start: int, out: np.ndarray) -> None:
+        out[:] = self.view(name, start, out.size)
+
+    def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
+        parallel_copy_pairs(
+            [(out, self.view(name, start, out.size)) for name, start, out in pieces]
+        )

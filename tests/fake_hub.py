@@ -74,6 +74,7 @@ class FakeHub:
     repos: dict[tuple[str, str], dict[str, Revision]] = dataclasses.field(default_factory=dict)
     gets: Counter[tuple[str, str, str]] = dataclasses.field(default_factory=Counter)
     bytes_sent: int = 0
+    static_gets: int = 0
     static: dict[str, bytes] = dataclasses.field(default_factory=dict)  # /static/NAME
     stall: set[tuple[str, str]] = dataclasses.field(default_factory=set)  # (branch, path)
     stalled: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -123,6 +124,8 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, *, head: bool, body: bytes = b"") -> None:
         path = unquote(urlsplit(self.path).path)
         if path.startswith("/static/") and path[8:] in self.hub.static:
+            with self.hub.lock:
+                self.hub.static_gets += 1
             return self._bytes(self.hub.static[path[8:]])
         if m := ROUTE_RESOLVE.match(path):
             kind = "datasets" if m.group(1) else "models"

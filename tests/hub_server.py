@@ -108,7 +108,9 @@ class HubServer:
         self._sha: dict[Path, str] = {}
         handler = type("Handler", (_Handler,), {"hub": self})
         self.httpd = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -139,6 +141,7 @@ class HubServer:
 class _Handler(BaseHTTPRequestHandler):
     hub: HubServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
@@ -268,11 +271,11 @@ class _Handler(BaseHTTPRequestHandler):
             at = start
             try:
                 while at < limit:
-                    chunk = fh.read(min(1 << 16, limit - at))
+                    chunk = fh.read(min(1 << 20, limit - at))
+                    with self.hub.stats.lock:  # counted before the client can have it
+                        self.hub.stats.body_bytes += len(chunk)
                     self.wfile.write(chunk)
                     at += len(chunk)
-                    with self.hub.stats.lock:
-                        self.hub.stats.body_bytes += len(chunk)
             except (BrokenPipeError, ConnectionResetError):
                 pass
         if limit < end:  # drop the connection mid-body

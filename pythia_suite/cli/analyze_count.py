@@ -48,7 +48,12 @@ def _register_count(subparsers: argparse._SubParsersAction) -> None:
         description=COUNT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", type=Path, metavar="RUN|DATA", help="run, prepared DIR or prefix")
+    p.add_argument(
+        "source",
+        type=Path,
+        metavar="RUN|DATA",
+        help="run, or SOURCE: prepared DIR, prefix, shards folder, hf://, http(s)://",
+    )
     _term_options(p)
     add_steps(
         p,

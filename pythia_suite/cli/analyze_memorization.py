@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data",
         type=Path,
         metavar="PATH",
-        help="prepared data directory or .bin/.idx prefix (with a RUN: checked "
+        help="SOURCE: prepared DIR, .bin/.idx prefix, shards folder, hf:// or http(s):// (with a RUN: checked "
         "against the run's data)",
     )
     p.add_argument("--step", type=int, metavar="N", help="the step of a single --model folder")

@@ -51,7 +51,9 @@ def _add_fetch(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-reported", action="store_true", help="skip the revisions the hub table reports"
     )
-    p.add_argument("--endpoint", default=None, help="hub URL (default: HF_ENDPOINT or the hub)")
+    p.add_argument(
+        "--endpoint", default=None, metavar="URL", help="hub URL (default: HF_ENDPOINT or the hub)"
+    )
 
 
 def _add(

@@ -49,6 +49,7 @@ from pythia_suite.suite.runner import Inputs, Stage
 log = logging.getLogger(__name__)
 
 TOKENIZER = "tokenizer.json"
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -137,7 +138,15 @@ def _study(
     options = dict(config.studies[name])
     if name == "bias" and config.external.get("crows") and "crows" not in options:
         options["crows"] = crows_path(config, layout)
-    report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
+    saved = {k: os.environ.get(k) for k in OFFLINE_VARIABLES}
+    try:
+        report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
+    finally:  # the bias study turns the hub off for lm-eval; the next study reads remote rows
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     save_study_report(report, out)
 
 
@@ -204,7 +213,7 @@ def _run_stages(section: ExternalSection, r: ExternalRun) -> list[Stage]:
 
 
 def _crows_stage(url: str, out: Path) -> Stage:
-    from checkpoints_index.sums import sha256_file
+    from suite_core.hashing import sha256_file
 
     return Stage(
         slug="fetch-crows",
@@ -221,7 +230,7 @@ def _crows_stage(url: str, out: Path) -> Stage:
 
 def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """fetch + verify per external run, the CrowS-Pairs CSV, one stage per study, the report."""
-    from checkpoints_index.sums import sha256_file
+    from suite_core.hashing import sha256_file
     from pythia_suite.suite import actions
     from pythia_suite.suite.checks import study_function
     from pythia_suite.suite.config import _Where

@@ -245,6 +245,12 @@ def _commands(inputs: ReportInputs) -> str:
 
 def _subtitle(inputs: ReportInputs) -> str:
     c = inputs.config
+    if c.external:  # fetched checkpoints and their rows (suite/external.py): nothing trained
+        runs = [
+            f"{name} ({r['model']}, {r['steps']}; rows {r['rows']})"
+            for name, r in c.external["runs"].items()
+        ]
+        return f'<p class="sub">{len(runs)} external runs, fetched: {_e("; ".join(runs))}</p>'
     corpus = (
         f"synthetic mini-Pile ({c.corpus.synth} preset, seed {c.corpus.seed})"
         if c.corpus.synth

@@ -201,7 +201,7 @@ def test_reported_revisions_warn_or_skip(
     assert sorted(p.name for p in out.glob("step*")) == ["step0", "step3"]
 
 
-def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path) -> None:
+def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path, hf_cache: Path) -> None:
     hub, url = served
     out = tmp_path / "out"
     hub.stall.add(("step3", WEIGHTS))
@@ -231,6 +231,7 @@ def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path) -> None
         "step0",
         "step1",
     ]  # step3: nothing that looks whole
+    assert len(list(hf_cache.rglob("*.incomplete"))) == 1  # what huggingface_hub 2.4 leaves
     hub.stall.clear()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -240,6 +241,7 @@ def test_resumes_after_kill(served: tuple[FakeHub, str], tmp_path: Path) -> None
     assert hub.gets[(REPO, "step0", WEIGHTS)] == 1 and hub.gets[(REPO, "step1", WEIGHTS)] == 1
     assert hub.gets[(REPO, "step3", WEIGHTS)] == 2
     assert not list(out.glob(".fetch-*"))
+    assert not list(hf_cache.rglob("*.incomplete"))  # swept under huggingface_hub's lock
 
 
 def run_bad(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -312,6 +314,24 @@ def test_bad_inputs(
     )
     assert f"{other / FETCH_FILE}: the folder holds EleutherAI/pythia-14m, not {REPO}" in line
     assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+    held = other / "step0" / WEIGHTS  # a placed file that no longer matches the hub's sha256
+    held.unlink()
+    held.write_bytes(hub.repos[("models", REPO)]["step1"].files[WEIGHTS])
+    line = run_bad(
+        [
+            "checkpoints",
+            "fetch",
+            "pythia-14m",
+            "--steps",
+            "steps:0",
+            "--out",
+            str(other),
+            "--endpoint",
+            url,
+        ],
+        capsys,
+    )
+    assert f"{held}: sha256" in line and "differs from EleutherAI/pythia-14m@step0's" in line
     foreign = tmp_path / "foreign"
     shutil.copytree(other / "step0", foreign / "step0")
     line = run_bad(
@@ -341,3 +361,49 @@ def test_offline_plans_and_fetches_from_the_cache(
     assert plan_fetch(REPO, "steps:0,5", endpoint=url).missing == (5,)  # never cached: named
     with pytest.raises(CheckpointError, match="holds nothing of other/repo"):
         plan_fetch("other/repo", "steps:0", endpoint=url)
+
+
+def test_pickle_only_revision_is_converted_to_safetensors(
+    checkpoints: dict[int, Path], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((checkpoints[3] / "config.json").read_bytes())
+    state = load_file(checkpoints[3] / WEIGHTS)
+    torch.save(state, folder / "pytorch_model.bin")
+    hub = FakeHub()
+    hub.add_folder("models", "tiny/pickled", "step3", folder)
+    with Server(hub) as url:
+        result = fetch(plan_fetch("tiny/pickled", "steps:3", endpoint=url), tmp_path / "out")
+    assert result.placed == (3,)
+    placed = tmp_path / "out" / "step3"
+    assert sorted(p.name for p in placed.iterdir()) == ["config.json", WEIGHTS]
+    converted = load_file(placed / WEIGHTS)
+    assert converted.keys() == state.keys()
+    assert all(torch.equal(converted[k], state[k]) for k in state)
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (print, ("unpickled!",))
+
+
+def test_pickle_with_code_is_refused_unrun(
+    checkpoints: dict[int, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pickle
+
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((checkpoints[0] / "config.json").read_bytes())
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"w": _Payload()}))
+    hub = FakeHub()
+    hub.add_folder("models", "tiny/hostile", "step0", folder)
+    with Server(hub) as url, pytest.raises(CheckpointError, match="not a weights-only pickle"):
+        fetch(plan_fetch("tiny/hostile", "steps:0", endpoint=url), tmp_path / "out")
+    assert "unpickled!" not in capsys.readouterr().out
+    assert not (tmp_path / "out" / "step0").exists() and not list(
+        (tmp_path / "out").glob(".fetch-*")
+    )

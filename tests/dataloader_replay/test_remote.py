@@ -34,9 +34,13 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def hub(published: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+def hub(
+    published: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[HubServer]:
     monkeypatch.setattr(remote, "RETRY", remote.RetryPolicy(backoff=0.01, read_timeout=20))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))  # the default cache
     with HubServer(published[1]) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         yield server
@@ -170,3 +174,109 @@ def test_bad_remote_inputs_one_line_exit_2(
     finally:
         shard.write_bytes(saved)
     assert not out.exists()
+
+
+def test_incomplete_range_cache(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = open_source(HF, batch_size=B, cache=tmp_path)
+    want = data.batch(6)
+    ranges = sorted(tmp_path.glob("ranges/*/*"), key=lambda p: p.stat().st_size)
+    damaged = ranges[-1]  # the batch's bytes
+    damaged.write_bytes(damaged.read_bytes()[:-5])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline = open_source(HF, batch_size=B, cache=tmp_path)
+    with pytest.raises(DataError, match=r"document-00004-of-00006.bin: bytes 171-282 are not in"):
+        offline.batch(6)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hub.stats.reset()
+    assert np.array_equal(open_source(HF, batch_size=B, cache=tmp_path).batch(6), want)
+    assert [r[2] for r in hub.stats.requests if r[2]] == ["bytes=171-282"]  # fetched again
+    assert damaged.stat().st_size == 112
+
+
+def test_idx_of_another_dtype_or_shape(
+    hub: HubServer, published: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder = published[1] / "datasets/o/n" / COMMIT
+    idx = folder / "document.idx"
+    saved = idx.read_bytes()
+    try:
+        idx.write_bytes(saved[:17] + bytes([4]) + saved[18:])  # dtype code 4: int32
+        with pytest.raises(DataError) as err:
+            open_source(mirror(hub), cache=tmp_path / "a")
+        assert str(err.value) == (
+            f"{mirror(hub)}document.idx: field 'sequence_pointers': row 95 starts at byte 1330, "
+            "rows of 7 int32 tokens put it at 2660 (the idx's dtype or lengths disagree with "
+            "its pointers)"
+        )
+    finally:
+        idx.write_bytes(saved)
+    # EleutherAI's dataset at its pinned revision: the published shape is enforced
+    from dataloader_replay.pythia_facts import DATASETS
+
+    pythia = DATASETS[1]
+    files = {p.name: p for p in folder.iterdir()}
+    publish(published[1], "datasets", pythia.repo_id, files, commit=pythia.revision)
+    with pytest.raises(
+        DataError,
+        match=r"document.idx: field 'sequence_count': 96, published 146432000 \(EleutherAI's published shape at EleutherAI/pile-standard-pythia-preshuffled@bac79b68",
+    ):
+        open_source(f"hf://datasets/{pythia.repo_id}", cache=tmp_path / "b")
+
+
+def test_token_and_endpoint_are_honoured(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_loopback_token")
+    seen: list[str | None] = []
+    original = hub.httpd.RequestHandlerClass._serve  # type: ignore[attr-defined]
+
+    def spy(handler, *, body: bool) -> None:  # type: ignore[no-untyped-def]
+        seen.append(handler.headers.get("Authorization"))
+        original(handler, body=body)
+
+    monkeypatch.setattr(hub.httpd.RequestHandlerClass, "_serve", spy)
+    open_source(HF, batch_size=B, cache=tmp_path).batch(0)
+    assert seen and set(seen) == {"Bearer hf_loopback_token"}
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    # huggingface_hub retries a refused connection 5 times over 23 s; the waits are skipped here
+    monkeypatch.setattr("huggingface_hub.utils._http.time.sleep", lambda seconds: None)
+    with pytest.raises(
+        DataError, match=r"^hf://datasets/o/n: http://127.0.0.1:9 unreachable or failing"
+    ):
+        open_source(HF, cache=tmp_path / "x")
+
+
+def test_analyze_count_reads_the_same_counts_remotely(
+    hub: HubServer, published: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from analysis.term_frequency.scan import CountConfig, count_terms
+    from analysis.term_frequency.terms import Term
+
+    local = TrainData.open(published[0], batch_size=B)
+    row = local.rows(50, 51)[0]
+    terms = [
+        Term(name="a", tokens=(int(row[1]),)),
+        Term(name="b", tokens=tuple(map(int, row[2:4]))),
+    ]
+    config = CountConfig(steps=(3, 7, 12), batch_size=B)
+    here = count_terms(str(published[0]), terms, config)
+    there = count_terms(HF, terms, config)
+    assert np.array_equal(here.counts, there.counts) and here.counts[-1].min() >= 1
+
+
+def test_data_plan_names_urls_and_reads_only_the_header(
+    hub: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["data", "plan", HF, "--steps", "5:6", "--batch-size", str(B), "--cache", str(tmp_path)]
+    assert main(argv) == 0
+    base = f"{hub.url}/datasets/o/n/resolve/{COMMIT}/"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{base}document.idx\tbytes 0-37\t38",
+        f"{base}document.idx\tbytes 194-225\t32",
+        f"{base}document.idx\tbytes 738-801\t64",
+        f"{base}document-00004-of-00006.bin\tbytes 59-170\t112",
+        "total: 246 bytes in 4 ranges of 2 files (steps 5..5, rows 40..47)",
+    ]
+    assert [r[2] for r in hub.stats.requests if r[2]] == ["bytes=0-37"]

@@ -114,7 +114,7 @@ def test_rows_of_other_lengths_are_refused(tmp_path: Path) -> None:
     write_shards(writer_prefix, folder, [33])
     with pytest.raises(
         DataError,
-        match=r"document.idx: field 'sequence_lengths': row 9 is 7 tokens at byte 124, not 7 tokens at 126",
+        match=r"document.idx: field 'sequence_pointers': row 9 starts at byte 124, rows of 7 uint16 tokens put it at 126",
     ):
         open_source(folder, batch_size=2)
 
@@ -222,3 +222,56 @@ def test_verify_shards_against_a_table_and_the_published_one(
     )
     assert main(["verify", str(snap)]) == 0
     assert f"{snap}: 8 files match their published sha256, 0 have none" in capsys.readouterr().out
+
+
+def pythia_sized_snapshot(root: Path) -> Path:
+    """EleutherAI's deduped dataset at its pinned revision, at its published sizes, as sparse
+    files (no disk used): an idx with the published header and first row length, 21 shards."""
+    import struct
+
+    facts = DATASETS[0]
+    snap = root / "datasets--EleutherAI--pile-deduped-pythia-preshuffled/snapshots" / facts.revision
+    snap.mkdir(parents=True)
+    with open(snap / "document.idx", "wb") as fh:
+        fh.write(b"MMIDIDX\x00\x00" + struct.pack("<QBQQi", 1, 8, facts.rows, 1, 2049))
+        n = facts.rows
+        fh.seek(34 + 4 * (n - 1))  # the last row's length and pointer
+        fh.write(struct.pack("<i", 2049))
+        fh.seek(34 + 4 * n + 8 * (n - 1))
+        fh.write(struct.pack("<q", (n - 1) * 2049 * 2))
+        fh.truncate(facts.idx_bytes)
+    for k, size in enumerate(facts.shard_sizes()):
+        with open(snap / f"document-{k:05d}-of-00020.bin", "wb") as fh:
+            fh.truncate(size)
+    return snap
+
+
+def test_pythia_sizes_plan_and_published_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pythia_suite.cli import main
+
+    snap = pythia_sized_snapshot(tmp_path)
+    data = open_source(snap)
+    assert (data.num_rows, data.seq_length, data.batch_size, data.num_steps) == (
+        146_432_000,
+        2048,
+        1024,
+        143_000,
+    )
+    assert main(["data", "plan", str(snap), "--steps", "7149:7151"]) == 0
+    lines = [line.removeprefix(f"{snap}/") for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        "document.idx\tbytes 0-37\t38",
+        "document.idx\tbytes 29282338-29290529\t8192",  # rows 7,320,576.. lengths
+        "document.idx\tbytes 644292642-644309025\t16384",  # their pointers
+        "document-00000-of-00020.bin\tbytes 29999720448-29999999999\t279552",
+        "document-00001-of-00020.bin\tbytes 0-8113151\t8113152",  # the batch crosses shards
+        "total: 8417318 bytes in 5 ranges of 3 files (steps 7149..7150, rows 7320576..7322623)",
+    ]
+    last = plan_steps(data, 142_999, 143_000)[-1]
+    assert (last.name, last.end) == ("document-00020-of-00020.bin", 78_336_000)
+    with open(snap / "document-00007-of-00020.bin", "r+b") as fh:
+        fh.truncate(29_999_999_999)
+    with pytest.raises(DataError, match=r"/document-00007-of-00020.bin: field 'size': the shards"):
+        open_source(snap)

@@ -14,14 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
 from dataloader_replay.indexed import IndexedWriter
 from pythia_suite.corpus.tokenizer import train_tokenizer
 from tests.fake_hub import FakeHub, Server
 
-MODEL, DATA = "tiny/pythia", "tiny/pile-preshuffled"
-SEQ, BATCH, STEPS = 32, 4, (0, 1, 2)
+SHIPPED = Path(__file__).parents[3] / "suites" / "pythia-70m-deduped.yaml"
+MODEL, DATA = "EleutherAI/pythia-70m-deduped", "EleutherAI/pile-deduped-pythia-preshuffled"
+STEPS = (0, 128, 512, 1000, 2000)  # the shipped config's
+SEQ, BATCH, ROWS = 32, 1, 2048  # tiny rows: one per step here (1024 of 2049 tokens for Pythia)
 CROWS = (
     "sent_more,sent_less,stereo_antistereo,bias_type\n"
     '"He is a good engineer.","She is a good engineer.",stereo,gender\n'
@@ -31,18 +34,19 @@ CROWS = (
 )
 
 
-def tiny_hub(root: Path) -> FakeHub:
-    """Three tiny checkpoints with a trained BPE tokenizer, rows in EleutherAI's shard layout."""
-    root.mkdir(parents=True)
+def tiny_tokenizer(root: Path) -> tuple[Path, int]:
     corpus = root / "corpus.jsonl"
-    lines = [
-        f"{a} plus {b} is {a + b}. He said she said the number {a}."
-        for a in range(60)
-        for b in (1, 2)
-    ]
+    lines = [f"{a} plus {b} is {a + b}. He said she said {a}." for a in range(60) for b in (1, 2)]
     corpus.write_text("".join(json.dumps({"text": t, "meta": {}}) + "\n" for t in lines))
     tokenizer = root / "tokenizer.json"
-    vocab = train_tokenizer(corpus, tokenizer, vocab_size=320).get_vocab_size()
+    return tokenizer, train_tokenizer(corpus, tokenizer, vocab_size=320).get_vocab_size()
+
+
+def tiny_hub(root: Path) -> FakeHub:
+    """Tiny GPT-NeoX checkpoints (with a BPE tokenizer) at the shipped config's steps under
+    pythia-70m-deduped's repo id, rows in EleutherAI's one-shard layout, the CrowS-Pairs CSV."""
+    root.mkdir(parents=True)
+    tokenizer, vocab = tiny_tokenizer(root)
     hub = FakeHub()
     for step in STEPS:
         torch.manual_seed(step)
@@ -62,39 +66,37 @@ def tiny_hub(root: Path) -> FakeHub:
         GPTNeoXForCausalLM(config).save_pretrained(folder)
         (folder / "tokenizer.json").write_bytes(tokenizer.read_bytes())
         hub.add_folder("models", MODEL, f"step{step}", folder)
-    rows = np.random.default_rng(0).integers(0, vocab, size=(6 * BATCH, SEQ + 1), dtype=np.uint16)
+    rows = np.random.default_rng(0).integers(0, vocab, size=(ROWS, SEQ + 1), dtype=np.uint16)
     shards = root / "shards"
     shards.mkdir()
     writer = IndexedWriter(shards / "document", np.dtype(np.uint16))
     for row in rows:
         writer.add(row)
     writer.finalize()
-    (shards / "document.bin").rename(shards / "document-00000-of-00001.bin")
+    (shards / "document.bin").rename(shards / "document-00000-of-00000.bin")
     hub.add_folder("datasets", DATA, "main", shards)
     hub.static["crows.csv"] = CROWS.encode()
     return hub
 
 
-def test_external_suite_end_to_end(tmp_path: Path) -> None:
+def shipped_at_test_scale(url: str, out: Path) -> Path:
+    """The shipped config with its model, steps and rows as they are; only the CSV's URL, the
+    rows per step and the studies' sizes made tiny."""
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["external"]["crows"] = f"{url}/static/crows.csv"
+    data["external"]["runs"]["pythia-70m-deduped"]["batch_size"] = BATCH
+    data["studies"] = {
+        "memorization": {"rows": 6, "batch_size": 8},
+        "term_frequency": {"checkpoints": 2, "shots": [0], "x2": [1]},
+        "bias": {"batch_size": 8, "max_length": 64, "steps": [0, 2000]},
+    }
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def test_shipped_suite_end_to_end(tmp_path: Path) -> None:
     hub = tiny_hub(tmp_path / "hub")
     with Server(hub) as url:
-        suite = tmp_path / "suite.yaml"
-        suite.write_text(
-            f"""name: external
-external:
-  crows: {url}/static/crows.csv
-  runs:
-    tiny:
-      model: {MODEL}
-      steps: "steps:{",".join(map(str, STEPS))}"
-      rows: hf://datasets/{DATA}
-      batch_size: {BATCH}
-studies:
-  memorization: {{rows: 12, batch_size: 8}}
-  term_frequency: {{checkpoints: 2, shots: [0], x2: [1]}}
-  bias: {{batch_size: 8, max_length: 64}}
-"""
-        )
         env = os.environ | {
             "HF_ENDPOINT": url,
             "HF_HOME": str(tmp_path / "hf"),
@@ -104,6 +106,7 @@ studies:
             "XDG_CACHE_HOME": str(tmp_path / "cache"),
             "TOKENIZERS_PARALLELISM": "false",
         }
+        suite = shipped_at_test_scale(url, tmp_path / "suite.yaml")
         argv = [sys.executable, "-m", "pythia_suite", "run", str(suite), "--preset", "tiny"]
         done = subprocess.run(
             [*argv, "--root", str(tmp_path / "runs")],
@@ -114,9 +117,10 @@ studies:
             cwd=tmp_path,
         )
     assert done.returncode == 0, done.stderr[-3000:]
-    root = tmp_path / "runs" / "external"
-    run = root / "runs" / "tiny"
+    root = tmp_path / "runs" / "pythia-70m-deduped"
+    run = root / "runs" / "pythia-70m-deduped"
     repo = hub.repos[("models", MODEL)]
+    assert sorted(int(p.name[4:]) for p in run.glob("step*")) == list(STEPS)
     for step in STEPS:
         for name, data in repo[f"step{step}"].files.items():
             assert (run / f"step{step}" / name).read_bytes() == data
@@ -124,13 +128,17 @@ studies:
         "source": f"hf://datasets/{DATA}",
         "batch_size": BATCH,
     }
-    state = json.loads((root / ".state" / "verify-tiny.json").read_text())["digest"]
-    assert state == {"checkpoints_verified": len(STEPS), "rows": 6 * BATCH}
+    state = json.loads((root / ".state" / "verify-pythia-70m-deduped.json").read_text())["digest"]
+    assert state == {"checkpoints_verified": len(STEPS), "rows": ROWS}
     for study in ("memorization", "term_frequency", "bias"):
         assert (root / "studies" / study / "report.json").is_file(), study
-    assert (root / "report.html").is_file()
-    assert hub.gets[(DATA, "main", "document-00000-of-00001.bin")] >= 1  # rows came from the hub
-    assert not any(name == MODEL and branch == "main" for name, branch, _ in hub.gets)
+    page = (root / "report.html").read_text()
+    assert (
+        "1 external runs, fetched: pythia-70m-deduped (pythia-70m-deduped, steps:0,128,512,1000,2000"
+        in page
+    )
+    assert hub.gets[(DATA, "main", "document-00000-of-00000.bin")] >= 1  # rows came from the hub
+    assert hub.static_gets == 1  # the CSV, once
 
 
 @pytest.mark.parametrize(
