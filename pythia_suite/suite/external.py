@@ -230,10 +230,10 @@ def _crows_stage(url: str, out: Path) -> Stage:
 
 def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """fetch + verify per external run, the CrowS-Pairs CSV, one stage per study, the report."""
-    from suite_core.hashing import sha256_file
     from pythia_suite.suite import actions
     from pythia_suite.suite.checks import study_function
     from pythia_suite.suite.config import _Where
+    from suite_core.hashing import sha256_file
 
     section = parse_external(config.external, layout.root, _Where(source, {}).error)
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
