@@ -19,7 +19,7 @@ from checkpoints_index.layout import CATALOG, SUMS_FILE, complete_dirs
 from suite_core import CheckpointError, ConfigError
 from suite_core.atomic import atomic_path
 from suite_core.layout import METRICS, RUN_JSON
-from suite_core.records import first_difference
+from suite_core.records import RunJson, first_difference
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,11 @@ def without_location(config: Any) -> Any:
     return config
 
 
-def check_same_config(run_dir: Path, config: dict) -> None:
-    """`ValueError` naming the first field where RUN/run.json differs from `config` (the data's
+def check_same_config(run: RunJson, config: dict) -> None:
+    """`ConfigError` naming the first field where RUN/run.json differs from `config` (the data's
     location aside: data is compared by fingerprint)."""
-    path = run_dir / RUN_JSON
-    try:
-        old = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
-    old, config = without_location(old), without_location(normalize(config))
+    path = run.path
+    old, config = without_location(run.to_dict()), without_location(normalize(config))
     field = first_difference(old, normalize(config))
     if field is not None:
         raise ConfigError(

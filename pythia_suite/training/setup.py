@@ -232,7 +232,7 @@ def prepare_run_dir(plan: Plan) -> int:
     if old is not None:
         assert plan.data.manifest is not None
         old.check_data(plan.data.manifest)  # names data.fingerprint and the manifest's field
-        check_same_config(run_dir, plan.config)
+        check_same_config(old, plan.config)
         check_resumable(run_dir)
     elif (run_dir / "checkpoints").exists():
         raise ConfigError(
