@@ -132,6 +132,8 @@ def _bad_inputs(mem_run: Path, mem_data: Path, tmp: Path) -> list[tuple[list[str
     small = tmp / "small_vocab"
     shutil.copytree(step40, small)
     (small / "config.json").write_text(json.dumps({**cfg, "vocab_size": 8}))
+    for edited in (bert, small):  # plain HF folders (no SHA256SUMS): the config itself is refused
+        (edited / "SHA256SUMS").unlink()
     other = tmp / "other_data"
     shutil.copytree(mem_data, other)
     manifest = json.loads((other / "manifest.json").read_text())  # other data: another seed
