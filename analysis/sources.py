@@ -86,14 +86,17 @@ class Checkpoints:
         return self._sha256[step]
 
     def verify(self, step: int) -> None:
-        """ValueError naming the folder if a run's checkpoint differs from its catalog."""
+        """DataError naming the folder if a run's checkpoint differs from its catalog (or, for
+        a run whose catalog is gone, from its SHA256SUMS; with neither it is refused)."""
         folder = self.folder(step)  # ValueError naming the step if there is no such checkpoint
         if self.run_dir is None:
+            if not self.needs_sums:
+                return
             if (folder / SUMS_FILE).is_file():
                 problems = check_folder(folder)
                 if problems:
                     raise DataError(problems[0])
-            elif self.needs_sums:
+            else:
                 raise DataError(
                     f"{folder}: no {SUMS_FILE} and the run has no catalog; refusing an "
                     "unverifiable checkpoint (restore catalog.sqlite or the SHA256SUMS)"

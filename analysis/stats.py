@@ -78,10 +78,12 @@ def _rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     return np.random.default_rng(boot), np.random.default_rng(perm)
 
 
-def _sample(values: Sequence[float] | Array, what: str, *, minimum: int) -> Array:
+def _sample(
+    values: Sequence[float] | Array, what: str, *, minimum: int, unit: str = "values"
+) -> Array:
     arr = np.asarray(values, dtype=np.float64).ravel()
     if arr.size < minimum:
-        raise NotTestable(f"{what}: {arr.size} values, at least {minimum} needed")
+        raise NotTestable(f"{what}: {arr.size} {unit}, at least {minimum} needed")
     bad = int(np.count_nonzero(~np.isfinite(arr)))
     if bad:
         raise NotTestable(f"{what}: {bad} of {arr.size} values are NaN or infinite")
@@ -160,8 +162,8 @@ def spearman_test(
     `labels` name x and y in the reason of a `NotTestable` ("accuracy is constant ...").
     """
     sign = _check_direction(direction)
-    xs = _sample(x, labels[0], minimum=3)
-    ys = _sample(y, labels[1], minimum=3)
+    xs = _sample(x, labels[0], minimum=3, unit=unit)
+    ys = _sample(y, labels[1], minimum=3, unit=unit)
     if xs.size != ys.size:
         raise ValueError(f"x and y differ in length ({xs.size} != {ys.size})")
     for name, arr in zip(labels, (xs, ys), strict=True):
@@ -248,7 +250,7 @@ def paired_test(
     the effect is the mean over all differences.
     """
     sign = _check_direction(direction)
-    d = _sample(diffs, f"paired differences ({unit})", minimum=2)
+    d = _sample(diffs, "paired differences", minimum=2, unit=unit)
     if np.all(d == 0):
         raise NotTestable(f"all {d.size} paired differences over {unit} are zero")
     boot_rng, perm_rng = _rngs(seed)
@@ -325,8 +327,8 @@ def difference_test(
 ) -> TestResult:
     """mean(a) - mean(b) over independent units: label-permutation p, two-sample bootstrap CI."""
     sign = _check_direction(direction)
-    xa = _sample(a, f"{labels[0]} ({unit})", minimum=1)
-    xb = _sample(b, f"{labels[1]} ({unit})", minimum=1)
+    xa = _sample(a, labels[0], minimum=1, unit=unit)
+    xb = _sample(b, labels[1], minimum=1, unit=unit)
     pooled = np.concatenate([xa, xb])
     if pooled.size < 3:
         raise NotTestable(f"{pooled.size} {unit} in both groups, at least 3 needed")

@@ -35,6 +35,7 @@ from suite_core.hashing import sha256_file
 log = logging.getLogger(__name__)
 
 SHARD_INDEX = "model.safetensors.index.json"
+MAX_CONFIG_BYTES = 1 << 20  # a config.json is a few KB
 EMBED_IN, EMBED_OUT = "gpt_neox.embed_in.weight", "embed_out.weight"
 
 
@@ -113,6 +114,10 @@ def check_loadable(folder: Path) -> list[str]:
     from safetensors import SafetensorError, safe_open
 
     config_path = folder / CONFIG_FILE
+    if config_path.exists() and not config_path.is_file():
+        raise CheckpointError(f"{config_path}: not a regular file (a FIFO, device or folder)")
+    if config_path.is_file() and config_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{config_path}: {config_path.stat().st_size:,} bytes; not a config")
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -133,6 +138,7 @@ def check_loadable(folder: Path) -> list[str]:
             raise CheckpointError(
                 f"{folder / name}: not a loadable safetensors file ({exc})"
             ) from None
+    _check_memory(folder, shapes)
     expected = [config.get("vocab_size"), config.get("hidden_size")]
     for key in (EMBED_IN, EMBED_OUT):
         if key not in shapes:
@@ -143,6 +149,21 @@ def check_loadable(folder: Path) -> list[str]:
                 f"{CONFIG_FILE} (vocab_size, hidden_size) = {expected}"
             )
     return names
+
+
+def _check_memory(folder: Path, shapes: dict[str, list[int]]) -> None:
+    """The weights, loaded as float32, must fit in this machine's available memory."""
+    import math
+
+    import psutil
+
+    need = 4 * sum(math.prod(shape) for shape in shapes.values())
+    available = psutil.virtual_memory().available
+    if need > 0.8 * available:  # the model's own buffers and the loader's copies need room too
+        raise CheckpointError(
+            f"{folder}: its weights declare {need / 2**30:,.1f} GiB as float32, "
+            f"{available / 2**30:,.1f} GiB of memory is available here"
+        )
 
 
 def index_folder(directory: Path, *, model: str | None = None) -> IndexResult:

@@ -26,6 +26,10 @@ def run_lock(run_dir: Path, *, what: str = "training") -> Iterator[None]:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and run_dir.is_symlink():
             raise CheckpointError(f"{run_dir}: is a symlink; a run must be a real directory")
+        if exc.errno == errno.ENOENT:
+            raise FileNotFoundError(f"{run_dir}: no such directory") from None
+        if exc.errno == errno.ENOTDIR:
+            raise NotADirectoryError(f"{run_dir}: not a run directory") from None
         raise
     try:
         try:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from suite_core import USER_ERRORS, ConfigError, DataError
 log = logging.getLogger(__name__)
 KILL_ENV = "PYTHIA_SUITE_RAY_KILL_FILE"
 CONNECT_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 180.0  # a local Ray's start-up, on a loaded machine
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +63,21 @@ def _check_reachable(address: str) -> None:
         raise DataError(f"--address {address}: no Ray cluster answers ({reason})") from None
 
 
+def _join(address: str, attempts: int = 3) -> None:
+    """`ray.init(address)`, tried again after a connection error (a slow GCS)."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, log_to_driver=False)
+            return
+        except ConnectionError:
+            ray.shutdown()
+            if attempt == attempts:
+                raise
+            time.sleep(2.0)
+
+
 def connect(options: RayOptions) -> int:
     """Join (or start) the Ray cluster; return the number of tasks to run at once."""
     import ray
@@ -70,15 +87,11 @@ def connect(options: RayOptions) -> int:
     if not ray.is_initialized():
         try:
             if options.address is None:
-                ray.init(
-                    num_cpus=options.workers,
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    log_to_driver=False,
-                    logging_level=logging.WARNING,
-                )
+                start_local_ray(num_cpus=options.workers)
             else:
-                ray.init(address=options.address, log_to_driver=False)
+                # the GCS of a loaded or distant cluster can take longer than Ray's 5 s
+                os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", "60")
+                _join(options.address)
         except (ConnectionError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"--address {options.address}: {first}") from None
@@ -87,6 +100,66 @@ def connect(options: RayOptions) -> int:
     if workers > cpus:
         raise ConfigError(f"--workers {workers}: the Ray cluster has {cpus} CPUs")
     return workers
+
+
+def _raylet_died() -> bool:
+    """Whether a raylet this process started has exited (a failed start: stop waiting)."""
+    import psutil
+
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if p.name() == "raylet" and p.status() == psutil.STATUS_ZOMBIE:
+                return True
+    return False
+
+
+def start_local_ray(num_cpus: int | None) -> None:
+    """Start a one-machine Ray cluster in this process (no dashboard), asking for 127.0.0.1
+    (Ray 2.60 advertises the machine's address anyway: `services.resolve_ip_for_localhost`).
+
+    On a loaded machine two of Ray's start-up waits can run out. The node must appear in the
+    GCS within a fixed 30 s (`ray._private.node.Node` polls `ray._private.services.get_node`):
+    `get_node` is wrapped while `ray.init` runs so that each poll keeps trying for up to
+    `START_TIMEOUT_S` (ray is pinned to 2.60.0, which polls it by module attribute). The raylet
+    gives its Python agents a fixed ~15 s to write their ports, which no setting raises: then
+    the start fails, the processes it spawned are ended (by pid) and the error propagates, for
+    the caller to retry.
+    """
+    import psutil
+    import ray
+    from ray._private import services
+
+    original = services.get_node
+
+    def patient_get_node(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            try:
+                return original(*args, **kwargs)
+            except RuntimeError:
+                if time.monotonic() > deadline or _raylet_died():
+                    raise
+                time.sleep(0.5)
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    services.get_node = patient_get_node
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except Exception:
+        ray.shutdown()
+        for p in psutil.Process().children(recursive=True):
+            if p.pid not in before:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+        raise
+    finally:
+        services.get_node = original
 
 
 def get(refs: Any, stage: str) -> Any:

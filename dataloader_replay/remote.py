@@ -133,7 +133,9 @@ class HttpFiles:
     _fs: Any = field(default=None, repr=False)
 
     def locate(self, name: str) -> str:
-        return self.files[name].url
+        """The file's URL; a name the listing lacks (an expected shard) is named under `where`."""
+        known = self.files.get(name)
+        return known.url if known is not None else f"{self.where.rstrip('/')}/{name}"
 
     def read_into(self, name: str, start: int, out: np.ndarray) -> None:
         f = self.files[name]

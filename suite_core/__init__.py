@@ -39,6 +39,14 @@ class ConfigError(SuiteError):
     """An argument or config field that is out of range or inconsistent with another."""
 
 
-# What the CLI turns into one line on stderr and exit status 2. ValueError covers SuiteError
-# and third-party validation errors; OSError covers missing, existing and unreadable files.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+# What the CLI turns into one line on stderr and exit status 2: the suite's own errors, and a
+# file missing, existing or unreadable. Anything else (a third-party ValueError included) is
+# an internal error: exit status 1, the traceback in a log.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    SuiteError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)

@@ -170,10 +170,15 @@ class Manifest:
         return self.path.parent
 
     @property
-    def input_path(self) -> Path | None:
-        """The path the input corpus was given by (`input.path`), if recorded."""
+    def input(self) -> Mapping[str, Any]:
+        """The `input` section (path given, sha256; several files: their sha256 in `files`)."""
         given = self.fields.get("input")
-        path = given.get("path") if isinstance(given, Mapping) else None
+        return given if isinstance(given, Mapping) else {}
+
+    @property
+    def input_path(self) -> Path | None:
+        """The path the input corpus was given by (`input.path`), if it is one path."""
+        path = self.input.get("path")
         return Path(path) if isinstance(path, str) else None
 
     @cached_property

@@ -32,6 +32,32 @@ def _tokenizer(path: Path, size: int) -> None:
     tok.save(str(path))
 
 
+def _hf_folders(root: Path) -> None:
+    """`hffifo/step0`: config.json is a FIFO; `hfbig/step0`: a sparse safetensors file that
+    declares 100000 x 50000 embeddings (40 GB as float32, more than this machine's memory; the
+    file is sparse, no disk used)."""
+    (root / "hffifo" / "step0").mkdir(parents=True)
+    os.mkfifo(root / "hffifo" / "step0" / "config.json")
+    folder = root / "hfbig" / "step0"
+    folder.mkdir(parents=True)
+    config = {"model_type": "gpt_neox", "vocab_size": 100000, "hidden_size": 50000}
+    (folder / "config.json").write_text(json.dumps(config))
+    size = 100000 * 50000 * 2
+    header = {
+        name: {
+            "dtype": "BF16",
+            "shape": [100000, 50000],
+            "data_offsets": [i * size, (i + 1) * size],
+        }
+        for i, name in enumerate(("gpt_neox.embed_in.weight", "embed_out.weight"))
+    }
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(folder / "model.safetensors", "wb") as fh:
+        fh.write(len(raw).to_bytes(8, "little") + raw)
+        fh.truncate(8 + len(raw) + 2 * size)
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dataloader_replay.prepare import prepare
@@ -85,6 +111,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "dirdb").mkdir()
     (root / "dirdb" / "checkpoints").mkdir()
     (root / "dirdb" / "catalog.sqlite").mkdir()
+    _hf_folders(root)
+    (root / "list_truth.json").write_text("[1, 2, 3]\n")
     (root / "notdb").mkdir()
     (root / "notdb" / "checkpoints").mkdir()
     (root / "notdb" / "catalog.sqlite").write_text("hello\n")
@@ -154,6 +182,17 @@ CASES = {
     "list-not-db": ["checkpoints", "list", "notdb"],
     "14m-past-positions": ["train", "--model", "pythia-14m", "--data", "data3000", "--out", "o"],
     "family-vocab": ["family", "--vocab", str(10**14)],
+    "fewshot-list-truth": [
+        "analyze",
+        "fewshot",
+        "run",
+        "--truth",
+        "list_truth.json",
+        "--out",
+        "f.h5",
+    ],
+    "index-config-fifo": ["checkpoints", "index", "hffifo"],
+    "index-100000x50000": ["checkpoints", "index", "hfbig"],
     "verify-with-step": ["replay", "run", "--verify", "--step", "0"],
     "verify-with-out": ["replay", "run", "--verify", "--out", "x.npy"],
 }

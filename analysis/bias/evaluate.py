@@ -16,7 +16,8 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,20 @@ class TaskSpec:
     records: Callable[[str, list[dict[str, Any]]], list[Row]] | None = None
 
 
-def set_offline() -> None:
-    """Nothing reaches a network hub: the Hugging Face offline variables."""
+@contextmanager
+def offline() -> Iterator[None]:
+    """Nothing reaches a network hub while lm-eval runs: the Hugging Face offline variables,
+    restored afterwards (a later study in the same process may read rows from a hub)."""
+    saved = {name: os.environ.get(name) for name in OFFLINE}
     os.environ.update(OFFLINE)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 FEMALE = re.compile(r"\b(she|her|hers|herself|woman|women|girl|girls|mother|lady)\b", re.IGNORECASE)
@@ -283,24 +295,24 @@ def run_tasks(
 ) -> list[Row]:
     """Score `model` (a loaded transformers causal LM) on `specs` with lm-eval's HFLM; with
     `records`, also append one record per scored document to it (`TaskSpec.records`)."""
-    set_offline()
     from lm_eval.evaluator import simple_evaluate
 
     from analysis.bias.lm import lm_for
 
     lm = lm_for(model, tokenizer, batch_size=batch_size, max_length=max_length)
-    if task_manager is None:
-        from lm_eval.tasks import TaskManager
+    with offline():
+        if task_manager is None:
+            from lm_eval.tasks import TaskManager
 
-        task_manager = TaskManager(include_defaults=False)  # dict configs need no index
-    out = simple_evaluate(
-        model=lm,
-        tasks=[s.config for s in specs],
-        log_samples=True,
-        bootstrap_iters=0,
-        task_manager=task_manager,
-        verbosity="ERROR",
-    )
+            task_manager = TaskManager(include_defaults=False)  # dict configs need no index
+        out = simple_evaluate(
+            model=lm,
+            tasks=[s.config for s in specs],
+            log_samples=True,
+            bootstrap_iters=0,
+            task_manager=task_manager,
+            verbosity="ERROR",
+        )
     assert out is not None
     rows: list[Row] = []
     for spec in specs:

@@ -6,23 +6,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from analysis.bias.evaluate import Row, set_offline
+from analysis.bias.evaluate import Row, offline
 from suite_core import DataError
 
 
 def task_manager(include_path: Path | None = None, tasks: list[str] | None = None) -> Any:
     """lm-eval's TaskManager over the YAMLs of `include_path` alone when they hold every task
     of `tasks` (indexing lm-eval's own thousands of tasks takes seconds), else over both."""
-    set_offline()
     from lm_eval.tasks import TaskManager
 
-    if include_path is not None:
-        if not Path(include_path).is_dir():
-            raise FileNotFoundError(f"{include_path}: no such directory (--include-path)")
-        own = TaskManager(include_path=str(include_path), include_defaults=False)
-        if tasks and set(tasks) <= set(own.all_tasks):
-            return own
-    return TaskManager(include_path=None if include_path is None else str(include_path))
+    if include_path is not None and not Path(include_path).is_dir():
+        raise FileNotFoundError(f"{include_path}: no such directory (--include-path)")
+    with offline():
+        if include_path is not None:
+            own = TaskManager(include_path=str(include_path), include_defaults=False)
+            if tasks and set(tasks) <= set(own.all_tasks):
+                return own
+        return TaskManager(include_path=None if include_path is None else str(include_path))
 
 
 def check_tasks(tasks: list[str], manager: Any) -> None:

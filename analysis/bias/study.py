@@ -2,13 +2,16 @@
 
 `run_study(runs, truth=..., out_dir=...)` scores each intervention branch and its parent (all
 runs with `all_runs=True`) on the probes built from `truth.json` (or on the official files given
-as `crows=` / `winobias=`), writes `bias.h5`, `bias.csv` and `bias.png`, and checks the planted
-truth:
+as `crows=` / `winobias=`), writes `bias.h5`, `bias.csv`, `bias.png` and the per-probe scores
+at each run's last studied checkpoint (`bias_probe_scores.csv`), and checks the planted truth
+with one-sided paired tests over the probes (sign-flip permutation p, bootstrap interval):
 - the baseline has the planted occupation-pronoun association at its last checkpoint
   (CrowS-format probes: `association` > 0 nats, i.e. the stereotypical pronoun gains more
-  log-likelihood for the occupations the corpus skews that way);
-- the intervention lowers it: after the branch step the branch's `pct_stereotype` and
-  `association` at the last checkpoint are below the baseline's.
+  log-likelihood for the occupations the corpus skews that way; unit: CrowS pairs);
+- the baseline is more accurate on pro- than on anti-stereotyped WinoBias probes (multiple
+  choice, paired by sentence; "not testable" when the model answers every pair alike);
+- the intervention lowers it: the branch's `pct_stereotype` and `association` at the last
+  checkpoint are below the baseline's, paired by CrowS pair.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
 from analysis.stats import paired_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
 from suite_core import DataError
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 STUDY = "bias"
@@ -195,6 +199,13 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()
 
 
+NO_PROBES = (
+    "No bias probes: the corpus has no truth.json (nothing was planted) and no CrowS-Pairs / "
+    "WinoBias files were given; studies.bias.crows and studies.bias.winobias (the official "
+    "files) would produce it."
+)
+
+
 def run_study(
     runs: list[RunSpec],
     *,
@@ -211,6 +222,8 @@ def run_study(
     """The bias study over `runs` (see the module docstring); results into `out_dir`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if truth is None and crows is None and winobias is None:  # a user's corpus: say so
+        return StudyReport(study="bias", omitted={"bias": NO_PROBES})
     bench = benchmarks(
         truth=truth, out_dir=out_dir, crows=crows, winobias=winobias, generation=generation
     )
@@ -226,10 +239,7 @@ def run_study(
         records[spec.name] = last_records(info, score, wanted, cache, by_sha)
         frames.append(across_checkpoints(info, score, steps=wanted, cache=cache))
     frame = pd.concat(frames, ignore_index=True)
-    probes = out_dir / "bias_probe_scores.csv"
-    pd.concat([r.assign(run=n) for n, r in records.items()], ignore_index=True).to_csv(
-        probes, index=False
-    )
+    probes = write_records(records, out_dir / "bias_probe_scores.csv")
     config = {
         "benchmarks": bench.source,
         "generation": generation,
@@ -257,6 +267,14 @@ def run_study(
         checks=checks,
         results=[h5, csv, probes],
     )
+
+
+def write_records(records: dict[str, pd.DataFrame], path: Path) -> Path:
+    """The per-probe records of every run (one line per run and scored document) as CSV."""
+    frame = pd.concat([r.assign(run=n) for n, r in records.items()], ignore_index=True)
+    with atomic_path(path, overwrite=True) as tmp:
+        frame.to_csv(tmp, index=False)
+    return path
 
 
 def last_records(

@@ -44,11 +44,17 @@ def cohorts(rows: np.ndarray, steps: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def panel(
-    outcome: np.ndarray, rows: np.ndarray, steps: np.ndarray, batch_size: int
+    outcome: np.ndarray,
+    rows: np.ndarray,
+    steps: np.ndarray,
+    batch_size: int,
+    exposure_rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Long panel (entity=row, time=checkpoint index) with `cohort` and outcome `y`."""
+    """Long panel (entity=row, time=checkpoint index) with `cohort` and outcome `y`; the cohort
+    starts at `exposure_rows` (the first trained row holding each row's text, from
+    `analysis.memorization.exposure`) when given, else at the row itself."""
     s, r = outcome.shape
-    g = cohorts(rows, steps, batch_size)
+    g = cohorts(rows if exposure_rows is None else exposure_rows, steps, batch_size)
     return pd.DataFrame(
         {
             "entity": np.tile(np.asarray(rows), s),
@@ -92,9 +98,13 @@ def estimate(data: pd.DataFrame, steps: np.ndarray, *, alpha: float = 0.05) -> P
     )
 
 
-def profiles(res: MemResults, *, alpha: float = 0.05) -> Profiles:
-    """Memorization profiles of a results file's rows (outcome: mean log-likelihood)."""
-    return estimate(panel(res.loglik, res.rows, res.steps, res.batch_size), res.steps, alpha=alpha)
+def profiles(
+    res: MemResults, *, alpha: float = 0.05, exposure_rows: np.ndarray | None = None
+) -> Profiles:
+    """Memorization profiles of a results file's rows (outcome: mean log-likelihood), cohorts
+    by first exposure when `exposure_rows` is given."""
+    data = panel(res.loglik, res.rows, res.steps, res.batch_size, exposure_rows)
+    return estimate(data, res.steps, alpha=alpha)
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,12 @@
-"""`run_study`: the memorization study over a suite's runs, for `pythia-suite run`'s report."""
+"""`run_study`: the memorization study over a suite's runs, for `pythia-suite run`'s report.
+
+Memorized fraction, predictability and the spread over training order at Pythia's exact
+definition (score 1, the headline) and at the labelled thresholds score >= 0.75 and >= 0.5,
+with the score distribution per checkpoint; what has no data is left out with one sentence
+(`StudyReport.omitted`). Planted-truth checks, one-sided tests over the independent unit:
+canary log-likelihood against repetitions (Spearman over canaries, permutation p) and standard
+above deduped on the near-duplicate clusters' text (paired by cluster, sign-flip p).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.memorization import figures as F
 from analysis.memorization.across import MemConfig, score_memorization
+from analysis.memorization.boilerplate import boilerplate_study, timing_check
+from analysis.memorization.exposure import (
+    add_canary_exposures,
+    add_natural_duplication,
+    exposure_rows,
+)
 from analysis.memorization.metrics import (
     THRESHOLDS,
     memorized_fraction,
@@ -77,7 +92,8 @@ def run_study(
     _distribution(res, largest.name, out_dir, report)
     _predictability(res, largest.name, out_dir, report)
     _spread(res, largest.name, out_dir, report)
-    _profiles(res, largest.name, out_dir, report)
+    expo = add_natural_duplication(report, res, largest, out_dir, seed=seed)
+    _profiles(res, largest.name, out_dir, report, exposure_rows(expo))
     if truth is not None:
         _planted(base, truth, out_dir, report, dtype=dtype)
     return report
@@ -166,9 +182,12 @@ def _slug(label: str) -> str:
     return label.replace("score>=", "ge").replace(".", "")
 
 
-def _profiles(res: MemResults, name: str, out_dir: Path, report: StudyReport) -> None:
+def _profiles(
+    res: MemResults, name: str, out_dir: Path, report: StudyReport, first: np.ndarray
+) -> None:
+    """Cohorts from each row's first exposure (`first`: the first trained row with its text)."""
     try:
-        prof = profiles(res)
+        prof = profiles(res, exposure_rows=first)
     except ValueError as exc:
         report.omitted["profiles"] = (
             f"The memorization profiles of {name} could not be estimated ({exc}); more "
@@ -197,6 +216,12 @@ def _planted(
     base: list[RunSpec], truth: dict[str, Any], out_dir: Path, report: StudyReport, *, dtype: str
 ) -> None:
     standard = [r for r in base if r.variant == "standard"]
+    if standard and truth.get("boilerplate"):
+        table, checks = boilerplate_study(
+            standard, truth, _data_dir(standard[0]) / "tokenizer.json", dtype
+        )
+        report.tables["boilerplate"] = table
+        report.checks += checks
     canaries = []
     for run in standard:
         data = open_rows(run.path)
@@ -204,7 +229,14 @@ def _planted(
         win = canary_windows(data, truth, context=span, target=span)
         canaries.append(_score_final(run, win, dtype))
     if canaries:
-        _canaries(pd.concat(canaries, ignore_index=True), out_dir, report)
+        table = pd.concat(canaries, ignore_index=True)
+        if truth.get("timing"):
+            largest = max(standard, key=lambda r: r.n_params).name
+            report.checks.append(timing_check(table, truth, largest))
+            report.tables["timing_canaries"] = table[table["canary"].map(_is_timed(truth))]
+            table = table[~table["canary"].map(_is_timed(truth))]
+        _canaries(table, out_dir, report)
+        add_canary_exposures(report, table, standard, truth)
     pairs = [
         (s, d) for s in standard for d in base if d.variant == "deduped" and d.model == s.model
     ]
@@ -290,6 +322,10 @@ def _duplicates(table: pd.DataFrame, n_pairs: int, out_dir: Path, report: StudyR
             unit="clusters",
         )
     )
+
+
+def _is_timed(truth: dict[str, Any]) -> dict[int, bool]:
+    return {i: bool(c.get("timing")) for i, c in enumerate(truth["canaries"])}
 
 
 def _fit(win: Windows, seq_length: int) -> Windows:

@@ -41,7 +41,10 @@ def gap_table(joined: pd.DataFrame, *, task: str, k: int = 10) -> pd.DataFrame:
         (shots, step): top_minus_bottom(g["accuracy"].to_numpy(), g["count"].to_numpy(), k=k)
         for (shots, step), g in part.groupby(["shots", "step"])
     }
-    table = pd.Series(cells).unstack()
+    # an explicit MultiIndex: a task with no rows (the tiny preset has no facts) gives an empty
+    # table, not pandas' "index must be a MultiIndex to unstack"
+    index = pd.MultiIndex.from_tuples(list(cells), names=["shots", "step"])
+    table = pd.Series(list(cells.values()), index=index, dtype=float).unstack()
     table.index.name, table.columns.name = "shots", "step"
     return table
 

@@ -102,6 +102,8 @@ def final_slice(joined: Any, *, task: str) -> Any:
 
 def accuracy_checks(joined: Any, *, task: str, run: str) -> list[TruthCheck]:
     """Accuracy against count over the task's terms at the final checkpoint, as two tests."""
+    if not (joined["task"] == task).any():  # no prompt fit the context (fewshot logged why)
+        return []
     part, k = final_slice(joined, task=task)
     acc, count = part["accuracy"].to_numpy(float), part["count"].to_numpy(float)
     step = int(joined["step"].max())

@@ -26,22 +26,14 @@ from pythia_suite.cli import (
     data,
     data_plan,
     family,
+    ledger,
     run,
     train,
     verify,
 )
-from suite_core import SuiteError
+from suite_core import USER_ERRORS
 
-MODULES = (run, corpus, data, data_plan, family, train, checkpoints, verify, analyze)
-# what the user can act on: the suite's own errors, and files missing, existing or unreadable
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    SuiteError,
-    FileNotFoundError,
-    FileExistsError,
-    PermissionError,
-    IsADirectoryError,
-    NotADirectoryError,
-)
+MODULES = (run, corpus, data, data_plan, family, train, checkpoints, verify, analyze, ledger)
 
 
 def one_line(message: object) -> str:

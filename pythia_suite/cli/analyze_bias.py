@@ -25,6 +25,10 @@ multiple-choice accuracy per type and pro/anti, and bias = acc(pro) - acc(anti).
 LM_EVAL_HELP = """Run any lm-eval task you have locally (--include-path DIR with your YAMLs, or tasks
 whose datasets are in the Hugging Face cache) at every checkpoint of RUN, into one table:
 Pythia's "benchmark evaluations across checkpoints". Nothing reaches a network.
+
+Warning: a task YAML may name Python code (lm-eval's `!function module.name`), and lm-eval
+imports and runs it from the --include-path folder. Only point --include-path at YAMLs (and
+.py files beside them) you trust, as you would a Python script.
 """
 
 
@@ -97,7 +101,8 @@ def _register_lm_eval(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="a folder of your own lm-eval task YAMLs",
+        help="a folder of your own lm-eval task YAMLs; RUNS the Python their `!function` "
+        "tags name (trusted folders only)",
     )
     add_steps(q)
     q.add_argument("--tokenizer", type=Path, default=None, metavar="tokenizer.json")

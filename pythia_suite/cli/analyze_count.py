@@ -235,13 +235,20 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
         raise ConfigError(f"{flag}: {value!r} is not a list of integers or a range A-B") from None
 
 
-def _read_json(path: Path) -> Any:
+def _read_truth(path: Path) -> dict[str, Any]:
+    """`--truth FILE`: a corpus's truth.json (a JSON object)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such truth file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        truth = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(truth, dict):
+        raise ConfigError(
+            f"{path}: field '--truth': must be a JSON object (a corpus's truth.json), "
+            f"got a {type(truth).__name__}"
+        )
+    return truth
 
 
 def run_fewshot_cli(args: argparse.Namespace) -> int:
@@ -251,7 +258,7 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
     from analysis.term_frequency.figures import accuracy_vs_frequency
     from analysis.term_frequency.metrics import gap_table
 
-    truth = None if args.truth is None else _read_json(args.truth)
+    truth = None if args.truth is None else _read_truth(args.truth)
     tasks = (
         tuple(args.tasks.split(","))
         if args.tasks

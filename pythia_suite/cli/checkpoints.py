@@ -147,8 +147,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Re-catalogue RUN after a crash: add complete stepN folders the catalog lacks, forget the
-    rows of checkpoints whose folder or SHA256SUMS is gone (each logged)."""
-    with _open_run(args.run, read_only=False) as catalog:
+    rows of checkpoints whose folder or SHA256SUMS is gone (each logged). Takes the run's lock:
+    refused while a `train` writes the run."""
+    from checkpoints_index.lock import run_lock
+
+    with run_lock(args.run, what="sync"), _open_run(args.run, read_only=False) as catalog:
         if any(not r.path.startswith(f"{CHECKPOINTS}/") for r in catalog.checkpoints()):
             raise ConfigError(
                 f"{args.run}: catalogued by `checkpoints index`; run that again instead of sync"
@@ -169,8 +172,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     byte-identical to another step's and steps the hub table reports as bad flagged. Analyses
     then take DIR like a run."""
     from checkpoints_index.hf_index import index_folder
+    from checkpoints_index.lock import run_lock
 
-    result = index_folder(Path(args.dir), model=args.model)
+    with run_lock(Path(args.dir), what="index"):
+        result = index_folder(Path(args.dir), model=args.model)
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
         return 0

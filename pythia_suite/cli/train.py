@@ -32,6 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a model on prepared data (deterministic, resumable)",
         description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
+    _run_args(p)
+    _engine_args(p)
+    _branch_args(p.add_argument_group("intervention branch", BRANCH_HELP))
+    p.set_defaults(handler=run_train)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """What is trained on what, where, with which seed and checkpoints."""
     p.add_argument(
         "--model",
         metavar="NAME",
@@ -72,8 +80,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: log+every:1000 for Pythia rows, log+every:max(1,S//10) for CPU rows)",
     )
     p.add_argument(
-        "--resume", action="store_true", help="continue RUN from its newest complete checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue RUN from its newest complete checkpoint (every earlier one re-hashed; "
+        "refused while another process trains RUN)",
     )
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    """How: threads, precision, schedule, parallelism, device."""
     p.add_argument(
         "--threads",
         type=int,
@@ -113,7 +128,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DEV",
         help="cpu (gloo between processes; the default) or cuda (NCCL, one GPU per local rank)",
     )
-    b = p.add_argument_group("intervention branch", BRANCH_HELP)
+
+
+def _branch_args(b: argparse._ArgumentGroup) -> None:
     b.add_argument(
         "--branch-from",
         type=Path,
@@ -135,7 +152,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pronoun-swap: masculine -> feminine pronoun tokens in every batch "
         "from update STEP+1 on",
     )
-    p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:

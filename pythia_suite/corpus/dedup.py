@@ -51,6 +51,7 @@ from pythia_suite.corpus.minhash import (
 )
 from suite_core import ConfigError
 from suite_core.atomic import atomic_path, refuse_existing
+from suite_core.hashing import sha256_file
 
 # the rule's names are the engines' shared ones (dedup_rule); this module is the local engine
 __all__ = [
@@ -219,6 +220,7 @@ def build_report(
     b, r = config.bands
     return {
         "inputs": [str(f) for f in files],
+        "input_sha256": [sha256_file(f) for f in files],  # name the corpus a truth.json describes
         "output": output.name,  # the report sits beside it
         "input_documents": n,
         "kept": n - len(removed),

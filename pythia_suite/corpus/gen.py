@@ -134,8 +134,9 @@ class Generator:
     def pick_entity(self) -> Entity:
         return self.rng.choices(self.entities, cum_weights=self.entity_cum)[0]
 
-    def encyclopedia(self) -> str:
-        """An encyclopedic entry about one Zipf-drawn entity, sometimes with a quiz line."""
+    def encyclopedia(self, *, quiz_all: bool = False) -> str:
+        """An encyclopedic entry about one Zipf-drawn entity, sometimes with a quiz line (with
+        `quiz_all`, always with every quiz line: each mention teaches the facts as asked)."""
         e = self.pick_entity()
         fixed = {"E": e.name, "L": e.land, "settlement": e.settlement, "product": e.product}
         templates = self.rng.sample(W.ENCYCLOPEDIA_TEMPLATES, self.rng.randint(4, 6))
@@ -145,7 +146,11 @@ class Generator:
             for _ in range(self.rng.randint(2, 4))
         ]
         mentions = sum(t.count("{E}") for t in templates)
-        if self.rng.random() < 0.5:
+        if quiz_all:
+            for question, answer in W.FACT_QUESTIONS:
+                sentences.append(question.format(**fixed) + answer.format(**fixed))
+                mentions += 1
+        elif self.rng.random() < 0.5:
             question, answer = self.rng.choice(W.FACT_QUESTIONS)
             sentences.append(question.format(**fixed) + answer.format(**fixed))
             mentions += 1
@@ -155,11 +160,14 @@ class Generator:
     def pick_number(self) -> int:
         return int(self.rng.choices(self.numbers, cum_weights=self.number_cum)[0])
 
-    def arithmetic(self) -> str:
-        """Arithmetic Q&A on Zipf-drawn operands in 0..99 (answers stay in 0..99)."""
+    def arithmetic(self, *, addends: int = 0) -> str:
+        """Arithmetic Q&A on Zipf-drawn operands in 0..99 (answers stay in 0..99). With
+        `addends` N > 0 the second operand is uniform in 1..N (the first stays Zipf-drawn), so
+        each fact "a plus b" recurs as often as its first operand."""
         lines = [self.rng.choice(W.ARITH_INTROS)]
         for _ in range(self.rng.randint(6, 10)):
-            a, b = self.pick_number(), self.pick_number()
+            a = self.pick_number()
+            b = self.rng.randint(1, addends) if addends else self.pick_number()
             if a + b <= 99:
                 op, c = "plus", a + b
             else:
@@ -169,6 +177,27 @@ class Generator:
                 self.tally.terms[str(n)] += 1
             lines.append(f"Q: What is {a} {op} {b}? A: {c}.")
         return "\n".join(lines)
+
+    def boilerplate(self) -> str:
+        """A boilerplate passage (licence header, file header or code preamble) of ~150 tokens.
+
+        Every line fills several slots from the word lists, so any 32-token window of a passage
+        is its own: a model can only reproduce it by having memorized that passage."""
+        kind = self.rng.choice(list(W.BOILERPLATE))
+        lines = [self._boiler_line(t) for _ in range(2) for t in W.BOILERPLATE[kind]]
+        return "\n".join(lines)
+
+    def _boiler_line(self, template: str) -> str:
+        r = self.rng
+        fill = {
+            **self._slots(),
+            "project": " ".join(r.sample(W.PROJECT_WORDS, 2)).title(),
+            "holder": r.choice(W.HOLDER_WORDS).format(**self._slots()),
+            "pw": r.choice(W.PROJECT_WORDS),
+            "pw2": r.choice(W.PROJECT_WORDS),
+            "pw3": r.choice(W.PROJECT_WORDS),
+        }
+        return template.format(**fill)
 
 
 def _cumulative(weights: list[float]) -> list[float]:

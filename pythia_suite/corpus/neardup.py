@@ -24,7 +24,13 @@ REPLACEMENTS = tuple(W.ADJECTIVES) + tuple(W.NOUNS) + tuple(W.VERBS)
 
 
 def plant_clusters(
-    rng: random.Random, gen: Generator, *, n_clusters: int, shingle_words: int
+    rng: random.Random,
+    gen: Generator,
+    *,
+    n_clusters: int,
+    shingle_words: int,
+    variants: tuple[int, int] = (1, 3),
+    targets: tuple[float, ...] = TARGETS,
 ) -> list[dict[str, Any]]:
     """Drafts for `n_clusters` clusters: {"source", "text", "cluster", "role", "target"}."""
     drafts: list[dict[str, Any]] = []
@@ -34,8 +40,8 @@ def plant_clusters(
         else:
             source, base = "Stories", gen.story(occupations=False, min_sentences=14)
         drafts.append({"source": source, "text": base, "cluster": c, "role": "base", "target": 1.0})
-        for _ in range(rng.randint(1, 3)):
-            target = rng.choice(TARGETS)
+        for _ in range(rng.randint(*variants)):
+            target = rng.choice(targets)
             text = _variant(rng, base, target, shingle_words)
             drafts.append(
                 {"source": source, "text": text, "cluster": c, "role": "variant", "target": target}

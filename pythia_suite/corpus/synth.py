@@ -31,9 +31,11 @@ from typing import Any
 from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
-from pythia_suite.corpus.neardup import clusters_truth, plant_clusters
+from pythia_suite.corpus.neardup import TARGETS, clusters_truth, plant_clusters
+from pythia_suite.corpus.timing import PHASES, Placement, TimingCanary, place
 from suite_core import DataError
 from suite_core.atomic import atomic_path
+from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,15 @@ class Preset:
     entities: int = 100
     zipf_exponent: float = 1.0
     threshold: float = 0.87  # the dedup threshold the truth's expected removals refer to
+    addends: int = 0  # > 0: arithmetic's second operand uniform in 1..addends (gen.arithmetic)
+    quiz_all: bool = False  # every encyclopedia entry ends with every fact question, answered
+    boilerplate_levels: tuple[int, ...] = ()  # copies of each boilerplate passage
+    passages_per_level: int = 0
+    variants: tuple[int, int] = (1, 3)  # variants per near-duplicate cluster (min, max)
+    cluster_targets: tuple[float, ...] = TARGETS  # Jaccard targets the variants are drawn from
+    timing_canaries: int = 0  # canaries per timing phase (first and last quarter)
+    timing_copies: int = 1  # host documents (= trained occurrences) per timing canary
+    placement: Placement | None = None  # the suite settings timing canaries are placed for
 
 
 PRESETS = {
@@ -75,6 +86,26 @@ PRESETS = {
         canaries_per_level=10,
         entities=400,
     ),
+    "default": Preset(
+        name="default",
+        stories=3500,
+        encyclopedia=2300,
+        arithmetic=2000,
+        licenses=300,
+        clusters=120,
+        canaries_per_level=8,
+        addends=5,
+        quiz_all=True,
+        boilerplate_levels=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        passages_per_level=4,
+        variants=(3, 6),
+        cluster_targets=(1.0, 1.0, 1.0, 0.98, 0.96, 0.95, 0.93, 0.9, 0.85, 0.7),
+        timing_canaries=8,
+        timing_copies=32,
+        placement=Placement(
+            seq_length=128, batch_size=16, steps=512, held_out_rows=512, seed=1234, vocab_size=2048
+        ),
+    ),
 }
 
 
@@ -96,23 +127,40 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def synthesize(preset: str = "tiny", seed: int = 1234) -> tuple[list[SynthDoc], dict[str, Any]]:
-    """Generate the corpus (in its final order) and its ground truth; pure and deterministic."""
-    p = get_preset(preset)
+def synthesize(
+    preset: str | Preset = "tiny", seed: int = 1234, placement: Placement | None = None
+) -> tuple[list[SynthDoc], dict[str, Any]]:
+    """Generate the corpus (in its final order) and its ground truth; deterministic. Timing
+    canaries are placed for `placement` (default: the preset's own)."""
+    p = preset if isinstance(preset, Preset) else get_preset(preset)
+    placement = placement or p.placement
     rng = random.Random(seed)
     gen = Generator(rng, n_entities=p.entities, zipf_exponent=p.zipf_exponent)
     drafts: list[dict[str, Any]] = []  # {"source", "text", "tag"}; tags link truth to documents
     drafts += [{"source": "Stories", "text": gen.story(occupations=True)} for _ in range(p.stories)]
     drafts += [
-        {"source": "Encyclopedia", "text": gen.encyclopedia()} for _ in range(p.encyclopedia)
+        {"source": "Encyclopedia", "text": gen.encyclopedia(quiz_all=p.quiz_all)}
+        for _ in range(p.encyclopedia)
     ]
-    drafts += [{"source": "Arithmetic", "text": gen.arithmetic()} for _ in range(p.arithmetic)]
+    drafts += [
+        {"source": "Arithmetic", "text": gen.arithmetic(addends=p.addends)}
+        for _ in range(p.arithmetic)
+    ]
     drafts += [{"source": "Licenses", "text": gen.licence()} for _ in range(p.licenses)]
     canaries = _plant_canaries(rng, p, drafts)
+    passages = _plant_boilerplate(rng, gen, p, drafts)
     shingle_words = MinHashParams().shingle_words
-    cluster_drafts = plant_clusters(rng, gen, n_clusters=p.clusters, shingle_words=shingle_words)
+    cluster_drafts = plant_clusters(
+        rng,
+        gen,
+        n_clusters=p.clusters,
+        shingle_words=shingle_words,
+        variants=p.variants,
+        targets=p.cluster_targets,
+    )
     drafts += cluster_drafts
     rng.shuffle(drafts)
+    canaries += _plant_timing(rng, p, drafts, placement)
     docs = [
         SynthDoc(id=f"synth-{i:06d}", source=d["source"], text=d["text"])
         for i, d in enumerate(drafts)
@@ -131,9 +179,21 @@ def synthesize(preset: str = "tiny", seed: int = 1234) -> tuple[list[SynthDoc], 
                 "count": c["count"],
                 "context": c["context"],
                 "doc_ids": sorted(ids[id(d)] for d in c["hosts"]),
+                "timing": c.get("timing"),
             }
             for c in canaries
         ],
+        "boilerplate": [
+            {
+                "passage": i,
+                "kind": b["kind"],
+                "count": b["count"],
+                "text": b["text"],
+                "doc_ids": sorted(ids[id(d)] for d in b["hosts"]),
+            }
+            for i, b in enumerate(passages)
+        ],
+        "timing": None if placement is None or not p.timing_canaries else _timing_truth(placement),
         "terms": _terms_truth(gen, p),
         "occupations": _occupations_truth(gen),
         "near_duplicates": clusters_truth(
@@ -148,6 +208,11 @@ COUNT_RULES = {
     "terms": "whole-word, case-sensitive occurrences in 'text' over all documents of corpus.jsonl "
     "(regex (?<!\\w)TERM(?!\\w))",
     "canaries": "each doc in doc_ids contains the canary string exactly once; no other doc contains it",
+    "boilerplate": "each doc in doc_ids starts with the passage text followed by a newline; "
+    "no other doc contains it",
+    "timing": "a canary with timing first_quarter (last_quarter) occurs, in the standard data "
+    "prepared with timing.placement, only in training rows [0, T/4) ([T - T/4, T)), T = steps * "
+    "batch_size, once per host document, whole inside its row after at least `context` tokens",
     "occupations": "sentences (split after . ? ! followed by whitespace) containing exactly one "
     "occupation word and pronouns (he/him/his or she/her/hers) of exactly one gender",
     "near_duplicates": "exact Jaccard of pythia_suite.corpus.minhash.shingle_set; expected_removed applies "
@@ -175,10 +240,95 @@ def _plant_canaries(
             used += count
             for d in mine:
                 d["text"] = _insert_sentence(rng, d["text"], intro.format(c=text))
+            for d in mine:
+                d["busy"] = True
             canaries.append(
                 {"canary": text, "count": count, "context": intro.split("{c}")[0], "hosts": mine}
             )
     return canaries
+
+
+def _plant_boilerplate(
+    rng: random.Random, gen: Generator, p: Preset, drafts: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Prepend each passage, as a header line block, to `count` distinct free documents."""
+    passages: list[dict[str, Any]] = [
+        {"text": gen.boilerplate(), "count": count}
+        for count in p.boilerplate_levels
+        for _ in range(p.passages_per_level)
+    ]
+    pool = [d for d in drafts if not d.get("busy")]
+    n_needed = sum(b["count"] for b in passages)
+    if n_needed > len(pool):
+        raise DataError(f"preset {p.name}: {n_needed} boilerplate hosts needed, {len(pool)} free")
+    hosts = rng.sample(pool, n_needed)
+    used = 0
+    for b in passages:
+        b["kind"] = _boiler_kind(b["text"])
+        b["hosts"] = hosts[used : used + b["count"]]
+        used += b["count"]
+        for d in b["hosts"]:
+            d["text"] = f"{b['text']}\n{d['text']}"
+            d["busy"] = True
+    return passages
+
+
+def _boiler_kind(text: str) -> str:
+    first = text.split("\n", 1)[0]
+    return (
+        "code preamble"
+        if first.startswith("#")
+        else ("file header" if first.startswith("File ") else "licence header")
+    )
+
+
+def _plant_timing(
+    rng: random.Random, p: Preset, drafts: list[dict[str, Any]], placement: Placement | None
+) -> list[dict[str, Any]]:
+    """Timing canaries, each in `timing_copies` hosts whose rows are all in its quarter."""
+    if not p.timing_canaries:
+        return []
+    if placement is None:
+        raise DataError(f"preset {p.name}: timing canaries need a placement (data settings)")
+    specs = []
+    for phase in PHASES:
+        for _ in range(p.timing_canaries):
+            text = canary_text(rng)
+            intro = rng.choice(W.CANARY_INTROS)
+            specs.append(
+                TimingCanary(
+                    sentence=intro.format(c=text), canary=text, phase=phase, copies=p.timing_copies
+                )
+            )
+    eligible = [
+        d["source"] in ("Stories", "Encyclopedia") and not d.get("busy") and "cluster" not in d
+        for d in drafts
+    ]
+    hosted = place([d["text"] for d in drafts], eligible, specs, placement)
+    out: list[dict[str, Any]] = [
+        {
+            "canary": c.canary,
+            "count": c.copies,
+            "context": c.sentence.split(c.canary)[0],
+            "hosts": [],
+            "timing": c.phase,
+        }
+        for c in specs
+    ]
+    for h in hosted:
+        drafts[h.doc]["text"] = h.text
+        drafts[h.doc]["busy"] = True
+        out[h.canary]["hosts"].append(drafts[h.doc])
+    return out
+
+
+def _timing_truth(placement: Placement) -> dict[str, Any]:
+    lo, hi = placement.rows("first_quarter"), placement.rows("last_quarter")
+    return {
+        "placement": asdict(placement),
+        "trained_rows": placement.trained_rows,
+        "rows": {"first_quarter": list(lo), "last_quarter": list(hi)},
+    }
 
 
 def _insert_sentence(rng: random.Random, text: str, sentence: str) -> str:
@@ -253,16 +403,29 @@ def _eval_questions(gen: Generator) -> dict[str, list[dict[str, Any]]]:
     return {"arithmetic": arithmetic, "facts": facts}
 
 
-def write_corpus(out: Path, *, preset: str = "tiny", seed: int = 1234) -> dict[str, Any]:
+def write_corpus(
+    out: Path,
+    *,
+    preset: str | Preset = "tiny",
+    seed: int = 1234,
+    placement: Placement | None = None,
+) -> dict[str, Any]:
     """Write `out/corpus.jsonl` and `out/truth.json` atomically (the directory appears whole)."""
     out = Path(out)
-    docs, truth = synthesize(preset, seed)
+    docs, truth = synthesize(preset, seed, placement)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         with open(tmp / "corpus.jsonl", "wb") as fh:
             fh.writelines(doc.jsonl() + b"\n" for doc in docs)
+        truth["corpus_sha256"] = sha256_file(tmp / "corpus.jsonl")  # the corpus it describes
         (tmp / "truth.json").write_text(
             json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-    log.info("%s: %d documents (%s preset, seed %d)", out, len(docs), preset, seed)
+    log.info(
+        "%s: %d documents (%s preset, seed %d)",
+        out,
+        len(docs),
+        getattr(preset, "name", preset),
+        seed,
+    )
     return truth

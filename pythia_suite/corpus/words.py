@@ -456,3 +456,33 @@ SYLLABLES = [
     "yar",
     "zen",
 ]
+
+# Boilerplate passages (planted at graded duplication): short fixed skeletons, dense slots, so a
+# passage is one specific text that only its own copies teach; no digits, pronouns,
+# occupations or entity names.
+BOILERPLATE = {
+    "licence header": (
+        "Copyright {name} {name2}, {holder}.",
+        "{project}: {adj} {noun} {verb} {adj2} {noun2}.",
+        "{name} {motion} {adj} {noun2}; {name2} {verb} {pw} {noun}.",
+        "{pw2} {noun} {feeling}, {adj2} {noun2} {verb}, {pw3} {noun}.",
+        "{weather}; {name2} {verb} {adj} {pw} {noun2}.",
+        "{holder}: {adj2} {pw3} {noun} {feeling} {name}.",
+    ),
+    "file header": (
+        "File {pw}/{pw2}_{noun}, {project}.",
+        "{name} {name2} {motion} {adj} {noun2} {pw3}.",
+        "{verb} {adj2} {noun} {pw} {feeling} {noun2}.",
+        "{holder}; {name2} {verb} {pw2} {adj} {noun}.",
+        "{weather}, {name} {motion} {adj2} {noun2} {pw3}.",
+        "{project} {feeling} {noun} {verb} {name2}.",
+    ),
+    "code preamble": (
+        "# {project} {adj} {noun} {name}",
+        "import {pw}.{noun}.{adj2} as {pw2}_{noun2}",
+        "from {pw3}.{noun2} import {adj}_{noun}, {verb}_{noun2}, {name2}_{pw}",
+        "{name}_{noun} = {pw2}.{adj2}_{noun2}({feeling}_{pw3})",
+        "# {name2} {verb} {adj} {noun}; {weather}",
+        "{holder}",
+    ),
+}

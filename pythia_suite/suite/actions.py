@@ -57,11 +57,49 @@ def read_truth(config: SuiteConfig, layout: Layout) -> dict[str, Any] | None:
         raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
 
 
+def synth_placement(config: SuiteConfig) -> Any:
+    """The suite's settings as the synth preset's timing-canary placement (None: no timing)."""
+    from dataclasses import replace
+
+    from pythia_suite.corpus.synth import get_preset
+
+    assert config.corpus.synth is not None
+    own = get_preset(config.corpus.synth).placement
+    if own is None:
+        return None
+    d, t = config.data, config.dedup
+    return replace(
+        own,
+        seq_length=d.seq_length,
+        batch_size=d.batch_size,
+        steps=d.steps,
+        held_out_rows=d.held_out_rows,
+        seed=d.seed,
+        vocab_size=config.tokenizer.vocab_size,
+        threshold=t.threshold,
+        num_perm=t.num_perm,
+        dedup_seed=t.seed,
+    )
+
+
+def synth_key(config: SuiteConfig) -> dict[str, Any]:
+    """What the corpus stage depends on beyond `corpus`: the timing placement, if any."""
+    from dataclasses import asdict
+
+    placement = synth_placement(config) if config.corpus.synth is not None else None
+    return {} if placement is None else {"placement": asdict(placement)}
+
+
 def synth(config: SuiteConfig, layout: Layout) -> None:
     from pythia_suite.corpus.synth import write_corpus
 
     assert config.corpus.synth is not None
-    write_corpus(layout.corpus_dir, preset=config.corpus.synth, seed=config.corpus.seed)
+    write_corpus(
+        layout.corpus_dir,
+        preset=config.corpus.synth,
+        seed=config.corpus.seed,
+        placement=synth_placement(config),
+    )
 
 
 def dedup_report(layout: Layout) -> Path:

@@ -21,6 +21,7 @@ from pythia_suite.suite.config import SuiteConfig, check_value, where_error
 from pythia_suite.suite.layout import Layout, corpus_file
 from pythia_suite.suite.study_table import STUDY_TABLE, StudyFunction
 from suite_core import ConfigError
+from suite_core.hashing import sha256_file
 
 MAX_SEED = 2**32 - 1  # numpy and torch seeds
 MAX_NUM_PERM = 4096  # MinHash permutations (datasketch's default is 128)
@@ -120,6 +121,17 @@ def check_named_files(config: SuiteConfig, layout: Layout, source: str) -> None:
                 f"{truth}: field 'corpus.truth': must be a JSON object (truth.json), "
                 f"got a {type(data).__name__}"
             )
+        _truth_belongs(truth, data, corpus_file(config, layout))
+
+
+def _truth_belongs(truth: Path, data: dict, corpus: Path) -> None:
+    """A truth.json that names its corpus (`corpus_sha256`) must name this one."""
+    expected = data.get("corpus_sha256")
+    if isinstance(expected, str) and corpus.is_file() and sha256_file(corpus) != expected:
+        raise ConfigError(
+            f"{truth}: field 'corpus_sha256': {expected[:12]}... is not the sha256 of "
+            f"corpus.path {corpus}: this truth.json belongs to another corpus"
+        )
 
 
 def _regular(path: Path, dotted: str, source: str) -> None:
@@ -141,16 +153,24 @@ def _first_document(path: Path, source: str) -> None:
 
 
 def check_resources(config: SuiteConfig, layout: Layout, source: str) -> None:
-    """Disk for the prepared data, memory for MinHash and for training each model."""
+    """Each model's context, disk for the prepared data, MinHash's size, memory for training."""
+    from pythia_suite.training.family import get_row
+
     d = config.data
+    for model in config.train.models:
+        try:
+            get_row(model).with_seq_length(d.seq_length)
+        except ValueError as exc:
+            raise where_error(source, "data.seq_length", str(exc)) from None
     tokens = d.num_samples * (d.seq_length + 1)
     data_bytes = 3 * 4 * tokens * len(config.train.variants)  # rows as tokens + the indexes
     free = shutil.disk_usage(_existing(layout.root)).free
     if data_bytes > HEADROOM * free:
         raise where_error(
             source,
-            "data.seq_length",
-            f"{d.num_samples:,} rows x {d.seq_length + 1:,} tokens need about "
+            "data",
+            f"{d.num_samples:,} rows (steps x batch_size + held_out_rows) x "
+            f"{d.seq_length + 1:,} tokens (seq_length + 1) need about "
             f"{_gib(data_bytes)} of disk for the prepared data, {_gib(free)} is free",
         )
     if config.dedup.num_perm > MAX_NUM_PERM:

@@ -286,12 +286,33 @@ def _positive(where: _Where, section: Any, prefix: str, *names: str, zero: bool 
 
 def check(config: SuiteConfig, where: _Where) -> None:
     """Range and name checks that the types alone do not catch."""
-    from checkpoints_index.schedule import checkpoint_steps
-    from pythia_suite.corpus.synth import PRESETS as CORPUS_PRESETS
-    from pythia_suite.training.family import get_row
-
     if not NAME_RE.match(config.name):
         raise where.error("name", f"must be a plain directory name, got {config.name!r}")
+    _check_corpus(config, where)
+    if not 0.0 < config.dedup.threshold <= 1.0:
+        raise where.error("dedup.threshold", f"must be in (0, 1], got {config.dedup.threshold}")
+    _positive(where, config.dedup, "dedup", "num_perm")
+    _positive(where, config.tokenizer, "tokenizer", "vocab_size")
+    _positive(where, config.data, "data", "seq_length", "batch_size", "steps")
+    _positive(where, config.data, "data", "held_out_rows", zero=True)
+    _check_train(config, where)
+    _check_branch(config, where)
+    if config.external:
+        from pythia_suite.suite.external_config import parse_external
+
+        parse_external(config.external, None, where.error)
+    for study, options in config.studies.items():
+        if study not in STUDIES:
+            raise where.error(
+                f"studies.{study}", f"unknown study (choose from {', '.join(STUDIES)})"
+            )
+        if options is not None and not isinstance(options, dict):
+            raise where.error(f"studies.{study}", f"must be a mapping of options, got {options!r}")
+
+
+def _check_corpus(config: SuiteConfig, where: _Where) -> None:
+    from pythia_suite.corpus.synth import PRESETS as CORPUS_PRESETS
+
     c = config.corpus
     if (c.synth is None) == (c.path is None):
         raise where.error("corpus", "give exactly one of 'synth' (a preset) and 'path' (a file)")
@@ -301,12 +322,12 @@ def check(config: SuiteConfig, where: _Where) -> None:
         )
     if c.truth is not None and c.path is None:
         raise where.error("corpus.truth", "only with 'path' (synth writes its own truth.json)")
-    if not 0.0 < config.dedup.threshold <= 1.0:
-        raise where.error("dedup.threshold", f"must be in (0, 1], got {config.dedup.threshold}")
-    _positive(where, config.dedup, "dedup", "num_perm")
-    _positive(where, config.tokenizer, "tokenizer", "vocab_size")
-    _positive(where, config.data, "data", "seq_length", "batch_size", "steps")
-    _positive(where, config.data, "data", "held_out_rows", zero=True)
+
+
+def _check_train(config: SuiteConfig, where: _Where) -> None:
+    from checkpoints_index.schedule import checkpoint_steps
+    from pythia_suite.training.family import get_row
+
     t = config.train
     for model in t.models:
         try:
@@ -335,7 +356,10 @@ def check(config: SuiteConfig, where: _Where) -> None:
             checkpoint_steps(t.checkpoints, config.data.steps)
         except ValueError as exc:
             raise where.error("train.checkpoints", str(exc)) from None
-    b = config.branch
+
+
+def _check_branch(config: SuiteConfig, where: _Where) -> None:
+    b, t = config.branch, config.train
     if b.model is not None and b.model not in t.models:
         raise where.error("branch.model", f"{b.model!r} is not one of train.models")
     if b.enabled and b.variant not in t.variants:
@@ -347,17 +371,6 @@ def check(config: SuiteConfig, where: _Where) -> None:
             "branch.intervention",
             f"unknown {b.intervention!r} (choose from {', '.join(INTERVENTIONS)})",
         )
-    if config.external:
-        from pythia_suite.suite.external_config import parse_external
-
-        parse_external(config.external, None, where.error)
-    for study, options in config.studies.items():
-        if study not in STUDIES:
-            raise where.error(
-                f"studies.{study}", f"unknown study (choose from {', '.join(STUDIES)})"
-            )
-        if options is not None and not isinstance(options, dict):
-            raise where.error(f"studies.{study}", f"must be a mapping of options, got {options!r}")
 
 
 def resolve(

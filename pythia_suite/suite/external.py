@@ -138,15 +138,7 @@ def _study(
     options = dict(config.studies[name])
     if name == "bias" and config.external.get("crows") and "crows" not in options:
         options["crows"] = crows_path(config, layout)
-    saved = {k: os.environ.get(k) for k in OFFLINE_VARIABLES}
-    try:
-        report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
-    finally:  # the bias study turns the hub off for lm-eval; the next study reads remote rows
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
     save_study_report(report, out)
 
 

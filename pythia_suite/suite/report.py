@@ -34,6 +34,7 @@ from analysis.study import (
 )
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.curves import loss_figure, loss_table
+from pythia_suite.suite.studyio import table_stem
 from suite_core.atomic import atomic_path
 
 MAX_TABLE_ROWS = 40  # rows shown inline; the CSV beside holds them all
@@ -170,6 +171,24 @@ def _omitted(report: StudyReport) -> str:
     )
 
 
+def _planted_truth(inputs: ReportInputs) -> str:
+    """The planted-truth section, or why there is none (a corpus without truth.json)."""
+    c = inputs.config.corpus
+    if c.path is not None and c.truth is None:
+        return (
+            f'<p class="no-truth">No planted truth: the corpus <code>{_e(c.path)}</code> comes '
+            "without a truth.json, so nothing was planted and nothing is checked. The studies "
+            "below are descriptive (for example memorization against the natural duplication "
+            "of each row's window in the trained rows).</p>"
+        )
+    return "<h2>Planted truth</h2>" + _checks(inputs.studies)
+
+
+def table_file(study: str, name: str) -> str:
+    """`tables/<study>__<name>.csv` with a file-safe name (`studyio.table_stem`)."""
+    return f"tables/{study}__{table_stem(name)}.csv"
+
+
 def runs_table(inputs: ReportInputs) -> pd.DataFrame:
     from checkpoints_index.catalog import Catalog
 
@@ -276,8 +295,7 @@ def render_html(
         f"<script>{SCRIPT}</script></head><body>",
         f"<h1>pythia-suite: {_e(c.name)}</h1>",
         _subtitle(inputs),
-        "<h2>Planted truth</h2>",
-        _checks(inputs.studies),
+        _planted_truth(inputs),
         "<h2>Runs</h2>",
         _table(runs, csv["runs"]),
         "<h2>Loss curves</h2>",
@@ -316,7 +334,7 @@ def write_report(inputs: ReportInputs) -> Path:
     csv = {"runs": "tables/runs.csv", "loss_curves": "tables/loss_curves.csv"}
     for report in inputs.studies:
         for name in report.tables:
-            csv[f"{report.study}/{name}"] = f"tables/{report.study}__{name}.csv"
+            csv[f"{report.study}/{name}"] = table_file(report.study, name)
     if layout.tables.exists():
         shutil.rmtree(layout.tables)
     with atomic_path(layout.tables) as tmp:
@@ -327,7 +345,7 @@ def write_report(inputs: ReportInputs) -> Path:
         for report in inputs.studies:
             for name, df in report.tables.items():
                 df.to_csv(
-                    tmp / f"{report.study}__{name}.csv",
+                    tmp / Path(table_file(report.study, name)).name,
                     index=not isinstance(df.index, pd.RangeIndex),
                 )
         loss_png = loss_figure(losses, inputs.runs, tmp / "loss_curves.png")

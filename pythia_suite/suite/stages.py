@@ -20,9 +20,11 @@ from pythia_suite.suite import actions
 from pythia_suite.suite.checks import check_all, study_function
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file
+from pythia_suite.suite.ledger_stage import ledger_stages
 from pythia_suite.suite.plan import PlannedRun, plan_runs
 from pythia_suite.suite.runner import Inputs, Stage
 from pythia_suite.suite.study_table import StudyFunction
+from suite_core import ConfigError
 from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,7 @@ class Context:
     config: SuiteConfig
     layout: Layout
     runs: list[PlannedRun]
+    source: str = "the suite config"  # names the config in error messages
 
     @property
     def docs(self) -> int:
@@ -76,7 +79,7 @@ def corpus_stage(ctx: Context) -> Stage:
             slug="corpus",
             title=f"corpus synth ({c.corpus.synth})",
             kind="corpus",
-            config=c.section("corpus"),
+            config=c.section("corpus") | actions.synth_key(c),
             deps=(),
             outputs=(layout.corpus_dir,),
             run=_plain(partial(actions.synth, c, layout)),
@@ -127,6 +130,37 @@ def tokenizer_stage(ctx: Context) -> Stage:
         run=_plain(partial(actions.tokenizer, c, layout)),
         digest=lambda: {"tokenizer.json": sha256_file(layout.tokenizer)},
         estimate=ctx.docs / 6000,
+    )
+
+
+def branch_check_stage(ctx: Context) -> Stage:
+    """The pronoun branch needs single-token pronouns: checked as soon as the tokenizer
+    exists, before any data is prepared or any run trained."""
+    layout = ctx.layout
+
+    def check() -> None:
+        from dataloader_replay.tokenizer import read_tokenizer
+        from pythia_suite.training.branch import pronoun_map
+
+        try:
+            pronoun_map(read_tokenizer(layout.tokenizer), str(layout.tokenizer))
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{ctx.source}: field 'branch.enabled': {exc} (vocab_size {ctx.config.tokenizer.vocab_size}; "
+                "a larger tokenizer.vocab_size gives single-token pronouns)"
+            ) from None
+
+    return Stage(
+        slug="check-branch",
+        title="check the branch's pronouns",
+        kind="check",
+        config={},
+        deps=("tokenizer",),
+        outputs=(),
+        always=True,
+        run=_plain(check),
+        digest=dict,
+        estimate=0.1,
     )
 
 
@@ -237,15 +271,19 @@ def build_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[St
 
         return external_stages(config, layout, source=source)
     check_all(config, layout, source)
-    ctx = Context(config=config, layout=layout, runs=plan_runs(config, layout, source))
+    ctx = Context(
+        config=config, layout=layout, runs=plan_runs(config, layout, source), source=source
+    )
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}
     return [
         corpus_stage(ctx),
         dedup_stage(ctx),
         tokenizer_stage(ctx),
+        *([branch_check_stage(ctx)] if config.branch.enabled else []),
         *(prepare_stage(ctx, v) for v in config.train.variants),
         *(train_stage(ctx, r) for r in ctx.runs),
         *(verify_stage(ctx, r) for r in ctx.runs),
+        *ledger_stages(config, layout, ctx.runs),
         *(study_stage(ctx, s, fn) for s, fn in studies.items()),
         report_stage(ctx, list(studies)),
     ]

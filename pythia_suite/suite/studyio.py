@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from suite_core.atomic import atomic_path
 
 REPORT_JSON = "report.json"
 TABLES = "tables"
+
+
+def table_stem(name: str) -> str:
+    """A table's file name (without `.csv`): letters, digits, `_`, `-` and `.` only (no spaces
+    or colons, so that it opens by name in any shell and on any filesystem)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "table"
 
 
 def _relative(path: Path, out_dir: Path) -> str:
@@ -37,7 +44,7 @@ def save_study_report(report: StudyReport, out_dir: Path) -> Path:
     (out_dir / TABLES).mkdir(parents=True, exist_ok=True)
     tables = {}
     for name, table in report.tables.items():
-        rel = f"{TABLES}/{name}.csv"
+        rel = f"{TABLES}/{table_stem(name)}.csv"
         with atomic_path(out_dir / rel, overwrite=True) as tmp:
             table.to_csv(tmp, index=not isinstance(table.index, pd.RangeIndex))
         tables[name] = rel

@@ -24,10 +24,11 @@ from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.layout import MARKER, Layout
 from pythia_suite.suite.runner import Stage, SuiteResult, run_stages, would_replace
 from pythia_suite.suite.stages import build_stages
-from suite_core import ConfigError, SuiteError
+from suite_core import USER_ERRORS, ConfigError, SuiteError
 from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+errors = logging.getLogger("pythia_suite.suite.errors")  # INFO: the log file, not the console
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MARKER_TEXT = "pythia-suite suite folder (written by `pythia-suite run`; do not remove)\n"
@@ -68,10 +69,13 @@ def _full_log(path: Path) -> Iterator[None]:
         root.setLevel(logging.INFO)
     try:
         yield
-    except (SuiteError, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        raise
+    except USER_ERRORS as exc:
+        errors.info("error: %s", exc)  # the one line the user sees, in the log too
         raise
     except Exception as exc:
-        log.exception("internal error")
+        errors.info("internal error", exc_info=True)  # the console shows the CLI's one line
         exc.log_path = path  # type: ignore[attr-defined]
         raise
     finally:

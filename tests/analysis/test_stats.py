@@ -252,12 +252,12 @@ def test_p_values_are_uniform_under_the_null() -> None:
     ("call", "fragment"),
     [
         (lambda: spearman_test([1, 2, math.nan, 4], [1, 2, 3, 4], unit="terms", seed=0), "NaN"),
-        (lambda: spearman_test([], [], unit="terms", seed=0), "0 values"),
+        (lambda: spearman_test([], [], unit="terms", seed=0), "x: 0 terms, at least 3"),
         (lambda: spearman_test([1, 1, 1, 1], [1, 2, 3, 4], unit="terms", seed=0), "constant"),
         (lambda: paired_test([0.0, 0.0, 0.0], unit="pairs", seed=0), "are zero"),
-        (lambda: paired_test([1.0], unit="pairs", seed=0), "1 values"),
+        (lambda: paired_test([1.0], unit="pairs", seed=0), "differences: 1 pairs, at least 2"),
         (lambda: difference_test([1.0, 1.0], [1.0], unit="canaries", seed=0), "same value"),
-        (lambda: difference_test([], [1.0, 2.0], unit="canaries", seed=0), "0 values"),
+        (lambda: difference_test([], [1.0, 2.0], unit="canaries", seed=0), "a: 0 canaries"),
         (lambda: cluster_bootstrap_ci([1.0, 2.0], [0, 0], seed=0), "1 clusters"),
     ],
 )

@@ -5,7 +5,6 @@ corpus -> tokenizer -> `dataloader_replay.prepare.prepare`, once per test sessio
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -74,22 +73,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     lost-worker hook file (`dataloader_replay.engine_ray.KILL_ENV`) its workers watch."""
     import ray
 
-    from dataloader_replay.engine_ray import KILL_ENV
+    from dataloader_replay.engine_ray import KILL_ENV, start_local_ray
 
     kill = tmp_path_factory.mktemp("ray") / "kill"
-    os.environ[KILL_ENV] = str(kill)  # before init: workers inherit the environment
-    for attempt in (1, 2, 3):  # Ray waits 30 s for its agents; a loaded machine can miss that
+    os.environ[KILL_ENV] = str(kill)  # before Ray starts: its workers inherit the environment
+    for attempt in (1, 2, 3):  # Ray gives its raylet 30 s to register; a loaded machine can miss it
         try:
-            ray.init(
-                num_cpus=4,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
+            start_local_ray(num_cpus=4)
             break
         except Exception:
-            ray.shutdown()
             if attempt == 3:
                 raise
     yield kill

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -10,9 +11,14 @@ from typing import Any
 
 import pytest
 
+from dataloader_replay.find import find_tokens
+from dataloader_replay.prepare import prepare
+from dataloader_replay.replay import TrainData
+from dataloader_replay.tokenizer import read_tokenizer
 from pythia_suite.cli import main
 from pythia_suite.corpus.minhash import jaccard, shingle_set
-from pythia_suite.corpus.synth import PRESETS, synthesize
+from pythia_suite.corpus.synth import PRESETS, synthesize, write_corpus
+from pythia_suite.corpus.timing import Placement
 from pythia_suite.corpus.words import OCCUPATIONS
 
 SEED = 1234
@@ -193,3 +199,133 @@ def test_synth_refuses_existing_output(tmp_path: Path, capsys: pytest.CaptureFix
 def test_synthesize_rejects_unknown_preset() -> None:
     with pytest.raises(ValueError, match="preset"):
         synthesize("huge", 1)
+
+
+# --- the default world's designs, on a tiny corpus with all of them planted ------------------
+
+WORLD = dataclasses.replace(
+    PRESETS["tiny"],
+    name="tiny-world",
+    addends=5,
+    boilerplate_levels=(1, 4, 16),
+    passages_per_level=2,
+    timing_canaries=2,
+    timing_copies=3,
+    placement=Placement(
+        seq_length=64, batch_size=8, steps=48, held_out_rows=32, seed=7, vocab_size=1024, context=8
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[str]]:
+    """The tiny world synthesized, deduplicated, tokenized and prepared as a suite would."""
+    from pythia_suite.corpus.dedup import DedupConfig, dedup_file
+    from pythia_suite.corpus.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("world")
+    write_corpus(out / "corpus", preset=WORLD, seed=SEED)
+    p = WORLD.placement
+    assert p is not None
+    dedup_file(out / "corpus" / "corpus.jsonl", out / "deduped.jsonl", DedupConfig())
+    train_tokenizer(out / "deduped.jsonl", out / "tokenizer.json", vocab_size=p.vocab_size)
+    prepare(
+        out / "corpus" / "corpus.jsonl",
+        out / "tokenizer.json",
+        out / "data",
+        seq_length=p.seq_length,
+        batch_size=p.batch_size,
+        steps=p.steps,
+        seed=p.seed,
+        num_samples=p.num_samples,
+    )
+    texts = [d["text"] for d in read_texts(out / "corpus" / "corpus.jsonl")]
+    return out, json.loads((out / "corpus" / "truth.json").read_text()), texts
+
+
+def test_timing_canaries_occur_only_in_their_quarter(
+    world: tuple[Path, dict[str, Any], list[str]],
+) -> None:
+    out, truth, _ = world
+    p = WORLD.placement
+    assert p is not None
+    data = TrainData.open(out / "data")
+    tok = read_tokenizer(out / "tokenizer.json")
+    quarter = p.trained_rows // 4
+    assert truth["timing"]["rows"] == {
+        "first_quarter": [0, quarter],
+        "last_quarter": [p.trained_rows - quarter, p.trained_rows],
+    }
+    timed = [c for c in truth["canaries"] if c["timing"]]
+    assert sorted(c["timing"] for c in timed) == ["first_quarter"] * 2 + ["last_quarter"] * 2
+    for c in timed:
+        ids = tok.encode(" " + c["canary"]).ids
+        trained = [o for o in find_tokens(data, ids) if o.row < p.trained_rows]
+        lo, hi = truth["timing"]["rows"][c["timing"]]
+        # once per host, every occurrence in its quarter, whole inside its row after the context
+        assert len(trained) == c["count"] == len(c["doc_ids"]) == 3
+        assert all(lo <= o.row < hi and p.context <= o.offset for o in trained)
+        assert all(o.offset + len(ids) <= p.seq_length for o in trained)
+    graded = [c for c in truth["canaries"] if not c["timing"]]
+    assert len(graded) == 7 * WORLD.canaries_per_level
+
+
+def test_boilerplate_truth_is_exact(world: tuple[Path, dict[str, Any], list[str]]) -> None:
+    _, truth, texts = world
+    passages = truth["boilerplate"]
+    assert [b["count"] for b in passages] == [1, 1, 4, 4, 16, 16]
+    ids = [d["meta"]["id"] for d in read_texts(world[0] / "corpus" / "corpus.jsonl")]
+    for b in passages:
+        holders = sorted(i for i, t in zip(ids, texts) if b["text"] in t)
+        assert holders == b["doc_ids"] and len(holders) == b["count"]
+        assert all(t.startswith(b["text"] + "\n") for i, t in zip(ids, texts) if i in holders)
+        assert b["kind"] in ("licence header", "file header", "code preamble")
+        assert not re.search(r"\d|\b(he|she|his|her|him|hers)\b", b["text"])
+
+
+def test_arithmetic_addends_are_small(world: tuple[Path, dict[str, Any], list[str]]) -> None:
+    _, truth, texts = world
+    sums = [
+        (int(a), op, int(b))
+        for t in texts
+        for a, op, b in re.findall(r"Q: What is (\d+) (plus|minus) (\d+)\?", t)
+    ]
+    assert len(sums) > 1000
+    assert all(1 <= b <= 5 for a, op, b in sums if op == "plus")
+    # a minus line only where a + b would pass 99 (the operands are then swapped by size)
+    assert all(a >= 95 or b >= 95 for a, op, b in sums if op == "minus")
+    recount = count_terms(texts, [r["term"] for r in truth["terms"]["numbers"]])
+    assert {r["term"]: r["count"] for r in truth["terms"]["numbers"]} == recount
+
+
+def test_default_world_is_placed_for_the_default_suite() -> None:
+    """`make demo` synthesizes with the default suite's own settings: the placement is exact."""
+    from pythia_suite.suite.presets import PRESETS as SUITES
+
+    suite, world = SUITES["default"], PRESETS["default"]
+    assert suite["corpus"]["synth"] == "default" and world.placement is not None
+    p, d = world.placement, suite["data"]
+    assert (p.seq_length, p.batch_size, p.steps, p.held_out_rows, p.seed) == (
+        d["seq_length"], d["batch_size"], d["steps"], d["held_out_rows"], d["seed"]
+    )  # fmt: skip
+    assert p.vocab_size == suite["tokenizer"]["vocab_size"]
+    assert (p.threshold, p.num_perm, p.dedup_seed) == tuple(suite["dedup"].values())
+    assert world.canaries_per_level >= 8 and world.boilerplate_levels[-1] == 256
+
+
+def test_suite_passes_its_own_settings_to_the_placement(tmp_path: Path) -> None:
+    """A suite that changes the data settings re-places the timing canaries (the corpus stage's
+    key holds the placement); the tiny world has none, so its key is the corpus section alone."""
+    from pythia_suite.suite.actions import synth_key, synth_placement
+    from pythia_suite.suite.config import load_config
+
+    default = load_config(None, preset="default")
+    assert synth_placement(default) == PRESETS["default"].placement
+    path = tmp_path / "s.yaml"
+    path.write_text("data:\n  steps: 400\n  seq_length: 96\n")
+    changed = load_config(path, preset="default")
+    placed = synth_placement(changed)
+    assert (placed.steps, placed.seq_length, placed.batch_size) == (400, 96, 16)
+    assert synth_key(changed)["placement"]["steps"] == 400
+    assert synth_key(default)["placement"]["steps"] == 512
+    assert synth_key(load_config(None, preset="tiny")) == {}

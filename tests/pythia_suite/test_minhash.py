@@ -9,6 +9,8 @@ from datasketch import MinHash
 from pythia_suite.corpus.minhash import (
     MinHashParams,
     SignatureComputer,
+    candidate_probability,
+    choose_bands,
     iter_signatures,
     jaccard,
     permutations,
@@ -16,6 +18,7 @@ from pythia_suite.corpus.minhash import (
     shingle_set,
     shingles,
     signatures,
+    word_digest,
 )
 from pythia_suite.corpus.synth import synthesize
 
@@ -110,3 +113,38 @@ def test_bad_parameters() -> None:
     with pytest.raises(ValueError, match="shingle_words"):
         MinHashParams(shingle_words=0)
     assert signatures([], MinHashParams()).shape == (0, 128)
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8, 0.87, 0.9, 0.95])
+def test_bands_reach_the_candidate_recall_with_the_most_rows(threshold: float) -> None:
+    b, r = choose_bands(threshold, 128)
+    assert b * r <= 128
+    p = candidate_probability(threshold, b, r)
+    assert p >= 0.99 and p == 1 - (1 - threshold**r) ** b
+    assert candidate_probability(threshold, 128 // (r + 1), r + 1) < 0.99  # one more row fails
+    assert choose_bands(0.87, 128) == (14, 9)
+
+
+def test_candidate_probability_matches_simulated_signatures() -> None:
+    """Monte Carlo: pairs with exact Jaccard J (datasketch's affine32 MinHash) share a band of
+    (14, 9) with the predicted probability, within 4 binomial standard errors."""
+    b, r = 14, 9
+    trials, hits = 300, 0
+    for t in range(trials):
+        common = [f"c{t}_{i}" for i in range(87)]
+        a = set(common) | {f"a{t}_{i}" for i in range(7)}
+        c = set(common) | {f"b{t}_{i}" for i in range(6)}  # J = 87 / 100
+        ma = MinHash(num_perm=128, seed=1, scheme="affine32")
+        ma.update_batch([s.encode() for s in a])
+        mc = MinHash(num_perm=128, seed=1, scheme="affine32")
+        mc.update_batch([s.encode() for s in c])
+        eq = (ma.hashvalues[: b * r] == mc.hashvalues[: b * r]).reshape(b, r).all(axis=1)
+        hits += bool(eq.any())
+    p = candidate_probability(0.87, b, r)
+    assert abs(hits / trials - p) <= 4 * (p * (1 - p) / trials) ** 0.5 + 1e-9
+
+
+def test_word_digest_groups_equal_word_sequences() -> None:
+    assert word_digest("Hello, World  foo") == word_digest("hello world\nFOO!")
+    assert word_digest("a b") != word_digest("b a") and len(word_digest("")) == 16
+    assert shingle_set("Hello, World  foo") == shingle_set("hello world\nFOO!")

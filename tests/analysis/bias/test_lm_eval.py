@@ -15,7 +15,7 @@ from analysis.bias.tasks import exact_match, normalize_answer
 from analysis.sources import open_checkpoints
 from tests.analysis.bias.conftest import BiasRuns
 
-N_PAIRS = 80  # the first 80 pairs and the first 80 gender pairs
+N_PAIRS = 24  # the first 24 pairs and the first 24 gender pairs
 
 
 @pytest.fixture(scope="module")

@@ -117,3 +117,30 @@ def state_digests(suite_dir: Path) -> dict[str, object]:
         p.stem: json.loads(p.read_text())["digest"]
         for p in sorted((suite_dir / ".state").glob("*.json"))
     }
+
+
+DEMO_YAML = """\
+name: default
+tokenizer:
+  vocab_size: 2048
+train:
+  variants: [standard]
+  checkpoints: "steps:0,8,16,24"
+branch:
+  enabled: true
+  step: 16
+"""
+
+
+@pytest.fixture(scope="session")
+def demo_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository-like folder with a tiny suite where `make demo` writes its suite
+    (`runs/default`) and an empty `notebooks/` to start kernels in: what every notebook's
+    defaults open (a 2048-token vocabulary: the pronoun-swap branch needs single-token
+    pronouns; one variant and four checkpoints keep it small)."""
+    repo = tmp_path_factory.mktemp("repo")
+    config = write_yaml(repo / "demo.yaml", DEMO_YAML)
+    result = run_cli("run", config, "--preset", "tiny", "--root", repo / "runs")
+    assert result.returncode == 0, result.stderr
+    (repo / "notebooks").mkdir()
+    return repo

@@ -115,6 +115,20 @@ def test_the_stage_graph_comes_from_the_study_table_and_the_plan(tmp_path: Path)
     assert not layout.root.exists()
 
 
+def test_an_unknown_study_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """term_frequency used to log 'ignoring options' and go on."""
+    path = write_yaml(tmp_path / "s.yaml", "studies:\n  term_frequency: {shots: [0], rows: 8}\n")
+    result = run_cli("run", path, "--preset", "tiny", "--root", tmp_path / "runs")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        (
+            f"pythia-suite: error: {path}: field 'studies.term_frequency.rows': unknown option "
+            "(known: checkpoints, shots, x2, processes)"
+        )
+    ]
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
 def test_saved_config_is_yaml_with_every_section(tmp_path: Path) -> None:
     data = yaml.safe_load(dump_config(load_config(None, preset="default")))
     assert list(data) == [

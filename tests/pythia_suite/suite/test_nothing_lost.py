@@ -21,6 +21,7 @@ from pythia_suite.cli import main
 from tests.pythia_suite.suite.conftest import SuiteRun
 
 RUN = "runs/pythia-nano-standard"
+RECORDS = ("tiny/suite.log", "tiny/.state/")  # the log and the stage records, nothing else
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -55,6 +56,7 @@ class Case:
     argv: tuple[str, ...] | None = None  # instead of `run`: {suite} and {outside} substituted
     code: int = 2
     message: str = ""  # a substring of the one stderr line
+    may_change: tuple[str, ...] = ()  # what a refused re-run may touch: its log, its records
 
 
 def _symlink_data(suite: Path, outside: Path) -> None:
@@ -131,8 +133,8 @@ CASES = [
     Case(name="lock-symlink", prepare=_symlink_file(".lock"), message="is a symlink"),
     Case(name="log-symlink", prepare=_symlink_file("suite.log"), message="is a symlink"),
     # 2. damage is noticed (the re-run re-verifies what it skips)
-    Case(name="flipped-byte", prepare=_flip_byte, message="step8"),
-    Case(name="deleted-checkpoint", prepare=_drop_checkpoint, message="step8"),
+    Case(name="flipped-byte", prepare=_flip_byte, message="step8", may_change=RECORDS),
+    Case(name="deleted-checkpoint", prepare=_drop_checkpoint, message="step8", may_change=RECORDS),
     Case(
         name="resume-past-damage",
         prepare=_flip_byte,
@@ -147,6 +149,8 @@ CASES = [
             "{suite}/" + RUN,
             "--steps",
             "24",
+            "--checkpoints",
+            "log+every:8",
         ),  # fmt: skip
         message="refusing to resume past a damaged checkpoint",
     ),
@@ -164,9 +168,16 @@ CASES = [
     ),
     Case(name="seed-negative", yaml="data: {seed: -1}\n", message="data.seed"),
     Case(name="vocab-10", yaml="tokenizer: {vocab_size: 10}\n", message="tokenizer.vocab_size"),
-    Case(name="seq-1e8", yaml="data: {seq_length: 100000000}\n", message="GiB of disk"),
+    Case(name="seq-1e8", yaml="data: {seq_length: 100000000}\n", message="GiB of"),
+    Case(name="rows-1e12", yaml="data: {held_out_rows: 1000000000000}\n", message="GiB of disk"),
     Case(name="num-perm-1e8", yaml="dedup: {num_perm: 100000000}\n", message="dedup.num_perm"),
     Case(name="pythia-12b", yaml="train: {models: [pythia-12b]}\n", message="GiB of memory"),
+    Case(
+        name="branch-without-pronouns",  # the tiny vocabulary: checked before any training
+        yaml="branch: {enabled: true}\n",
+        message="branch.enabled",
+        may_change=(*RECORDS, "tiny/suite.yaml"),
+    ),
     Case(
         name="alias-bomb",
         prepare=_alias_bomb,
@@ -232,7 +243,11 @@ def test_refused_in_one_line_and_nothing_lost(
     assert len(lines) == 1 and lines[0].startswith("pythia-suite: error: "), lines
     assert case.message in lines[0], lines[0]
     assert "Traceback" not in err
-    assert (snapshot(root), snapshot(outside)) == before
+
+    def kept(snap: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in snap.items() if not k.startswith(case.may_change or ("\0",))}
+
+    assert (kept(snapshot(root)), snapshot(outside)) == (kept(before[0]), before[1])
 
 
 def test_a_running_train_is_not_resumed_twice(
@@ -355,3 +370,34 @@ def test_a_pickled_optimizer_state_is_refused_in_one_line(tmp_path: Path) -> Non
     with pytest.raises(CheckpointError, match="refused") as info:
         _torch_load(path, "cpu")
     assert "\n" not in str(info.value)
+
+
+def test_term_frequency_on_the_tiny_preset_runs(
+    copy: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A valid config that used to be an internal error (no facts at the tiny vocabulary:
+    `index must be a MultiIndex to unstack`); the trained runs are reused, not retrained."""
+    root, outside = copy
+    runs = snapshot(root / "tiny" / "runs")
+    (outside / "tf.yaml").write_text("studies: {term_frequency: {}}\n")
+    code = main(["run", str(outside / "tf.yaml"), "--preset", "tiny", "--root", str(root)])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert (root / "tiny" / "studies" / "term_frequency" / "report.json").is_file()
+    assert snapshot(root / "tiny" / "runs") == runs
+
+
+def test_without_a_catalog_checkpoints_are_checked_by_their_sums(copy: tuple[Path, Path]) -> None:
+    """analyze's reader: no catalog.sqlite, so SHA256SUMS decides; a run with neither: refused."""
+    from analysis.sources import open_checkpoints
+    from suite_core import DataError
+
+    root, outside = copy
+    run = root / "tiny" / RUN
+    (run / "catalog.sqlite").unlink()
+    open_checkpoints(run).verify(8)  # intact: accepted
+    _flip_byte(root / "tiny", outside)
+    with pytest.raises(DataError, match="step8"):
+        open_checkpoints(run).verify(8)
+    (run / "checkpoints" / "step16" / "SHA256SUMS").unlink()
+    with pytest.raises(DataError, match="no SHA256SUMS and the run has no catalog"):
+        open_checkpoints(run).verify(16)

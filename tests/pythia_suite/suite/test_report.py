@@ -176,3 +176,19 @@ def test_tiny_suite_report_loads_in_chromium(tiny_suite: SuiteRun) -> None:
     state = render_in_chromium(tiny_suite.dir / "report.html")
     assert state.figures == 1 and state.loaded == 1 and state.widths[0] > 0
     assert state.checks == []  # no study in the tiny preset until the study packages land
+
+
+def test_table_files_have_no_spaces_or_colons(tmp_path: Path) -> None:
+    from pythia_suite.suite.report import table_file
+
+    name = "facts: top-10 minus bottom-10 accuracy x100"
+    assert table_file("term_frequency", name) == (
+        "tables/term_frequency__facts_top-10_minus_bottom-10_accuracy_x100.csv"
+    )
+    report = StudyReport(study="s", tables={name: pd.DataFrame({"a": [1, 2]})})
+    save_study_report(report, tmp_path)
+    assert [p.name for p in (tmp_path / "tables").iterdir()] == [
+        "facts_top-10_minus_bottom-10_accuracy_x100.csv"
+    ]
+    back = load_study_report(tmp_path)
+    pd.testing.assert_frame_equal(back.tables[name], report.tables[name])

@@ -115,3 +115,41 @@ def test_an_always_stage_runs_every_time_and_hands_its_digest_on(tmp_path: Path)
     value["v"] = "changed"  # the check finds something else: what reads it runs again
     third = run_stages(stages(), state)
     assert (third.ran(), found[-1]) == (["page"], {"check": {"v": "changed"}})
+
+
+def test_a_protected_output_is_replaced_only_when_asked(tmp_path: Path) -> None:
+    """A completed protected stage (training) whose key changes: named by `would_replace`,
+    refused by `run_stages` before anything is removed, replaced with `replace=True`."""
+    from pythia_suite.suite.runner import would_replace
+    from suite_core import ConfigError
+
+    state, out = tmp_path / ".state", tmp_path / "run"
+
+    def stages(seed: int) -> list[Stage]:
+        def run(resume: bool, inputs: dict[str, dict[str, str]]) -> None:
+            out.mkdir()
+            (out / "weights").write_text(str(seed))
+
+        return [
+            Stage(
+                slug="train",
+                title="train",
+                kind="train",
+                config={"seed": seed},
+                deps=(),
+                outputs=(out,),
+                run=run,
+                digest=lambda: {"w": (out / "weights").read_text()},
+                resumable=True,
+                protected=True,
+            )
+        ]
+
+    run_stages(stages(1), state)
+    assert would_replace(stages(1), state) == []
+    assert [s.slug for s in would_replace(stages(2), state)] == ["train"]
+    with pytest.raises(ConfigError, match="pass --replace"):
+        run_stages(stages(2), state)
+    assert (out / "weights").read_text() == "1"  # untouched
+    assert run_stages(stages(2), state, replace=True).ran() == ["train"]
+    assert (out / "weights").read_text() == "2"

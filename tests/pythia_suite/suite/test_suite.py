@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from checkpoints_index.catalog import Catalog
 from pythia_suite.suite.config import load_config
 from pythia_suite.suite.suite import run_suite
+from suite_core import ConfigError
 from tests.pythia_suite.suite.conftest import SuiteRun, run_cli, state_digests, write_yaml
 
 STAGES = [
@@ -28,6 +30,8 @@ STAGES = [
     "train-pythia-nano-deduped",
     "verify-pythia-nano-standard",
     "verify-pythia-nano-deduped",
+    "ledger-pythia-nano-standard",
+    "ledger-pythia-nano-deduped",
     "report",
 ]
 
@@ -54,13 +58,17 @@ def test_tiny_suite_writes_everything(tiny_suite: SuiteRun) -> None:
         "tokenizer.json",
         "data/standard/manifest.json",
         "data/deduped/manifest.json",
+        "ledger/pythia-nano-standard.h5",
+        "ledger/pythia-nano-deduped.csv",
     ):
         assert (d / name).is_file(), name
     assert sorted(state_digests(d)) == sorted(STAGES)
     # one line per stage on the console, with the overall bar and the time left
     lines = [line for line in tiny_suite.stderr.splitlines() if line.startswith("[")]
     assert len(lines) == len(STAGES)
-    assert lines[0].startswith("[ 1/10] |") and "corpus synth (tiny): done in" in lines[0]
+    assert (
+        lines[0].startswith(f"[ 1/{len(STAGES)}] |") and "corpus synth (tiny): done in" in lines[0]
+    )
     assert "left)" in lines[0] and lines[-1].endswith("(done)") and "| 100%" in lines[-1]
     log = (d / "suite.log").read_text()
     assert "INFO pythia_suite.training.trainer: step 24/24" in log  # the full log
@@ -108,7 +116,10 @@ def test_changed_config_reruns_exactly_what_depends_on_it(
     config = load_config(
         write_yaml(tmp_path / "s.yaml", "train:\n  checkpoints: log+every:12\n"), preset="tiny"
     )
-    result = run_suite(config, root=tmp_path, source="s.yaml")
+    with pytest.raises(ConfigError, match="pythia-nano-standard, pythia-nano-deduped"):
+        run_suite(config, root=tmp_path, source="s.yaml")  # completed runs: not without asking
+    assert state_digests(tmp_path / "tiny") == before
+    result = run_suite(config, root=tmp_path, source="s.yaml", replace=True)
     assert result.ran() == [
         "train-pythia-nano-standard",
         "train-pythia-nano-deduped",

@@ -1,19 +1,23 @@
 """The whole suite with the three studies and the pronoun-swap branch, at the smallest scale
 where the branch exists (a 2048-token vocabulary has single-token pronouns): every figure loaded,
-every table beside as CSV, every planted-truth line shown with its number, and the truths that
-this scale recovers recovered (canaries, near-duplicates, planted Zipf counts, the occupation
-skew and the intervention's effect).
+every table beside as CSV, every planted-truth line shown with its statistics, and every check
+asserted: the truths this scale recovers (canaries, near-duplicates, planted Zipf counts, the
+swap's effect on pct_stereotype) recovered at Holm-adjusted p < 0.01, the others with their
+status and statistics.
 
 Few-shot accuracy against frequency is 0 everywhere at 160 steps of pythia-nano; it needs about
 1,000-1,500 steps of 16 x 128 tokens (README, term frequency), too long for a test: its lines are
-checked to be present and to state their number, not to be recovered.
+"not testable", each with its reason.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
 
 from pythia_suite.suite.studyio import load_study_report
 from tests.pythia_suite.suite.conftest import render_in_chromium, run_cli, state_digests, write_yaml
@@ -36,7 +40,59 @@ studies:
   term_frequency: {checkpoints: 2, shots: [0]}
   bias: {}
 """
-NEEDS_LONGER_TRAINING = ("facts:", "arithmetic-plus:")  # few-shot accuracy lines
+BASE, BRANCH = "pythia-nano-standard", "pronoun-swap from step 128"
+EXPECTED = {  # every check of the report -> its status at this scale
+    "canaries: more repetitions, more memorized": "recovered",
+    "near-duplicates: standard above deduped on duplicated text": "recovered",
+    "facts: accuracy rises with term frequency (Spearman)": "not testable",
+    "facts: top-10 minus bottom-10 frequent terms (accuracy points)": "not testable",
+    "arithmetic-plus: accuracy rises with term frequency (Spearman)": "not testable",
+    "arithmetic-plus: top-10 minus bottom-10 frequent terms (accuracy points)": "not testable",
+    "counts: token counts in the trained rows follow the planted Zipf counts": "recovered",
+    f"bias: {BASE} has the planted occupation-pronoun association": "not recovered",
+    f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes": (
+        "not recovered"
+    ),
+    f"bias: {BRANCH} lowers pct_stereotype": "recovered",
+    f"bias: {BRANCH} lowers association": "not recovered",
+}
+UNITS = {"canaries": 11, "clusters": 40, "terms": 99, "pairs": 228}  # n of the tested checks
+
+
+def _assert_checks(checks: pd.DataFrame, bias_last: pd.DataFrame) -> None:
+    """Every line of tables/checks.csv: status, and statistics that fit it."""
+    assert dict(zip(checks["name"], checks["status"], strict=True)) == EXPECTED
+    tested = checks[checks["status"] != "not testable"]
+    holm = multipletests(tested["p_value"], method="holm")[1]
+    np.testing.assert_allclose(tested["p_adjusted"], holm, rtol=1e-12)
+    assert ((tested["p_adjusted"] < 0.01) == (tested["status"] == "recovered")).all()
+    assert (tested["ci_low"] <= tested["effect"]).all()
+    assert (tested["effect"] <= tested["ci_high"]).all()
+    for row in tested.itertuples():
+        expected_n = 128 if "WinoBias" in row.name else UNITS[row.unit]
+        assert row.n == expected_n, row.name
+        assert row.test.endswith("permutation (10,000)"), row.test
+    recovered = tested[tested["status"] == "recovered"].set_index("name")
+    assert (recovered["p_value"] < 0.001).all() and (
+        recovered["ci_low"] * recovered["ci_high"] > 0
+    ).all()
+    by = checks.set_index("name")
+    # the not-recovered effects are the bias metrics at the last checkpoint, within noise of 0
+    last = bias_last.set_index("run")
+    assoc = by.loc[f"bias: {BASE} has the planted occupation-pronoun association"]
+    assert assoc["effect"] == pytest.approx(last.loc[BASE, "crows_pairs/gender/association"])
+    wino = by.loc[f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes"]
+    assert wino["effect"] == pytest.approx(100 * last.loc[BASE, "winobias/all/bias_acc_mc"])
+    swap = by.loc[f"bias: {BRANCH} lowers association"]
+    delta = last["crows_pairs/gender/association"]
+    assert swap["effect"] == pytest.approx(delta[f"{BASE}-pronoun-swap"] - delta[BASE])
+    assert assoc["p_value"] > 0.1 and swap["p_value"] > 0.1 and wino["p_value"] > 0.01
+    untestable = checks[checks["status"] == "not testable"]
+    assert untestable["effect"].isna().all() and (untestable["n"] == 0).all()
+    assert all(
+        r.startswith(("accuracy is constant (0)", "all 20 terms have the same value (0)"))
+        for r in untestable["reason"]
+    )
 
 
 def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
@@ -60,23 +116,34 @@ def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
     state = render_in_chromium(root / "report.html")
     assert state.loaded == state.figures == 1 + sum(len(r.figures) for r in reports)
     assert min(state.widths) > 0
-    assert len(state.checks) == sum(len(r.checks) for r in reports)
-    expected = [
-        c for r in reports for c in r.checks if not c.name.startswith(NEEDS_LONGER_TRAINING)
-    ]
-    assert len(expected) >= 6  # 2 memorization, the Zipf counts, 3 bias
-    failed = [c.name for c in expected if not c.passed]
-    assert not failed, failed
-    recovered = [text for passed, text in state.checks if passed]
-    assert len(recovered) >= len(expected)
-    assert all(": recovered: " in text for text in recovered)
+    checks = pd.read_csv(root / "tables" / "checks.csv")
+    bias_last = pd.read_csv(root / "tables" / "bias__bias_last_checkpoint.csv")
+    _assert_checks(checks, bias_last)
+    assert [passed for passed, _ in state.checks] == (checks["status"] == "recovered").tolist()
+    for (_, text), check in zip(state.checks, checks.itertuples(), strict=True):
+        assert f"{check.study}: {check.name}: {check.status}: " in text
+        if check.status != "not testable":
+            assert f"adjusted p {check.p_adjusted:.3g}, n = {check.n} {check.unit}" in text
+    html = (root / "report.html").read_text()
+    assert "<b>4 recovered</b>, 3 not recovered, 4 not testable, of 11 planted-truth" in html
+    # no blank figure: what had no data is named with one sentence instead
+    omitted = reports[0].omitted
+    assert "poisson_spread (exact)" in omitted and "profiles" in omitted
+    for name, why in omitted.items():
+        assert f"<b>{name}</b> (not drawn): " in html.replace("&gt;", ">"), name
+        assert why.count(". ") == 0 and "would produce" in why
     for r in reports:
         for name, table in r.tables.items():
+            assert " " not in name and ":" not in name, name
             csv = pd.read_csv(root / "tables" / f"{r.study}__{name}.csv")
             assert len(csv) == len(table)
+            assert table.notna().any(axis=None), name  # no all-NaN table
     # and once more: nothing to do
     again = run_cli("run", suite, "--preset", "tiny", "--root", tmp_path / "runs")
     assert again.returncode == 0, again.stderr
     assert state_digests(root) == digests
     lines = [line for line in again.stderr.splitlines() if line.startswith("[")]
-    assert lines and all("unchanged, skipped" in line for line in lines)
+    checks = [line for line in lines if ": checked in " in line]  # verify stages, branch check
+    assert len(checks) == 4 and all(
+        "unchanged, skipped" in line for line in lines if line not in checks
+    )
