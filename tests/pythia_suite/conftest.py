@@ -44,6 +44,12 @@ def _build(factory: pytest.TempPathFactory, shape: dict[str, int]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`corpus/` (corpus.jsonl, truth.json) and `tokenizer.json` that the data fixtures use."""
+    return tiny_corpus(tmp_path_factory, VOCAB, SEED)
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared data directory: seq 32, batch 8, 24 steps, vocabulary 512."""
     return _build(tmp_path_factory, TINY)

@@ -134,15 +134,16 @@ def test_old_run_json_with_manifest_sha256_still_opens(
 
 
 def test_resume_with_other_data_is_refused(
-    reference: Path, tiny_data: Path, tmp_path: Path, capsys
+    reference: Path, tiny_data: Path, tiny_corpus_root: Path, tmp_path: Path, capsys
 ) -> None:
     from dataloader_replay.prepare import prepare
 
+    root = tiny_corpus_root
     other = tmp_path / "other"
     manifest = json.loads((tiny_data / "manifest.json").read_text())
     prepare(  # the same corpus and tokenizer, another seed
-        manifest["input"]["path"],
-        manifest["tokenizer"]["path"],
+        root / "corpus" / "corpus.jsonl",
+        root / "tokenizer.json",
         other,
         seq_length=manifest["seq_length"],
         batch_size=manifest["batch_size"],
