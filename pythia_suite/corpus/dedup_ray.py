@@ -37,7 +37,7 @@ import numpy as np
 
 from dataloader_replay.engine_ray import RayOptions, bounded, chaos, connect, get
 from dataloader_replay.inputs import Progress, RawChunk, iter_raw_chunks, parse_chunk
-from pythia_suite.corpus.dedup import DedupConfig, DocInfo, _open_output, resolve
+from pythia_suite.corpus.dedup_rule import DedupConfig, DocInfo, open_output, resolve
 from pythia_suite.corpus.minhash import iter_signatures, jaccard, shingle_set, word_digest
 
 log = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ def _stage_write(
     infos: dict[int, DocInfo] = {}
     n = 0
     with ExitStack() as stack:
-        out = _open_output(tmp, output, stack)
+        out = open_output(tmp, output, stack)
         for ref in chunks:
             chunk: RawChunk = get(ref, "write")
             for at, (line, raw) in enumerate(zip(chunk.lines, chunk.raw)):

@@ -77,9 +77,10 @@ def cli_bin() -> Path:
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One local Ray cluster on loopback (4 CPUs) for the whole session; yields the path of the
     lost-worker hook file (`dataloader_replay.engine_ray.KILL_ENV`) its workers watch."""
-    import ray
+    from dataloader_replay.engine_ray import KILL_ENV, loopback_only, start_local_ray
 
-    from dataloader_replay.engine_ray import KILL_ENV, start_local_ray
+    loopback_only()  # test traffic stays on 127.0.0.1
+    import ray
 
     kill = tmp_path_factory.mktemp("ray") / "kill"
     os.environ[KILL_ENV] = str(kill)  # before Ray starts: its workers inherit the environment
