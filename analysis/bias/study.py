@@ -37,8 +37,8 @@ from analysis.bias.figures import plot_bias
 from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
 from analysis.stats import paired_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
-from dataloader_replay.atomic import atomic_path
 from suite_core import DataError
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 STUDY = "bias"

@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dataloader_replay.atomic import atomic_path
-from dataloader_replay.manifest import sha256_file
 from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
 from pythia_suite.corpus.neardup import TARGETS, clusters_truth, plant_clusters
 from pythia_suite.corpus.timing import PHASES, Placement, TimingCanary, place
 from suite_core import DataError
+from suite_core.atomic import atomic_path
+from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
