@@ -30,11 +30,13 @@ import pandas as pd
 from analysis.planted_items import Item, Truth, as_truth, check_truth_belongs, planted_items
 from analysis.sources import attrs_json, data_fingerprint
 from analysis.windows import find_patterns
-from dataloader_replay.atomic import atomic_path
-from dataloader_replay.manifest import sha256_file
-from dataloader_replay.replay import TransformedData, open_run
+from dataloader_replay.replay import TransformedData
+from dataloader_replay.sources import open_run
 from dataloader_replay.tokenizer import read_tokenizer
 from suite_core import ConfigError, DataError
+from suite_core.atomic import atomic_path
+from suite_core.hashing import sha256_file
+from suite_core.records import RunJson
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +156,10 @@ def read_ledger(path: Path) -> Ledger:
 
 def trained_steps(run: TransformedData) -> int:
     """The steps the run trained (run.json `steps`, at most the data's)."""
-    config = json.loads((run.run / "run.json").read_text(encoding="utf-8"))
-    steps = config.get("steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-        raise DataError(f"{run.run / 'run.json'}: field 'steps' missing or not an integer >= 0")
+    config = RunJson.read(run.run)
+    steps = config.steps
+    if steps is None or steps < 0:
+        raise DataError(f"{config.path}: field 'steps' missing or not an integer >= 0")
     return min(steps, run.num_steps)
 
 
@@ -165,7 +167,7 @@ def _corpus_of(truth: Truth, run: TransformedData) -> Path | None:
     """The corpus the truth describes: corpus.jsonl next to it, the corpus a deduplicated input
     was made from, or the data's input; the one whose sha256 is the truth's `corpus_sha256`
     when it has one, else the first that exists."""
-    source = ((run.data.manifest or {}).get("input") or {}).get("path")
+    source = run.data.manifest.input.get("path") if run.data.manifest is not None else None
     candidates = [] if truth.path is None else [truth.path.parent / "corpus.jsonl"]
     if isinstance(source, str):
         original = _dedup_original(Path(source))
@@ -193,7 +195,8 @@ def truth_next_to_data(run_dir: Path) -> Path:
     """The truth.json next to the corpus the run's data was prepared from (for a deduplicated
     corpus: next to the corpus its dedup report names)."""
     rows = open_run(run_dir)
-    source = ((rows.data.manifest or {}).get("input") or {}).get("path")
+    manifest = rows.data.manifest
+    source = manifest.input.get("path") if manifest is not None else None
     if not isinstance(source, str):
         raise DataError(f"{rows.data.name}: manifest has no input path (pass --truth FILE)")
     corpus = Path(source)

@@ -31,6 +31,7 @@ import numpy as np
 
 from dataloader_replay.jsonl import iter_documents
 from suite_core import DataError
+from suite_core.records import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _dedup_source_shas(input_path: Path) -> set[str]:
     return {v for v in values if isinstance(v, str)}
 
 
-def check_truth_belongs(truth: Truth, manifest: dict[str, Any], data_name: str) -> None:
+def check_truth_belongs(truth: Truth, manifest: Manifest, data_name: str) -> None:
     """`DataError` unless the truth's `corpus_sha256` is the corpus the data came from."""
     expected = truth.corpus_sha256
     if expected is None:
@@ -104,7 +105,7 @@ def check_truth_belongs(truth: Truth, manifest: dict[str, Any], data_name: str) 
             "%s: no field 'corpus_sha256': cannot check it describes %s", truth.name, data_name
         )
         return
-    source = manifest.get("input") or {}
+    source = manifest.input
     known = {source.get("sha256"), *(source.get("files") or [])}
     if isinstance(source.get("path"), str):
         known |= _dedup_source_shas(Path(source["path"]))

@@ -20,7 +20,6 @@ Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +29,16 @@ import numpy as np
 
 from checkpoints_index.catalog import Catalog, record_problems
 from checkpoints_index.layout import CATALOG, MODEL_FILE, STEP_DIR, SUMS_FILE
-from checkpoints_index.sums import check_folder, sha256_file
-from dataloader_replay.replay import open_run
-from dataloader_replay.sources import open_source
+from checkpoints_index.sums import check_folder
+from dataloader_replay.sources import open_run, open_source
 from suite_core import DataError
+from suite_core.hashing import sha256_file
+from suite_core.layout import RunLayout
+from suite_core.records import view_fingerprint
 
 if TYPE_CHECKING:
     from transformers import GPTNeoXForCausalLM
 
-RUN_JSON = "run.json"
 ROWS_JSON = "rows.json"  # an external run's rows (pythia_suite/suite/external.py)
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -54,6 +54,7 @@ class Rows(Protocol):
     def num_rows(self) -> int: ...
 
     def rows(self, start: int, end: int) -> np.ndarray: ...
+    def check_step(self, step: int, field_name: str = "step", *, seen: bool = False) -> None: ...
 
 
 @dataclass(kw_only=True)
@@ -154,7 +155,7 @@ def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoint
             and (m := STEP_DIR.match(child.name))
             and (child / "config.json").is_file()
         }
-        ckpts = Checkpoints(name=str(path), folders=folders, needs_sums=(path / RUN_JSON).is_file())
+        ckpts = Checkpoints(name=str(path), folders=folders, needs_sums=RunLayout(path).is_run())
     if not ckpts.folders:
         raise DataError(f"{path}: no checkpoints (no stepN folders with config.json)")
     if step is not None:
@@ -175,7 +176,7 @@ def open_rows(
 ) -> Rows:
     """Training rows of a RUN (transforms applied) or any SOURCE `open_source` takes (a
     prepared DIR, a bare prefix, EleutherAI's shards in place, `hf://` or `http(s)://`)."""
-    if Path(path).is_dir() and (Path(path) / RUN_JSON).is_file():
+    if Path(path).is_dir() and RunLayout(Path(path)).is_run():
         return open_run(path)
     if Path(path).is_dir() and (Path(path) / ROWS_JSON).is_file():  # fetched checkpoints
         return _named_rows(Path(path) / ROWS_JSON, batch_size, cache)
@@ -193,22 +194,15 @@ def _named_rows(record: Path, batch_size: int | None, cache: Path | None) -> Row
 
 
 def data_fingerprint(rows: Rows) -> str:
-    """What identifies the rows: the manifest's train.bin sha256 for prepared data, else a hash
-    of the index file; with a run's transform spec appended when there is one."""
+    """What identifies the rows (a results file's `data_fingerprint`): the manifest's fingerprint
+    for prepared data (run.json's `data.fingerprint`), the sha256 of the `.idx` for a bare
+    prefix; for a run's view, combined with its transform (`suite_core.records.view_fingerprint`,
+    equal to `RunJson.data_fingerprint`)."""
     data: Any = getattr(rows, "data", rows)
-    manifest = getattr(data, "manifest", None)
-    files = (manifest or {}).get("files") or {}
-    if isinstance(files, dict) and "train.bin" in files:
-        base = str(files["train.bin"])
-    elif getattr(data, "identity", None):  # the idx's sha256 as the hub states it
-        base = str(data.identity)
-    else:
+    base = data.fingerprint or getattr(data, "identity", None)  # identity: the hub's idx sha256
+    if not base:
         base = sha256_file(Path(str(data.prefix) + ".idx"))
-    transform = getattr(rows, "transform", None)
-    if transform is None:
-        return base
-    spec = json.dumps(transform, sort_keys=True).encode()
-    return hashlib.sha256(base.encode() + spec).hexdigest()
+    return view_fingerprint(str(base), getattr(rows, "transform", None))
 
 
 def seen_before(rows: np.ndarray, step: int, batch_size: int) -> np.ndarray:

@@ -28,8 +28,10 @@ from checkpoints_index.layout import (
     step_of,
 )
 from checkpoints_index.records import CheckpointRecord, RunRecord, utc_from_timestamp, utc_now
-from checkpoints_index.sums import check_folder, read_sums, sha256_file
+from checkpoints_index.sums import check_folder, read_sums
 from suite_core import CheckpointError
+from suite_core.hashing import sha256_file
+from suite_core.records import first_difference
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ class Catalog:
         }
         existing = self.run()
         if existing is not None:
-            field = _first_difference({k: getattr(existing, k) for k in given}, given)
+            field = first_difference({k: getattr(existing, k) for k in given}, given)
             if field is not None:
                 raise CheckpointError(
                     f"{self.run_dir / CATALOG}: {field}: differs from the run registered in "
@@ -400,17 +402,3 @@ def _record(row: tuple[Any, ...]) -> CheckpointRecord:
         has_optimizer=bool(has_opt),
         created=created,
     )
-
-
-def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
-    """Dotted name of the first field where two JSON values differ, or None if equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            name = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                return name
-            found = _first_difference(old[key], new[key], name)
-            if found is not None:
-                return found
-        return None
-    return None if old == new and type(old) is type(new) else (prefix or "<value>")

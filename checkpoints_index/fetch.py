@@ -34,8 +34,9 @@ from checkpoints_index import hub
 from checkpoints_index.hub_reports import Report, reports_for
 from checkpoints_index.layout import CATALOG, CHECKPOINTS, MODEL_FILE, STEP_DIR
 from checkpoints_index.schedule import checkpoint_steps
-from checkpoints_index.sums import CHUNK
 from suite_core import CheckpointError
+from suite_core.hashing import CHUNK, sha256_file
+from suite_core.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -370,11 +371,7 @@ def file_digest(path: Path, remote: RemoteFile) -> str:
     """The digest of a local file in the form the hub's metadata gives for `remote`."""
     if remote.sha256 is None:
         return git_blob_id(path)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def fetch(
@@ -429,7 +426,7 @@ def _claim(out_dir: Path, repo_id: str) -> None:
     """Refuse a folder holding another model or a run; record which repo `out_dir` holds."""
     if out_dir.exists() and not out_dir.is_dir():
         raise CheckpointError(f"{out_dir}: not a directory")
-    if (out_dir / CHECKPOINTS).is_dir() or (out_dir / "run.json").is_file():
+    if (out_dir / CHECKPOINTS).is_dir() or RunLayout(out_dir).is_run():
         raise CheckpointError(f"{out_dir}: a training run's directory, not a fetch folder")
     record = out_dir / FETCH_FILE
     if record.is_file():

@@ -29,8 +29,8 @@ from checkpoints_index import hub
 from checkpoints_index.catalog import SCHEMA, sums_text
 from checkpoints_index.layout import CATALOG, CHECKPOINTS, CONFIG_FILE, MODEL_FILE, STEP_DIR
 from checkpoints_index.records import utc_from_timestamp
-from checkpoints_index.sums import sha256_file
 from suite_core import CheckpointError
+from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,14 @@ import re
 from pathlib import Path
 
 from suite_core import CheckpointError
+from suite_core.layout import CATALOG, CHECKPOINTS  # the run directory's names, declared once
 
-CHECKPOINTS = "checkpoints"
-CATALOG = "catalog.sqlite"
+__all__ = [
+    "CATALOG", "CHECKPOINTS", "CONFIG_FILE", "EXTRA_FILE", "MODEL_FILE", "OPTIMIZER_FILE",
+    "STEP_DIR", "SUMS_FILE", "TMP_DIR", "TRAINER_STATE_FILE", "checkpoint_dir", "complete_dirs",
+    "stale_tmp_dirs", "step_of",
+]  # fmt: skip
+
 STEP_DIR = re.compile(r"^step(0|[1-9][0-9]*)$")
 TMP_DIR = re.compile(r"^\.step(0|[1-9][0-9]*)\.tmp-")
 

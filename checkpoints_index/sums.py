@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from checkpoints_index.layout import SUMS_FILE
 from suite_core import CheckpointError
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from suite_core.hashing import sha256_file
 
 
 def fsync_path(path: Path) -> None:

@@ -1,5 +1,9 @@
 """`DIR/batch_sha256.txt`: the `batch_sha256` of every full batch of `train.bin`, one per line.
 
+`batch_sha256(batch)` is the sha256 hex digest of
+`np.ascontiguousarray(batch, dtype='<i4').tobytes()`: the batch as little-endian int32,
+row-major, whatever dtype it is stored in.
+
 Line `s + 1` holds the hash of the batch at step s (rows `[s*B, (s+1)*B)`, as stored, before
 any transform), for s in `0 .. num_rows // B - 1`: the same digest the trainer logs for an
 untransformed run. `prepare` writes it (and lists it in the manifest's file hashes); the trainer
@@ -15,15 +19,19 @@ import numpy as np
 from tqdm import tqdm
 
 from suite_core import DataError
+from suite_core.hashing import sha256_bytes
 
 BATCH_HASHES = "batch_sha256.txt"
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
+def batch_sha256(batch: np.ndarray) -> str:
+    """sha256 hex of the batch as row-major little-endian int32 bytes."""
+    return sha256_bytes(np.ascontiguousarray(batch, dtype="<i4").tobytes())
+
+
 def compute_batch_hashes(tokens: np.ndarray, batch_size: int) -> list[str]:
     """batch_sha256 of each full batch of the [rows, L+1] matrix `tokens`."""
-    from dataloader_replay.replay import batch_sha256
-
     steps = len(tokens) // batch_size
     return [
         batch_sha256(tokens[s * batch_size : (s + 1) * batch_size])

@@ -78,8 +78,23 @@ def _join(address: str, attempts: int = 3) -> None:
             time.sleep(2.0)
 
 
+# Ray advertises the machine's address even when asked for 127.0.0.1
+# (`ray._private.services.resolve_ip_for_localhost`) unless its cluster mode is off, which it
+# reads once, when `ray` is first imported. A cluster this process starts for itself is on
+# loopback only: its servers listen on 127.0.0.1 and its traffic stays there.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def loopback_only() -> None:
+    """Keep a Ray started by this process on 127.0.0.1 (call before `ray` is imported)."""
+    for name, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(name, value)
+
+
 def connect(options: RayOptions) -> int:
     """Join (or start) the Ray cluster; return the number of tasks to run at once."""
+    if options.address is None:
+        loopback_only()
     import ray
 
     if options.address not in (None, "auto"):
@@ -114,8 +129,8 @@ def _raylet_died() -> bool:
 
 
 def start_local_ray(num_cpus: int | None) -> None:
-    """Start a one-machine Ray cluster in this process (no dashboard), asking for 127.0.0.1
-    (Ray 2.60 advertises the machine's address anyway: `services.resolve_ip_for_localhost`).
+    """Start a one-machine Ray cluster in this process (no dashboard) on 127.0.0.1 (see
+    `loopback_only`, which must have run before `ray` was imported).
 
     On a loaded machine two of Ray's start-up waits can run out. The node must appear in the
     GCS within a fixed 30 s (`ray._private.node.Node` polls `ray._private.services.get_node`):

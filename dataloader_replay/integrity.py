@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dataloader_replay.batch_hashes import BATCH_HASHES
+from dataloader_replay.batch_hashes import BATCH_HASHES, batch_sha256
 from dataloader_replay.indexed import document_arrays
-from dataloader_replay.manifest import MANIFEST, sha256_file
 from dataloader_replay.mapping import build_index_mapping, row_token_positions, stream_ends
-from dataloader_replay.replay import TrainData, batch_sha256
+from dataloader_replay.replay import TrainData
+from suite_core.hashing import sha256_file
+from suite_core.layout import MANIFEST
+from suite_core.records import Manifest
 
 log = logging.getLogger(__name__)
 INDEX_ARRAYS = ("doc_idx", "sample_idx", "shuffle_idx")
@@ -83,10 +85,8 @@ def _guarded(
 
 
 def _check_files(directory: Path, report: DataReport) -> None:
-    from dataloader_replay.manifest import read_manifest
-
     try:
-        files = read_manifest(directory).get("files") or {}
+        files = Manifest.read(directory).files
     except (ValueError, OSError):
         return  # already reported by the caller
     if BATCH_HASHES not in files:
@@ -125,17 +125,17 @@ def _check_mapping(data: TrainData, report: DataReport) -> None:
     directory, manifest = data.directory, data.manifest
     assert directory is not None and manifest is not None
     sizes, doc_starts = document_arrays(directory / "documents")
-    if manifest.get("num_documents", len(sizes)) != len(sizes):
+    if manifest.num_documents not in (None, len(sizes)):
         report.problems.append(
             f"{directory / MANIFEST}: field 'num_documents': "
-            f"{manifest['num_documents']} but documents.idx holds {len(sizes)}"
+            f"{manifest.num_documents} but documents.idx holds {len(sizes)}"
         )
         return
     mapping = build_index_mapping(
         sizes,
-        seq_length=manifest["seq_length"],
-        num_samples=manifest["num_samples"],
-        seed=manifest["seed"],
+        seq_length=manifest.seq_length,
+        num_samples=manifest.num_samples,
+        seed=manifest.seed,
     )
     bad = False
     for name in INDEX_ARRAYS + PER_DOCUMENT:
@@ -147,7 +147,7 @@ def _check_mapping(data: TrainData, report: DataReport) -> None:
             if not same:
                 report.problems.append(
                     f"{path}: differs from the mapping rebuilt from "
-                    f"documents.idx and {MANIFEST} (seed {manifest['seed']})"
+                    f"documents.idx and {MANIFEST} (seed {manifest.seed})"
                 )
                 bad = True
         elif len(stored) != len(sizes):

@@ -23,12 +23,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.batch_hashes import BATCH_HASHES, compute_batch_hashes, write_batch_hashes
 from dataloader_replay.engine_ray import RayOptions, claimed
 from dataloader_replay.indexed import IndexedWriter, document_arrays, token_dtype
 from dataloader_replay.inputs import Progress, input_files, iter_corpus
-from dataloader_replay.manifest import FORMAT, fingerprint, sha256_file, write_manifest
+from dataloader_replay.manifest import FORMAT, write_manifest
 from dataloader_replay.mapping import (
     IndexMapping,
     build_index_mapping,
@@ -36,8 +35,12 @@ from dataloader_replay.mapping import (
     row_token_positions,
     stream_ends,
 )
-from dataloader_replay.tokenizer import PIECE_CHARS, LoadedTokenizer, load_tokenizer, split_text
+from dataloader_replay.tokenizer import LoadedTokenizer, encode, load_tokenizer
 from suite_core import ConfigError, DataError
+from suite_core.atomic import atomic_path, refuse_existing
+from suite_core.hashing import sha256_file
+from suite_core.layout import MANIFEST
+from suite_core.records import Manifest, compute_fingerprint
 
 log = logging.getLogger(__name__)
 ENCODE_BATCH = 256  # documents per `encode_batch` call
@@ -96,25 +99,6 @@ def _check_epochs(sizes: np.ndarray, *, seq_length: int, num_samples: int) -> No
             f"repeated {epochs:,} times; doc_idx needs {memory / 2**30:,.1f} GiB of "
             f"memory, {available / 2**30:,.1f} GiB is available"
         )
-
-
-def encode(tokenizer: Any, texts: Sequence[str], eod_id: int, dtype: np.dtype) -> list[np.ndarray]:
-    """Token ids of each text with the EOD token appended (one batch; shared by the engines)."""
-    short = [t for t in texts if len(t) <= PIECE_CHARS]
-    encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
-    out = []
-    for text in texts:
-        if len(text) <= PIECE_CHARS:
-            ids: Any = next(encodings).ids
-        else:  # a huge document: encode it piece by piece (same ids, bounded memory)
-            ids = array("i")
-            for piece in split_text(text):
-                ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
-        tokens = np.empty(len(ids) + 1, dtype=dtype)
-        tokens[:-1] = ids
-        tokens[-1] = eod_id
-        out.append(tokens)
-    return out
 
 
 def _encoded_local(
@@ -227,6 +211,29 @@ def write_train_hashes(
     write_batch_hashes(directory / BATCH_HASHES, compute_batch_hashes(tokens, batch_size))
 
 
+def _contents(
+    tok: LoadedTokenizer,
+    mapping: IndexMapping,
+    sizes: np.ndarray,
+    sources: list[str],
+    *,
+    num_samples: int,
+    dtype: np.dtype,
+) -> dict[str, Any]:
+    """The manifest fields that describe what was written (in the manifest's key order)."""
+    return {
+        "num_samples": num_samples,
+        "num_epochs": mapping.num_epochs,
+        "tokens_per_epoch": mapping.tokens_per_epoch,
+        "num_documents": len(sizes),
+        "eod_id": tok.eod_id,
+        "pad_id": tok.pad_id,
+        "vocab_size": tok.vocab_size,
+        "dtype": dtype.name,
+        "sources": sources,
+    }
+
+
 def input_record(specs: Sequence[Path], files: list[Path]) -> dict[str, Any]:
     """The manifest's `input`: one file as before ({path, sha256}); several files: the sha256 of
     their bytes read in order, and each file's sha256 in `files`."""
@@ -253,7 +260,7 @@ def prepare(
     num_samples: int | None = None,
     engine: str = "local",
     ray: RayOptions | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     """Tokenize INPUT (files or folders, read in order) and write DIR in GPT-NeoX's packed
     training order; return the manifest. `engine`: "local" or "ray" (byte-identical DIR)."""
     specs = [Path(input)] if isinstance(input, (str, Path)) else [Path(p) for p in input]
@@ -313,20 +320,12 @@ def prepare(
             "batch_size": batch_size,
             "steps": steps,
             "seed": seed,
-            "num_samples": num_samples,
-            "num_epochs": mapping.num_epochs,
-            "tokens_per_epoch": mapping.tokens_per_epoch,
-            "num_documents": len(sizes),
-            "eod_id": tok.eod_id,
-            "pad_id": tok.pad_id,
-            "vocab_size": tok.vocab_size,
-            "dtype": dtype.name,
-            "sources": sources,
+            **_contents(tok, mapping, sizes, sources, num_samples=num_samples, dtype=dtype),
             "input": input_record(specs, files),
             "tokenizer": {"path": str(tokenizer), "sha256": sha256_file(tokenizer)},
             "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
         }
-        manifest["fingerprint"] = fingerprint(manifest)
+        manifest["fingerprint"] = compute_fingerprint(manifest)
         write_manifest(tmp, manifest)
     log.info("wrote %s: %d rows, %d epochs", out, num_samples, mapping.num_epochs)
-    return manifest
+    return Manifest.from_dict(manifest, out / MANIFEST)

@@ -1,7 +1,7 @@
 """`prepare`'s tokenization on Ray: chunks of documents tokenized in parallel, in input order.
 
 The driver streams the input in chunks of raw lines (about `CHUNK_BYTES`), a task validates and
-tokenizes each one with the same `prepare.encode` as the local engine, and the driver writes
+tokenizes each one with the same `tokenizer.encode` as the local engine, and the driver writes
 the results in chunk order into megatron-core's builder, with at most `workers` chunks in
 flight: the bytes written do not depend on the number of workers. The tokenizer travels as its
 JSON text (one object in the object store), so workers need no shared file system.
@@ -19,7 +19,7 @@ import numpy as np
 
 from dataloader_replay.engine_ray import RayOptions, chaos, connect, ordered
 from dataloader_replay.inputs import Progress, RawChunk, iter_raw_chunks, parse_chunk
-from dataloader_replay.tokenizer import LoadedTokenizer
+from dataloader_replay.tokenizer import LoadedTokenizer, encode
 
 CHUNK_BYTES = 1 << 20
 _TOKENIZERS: dict[int, Any] = {}  # per worker process: tokenizer by the hash of its JSON
@@ -39,8 +39,6 @@ def _tokenize(
     chunk: RawChunk, path: str, tokenizer_json: str, eod_id: int, dtype: str
 ) -> tuple[list[np.ndarray], list[str], list[int]]:
     """One chunk: (token arrays with EOD, sources, lines)."""
-    from dataloader_replay.prepare import encode
-
     chaos("tokenize")
     docs = parse_chunk(Path(path), chunk)
     arrays = encode(_tokenizer(tokenizer_json), [d.text for d in docs], eod_id, np.dtype(dtype))

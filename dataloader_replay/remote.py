@@ -273,7 +273,7 @@ class Listing:
 
 def open_remote(spec: str, *, cache: Path | None) -> tuple[HttpFiles, dict[str, int | None], Any]:
     """(files, name -> size, origin) of `hf://datasets/OWNER/NAME[@REV]` or an http(s) base."""
-    from dataloader_replay.sources import Origin
+    from dataloader_replay.shards import Origin
 
     store = RangeCache(Path(cache) if cache is not None else default_cache())
     headers: dict[str, str] = {}

@@ -7,14 +7,12 @@ the `.bin` is memory-mapped as a [rows, seq_length + 1] matrix and a batch is on
 Readers open any SOURCE through `sources.open_source`, which also builds a `TrainData` over
 EleutherAI's shards in place or over HTTP (its `store`, a `RowStore`, reads the rows).
 
-`batch_sha256(batch)` is the sha256 hex digest of
-`np.ascontiguousarray(batch, dtype='<i4').tobytes()`: the batch as little-endian int32,
-row-major, whatever dtype it is stored in. Trainers log it per step; `verify_run` checks it.
+Every batch is checked against `batch_sha256` (dataloader_replay.batch_hashes) as recorded by
+prepare; trainers log it per step; `verify_run` checks it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
 import os
@@ -26,25 +24,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dataloader_replay.batch_hashes import BATCH_HASHES, read_batch_hashes
+from dataloader_replay.batch_hashes import BATCH_HASHES, batch_sha256, read_batch_hashes
 from dataloader_replay.indexed import document_arrays, open_indexed, token_dtype
-from dataloader_replay.manifest import (
-    MANIFEST,
-    check_fingerprint,
-    fingerprint,
-    read_json_object,
-    read_manifest,
-)
-from dataloader_replay.transforms import apply_transform, validate_transform
+from dataloader_replay.transforms import apply_transform
 from suite_core import DataError
+from suite_core.records import Manifest
 
 log = logging.getLogger(__name__)
 PYTHIA_BATCH_SIZE = 1024  # EleutherAI's preshuffled Pythia data: 1024 rows per step
-
-
-def batch_sha256(batch: np.ndarray) -> str:
-    """sha256 hex of the batch as row-major little-endian int32 bytes."""
-    return hashlib.sha256(np.ascontiguousarray(batch, dtype="<i4").tobytes()).hexdigest()
 
 
 def map_rows(bin_path: Path, dtype: np.dtype, rows: int, width: int) -> np.ndarray:
@@ -149,6 +136,33 @@ def _as_prefix(path: Path) -> Path:
     return path.with_suffix("") if path.suffix in (".bin", ".idx") else path
 
 
+class _Steps(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def num_steps(self) -> int: ...
+
+
+def check_step(data: _Steps, step: int, field_name: str = "step", *, seen: bool = False) -> None:
+    """See `TrainData.check_step`."""
+    if seen and not 0 <= step * data.batch_size <= data.num_rows:
+        raise DataError(
+            f"{data.name}: field '{field_name}': step {step} needs rows [0, "
+            f"{step * data.batch_size}) but the data has {data.num_rows} rows "
+            f"({data.num_rows // data.batch_size} steps of {data.batch_size}): past the end "
+            "of the data"
+        )
+    if not seen and not 0 <= step < data.num_steps:
+        raise DataError(
+            f"{data.name}: field '{field_name}': {step} is past the end of the "
+            f"data (steps 0..{data.num_steps - 1} of {data.batch_size} rows)"
+        )
+
+
 @dataclass(kw_only=True)
 class TrainData:
     name: str  # the path the data was opened from (for messages)
@@ -158,7 +172,7 @@ class TrainData:
     seq_length: int
     num_rows: int
     vocab_size: int | None
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     store: RowStore = field(repr=False)  # the rows: a mapped merged file, or shards
     batch_hashes: list[str] | None = field(default=None, repr=False)  # per step, from prepare
     identity: str | None = None  # names the data without reading it: the idx sha256 (hub)
@@ -169,7 +183,7 @@ class TrainData:
         path = Path(path)
         manifest = None
         if path.is_dir():
-            manifest = read_manifest(path)
+            manifest = Manifest.read(path)
             prefix, directory = path / "train", path
         else:
             prefix, directory = _as_prefix(path), None
@@ -192,13 +206,13 @@ class TrainData:
         hashes = None
         if manifest is not None:
             hashes = _batch_hashes(path, manifest, rows=n)
-            _check_manifest(path, manifest, rows=n, row_length=row, dtype=dtype)
-            check_fingerprint(path, manifest)
+            _check_manifest(manifest, rows=n, row_length=row, dtype=dtype)
+            manifest.check_fingerprint()
         if batch_size is None:
-            batch_size = manifest["batch_size"] if manifest is not None else PYTHIA_BATCH_SIZE
+            batch_size = manifest.batch_size if manifest is not None else PYTHIA_BATCH_SIZE
         if batch_size < 1:
             raise DataError(f"--batch-size: must be a positive integer, got {batch_size}")
-        if manifest is not None and batch_size != manifest["batch_size"]:
+        if manifest is not None and batch_size != manifest.batch_size:
             hashes = None  # they hash batches of the manifest's size
         tokens = map_rows(bin_path, dtype, n, row)
         return cls(
@@ -208,7 +222,7 @@ class TrainData:
             batch_size=batch_size,
             seq_length=row - 1,
             num_rows=n,
-            vocab_size=manifest["vocab_size"] if manifest else None,
+            vocab_size=manifest.vocab_size if manifest else None,
             manifest=manifest,
             store=MappedRows(tokens),
             batch_hashes=hashes,
@@ -217,7 +231,7 @@ class TrainData:
     @property
     def fingerprint(self) -> str | None:
         """The manifest's fingerprint (None for a bare prefix): names the data by content."""
-        return None if self.manifest is None else fingerprint(self.manifest)
+        return None if self.manifest is None else self.manifest.fingerprint
 
     def checked_batch(self, step: int) -> np.ndarray:
         """`batch(step)`, refused (ValueError naming train.bin and the step) unless its
@@ -237,8 +251,8 @@ class TrainData:
     def num_steps(self) -> int:
         """Trainable steps: a prepared DIR's `steps` (the rows after them are held out), else all."""
         steps = self.num_rows // self.batch_size
-        if self.manifest is not None and self.batch_size == self.manifest["batch_size"]:
-            steps = min(steps, self.manifest["steps"])
+        if self.manifest is not None and self.batch_size == self.manifest.batch_size:
+            steps = min(steps, self.manifest.steps)
         return steps
 
     @property
@@ -265,12 +279,11 @@ class TrainData:
         self.check_step(step)
         return self.rows(step * self.batch_size, (step + 1) * self.batch_size)
 
-    def check_step(self, step: int, field_name: str = "step") -> None:
-        if not (0 <= step < self.num_steps):
-            raise DataError(
-                f"{self.name}: field '{field_name}': {step} is past the end of the "
-                f"data (steps 0..{self.num_steps - 1} of {self.batch_size} rows)"
-            )
+    def check_step(self, step: int, field_name: str = "step", *, seen: bool = False) -> None:
+        """The one range check of a step (DataError naming `field_name`): the batch at `step`
+        exists (0 <= step < num_steps); with `seen`, the checkpoint at `step` has seen rows
+        [0, step * B) of the data (0 <= step <= num_rows // B)."""
+        check_step(self, step, field_name, seen=seen)
 
     def provenance(self, row: int) -> list[dict[str, Any]]:
         """The documents row `row` is made of, in order, with their token spans."""
@@ -280,61 +293,57 @@ class TrainData:
     def _provenance(self) -> _Provenance:
         if self.directory is None:
             raise DataError(f"{self.name}: provenance needs a prepared data directory")
-        return _Provenance.load(self.directory, self.manifest or {}, self.num_rows)
+        sources = self.manifest.sources if self.manifest is not None else ()
+        return _Provenance.load(self.directory, sources, self.num_rows)
 
 
-def _batch_hashes(path: Path, manifest: dict[str, Any], *, rows: int) -> list[str] | None:
+def _batch_hashes(path: Path, manifest: Manifest, *, rows: int) -> list[str] | None:
     """The recorded per-step hashes, checked against the manifest's batch_size (None for data
     prepared before they were recorded)."""
-    files = manifest.get("files") or {}
-    if BATCH_HASHES not in files:
+    if BATCH_HASHES not in manifest.files:
         log.warning(
             "%s: no %s (prepared by an older version): batches are not checked", path, BATCH_HASHES
         )
         return None
     hashes = read_batch_hashes(path / BATCH_HASHES)
-    batch_size = manifest["batch_size"]
+    batch_size = manifest.batch_size
     if batch_size < 1 or len(hashes) != rows // batch_size:
         raise DataError(
-            f"{path / MANIFEST}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
+            f"{manifest.path}: field 'batch_size': {batch_size} does not match {BATCH_HASHES} "
             f"({len(hashes)} batches recorded for {rows} rows)"
         )
     return hashes
 
 
-def _check_manifest(
-    path: Path, manifest: dict[str, Any], *, rows: int, row_length: int, dtype: np.dtype
-) -> None:
-    where = path / MANIFEST
+def _check_manifest(manifest: Manifest, *, rows: int, row_length: int, dtype: np.dtype) -> None:
+    """DataError naming the manifest's field that disagrees with the train files."""
+    where = manifest.path
     for name in ("batch_size", "steps", "seq_length", "num_samples", "vocab_size"):
-        if manifest[name] < 1:
-            raise DataError(f"{where}: field '{name}': must be >= 1, got {manifest[name]}")
-    if manifest["steps"] * manifest["batch_size"] > rows:
+        if getattr(manifest, name) < 1:
+            raise DataError(f"{where}: field '{name}': must be >= 1, got {getattr(manifest, name)}")
+    m = manifest
+    if m.steps * m.batch_size > rows:
         raise DataError(
-            f"{where}: field 'steps': {manifest['steps']} steps of "
-            f"{manifest['batch_size']} rows need more than the {rows} train rows"
+            f"{where}: field 'steps': {m.steps} steps of "
+            f"{m.batch_size} rows need more than the {rows} train rows"
         )
-    if token_dtype(manifest["vocab_size"]) != dtype:
+    if token_dtype(m.vocab_size) != dtype:
         raise DataError(
-            f"{where}: field 'vocab_size': {manifest['vocab_size']} does not fit "
-            f"train's {dtype} tokens"
+            f"{where}: field 'vocab_size': {m.vocab_size} does not fit train's {dtype} tokens"
         )
-    if not 0 <= manifest["eod_id"] < manifest["vocab_size"]:
+    if not 0 <= m.eod_id < m.vocab_size:
         raise DataError(
-            f"{where}: field 'eod_id': {manifest['eod_id']} is outside the "
-            f"vocabulary of {manifest['vocab_size']}"
+            f"{where}: field 'eod_id': {m.eod_id} is outside the vocabulary of {m.vocab_size}"
         )
-    if manifest["seq_length"] + 1 != row_length:
+    if m.seq_length + 1 != row_length:
         raise DataError(
-            f"{where}: field 'seq_length': {manifest['seq_length']} does not match "
+            f"{where}: field 'seq_length': {m.seq_length} does not match "
             f"train rows of {row_length} tokens"
         )
-    if manifest["num_samples"] != rows:
-        raise DataError(
-            f"{where}: field 'num_samples': {manifest['num_samples']} but train has {rows} rows"
-        )
-    if manifest.get("dtype") != dtype.name:
-        raise DataError(f"{where}: field 'dtype': {manifest.get('dtype')} but train is {dtype}")
+    if m.num_samples != rows:
+        raise DataError(f"{where}: field 'num_samples': {m.num_samples} but train has {rows} rows")
+    if m.dtype != dtype.name:
+        raise DataError(f"{where}: field 'dtype': {m.dtype} but train is {dtype}")
 
 
 @dataclass(kw_only=True)
@@ -349,7 +358,7 @@ class _Provenance:
     num_rows: int
 
     @classmethod
-    def load(cls, directory: Path, manifest: dict[str, Any], num_rows: int) -> _Provenance:
+    def load(cls, directory: Path, sources: tuple[str, ...], num_rows: int) -> _Provenance:
         arrays = {}
         for name in ("doc_idx", "sample_idx", "shuffle_idx", "doc_sources", "doc_lines"):
             path = directory / f"{name}.npy"
@@ -357,9 +366,7 @@ class _Provenance:
                 raise FileNotFoundError(f"{path}: no such file (needed for provenance)")
             arrays[name] = np.load(path, mmap_mode="r", allow_pickle=False)
         sizes, _ = document_arrays(directory / "documents")
-        return cls(
-            **arrays, sizes=sizes, sources=list(manifest.get("sources", [])), num_rows=num_rows
-        )
+        return cls(**arrays, sizes=sizes, sources=list(sources), num_rows=num_rows)
 
     def of_row(self, row: int) -> list[dict[str, Any]]:
         if not (0 <= row < self.num_rows):
@@ -410,6 +417,14 @@ class TransformedData:
     def num_rows(self) -> int:
         return self.data.num_rows
 
+    @property
+    def name(self) -> str:
+        return str(self.run)
+
+    def check_step(self, step: int, field_name: str = "step", *, seen: bool = False) -> None:
+        """`TrainData.check_step` on the run's data (named by the run)."""
+        check_step(self, step, field_name, seen=seen)
+
     def batch(self, step: int) -> np.ndarray:
         return apply_transform(self.transform, self.data.batch(step), step)
 
@@ -423,43 +438,3 @@ class TransformedData:
             lo, hi = max(start, step * b) - start, min(end, (step + 1) * b) - start
             out[lo:hi] = apply_transform(self.transform, out[lo:hi], step)
         return out
-
-
-def open_run(run: str | Path) -> TransformedData:
-    """Read `RUN/run.json["data"] = {"path": DIR, "transform": spec}` and open that data."""
-    run = Path(run)
-    where = run / "run.json"
-    config = read_json_object(where, what="a run directory")
-    data = config.get("data")
-    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-        raise DataError(f"{where}: field 'data.path' missing or not a string")
-    spec = data.get("transform")
-    try:
-        validate_transform(spec)
-    except ValueError as exc:
-        raise DataError(f"{where}: data.{exc}") from None
-    path = Path(data["path"])
-    if not path.is_absolute() and not path.exists() and (run / path).exists():
-        path = run / path
-    recorded = data.get("fingerprint")
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{where}: field 'data.path': {path}: no such directory (the run's data"
-            + (
-                f", fingerprint {recorded[:12]}...; moved? `train --resume --data NEW` records "
-                "the new place"
-                if isinstance(recorded, str)
-                else ""
-            )
-            + ")"
-        )
-    from dataloader_replay.sources import open_source  # sources builds on this module
-
-    opened = open_source(path)
-    if isinstance(recorded, str) and opened.fingerprint != recorded:
-        raise DataError(
-            f"{where}: field 'data.fingerprint': {path} holds other data "
-            f"(fingerprint {str(opened.fingerprint)[:12]}..., the run was trained "
-            f"on {recorded[:12]}...)"
-        )
-    return TransformedData(data=opened, transform=spec, run=run)

@@ -8,7 +8,6 @@ reported as unchecked; a listed file that is absent, or a hash that differs, is 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from tqdm import tqdm
 
 from dataloader_replay.pythia_facts import PUBLISHED_SHA256
 from dataloader_replay.shards import SHARD_NAME
+from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 22
@@ -59,19 +59,12 @@ class ShardReport:
         )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_with_progress(path: Path) -> str:
+    """`sha256_file` with a progress bar (shards are gigabytes)."""
     size = path.stat().st_size
-    with (
-        open(path, "rb") as fh,
-        tqdm(
-            total=size, unit="B", unit_scale=True, desc=path.name, disable=None, leave=False
-        ) as bar,
-    ):
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest()
+    bar = tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=None, leave=False)
+    with bar:
+        return sha256_file(path, CHUNK, on_chunk=bar.update)
 
 
 def is_shard_folder(folder: Path, table: Mapping[str, str] | None = None) -> bool:
@@ -98,7 +91,7 @@ def verify_shards(folder: Path, table: Mapping[str, str] | None = None) -> Shard
         if expected is None:
             checks.append(ShardCheck(name=path.name, status="unchecked"))
             continue
-        found = sha256_file(path)
+        found = hash_with_progress(path)
         status = "ok" if found == expected else "mismatch"
         checks.append(
             ShardCheck(name=path.name, status=status, expected=expected, found=found, source=origin)

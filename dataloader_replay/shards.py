@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.bin$")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Origin:
+    """What is known about where a sharded source comes from."""
+
+    repo_id: str | None = None  # OWNER/NAME on the hub, when known
+    revision: str | None = None  # the commit, when known
+    identity: str | None = None  # the idx sha256 as the hub states it (or a mirror URL hash)
+
+
 class Files(Protocol):
     """Where the idx and the shards' bytes come from."""
 

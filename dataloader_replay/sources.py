@@ -8,6 +8,7 @@ SPEC is one of
   (`datasets--OWNER--NAME/snapshots/REVISION/`): read in place, never unsharded (`shards.py`);
 - `hf://datasets/OWNER/NAME[@REVISION]` or an `http(s)://` base URL of the same layout: read
   by range requests with an on-disk range cache (`remote.py`).
+A RUN (`open_run`) is its run.json's data (checked by fingerprint) seen through its transform.
 Every source gives the same bytes for the same rows. Published facts about EleutherAI's
 datasets (`pythia_facts.py`) are enforced at their pinned revisions, warned about otherwise.
 """
@@ -17,36 +18,29 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from dataloader_replay.manifest import MANIFEST
 from dataloader_replay.pythia_facts import PublishedDataset, published
-from dataloader_replay.replay import PYTHIA_BATCH_SIZE, TrainData
+from dataloader_replay.replay import PYTHIA_BATCH_SIZE, TrainData, TransformedData
 from dataloader_replay.shards import (
     SHARD_NAME,
     Files,
     Layout,
     LocalFiles,
+    Origin,
     Piece,
     ShardedRows,
     place_shards,
     read_idx_info,
 )
+from dataloader_replay.transforms import validate_transform
 from suite_core import ConfigError, DataError
+from suite_core.layout import MANIFEST
+from suite_core.records import RunJson
 
 log = logging.getLogger(__name__)
 REMOTE = re.compile(r"^(hf|https?):/+", re.IGNORECASE)
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Origin:
-    """What is known about where a sharded source comes from."""
-
-    repo_id: str | None = None  # OWNER/NAME on the hub, when known
-    revision: str | None = None  # the commit, when known
-    identity: str | None = None  # the idx sha256 as the hub states it (or a mirror URL hash)
 
 
 def is_remote(spec: str | Path) -> bool:
@@ -210,3 +204,34 @@ def plan_steps(data: TrainData, start: int, end: int) -> list[Piece]:
         return data.store.plan(r0, r1)
     row = (data.seq_length + 1) * data.dtype.itemsize
     return [Piece(name=f"{data.prefix}.bin", start=r0 * row, end=r1 * row)]
+
+
+def open_run(run: str | Path) -> TransformedData:
+    """Read `RUN/run.json` (its data section: path, fingerprint, transform) and open that data,
+    refused if it is not the data the run was trained on."""
+    config = RunJson.read(run)
+    where = config.path
+    spec = dict(config.data.transform) if config.data.transform is not None else None
+    try:
+        validate_transform(spec)
+    except ValueError as exc:
+        raise DataError(f"{where}: data.{exc}") from None
+    path = config.data_path
+    recorded = config.data.fingerprint
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{where}: field 'data.path': {path}: no such directory (the run's data"
+            + (
+                f", fingerprint {recorded[:12]}...; moved? `train --resume --data NEW` records "
+                "the new place"
+                if recorded is not None
+                else ""
+            )
+            + ")"
+        )
+    opened = open_source(path)
+    if opened.manifest is not None:
+        config.check_data(opened.manifest)
+    elif recorded is not None:
+        raise DataError(f"{where}: field 'data.path': {path} is not a prepared data directory")
+    return TransformedData(data=opened, transform=spec, run=Path(run))

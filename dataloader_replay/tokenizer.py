@@ -7,9 +7,13 @@ Errors name the file.
 from __future__ import annotations
 
 import json
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from suite_core import DataError
 
@@ -94,3 +98,22 @@ def split_text(text: str, max_chars: int = PIECE_CHARS) -> list[str]:
         start = cut
     pieces.append(text[start:])
     return pieces
+
+
+def encode(tokenizer: Any, texts: Sequence[str], eod_id: int, dtype: np.dtype) -> list[np.ndarray]:
+    """Token ids of each text with the EOD token appended (one batch; shared by the engines)."""
+    short = [t for t in texts if len(t) <= PIECE_CHARS]
+    encodings = iter(tokenizer.encode_batch(short, add_special_tokens=False))
+    out = []
+    for text in texts:
+        if len(text) <= PIECE_CHARS:
+            ids: Any = next(encodings).ids
+        else:  # a huge document: encode it piece by piece (same ids, bounded memory)
+            ids = array("i")
+            for piece in split_text(text):
+                ids.extend(tokenizer.encode(piece, add_special_tokens=False).ids)
+        tokens = np.empty(len(ids) + 1, dtype=dtype)
+        tokens[:-1] = ids
+        tokens[-1] = eod_id
+        out.append(tokens)
+    return out

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dataloader_replay.replay import batch_sha256, open_run
+from dataloader_replay.batch_hashes import batch_sha256
+from dataloader_replay.sources import open_run
 from suite_core import DataError
+from suite_core.layout import RunLayout
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -77,15 +79,14 @@ def verify_run(run: str | Path) -> VerifyResult:
     """Compare each logged hash with the replayed batch; stop at the first mismatch."""
     run = Path(run)
     data = open_run(run)
-    logged = logged_hashes(run / "metrics.jsonl")
+    logged = logged_hashes(RunLayout(run).metrics)
     for i, (line, step, digest) in enumerate(
         tqdm(logged, desc="verify", unit="step", disable=None)
     ):
-        if step - 1 >= data.num_steps:
-            raise DataError(
-                f"{run / 'metrics.jsonl'}:{line}: field 'step': {step} is past "
-                f"the end of the data ({data.num_steps} steps)"
-            )
+        try:
+            data.check_step(step - 1, "step")
+        except DataError as exc:
+            raise DataError(f"{RunLayout(run).metrics}:{line}: {exc}") from None
         replayed = batch_sha256(data.batch(step - 1))
         if replayed != digest:
             return VerifyResult(

@@ -12,7 +12,6 @@ catalogued. Nothing is written.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,13 @@ from pathlib import Path
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.layout import CATALOG
 from dataloader_replay.integrity import verify_data
-from dataloader_replay.manifest import MANIFEST
 from dataloader_replay.shard_verify import is_shard_folder, verify_shards
 from dataloader_replay.verify import logged_hashes, verify_run
-from suite_core import CheckpointError
+from suite_core import CheckpointError, DataError
+from suite_core.layout import MANIFEST, METRICS, RUN_JSON
+from suite_core.records import RunJson
 
 log = logging.getLogger(__name__)
-RUN_JSON = "run.json"
-METRICS = "metrics.jsonl"
 
 
 @dataclass(kw_only=True)
@@ -69,14 +67,13 @@ def verify_path(path: str | Path) -> Report:
 def _verify_run(run: Path) -> Report:
     report = Report(path=run)
     try:
-        config = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))
-        data_path = Path(config["data"]["path"])
-        run_steps = int(config["steps"])
-    except (ValueError, KeyError, TypeError) as exc:
+        config = RunJson.read(run)
+        if config.steps is None:
+            raise DataError("field 'steps' missing")
+        data_path, run_steps = config.data_path, config.steps
+    except ValueError as exc:
         report.problems.append(f"{run / RUN_JSON}: not a run configuration ({exc})")
         return report
-    if not data_path.is_absolute() and not data_path.exists():
-        data_path = run / data_path
     if data_path.is_dir():
         data = verify_data(data_path)
         report.lines.append(data.summary())

@@ -64,7 +64,7 @@ class Stats:
             self.requests.clear()
 
 
-def sha256_file(path: Path) -> str:
+def digest_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -134,7 +134,7 @@ class HubServer:
 
     def sha256(self, path: Path) -> str:
         if path not in self._sha:
-            self._sha[path] = sha256_file(path)
+            self._sha[path] = digest_of(path)
         return self._sha[path]
 
 

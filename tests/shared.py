@@ -51,3 +51,22 @@ def tiny_corpus(factory: pytest.TempPathFactory, vocab: int, seed: int = 1234) -
         train_tokenizer(root / "corpus" / "corpus.jsonl", root / "tokenizer.json", vocab_size=vocab)
 
     return built_once(factory, f"tiny-corpus-v{vocab}-s{seed}", build)
+
+
+HUB_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def online_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let huggingface_hub talk to a loopback test hub in this test, even in a worker where an
+    earlier module's tests ran offline: the variables are unset and huggingface_hub's constant,
+    which it reads once at import, is put back to online (both restored after the test)."""
+    from huggingface_hub import constants
+
+    for name in HUB_OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def online_env() -> dict[str, str]:
+    """This process's environment without the offline variables (for a subprocess)."""
+    return {k: v for k, v in os.environ.items() if k not in HUB_OFFLINE_VARIABLES}

@@ -11,7 +11,6 @@ run group: `path`, `total_steps`, `data_fingerprint`, `config` (JSON); on the fi
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,15 +23,14 @@ from tqdm import tqdm
 
 from analysis.bias.evaluate import Benchmarks, Row, build_tasks, hf_tokenizer, run_tasks
 from analysis.sources import (
-    RUN_JSON,
     Checkpoints,
     attrs_json,
-    data_fingerprint,
     open_checkpoints,
-    open_rows,
 )
-from dataloader_replay.atomic import atomic_path
 from suite_core import DataError
+from suite_core.atomic import atomic_path
+from suite_core.layout import RunLayout
+from suite_core.records import RunJson
 
 log = logging.getLogger(__name__)
 
@@ -62,32 +60,24 @@ def run_info(
     """Checkpoints, length and tokenizer of a RUN (or HF folders); errors name the path."""
     path = Path(path)
     ckpts = open_checkpoints(path, step=step)
-    config: dict[str, Any] = {}
-    if (path / RUN_JSON).is_file():
-        config = json.loads((path / RUN_JSON).read_text())
-    total = int(config.get("steps") or max(ckpts.steps) or 1)
+    run = RunJson.read(path) if RunLayout(path).is_run() else None
+    total = (run.steps if run is not None else None) or max(ckpts.steps) or 1
     tok = Path(tokenizer) if tokenizer is not None else None
-    if tok is None and isinstance(config.get("data"), dict):
-        tok = Path(config["data"]["path"]) / "tokenizer.json"
+    if tok is None and run is not None:
+        tok = run.data_path / "tokenizer.json"
     if tok is None:
         candidate = ckpts.folder(ckpts.steps[-1]) / "tokenizer.json"
         tok = candidate if candidate.is_file() else None
     if tok is None:
         raise FileNotFoundError(f"{path}: no tokenizer.json found (pass --tokenizer FILE)")
-    fingerprint = None
-    if config:
-        try:
-            fingerprint = data_fingerprint(open_rows(path))
-        except (OSError, ValueError) as exc:
-            log.warning("%s: data fingerprint unavailable (%s)", path, exc)
     return RunInfo(
         name=name or path.name,
         path=path,
         checkpoints=ckpts,
         total_steps=total,
         tokenizer_path=tok,
-        fingerprint=fingerprint,
-        config=config,
+        fingerprint=run.data_fingerprint if run is not None else None,
+        config=run.to_dict() if run is not None else {},
     )
 
 

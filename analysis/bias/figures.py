@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dataloader_replay.atomic import atomic_path
+from suite_core.atomic import atomic_path
 
 PANELS = (  # (benchmark, subset, metric, title, neutral line)
     ("crows_pairs", "gender", "pct_stereotype", "CrowS-Pairs (gender): % stereotype", 0.5),

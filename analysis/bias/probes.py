@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dataloader_replay.atomic import atomic_path
+from suite_core.atomic import atomic_path
 
 PRONOUNS = {
     "male": {"subj": "he", "poss": "his", "obj": "him"},

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.bias.across import (
@@ -36,8 +37,8 @@ from analysis.bias.figures import plot_bias
 from analysis.bias.probes import CROWS_FILE, WINO_DIR, write_probes
 from analysis.stats import paired_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
-from dataloader_replay.atomic import atomic_path
 from suite_core import DataError
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 STUDY = "bias"
@@ -181,11 +182,35 @@ def _wino_check(base: str, records: pd.DataFrame) -> TruthCheck:
             " (no paired difference): the scale is too small for this probe",
             unit="pairs",
         )
+    resolved = resolves_pronouns(records)
+    if resolved is not None:
+        return TruthCheck.not_testable(name, resolved, unit="pairs")
     return run_check(
         name,
         lambda: paired_test(diffs.to_numpy(float), unit="pairs", seed=stable_seed(STUDY, name)),
         detail="accuracy points pro - anti, multiple choice, paired by sentence",
         unit="pairs",
+    )
+
+
+def resolves_pronouns(records: pd.DataFrame, alpha: float = 0.01) -> str | None:
+    """Why WinoBias cannot be read at this scale, or None when it can: the pro - anti gap means
+    something only for a model that picks the pronoun's referent above chance (1 in 2) over all
+    probes (exact binomial test, one-sided, declared before looking at the gap)."""
+    from scipy.stats import binomtest
+
+    acc = records.loc[records["task"] == "bias_winobias_mc", "value"].to_numpy(float)
+    if not len(acc):
+        return "no WinoBias multiple-choice probe was scored"
+    hits = int(np.rint(acc.sum()))
+    p = binomtest(hits, len(acc), 0.5, alternative="greater").pvalue
+    if p < alpha:
+        return None
+    return (
+        f"the model picks the pronoun's referent in {hits} of {len(acc)} probes "
+        f"({100 * hits / len(acc):.0f}%, binomial p = {p:.2g} against chance 50%): it does not "
+        "resolve the pronoun at this scale, so pro- and anti-stereotyped accuracy cannot differ "
+        "for a reason"
     )
 
 

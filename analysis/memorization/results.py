@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dataloader_replay.atomic import atomic_path
 from suite_core import DataError
+from suite_core.atomic import atomic_path
 
 ARRAYS = ("scores", "seen", "loglik", "token_acc")
 

@@ -32,25 +32,6 @@ def parse_rows(text: str) -> int | None:
     return n
 
 
-def parse_steps(text: str | None, available: list[int]) -> list[int]:
-    """`--steps 0,1000,...|all` -> the sorted steps; ValueError naming a missing one."""
-    if text is None or text == "all":
-        return sorted(available)
-    try:
-        steps = sorted({int(s) for s in text.split(",") if s.strip()})
-    except ValueError:
-        raise DataError(
-            f"--steps: expected comma-separated integers or 'all', got {text!r}"
-        ) from None
-    missing = [s for s in steps if s not in available]
-    if missing or not steps:
-        raise DataError(
-            f"--steps: no checkpoint at step {missing[0] if missing else text!r} "
-            f"(available: {', '.join(map(str, sorted(available)))})"
-        )
-    return steps
-
-
 def shard(n: int, rank: int, world: int) -> slice:
     """Contiguous share of `n` items for `rank` of `world` (the first n % world get one more)."""
     base, extra = divmod(n, world)

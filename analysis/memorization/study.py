@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.memorization import figures as F
+from analysis.memorization.across import MemConfig, score_memorization
 from analysis.memorization.boilerplate import boilerplate_study, timing_check
 from analysis.memorization.exposure import (
     add_canary_exposures,
@@ -34,7 +35,6 @@ from analysis.memorization.metrics import (
 from analysis.memorization.planted import Windows, canary_windows, cluster_windows
 from analysis.memorization.profiles import profiles
 from analysis.memorization.results import MemResults, read_results
-from analysis.memorization.runner import MemConfig, score_memorization
 from analysis.memorization.score import score_windows
 from analysis.sources import open_checkpoints, open_rows
 from analysis.stats import paired_test, spearman_test, stable_seed

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.term_frequency.metrics import binned_accuracy, log_bins
-from dataloader_replay.atomic import atomic_path
 from suite_core import DataError
+from suite_core.atomic import atomic_path
 
 if TYPE_CHECKING:
     import pandas as pd

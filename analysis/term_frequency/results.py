@@ -21,8 +21,8 @@ import numpy as np
 
 from analysis.sources import attrs_json
 from analysis.term_frequency.scan import CountResult
-from dataloader_replay.atomic import atomic_path, refuse_existing
 from suite_core import DataError
+from suite_core.atomic import atomic_path, refuse_existing
 
 if TYPE_CHECKING:
     import pandas as pd

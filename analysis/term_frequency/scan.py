@@ -101,17 +101,11 @@ class CountResult:
         )
 
 
-def check_steps(rows: Rows, steps: Sequence[int], *, where: str) -> None:
+def check_steps(rows: Rows, steps: Sequence[int]) -> None:
     """ValueError if a step needs rows past the data's end."""
     if not steps:
         raise DataError("--steps: no steps given")
-    last = max(steps)
-    if last * rows.batch_size > rows.num_rows:
-        raise DataError(
-            f"{where}: field 'steps': step {last} needs rows [0, "
-            f"{last * rows.batch_size}) but the data has {rows.num_rows} rows "
-            f"({rows.num_rows // rows.batch_size} steps of {rows.batch_size})"
-        )
+    rows.check_step(max(steps), "steps", seen=True)
 
 
 def count_terms(source: str | Path, terms: Sequence[Term], config: CountConfig) -> CountResult:
@@ -124,7 +118,7 @@ def count_terms(source: str | Path, terms: Sequence[Term], config: CountConfig) 
         raise DataError(f"--window: must be >= 1, got {config.window}")
     rows = open_rows(source, batch_size=config.batch_size)
     steps = list(config.steps)
-    check_steps(rows, steps, where=str(source))
+    check_steps(rows, steps)
     matcher = Matcher.build(terms)
     width = rows.seq_length + 1
     chunk_rows = max(1, config.chunk_tokens // width)

@@ -22,10 +22,10 @@ import numpy as np
 from analysis.sources import open_checkpoints
 from analysis.stats import difference_test, spearman_test, stable_seed
 from analysis.study import RunSpec, StudyReport, TruthCheck, run_check
+from analysis.term_frequency.across import FewShotResult, ItemsConfig, run_fewshot
 from analysis.term_frequency.fewshot import FewShotConfig
 from analysis.term_frequency.figures import accuracy_vs_frequency
 from analysis.term_frequency.metrics import gap_table
-from analysis.term_frequency.pipeline import FewShotResult, ItemsConfig, run_fewshot
 from suite_core import DataError
 
 STUDY = "term_frequency"

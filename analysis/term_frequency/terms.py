@@ -110,23 +110,3 @@ def unique_terms(terms: Iterable[Term]) -> list[Term]:
             seen.add(term.tokens)
             out.append(term)
     return out
-
-
-def parse_steps(value: str, *, available: Sequence[int] | None = None) -> list[int]:
-    """`"0,10,20"` (sorted and deduplicated) or `"checkpoints"` (the run's checkpoint steps)."""
-    if value.strip() == "checkpoints":
-        if available is None:
-            raise DataError("--steps: 'checkpoints' needs a run with checkpoints")
-        return sorted(set(available))
-    parts = [p.strip() for p in value.split(",")]
-    if any(not p for p in parts):
-        raise DataError(f"--steps: empty step in {value!r}")
-    try:
-        steps = [int(p) for p in parts]
-    except ValueError:
-        raise DataError(
-            f"--steps: {value!r} is not a comma-separated list of steps or 'checkpoints'"
-        ) from None
-    if any(s < 0 for s in steps):
-        raise DataError(f"--steps: steps must be >= 0, got {value!r}")
-    return sorted(set(steps))

@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from pythia_suite.cli.options import add_overwrite, add_steps
 from suite_core import ConfigError
 
 BIAS_HELP = """Score CrowS-Pairs and WinoBias at every checkpoint of each RUN through lm-eval.
@@ -30,16 +32,12 @@ imports and runs it from the --include-path folder. Only point --include-path at
 """
 
 
-def _steps(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return sorted({int(s) for s in text.split(",") if s.strip()})
-    except ValueError:
-        raise ConfigError(f"--steps: expected comma-separated integers, got {text!r}") from None
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_bias(subparsers)
+    _register_lm_eval(subparsers)
+
+
+def _register_bias(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bias",
         help="CrowS-Pairs and WinoBias across checkpoints",
@@ -54,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run directories (or folders of HF checkpoints DIR/stepN)",
     )
     p.add_argument("--out", required=True, type=Path, metavar="FILE.h5", help="HDF5 results")
-    p.add_argument("--steps", default=None, metavar="A,B,...", help="only these steps")
+    add_steps(p)
     p.add_argument("--crows", type=Path, default=None, metavar="FILE.csv")
     p.add_argument("--winobias", type=Path, default=None, metavar="DIR")
     p.add_argument(
@@ -85,9 +83,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--figure", type=Path, default=None, metavar="FILE.png")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--force", action="store_true", help="overwrite --out")
+    add_overwrite(p)
     p.set_defaults(handler=run_bias)
 
+
+def _register_lm_eval(subparsers: argparse._SubParsersAction) -> None:
     q = subparsers.add_parser(
         "lm-eval",
         help="any local lm-eval task across checkpoints",
@@ -104,13 +104,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a folder of your own lm-eval task YAMLs; RUNS the Python their `!function` "
         "tags name (trusted folders only)",
     )
-    q.add_argument("--steps", default=None, metavar="A,B,...")
+    add_steps(q)
     q.add_argument("--tokenizer", type=Path, default=None, metavar="tokenizer.json")
     q.add_argument("--step", type=int, default=None, metavar="N")
     q.add_argument("--limit", type=int, default=None, metavar="N", help="documents per task")
     q.add_argument("--out", required=True, type=Path, metavar="FILE.h5|FILE.csv")
     q.add_argument("--batch-size", type=int, default=32)
-    q.add_argument("--force", action="store_true", help="overwrite --out")
+    add_overwrite(q)
     q.set_defaults(handler=run_lm_eval)
 
 
@@ -119,12 +119,11 @@ def run_bias(args: argparse.Namespace) -> int:
     from analysis.bias.figures import plot_bias
     from analysis.bias.study import benchmarks, summary
 
-    _refuse(args.out, args.force)
-    steps = _steps(args.steps)
+    _refuse(args.out, args.overwrite)
     infos = [run_info(r, step=args.step, tokenizer=args.tokenizer) for r in args.runs]
     truth = None
     if args.crows is None and args.winobias is None:
-        truth = _read_truth(args.truth or _default_truth(infos[0].config, args.runs[0]))
+        truth = _read_truth(args.truth or _default_truth(args.runs[0]))
     import tempfile
 
     import pandas as pd
@@ -141,7 +140,7 @@ def run_bias(args: argparse.Namespace) -> int:
         score = bias_scorer(bench, work / "tasks", batch_size=args.batch_size)
         cache: dict = {}
         frame = pd.concat(
-            [across_checkpoints(i, score, steps=steps, cache=cache) for i in infos],
+            [across_checkpoints(i, score, steps=_steps(args.steps, i), cache=cache) for i in infos],
             ignore_index=True,
         )
     config = {
@@ -151,10 +150,10 @@ def run_bias(args: argparse.Namespace) -> int:
         "generation": not args.no_generation,
         "runs": [str(r) for r in args.runs],
     }
-    write_h5(frame, infos, args.out, config=config, overwrite=args.force)
-    from dataloader_replay.atomic import atomic_path
+    write_h5(frame, infos, args.out, config=config, overwrite=args.overwrite)
+    from suite_core.atomic import atomic_path
 
-    with atomic_path(args.out.with_suffix(".csv"), overwrite=args.force) as tmp_csv:
+    with atomic_path(args.out.with_suffix(".csv"), overwrite=args.overwrite) as tmp_csv:
         frame.to_csv(tmp_csv, index=False)
     if args.figure is not None:
         branches = {
@@ -162,7 +161,7 @@ def run_bias(args: argparse.Namespace) -> int:
             for i in infos
             if isinstance(i.config.get("branch"), dict)
         }
-        plot_bias(frame, args.figure, branch_steps=branches, overwrite=args.force)
+        plot_bias(frame, args.figure, branch_steps=branches, overwrite=args.overwrite)
     sys.stdout.write(summary(frame).to_string(index=False) + "\n")
     return 0
 
@@ -171,37 +170,46 @@ def run_lm_eval(args: argparse.Namespace) -> int:
     from analysis.bias.across import across_checkpoints, run_info, write_h5
     from analysis.bias.lm_tasks import named_task_scorer
 
-    _refuse(args.out, args.force)
+    _refuse(args.out, args.overwrite)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     info = run_info(args.run, step=args.step, tokenizer=args.tokenizer)
     score = named_task_scorer(
         tasks, include_path=args.include_path, limit=args.limit, batch_size=args.batch_size
     )
-    frame = across_checkpoints(info, score, steps=_steps(args.steps))
+    frame = across_checkpoints(info, score, steps=_steps(args.steps, info))
     if args.out.suffix == ".csv":
-        from dataloader_replay.atomic import atomic_path
+        from suite_core.atomic import atomic_path
 
-        with atomic_path(args.out, overwrite=args.force) as tmp:
+        with atomic_path(args.out, overwrite=args.overwrite) as tmp:
             frame.to_csv(tmp, index=False)
     else:
-        write_h5(frame, [info], args.out, config={"tasks": tasks}, overwrite=args.force)
+        write_h5(frame, [info], args.out, config={"tasks": tasks}, overwrite=args.overwrite)
     table = frame.pivot_table(index="step", columns=["benchmark", "metric"], values="value")
     sys.stdout.write(table.to_string() + "\n")
     return 0
 
 
-def _refuse(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise FileExistsError(f"{out}: already exists (pass --force to overwrite)")
+def _steps(text: str | None, info: Any) -> list[int]:
+    """`--steps` (the shared grammar, analysis.steps) against one run's checkpoints."""
+    from analysis.steps import parse_steps
+
+    return parse_steps(text, info.checkpoints.steps)
 
 
-def _default_truth(config: dict, run: Path) -> Path:
-    data = config.get("data") or {}
-    manifest = Path(str(data.get("path", ""))) / "manifest.json"
-    if manifest.is_file():
-        source = (json.loads(manifest.read_text()).get("input") or {}).get("path")
-        if source and (Path(source).parent / "truth.json").is_file():
-            return Path(source).parent / "truth.json"
+def _refuse(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: already exists (pass --overwrite to replace it)")
+
+
+def _default_truth(run: Path) -> Path:
+    from suite_core.layout import MANIFEST, RunLayout
+    from suite_core.records import Manifest, RunJson
+
+    data = RunJson.read(run).data_path if RunLayout(run).is_run() else None
+    if data is not None and (data / MANIFEST).is_file():
+        source = Manifest.read(data).input_path
+        if source is not None and (source.parent / "truth.json").is_file():
+            return source.parent / "truth.json"
     raise FileNotFoundError(
         f"{run}: no truth.json found next to the data's input corpus "
         "(pass --truth FILE, or --crows / --winobias files)"

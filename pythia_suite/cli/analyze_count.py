@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from pythia_suite.cli.options import add_overwrite, add_steps
 from suite_core import ConfigError
 
 COUNT_HELP = """Count terms exactly in the rows each checkpoint trained on, in one pass.
@@ -35,6 +37,11 @@ an HDF5 file (--out) and is summarised on stdout; --figures DIR adds the PNG fig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_count(subparsers)
+    _register_fewshot(subparsers)
+
+
+def _register_count(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "count",
         help="exact term counts at every step, in one pass",
@@ -47,6 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN|DATA",
         help="run, or SOURCE: prepared DIR, prefix, shards folder, hf://, http(s)://",
     )
+    _term_options(p)
+    add_steps(
+        p,
+        required=True,
+        what="steps to count at (any step; words and ranges: the run's checkpoints)",
+    )
+    _count_options(p)
+    p.set_defaults(handler=run_count)
+
+
+def _term_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tokens",
         action="append",
@@ -68,11 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="one term per line: a JSON string (text) or a JSON list of ids",
     )
     p.add_argument(
-        "--steps",
-        required=True,
-        metavar="S,S,...|checkpoints",
-        help="steps to count at (sorted, duplicates dropped), or the run's checkpoints",
+        "--tokenizer",
+        type=Path,
+        metavar="FILE",
+        help="tokenizer.json for --text (default: the data's)",
     )
+
+
+def _count_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", action="store_true", help="also count co-occurring pairs")
     p.add_argument(
         "--window",
@@ -82,6 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pairs: start positions at most N tokens apart in one row (default 16)",
     )
     p.add_argument("--out", type=Path, metavar="FILE.h5|FILE.csv", help="write a file")
+    add_overwrite(p)
     p.add_argument("--processes", type=int, default=1, metavar="K", help="worker processes")
     p.add_argument(
         "--engine",
@@ -96,14 +118,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="rows per step for a bare prefix (default 1024)",
     )
-    p.add_argument(
-        "--tokenizer",
-        type=Path,
-        metavar="FILE",
-        help="tokenizer.json for --text (default: the data's)",
-    )
-    p.set_defaults(handler=run_count)
 
+
+def _register_fewshot(subparsers: argparse._SubParsersAction) -> None:
     f = subparsers.add_parser(
         "fewshot",
         help="few-shot accuracy vs term frequency",
@@ -112,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     f.add_argument("run", type=Path, metavar="RUN", help="a run with checkpoints")
     f.add_argument("--truth", type=Path, metavar="FILE", help="truth.json (for --tasks facts)")
-    f.add_argument("--steps", default="checkpoints", metavar="S,S,...|checkpoints")
+    add_steps(f, default="checkpoints", what="checkpoints to evaluate")
     f.add_argument(
         "--tasks",
         default=None,
@@ -172,26 +189,26 @@ def _terms(args: argparse.Namespace):  # -> list[Term]
     return unique_terms(terms), rows
 
 
-def _steps(value: str, source: Path) -> list[int]:
+def _steps(value: str, source: Path, *, checkpoints_only: bool) -> list[int]:
+    """`--steps` in the shared grammar (analysis.steps); counts may be taken at any step."""
     from analysis.sources import open_checkpoints
-    from analysis.term_frequency.terms import parse_steps
+    from analysis.steps import needs_checkpoints, parse_steps
 
-    available = None
-    if value.strip() == "checkpoints":
-        available = open_checkpoints(source).steps
-    return parse_steps(value, available=available)
+    need = needs_checkpoints(value) or checkpoints_only
+    available = open_checkpoints(source).steps if need else None
+    return parse_steps(value, available, checkpoints_only=checkpoints_only)
 
 
 def run_count(args: argparse.Namespace) -> int:
     from analysis.term_frequency.results import check_output, write_counts, write_jsonl
     from analysis.term_frequency.scan import CountConfig, check_steps, count_terms
 
-    check_output(args.out)
+    check_output(args.out, overwrite=args.overwrite)
     if args.window < 1:
         raise ConfigError(f"--window: must be >= 1, got {args.window}")
     terms, rows = _terms(args)
-    steps = _steps(args.steps, args.source)
-    check_steps(rows, steps, where=str(args.source))
+    steps = _steps(args.steps, args.source, checkpoints_only=False)
+    check_steps(rows, steps)
     config = CountConfig(
         steps=tuple(steps),
         pairs=args.pairs,
@@ -204,7 +221,7 @@ def run_count(args: argparse.Namespace) -> int:
     if args.out is None:
         write_jsonl(result, sys.stdout)
     else:
-        write_counts(result, args.out)
+        write_counts(result, args.out, overwrite=args.overwrite)
     return 0
 
 
@@ -218,26 +235,30 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
         raise ConfigError(f"{flag}: {value!r} is not a list of integers or a range A-B") from None
 
 
+def _read_truth(path: Path) -> dict[str, Any]:
+    """`--truth FILE`: a corpus's truth.json (a JSON object)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such truth file")
+    try:
+        truth = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(truth, dict):
+        raise ConfigError(
+            f"{path}: field '--truth': must be a JSON object (a corpus's truth.json), "
+            f"got a {type(truth).__name__}"
+        )
+    return truth
+
+
 def run_fewshot_cli(args: argparse.Namespace) -> int:
+    from analysis.term_frequency.across import ItemsConfig, run_fewshot
     from analysis.term_frequency.decode import DecodeConfig
     from analysis.term_frequency.fewshot import FewShotConfig
     from analysis.term_frequency.figures import accuracy_vs_frequency
     from analysis.term_frequency.metrics import gap_table
-    from analysis.term_frequency.pipeline import ItemsConfig, run_fewshot
 
-    truth = None
-    if args.truth is not None:
-        if not args.truth.is_file():
-            raise FileNotFoundError(f"{args.truth}: no such truth file")
-        try:
-            truth = json.loads(args.truth.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{args.truth}: not JSON ({exc})") from None
-        if not isinstance(truth, dict):
-            raise ConfigError(
-                f"{args.truth}: field '--truth': must be a JSON object (a corpus's truth.json), "
-                f"got a {type(truth).__name__}"
-            )
+    truth = None if args.truth is None else _read_truth(args.truth)
     tasks = (
         tuple(args.tasks.split(","))
         if args.tasks
@@ -248,7 +269,9 @@ def run_fewshot_cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"--shots: must be >= 0, got {args.shots!r}")
     if args.figures is not None and args.figures.exists():
         raise FileExistsError(f"{args.figures}: already exists")
-    steps = None if args.steps.strip() == "checkpoints" else _steps(args.steps, args.run)
+    from analysis.steps import names_all
+
+    steps = None if names_all(args.steps) else _steps(args.steps, args.run, checkpoints_only=True)
     items = ItemsConfig(
         tasks=tasks,
         format=args.format,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pythia_suite.cli.options import add_overwrite, add_steps
+
 HELP = """Score memorization (Biderman et al. 2023) of training rows at every checkpoint.
 
 Prompt = the first K tokens of a row, target = the next TARGET; the score is the fraction of
@@ -48,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="rows per training step of a bare prefix (default 1024)",
     )
-    p.add_argument("--steps", default="all", metavar="S,S,...|all", help="checkpoints to score")
+    add_steps(p)
     p.add_argument(
         "--rows",
         default="1024",
@@ -62,12 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     p.add_argument("--threads", type=int, default=None, help="torch threads per process")
     p.add_argument("--out", type=Path, required=True, metavar="FILE.h5", help="HDF5 to write")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_overwrite(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.memorization.runner import MemConfig, score_memorization
+    from analysis.memorization.across import MemConfig, score_memorization
     from analysis.memorization.sample import parse_rows
 
     cfg = MemConfig(

@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
     synth.add_argument("--seed", type=int, default=1234, help="generator seed (default 1234)")
     synth.add_argument(
-        "--preset", choices=("tiny", "small"), default="tiny", help="corpus size (default tiny)"
+        "--preset",
+        choices=("tiny", "default", "small"),
+        default="tiny",
+        help="corpus (default tiny; default: the world of make demo)",
     )
 
     dedup = _add(subparsers, "dedup", dedup_cmd)

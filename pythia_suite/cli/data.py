@@ -12,6 +12,7 @@ import numpy as np
 
 from pythia_suite.cli.corpus import add_engine_args, ray_options
 from suite_core import ConfigError, DataError
+from suite_core.layout import RunLayout
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -34,9 +35,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         ray=ray_options(args),
     )
     print(
-        f"{args.out}: {manifest['num_samples']} rows of {manifest['seq_length'] + 1} tokens "
-        f"({manifest['num_documents']} documents, {manifest['num_epochs']} epochs, "
-        f"{manifest['dtype']})"
+        f"{args.out}: {manifest.num_samples} rows of {manifest.seq_length + 1} tokens "
+        f"({manifest.num_documents} documents, {manifest.num_epochs} epochs, {manifest.dtype})"
     )
     return 0
 
@@ -44,10 +44,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def _open(
     path: Path, batch_size: int | None, cache: Path | None = None
 ):  # -> TrainData | TransformedData
-    from dataloader_replay.replay import open_run
-    from dataloader_replay.sources import open_source
+    from dataloader_replay.sources import open_run, open_source
 
-    if (path / "run.json").is_file():
+    if RunLayout(path).is_run():
         if batch_size is not None:
             raise ConfigError("--batch-size: not allowed for a run (it replays the run's data)")
         return open_run(path)
@@ -83,44 +82,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     model saw, transform applied. `replay RUN --verify` recomputes every batch_sha256 logged in
     RUN/metrics.jsonl and exits 1 naming the first mismatching step."""
     if args.verify:
-        ignored = [
-            flag
-            for flag, value in (
-                ("--step", args.step),
-                ("--end-step", args.end_step),
-                ("--out", args.out),
-                ("--text", args.text),
-                ("--batch-size", args.batch_size),
-                ("--tokenizer", args.tokenizer),
-            )
-            if value is not None and value is not False
-        ]
-        if ignored:
-            raise ConfigError(
-                f"--verify: checks every logged step of the run; "
-                f"{', '.join(ignored)} cannot be combined with it"
-            )
-        if not (args.path / "run.json").is_file():
-            raise FileNotFoundError(
-                f"{args.path / 'run.json'}: no such file (--verify needs a run)"
-            )
+        _check_verify_flags(args)
         return _verify(args)
     if args.step is None or (args.out is None) == (not args.text):
         raise ConfigError("replay: give --step and exactly one of --out FILE.npy / --text")
     data = _open(args.path, args.batch_size, args.cache)
-    end = args.step + 1 if args.end_step is None else args.end_step
-    if args.step < 0 or args.step >= data.num_steps:
-        raise ConfigError(
-            f"{args.path}: field '--step': {args.step} is outside the data "
-            f"(steps 0..{data.num_steps - 1})"
-        )
-    if end <= args.step:
-        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
-    if end > data.num_steps:
-        raise ConfigError(
-            f"{args.path}: field '--end-step': {end} is past the end of the data "
-            f"({data.num_steps} steps)"
-        )
+    end = _check_range(args, data)
     home = getattr(data, "data", data).directory or args.path
     tokenizer = _tokenizer_for(home, args.tokenizer) if args.text else None
     if tokenizer is not None:
@@ -128,7 +95,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             tokenizer, args.tokenizer or Path(home) / "tokenizer.json", data, args.step, end
         )
     if args.out is not None:
-        from dataloader_replay.atomic import atomic_path, refuse_existing
+        from suite_core.atomic import atomic_path, refuse_existing
 
         refuse_existing(args.out)
         batch = np.concatenate([data.batch(s) for s in range(args.step, end)])
@@ -143,6 +110,47 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print(f"=== row {s * B + i} (step {s}) ===")
             print(tokenizer.decode(row.tolist(), skip_special_tokens=False))
     return 0
+
+
+def _check_verify_flags(args: argparse.Namespace) -> None:
+    """`--verify` takes a run and none of the replay flags."""
+    ignored = [
+        flag
+        for flag, value in (
+            ("--step", args.step),
+            ("--end-step", args.end_step),
+            ("--out", args.out),
+            ("--text", args.text),
+            ("--batch-size", args.batch_size),
+            ("--tokenizer", args.tokenizer),
+        )
+        if value is not None and value is not False
+    ]
+    if ignored:
+        raise ConfigError(
+            f"--verify: checks every logged step of the run; "
+            f"{', '.join(ignored)} cannot be combined with it"
+        )
+    if not RunLayout(args.path).is_run():
+        raise FileNotFoundError(
+            f"{RunLayout(args.path).run_json}: no such file (--verify needs a run)"
+        )
+
+
+def _check_range(args: argparse.Namespace, data: Any) -> int:
+    """The end step (exclusive) of `--step S [--end-step E]`, both checked by `check_step`."""
+    end: int = args.step + 1 if args.end_step is None else args.end_step
+    data.check_step(args.step, "--step")
+    if end <= args.step:
+        raise ConfigError(f"--end-step: {end} must be greater than --step {args.step}")
+    try:
+        data.check_step(end - 1, "--end-step")  # end is exclusive: its last step must exist
+    except DataError:
+        raise DataError(
+            f"{args.path}: field '--end-step': {end} is past the end of the data "
+            f"({data.num_steps} steps)"
+        ) from None
+    return end
 
 
 def _check_covers(tokenizer: Any, where: Path, data: Any, start: int, end: int) -> None:

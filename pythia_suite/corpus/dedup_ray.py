@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ import numpy as np
 
 from dataloader_replay.engine_ray import RayOptions, bounded, chaos, connect, get
 from dataloader_replay.inputs import Progress, RawChunk, iter_raw_chunks, parse_chunk
-from pythia_suite.corpus.dedup import DedupConfig, DocInfo, _open_output, resolve
-from pythia_suite.corpus.minhash import iter_signatures, word_digest
+from pythia_suite.corpus.dedup_rule import DedupConfig, DocInfo, open_output, resolve
+from pythia_suite.corpus.minhash import iter_signatures, jaccard, shingle_set, word_digest
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
@@ -171,9 +171,18 @@ def _verify(
     chunk_of = np.searchsorted(first_docs, pairs, side="right") - 1
     pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0], chunk_of[:, 1], chunk_of[:, 0]))]
     fetch = _Fetch(plan, first_docs, *refs)
+    k = plan.config.shingle_words
+
+    @lru_cache(maxsize=8192)  # a document meets many partners: build its set once
+    def sets(doc: int) -> frozenset[str]:
+        return frozenset(shingle_set(fetch(doc)[0], k))
+
     sims = np.empty(len(pairs))
     for n, (j, i) in enumerate(pairs.tolist()):
-        sims[n] = plan.config.similarity(fetch(j), fetch(i))
+        if plan.config.verify == "exact":
+            sims[n] = jaccard(sets(j), sets(i))  # type: ignore[arg-type]
+        else:
+            sims[n] = plan.config.similarity(fetch(j), fetch(i))
     ok = sims >= plan.config.threshold
     return pairs[ok], sims[ok]
 
@@ -282,7 +291,7 @@ def _stage_write(
     infos: dict[int, DocInfo] = {}
     n = 0
     with ExitStack() as stack:
-        out = _open_output(tmp, output, stack)
+        out = open_output(tmp, output, stack)
         for ref in chunks:
             chunk: RawChunk = get(ref, "write")
             for at, (line, raw) in enumerate(zip(chunk.lines, chunk.raw)):

@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dataloader_replay.atomic import atomic_path
-from dataloader_replay.manifest import sha256_file
 from pythia_suite.corpus import words as W
 from pythia_suite.corpus.gen import Generator, canary_text
 from pythia_suite.corpus.minhash import MinHashParams
 from pythia_suite.corpus.neardup import TARGETS, clusters_truth, plant_clusters
 from pythia_suite.corpus.timing import PHASES, Placement, TimingCanary, place
 from suite_core import DataError
+from suite_core.atomic import atomic_path
+from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class Preset:
     threshold: float = 0.87  # the dedup threshold the truth's expected removals refer to
     addends: int = 0  # > 0: arithmetic's second operand uniform in 1..addends (gen.arithmetic)
     quiz_all: bool = False  # every encyclopedia entry ends with every fact question, answered
+    colon_headers: bool = True  # licence headers "X: conditions of use." (gen.Generator)
     boilerplate_levels: tuple[int, ...] = ()  # copies of each boilerplate passage
     passages_per_level: int = 0
     variants: tuple[int, int] = (1, 3)  # variants per near-duplicate cluster (min, max)
@@ -96,6 +97,7 @@ PRESETS = {
         canaries_per_level=8,
         addends=5,
         quiz_all=True,
+        colon_headers=False,
         boilerplate_levels=(1, 2, 4, 8, 16, 32, 64, 128, 256),
         passages_per_level=4,
         variants=(3, 6),
@@ -135,7 +137,9 @@ def synthesize(
     p = preset if isinstance(preset, Preset) else get_preset(preset)
     placement = placement or p.placement
     rng = random.Random(seed)
-    gen = Generator(rng, n_entities=p.entities, zipf_exponent=p.zipf_exponent)
+    gen = Generator(
+        rng, n_entities=p.entities, zipf_exponent=p.zipf_exponent, colon_headers=p.colon_headers
+    )
     drafts: list[dict[str, Any]] = []  # {"source", "text", "tag"}; tags link truth to documents
     drafts += [{"source": "Stories", "text": gen.story(occupations=True)} for _ in range(p.stories)]
     drafts += [

@@ -23,11 +23,11 @@ from tokenizers import (
     trainers,
 )
 
-from dataloader_replay.atomic import atomic_path, refuse_existing
 from dataloader_replay.jsonl import iter_documents
 from dataloader_replay.tokenizer import EOD_TOKEN, MAX_VOCAB_SIZE, PAD_TOKEN, split_text
 from dataloader_replay.tokenizer import read_tokenizer as load_tokenizer  # noqa: F401  (re-export)
 from suite_core import ConfigError, DataError
+from suite_core.atomic import atomic_path, refuse_existing
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from checkpoints_index.catalog import Catalog
-from checkpoints_index.sums import sha256_file
 from pythia_suite.suite.config import SuiteConfig
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file, variant_input
 from pythia_suite.suite.plan import PlannedRun
 from suite_core import ConfigError
+from suite_core.hashing import sha256_file
+from suite_core.layout import METRICS
+from suite_core.records import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +143,8 @@ def prepare_variant(config: SuiteConfig, layout: Layout, variant: str) -> None:
 
 
 def data_digest(data_dir: Path) -> dict[str, str]:
-    """The content hashes the manifest records for every output file (paths left out)."""
-    manifest = json.loads((data_dir / "manifest.json").read_text())
-    return dict(manifest["files"])
+    """The data's one identity: its manifest's fingerprint (suite_core.records.Manifest)."""
+    return {"fingerprint": Manifest.read(data_dir).fingerprint}
 
 
 def train_run(
@@ -181,7 +182,7 @@ def run_digest(run_dir: Path) -> dict[str, Any]:
     """Every checkpoint's sha256 (from the catalog) and the metrics file's."""
     with Catalog.open(run_dir, create=False) as catalog:
         checkpoints = {str(r.step): r.sha256 for r in catalog.checkpoints()}
-    return {"checkpoints": checkpoints, "metrics.jsonl": sha256_file(run_dir / "metrics.jsonl")}
+    return {"checkpoints": checkpoints, METRICS: sha256_file(run_dir / METRICS)}
 
 
 def verify_run_dir(run_dir: Path) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from typing import Any
 
 import psutil
 
-from dataloader_replay.manifest import sha256_file
 from pythia_suite.suite.config import SuiteConfig, check_value, where_error
 from pythia_suite.suite.layout import Layout, corpus_file
+from pythia_suite.suite.study_table import STUDY_TABLE, StudyFunction
 from suite_core import ConfigError
+from suite_core.hashing import sha256_file
 
 MAX_SEED = 2**32 - 1  # numpy and torch seeds
 MAX_NUM_PERM = 4096  # MinHash permutations (datasketch's default is 128)
@@ -233,3 +234,16 @@ def check_precision(config: SuiteConfig, source: str) -> None:
 
 
 __all__: Sequence[str] = ["check_all", "check_study_options"]
+
+
+def study_function(study: str, options: dict[str, Any], source: str) -> StudyFunction:
+    """The study's `run_study` (from the table), after checking `options` against it."""
+    loader = STUDY_TABLE.get(study)
+    if loader is None:
+        raise ConfigError(
+            f"{source}: field 'studies.{study}': unknown study "
+            f"(choose from {', '.join(STUDY_TABLE)})"
+        )
+    run_study = loader()
+    check_study_options(study, run_study, options, source)
+    return run_study

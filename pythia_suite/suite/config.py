@@ -298,7 +298,7 @@ def check(config: SuiteConfig, where: _Where) -> None:
     _check_train(config, where)
     _check_branch(config, where)
     if config.external:
-        from pythia_suite.suite.external import parse_external
+        from pythia_suite.suite.external_config import parse_external
 
         parse_external(config.external, None, where.error)
     for study, options in config.studies.items():

@@ -9,6 +9,7 @@ import pandas as pd
 
 from analysis.study import RunSpec
 from suite_core import ConfigError
+from suite_core.layout import RunLayout
 
 PNG_METADATA = {"Software": None}  # no version string: the same data give the same bytes
 
@@ -17,7 +18,7 @@ def loss_table(runs: list[RunSpec]) -> pd.DataFrame:
     """One row per run and update: run, model, variant, intervention, step, tokens, loss, lr."""
     rows = []
     for run in runs:
-        path = Path(run.path) / "metrics.jsonl"
+        path = RunLayout(run.path).metrics
         if not path.is_file() and (Path(run.path) / "fetch.json").is_file():
             continue  # fetched checkpoints (suite/external.py): no training log
         with open(path, encoding="utf-8") as fh:

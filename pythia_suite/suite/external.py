@@ -24,7 +24,6 @@ naming the rows (`analysis.sources.open_rows` follows it), so the folder is a ru
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -37,120 +36,20 @@ from pathlib import Path
 from typing import Any
 
 from analysis.sources import ROWS_JSON as ROWS_FILE  # {"source": SPEC, "batch_size": B}
-from analysis.study import RunSpec
 from pythia_suite.suite.config import SuiteConfig, to_plain
+from pythia_suite.suite.external_config import (
+    RUN_KEYS,
+    ExternalRun,
+    ExternalSection,
+    parse_external,
+)
 from pythia_suite.suite.layout import Layout
 from pythia_suite.suite.runner import Inputs, Stage
 
 log = logging.getLogger(__name__)
 
 TOKENIZER = "tokenizer.json"
-RUN_KEYS = ("model", "steps", "rows", "batch_size")
-SECTION_KEYS = ("endpoint", "skip_reported", "crows", "runs")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ExternalRun:
-    name: str
-    model: str  # a Pythia row or OWNER/NAME
-    steps: str  # fetch rule
-    rows: str  # SOURCE of the training rows
-    batch_size: int | None
-    path: Path
-
-    def spec(self, layout: Layout) -> RunSpec:
-        del layout
-        variant = "deduped" if "deduped" in self.model else "standard"
-        return RunSpec(
-            name=self.name,
-            path=self.path,
-            model=self.model,
-            n_params=_params(self.path),
-            variant=variant,
-        )
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ExternalSection:
-    endpoint: str | None
-    skip_reported: bool
-    crows: str | None
-    runs: tuple[ExternalRun, ...]
-
-
-def parse_external(
-    data: dict[str, Any], layout_root: Path | None, error: Callable[[str, str], Exception]
-) -> ExternalSection:
-    """The typed `external` section; `error(dotted, message)` builds the one-line error."""
-    from checkpoints_index.fetch import resolve_model
-    from checkpoints_index.schedule import checkpoint_steps
-
-    for key in data:
-        if key not in SECTION_KEYS:
-            raise error(f"external.{key}", f"unknown key (known: {', '.join(SECTION_KEYS)})")
-    runs_data = data.get("runs")
-    if not isinstance(runs_data, dict) or not runs_data:
-        raise error("external.runs", "must be a non-empty mapping of run name -> settings")
-    runs = []
-    for name, item in runs_data.items():
-        where = f"external.runs.{name}"
-        if not isinstance(item, dict):
-            raise error(where, f"must be a mapping ({', '.join(RUN_KEYS)})")
-        for key in item:
-            if key not in RUN_KEYS:
-                raise error(f"{where}.{key}", f"unknown key (known: {', '.join(RUN_KEYS)})")
-        for key in ("model", "steps", "rows"):
-            if not isinstance(item.get(key), str) or not item[key]:
-                raise error(f"{where}.{key}", f"must be a non-empty string, got {item.get(key)!r}")
-        batch = item.get("batch_size")
-        if batch is not None and (not isinstance(batch, int) or batch < 1):
-            raise error(f"{where}.batch_size", f"must be an integer >= 1, got {batch!r}")
-        try:
-            resolve_model(item["model"])
-            checkpoint_steps(item["steps"], 1 << 20)
-        except ValueError as exc:
-            raise error(f"{where}", str(exc)) from None
-        root = layout_root or Path(".")
-        runs.append(
-            ExternalRun(
-                name=str(name),
-                model=item["model"],
-                steps=item["steps"],
-                rows=item["rows"],
-                batch_size=batch,
-                path=root / "runs" / str(name),
-            )
-        )
-    for key in ("endpoint", "crows"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise error(f"external.{key}", f"must be a string, got {data[key]!r}")
-    if not isinstance(data.get("skip_reported", False), bool):
-        raise error("external.skip_reported", "must be true or false")
-    return ExternalSection(
-        endpoint=data.get("endpoint"),
-        skip_reported=bool(data.get("skip_reported", False)),
-        crows=data.get("crows"),
-        runs=tuple(runs),
-    )
-
-
-def _params(path: Path) -> int:
-    """Total parameters of the last catalogued checkpoint (from its safetensors header)."""
-    from safetensors import safe_open
-
-    from analysis.sources import open_checkpoints
-
-    ckpts = open_checkpoints(path)
-    folder = ckpts.folder(ckpts.steps[-1])
-    total = 0
-    for weights in sorted(folder.glob("*.safetensors")):
-        with safe_open(str(weights), framework="pt") as handle:
-            for key in handle.keys():  # noqa: SIM118 (a safe_open handle, not a dict)
-                count = 1
-                for dim in handle.get_slice(key).get_shape():
-                    count *= int(dim)
-                total += count
-    return total
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -306,7 +205,7 @@ def _run_stages(section: ExternalSection, r: ExternalRun) -> list[Stage]:
 
 
 def _crows_stage(url: str, out: Path) -> Stage:
-    from checkpoints_index.sums import sha256_file
+    from suite_core.hashing import sha256_file
 
     return Stage(
         slug="fetch-crows",
@@ -323,10 +222,10 @@ def _crows_stage(url: str, out: Path) -> Stage:
 
 def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list[Stage]:
     """fetch + verify per external run, the CrowS-Pairs CSV, one stage per study, the report."""
-    from checkpoints_index.sums import sha256_file
     from pythia_suite.suite import actions
+    from pythia_suite.suite.checks import study_function
     from pythia_suite.suite.config import _Where
-    from pythia_suite.suite.stages import study_function
+    from suite_core.hashing import sha256_file
 
     section = parse_external(config.external, layout.root, _Where(source, {}).error)
     studies = {s: study_function(s, opts, source) for s, opts in config.studies.items()}

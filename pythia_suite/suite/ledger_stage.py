@@ -7,10 +7,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from checkpoints_index.sums import sha256_file
 from pythia_suite.suite.config import SuiteConfig
 from pythia_suite.suite.layout import Layout, truth_file
 from pythia_suite.suite.runner import Inputs, Stage
+from suite_core.hashing import sha256_file
 
 if TYPE_CHECKING:
     from pythia_suite.suite.plan import PlannedRun

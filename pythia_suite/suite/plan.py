@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from analysis.study import RunSpec
@@ -11,6 +10,7 @@ from checkpoints_index.schedule import checkpoint_steps
 from pythia_suite.suite.config import SuiteConfig
 from pythia_suite.suite.layout import Layout, run_name
 from suite_core import ConfigError
+from suite_core.records import Manifest
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,8 +42,7 @@ def run_params(model: str, data_dir: Path) -> int:
     """Total parameters of `model` at the vocabulary of the prepared data."""
     from pythia_suite.training.family import get_row, param_counts
 
-    manifest = json.loads((data_dir / "manifest.json").read_text())
-    return param_counts(get_row(model).with_vocab(int(manifest["vocab_size"])))[0]
+    return param_counts(get_row(model).with_vocab(Manifest.read(data_dir).vocab_size))[0]
 
 
 def checkpoint_rule(config: SuiteConfig, model: str) -> str:

@@ -32,10 +32,10 @@ from analysis.study import (
     TruthCheck,
     apply_holm,
 )
-from dataloader_replay.atomic import atomic_path
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.curves import loss_figure, loss_table
 from pythia_suite.suite.studyio import table_stem
+from suite_core.atomic import atomic_path
 
 MAX_TABLE_ROWS = 40  # rows shown inline; the CSV beside holds them all
 CHECKS_CSV = "tables/checks.csv"  # every check of the report with its statistics

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dataloader_replay.atomic import atomic_path
 from suite_core import ConfigError
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

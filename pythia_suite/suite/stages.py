@@ -16,16 +16,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from checkpoints_index.sums import sha256_file
 from pythia_suite.suite import actions
-from pythia_suite.suite.checks import check_all, check_study_options
+from pythia_suite.suite.checks import check_all, study_function
 from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file
 from pythia_suite.suite.ledger_stage import ledger_stages
 from pythia_suite.suite.plan import PlannedRun, plan_runs
 from pythia_suite.suite.runner import Inputs, Stage
-from pythia_suite.suite.study_table import STUDY_TABLE, StudyFunction
+from pythia_suite.suite.study_table import StudyFunction
 from suite_core import ConfigError
+from suite_core.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,6 @@ class Context:
     @property
     def docs(self) -> int:
         return 3000 if self.config.corpus.synth in ("tiny", None) else 30000
-
-
-def study_function(study: str, options: dict[str, Any], source: str) -> StudyFunction:
-    """The study's `run_study` (from the table), after checking `options` against it."""
-    loader = STUDY_TABLE.get(study)
-    if loader is None:
-        raise ConfigError(
-            f"{source}: field 'studies.{study}': unknown study "
-            f"(choose from {', '.join(STUDY_TABLE)})"
-        )
-    run_study = loader()
-    check_study_options(study, run_study, options, source)
-    return run_study
 
 
 def _estimate_train(config: SuiteConfig, model: str, steps: int) -> float:

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from analysis.study import StudyReport, TruthCheck, apply_holm
-from dataloader_replay.atomic import atomic_path
 from suite_core import ConfigError
+from suite_core.atomic import atomic_path
 
 REPORT_JSON = "report.json"
 TABLES = "tables"

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import yaml
 
-from dataloader_replay.atomic import atomic_path
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.layout import MARKER, Layout
 from pythia_suite.suite.runner import Stage, SuiteResult, run_stages, would_replace
 from pythia_suite.suite.stages import build_stages
 from suite_core import USER_ERRORS, ConfigError, SuiteError
+from suite_core.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 errors = logging.getLogger("pythia_suite.suite.errors")  # INFO: the log file, not the console

@@ -26,15 +26,15 @@ from typing import Any
 from checkpoints_index.catalog import Catalog
 from dataloader_replay.tokenizer import read_tokenizer
 from suite_core import ConfigError
+from suite_core.atomic import atomic_path
+from suite_core.layout import METRICS, RUN_JSON
+from suite_core.records import RunJson
 
 log = logging.getLogger(__name__)
 
 INTERVENTIONS = ("pronoun-swap",)
-RUN_JSON = "run.json"
-METRICS = "metrics.jsonl"
 #: masculine -> feminine, as Pythia's intervention (one-directional: his and him both -> her)
 PRONOUN_MAP = (("he", "she"), ("him", "her"), ("his", "her"), ("himself", "herself"))
-BRANCH_KEYS = ("branch", "intervention")  # run.json fields a branch adds to its parent's config
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,33 +89,51 @@ def pronoun_map(tokenizer: Any, where: str) -> tuple[list[dict[str, Any]], list[
     return entries, missing
 
 
-def read_parent(parent: Path) -> dict[str, Any]:
-    path = parent / RUN_JSON
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file (--branch-from needs a run directory)")
+def read_parent(parent: Path) -> RunJson:
+    """The parent's run.json; FileNotFoundError naming it when --branch-from is not a run."""
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return config
+        return RunJson.read(parent)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{Path(parent) / RUN_JSON}: no such file (--branch-from needs a run directory)"
+        ) from None
 
 
 def parent_defaults(parent: Path) -> dict[str, Any]:
     """The TrainConfig fields a branch inherits from its parent's run.json (model, data, ...)."""
     config = read_parent(Path(parent))
-    where = Path(parent) / RUN_JSON
+    fields = config.fields
     try:
         return {
-            "model": config["model"]["name"],
-            "data": Path(config["data"]["path"]),
-            "steps": config["steps"],
-            "seed": config["seed"],
-            "checkpoints": config["checkpoints"]["rule"],
+            "model": fields["model"]["name"],
+            "data": config.data.path,
+            "steps": fields["steps"],
+            "seed": fields["seed"],
+            "checkpoints": fields["checkpoints"]["rule"],
         }
     except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{where}: field {exc} missing (not a run.json of this suite)") from None
+        raise ConfigError(
+            f"{config.path}: field {exc} missing (not a run.json of this suite)"
+        ) from None
+
+
+# data fields a branch may differ from its parent by: its transform; a legacy manifest hash
+_BRANCH_DATA_FIELDS = ("transform", "manifest_sha256")
+
+
+def _check_same_run(parent: RunJson, run_config: dict[str, Any]) -> None:
+    """ValueError naming the parent's first field that differs from the branch's config."""
+    for key, value in run_config.items():
+        mine, theirs = value, parent.fields.get(key)
+        if key == "data":
+            mine = {k: v for k, v in value.items() if k not in _BRANCH_DATA_FIELDS}
+            theirs = {k: v for k, v in (theirs or {}).items() if k not in _BRANCH_DATA_FIELDS}
+        if mine != theirs:
+            raise ConfigError(
+                f"{parent.path}: field '{key}' differs from this command's "
+                f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
+                "unchanged"
+            )
 
 
 def plan_branch(
@@ -132,7 +150,6 @@ def plan_branch(
     parent's, so that both runs share data order, schedule and model."""
     parent = Path(parent).absolute()
     pconfig = read_parent(parent)
-    where = parent / RUN_JSON
     if intervention not in INTERVENTIONS:
         raise ConfigError(
             f"--intervention: unknown {intervention!r} (choose from {', '.join(INTERVENTIONS)})"
@@ -141,22 +158,12 @@ def plan_branch(
         raise ConfigError("--branch-step: required with --branch-from")
     if transform is not None:
         raise ConfigError("--intervention: a branch's transform is its intervention; give no other")
-    if (pconfig.get("data") or {}).get("transform") is not None:
+    if pconfig.data.transform is not None:
         raise ConfigError(
-            f"{where}: field 'data.transform': the parent is itself an intervention "
+            f"{pconfig.path}: field 'data.transform': the parent is itself an intervention "
             "run; branch from a run without a transform"
         )
-    for key, value in run_config.items():
-        mine, theirs = value, pconfig.get(key)
-        if key == "data":
-            mine = {k: v for k, v in value.items() if k != "transform"}
-            theirs = {k: v for k, v in (theirs or {}).items() if k != "transform"}
-        if mine != theirs:
-            raise ConfigError(
-                f"{where}: field '{key}' differs from this command's "
-                f"({theirs!r} vs {mine!r}); a branch continues its parent's run "
-                "unchanged"
-            )
+    _check_same_run(pconfig, run_config)
     steps = int(run_config["steps"])
     if not 0 <= step < steps:
         raise ConfigError(
@@ -171,19 +178,27 @@ def plan_branch(
             f"{parent}: field 'step': no checkpoint at step {step} (checkpoints: {near})"
         )
     point = BranchPoint(parent=parent, step=step, checkpoint_sha256=records[step].sha256)
-    tok_path = Path(run_config["data"]["path"]) / "tokenizer.json"
+    spec, fields = _intervention(point, intervention, Path(run_config["data"]["path"]))
+    return point, spec, fields
+
+
+def _intervention(
+    point: BranchPoint, intervention: str, data_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pronoun-swap transform spec from the data's tokenizer, and the run.json fields."""
+    tok_path = data_dir / "tokenizer.json"
     entries, missing = pronoun_map(read_tokenizer(tok_path), str(tok_path))
     for m in missing:
         log.warning("pronoun-swap: %r -> %r left out (%s)", m["from"], m["to"], m["reason"])
     spec = {
         "name": "token_map",
         "map": [[e["from_id"], e["to_id"]] for e in entries],
-        "start_step": step,
+        "start_step": point.step,
     }
     fields = {
         "branch": {
-            "parent": str(parent),
-            "step": step,
+            "parent": str(point.parent),
+            "step": point.step,
             "checkpoint_sha256": point.checkpoint_sha256,
         },
         "intervention": {
@@ -193,7 +208,7 @@ def plan_branch(
             "tokenizer": str(tok_path),
         },
     }
-    return point, spec, fields
+    return spec, fields
 
 
 def link_parent(run_dir: Path, point: BranchPoint) -> None:
@@ -222,7 +237,5 @@ def link_parent(run_dir: Path, point: BranchPoint) -> None:
         raise ConfigError(
             f"{source}: has {len(lines)} lines up to step {point.step}, expected {point.step}"
         )
-    from dataloader_replay.atomic import atomic_path
-
     with atomic_path(metrics) as tmp:
         tmp.write_text("".join(lines), encoding="utf-8")

@@ -8,7 +8,6 @@ step of the checkpoint the run continues from.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -17,40 +16,19 @@ from typing import Any, TextIO
 
 from checkpoints_index.catalog import Catalog, record_problems
 from checkpoints_index.layout import CATALOG, SUMS_FILE, complete_dirs
-from dataloader_replay.atomic import atomic_path
 from suite_core import CheckpointError, ConfigError
+from suite_core.atomic import atomic_path
+from suite_core.layout import METRICS, RUN_JSON
+from suite_core.records import RunJson, first_difference
 
 log = logging.getLogger(__name__)
 
-RUN_JSON = "run.json"
-METRICS = "metrics.jsonl"
 _STEP_DIR = re.compile(r"^step(\d+)$")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def normalize(obj: Any) -> Any:
     """The JSON round trip of `obj` (tuples become lists), so that configs compare as stored."""
     return json.loads(json.dumps(obj))
-
-
-def _first_difference(old: Any, new: Any, prefix: str = "") -> str | None:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in [*new, *(k for k in old if k not in new)]:  # the command's field order
-            where = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                return where
-            found = _first_difference(old[key], new[key], where)
-            if found is not None:
-                return found
-        return None
-    return None if old == new else (prefix or "<root>")
 
 
 def _lookup(obj: Any, dotted: str) -> Any:
@@ -73,16 +51,12 @@ def without_location(config: Any) -> Any:
     return config
 
 
-def check_same_config(run_dir: Path, config: dict) -> None:
-    """`ValueError` naming the first field where RUN/run.json differs from `config` (the data's
+def check_same_config(run: RunJson, config: dict) -> None:
+    """`ConfigError` naming the first field where RUN/run.json differs from `config` (the data's
     location aside: data is compared by fingerprint)."""
-    path = run_dir / RUN_JSON
-    try:
-        old = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
-    old, config = without_location(old), without_location(normalize(config))
-    field = _first_difference(old, normalize(config))
+    path = run.path
+    old, config = without_location(run.to_dict()), without_location(normalize(config))
+    field = first_difference(old, normalize(config))
     if field is not None:
         raise ConfigError(
             f"{path}: field '{field}' differs from this command "
@@ -127,17 +101,6 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 def open_metrics(run_dir: Path) -> TextIO:
     return open(run_dir / METRICS, "a", encoding="utf-8")
-
-
-def checkpoint_step_dirs(run_dir: Path) -> list[int]:
-    """Steps of the complete (renamed) `checkpoints/stepN` folders, newest first."""
-    root = run_dir / "checkpoints"
-    if not root.is_dir():
-        return []
-    steps = [
-        int(m.group(1)) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))
-    ]
-    return sorted(steps, reverse=True)
 
 
 def damaged_step_dirs(run_dir: Path) -> list[Path]:

@@ -9,7 +9,6 @@ to the newest complete checkpoint, which it returns.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,6 @@ import numpy as np
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.schedule import checkpoint_steps
 from checkpoints_index.store import clean_stale
-from dataloader_replay.manifest import fingerprint_content
 from dataloader_replay.replay import TrainData
 from dataloader_replay.transforms import apply_transform, validate_transform
 from pythia_suite.training.branch import BranchPoint, link_parent, plan_branch
@@ -30,20 +28,19 @@ from pythia_suite.training.optim import OptimConfig
 from pythia_suite.training.parallel import ParallelPlan, resolve_parallel
 from pythia_suite.training.precision import check_precision
 from pythia_suite.training.run import (
-    RUN_JSON,
     check_resumable,
     check_same_config,
-    file_sha256,
     normalize,
     truncate_metrics,
     without_location,
     write_run_json,
 )
 from suite_core import ConfigError
+from suite_core.layout import RUN_JSON
+from suite_core.records import Manifest, RunJson
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 CPU_CHECKPOINTS = 10  # CPU rows: 'log+every:K' with K = steps // 10 (about 10 evenly spaced)
 
 
@@ -110,59 +107,56 @@ def default_rule(row: ModelConfig, steps: int) -> str:
     return f"log+every:{max(1, steps // CPU_CHECKPOINTS)}"
 
 
-def read_manifest(data_dir: Path) -> dict[str, Any]:
-    path = data_dir / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such file (not a prepared data directory; run `pythia-suite prepare`)"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
-    for field in ("vocab_size", "seq_length", "batch_size", "steps", "seed"):
-        if not isinstance(manifest.get(field), int):
-            raise ConfigError(f"{path}: field '{field}' missing or not an integer")
-    return manifest
-
-
-def resolve_model(
-    name: str, manifest: dict[str, Any], manifest_path: Path, seed: int | None
-) -> ModelConfig:
+def resolve_model(name: str, manifest: Manifest, seed: int | None) -> ModelConfig:
     try:
         row = get_row(name)
     except ValueError as exc:
         raise ConfigError(f"--model: {exc}") from None
     try:
-        cfg = row.with_vocab(manifest["vocab_size"])
+        cfg = row.with_vocab(manifest.vocab_size)
     except ValueError as exc:
-        raise ConfigError(f"{manifest_path}: field {exc}") from None  # exc: "vocab_size: ..."
-    if cfg.vocab_size is None or manifest["vocab_size"] > cfg.vocab_size:
+        raise ConfigError(f"{manifest.path}: field {exc}") from None  # exc: "vocab_size: ..."
+    if cfg.vocab_size is None or manifest.vocab_size > cfg.vocab_size:
         raise ConfigError(
-            f"{manifest_path}: field 'vocab_size': the data's vocabulary ({manifest['vocab_size']}) "
+            f"{manifest.path}: field 'vocab_size': the data's vocabulary ({manifest.vocab_size}) "
             f"exceeds {name}'s padded vocabulary ({cfg.vocab_size})"
         )
     try:
-        cfg = cfg.with_seq_length(manifest["seq_length"])
+        cfg = cfg.with_seq_length(manifest.seq_length)
     except ValueError as exc:
-        raise ConfigError(f"{manifest_path}: field {exc} (--model {name})") from None
+        raise ConfigError(f"{manifest.path}: field {exc} (--model {name})") from None
     return replace(cfg, init_seed=cfg.init_seed if seed is None else seed)
+
+
+def _data_section(data: TrainData, transform: dict[str, Any] | None) -> dict[str, Any]:
+    """run.json's `data`: where the data is, and what it is (its manifest's fingerprint)."""
+    assert data.manifest is not None and data.directory is not None
+    return {
+        "path": str(data.directory),  # where it was; resuming compares the fingerprint, not this
+        "manifest": data.manifest.content(),
+        "fingerprint": data.manifest.fingerprint,
+        "transform": transform,
+    }
+
+
+def _check_steps(steps: int, data: TrainData) -> None:
+    if steps < 1:
+        raise ConfigError(f"--steps: must be >= 1, got {steps}")
+    if steps > data.num_steps:
+        raise ConfigError(
+            f"{data.name}: the data holds {data.num_steps} steps of {data.batch_size} rows; "
+            f"--steps asks for {steps}"
+        )
 
 
 def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
     """Resolve `config` (read-only); `ValueError`/`FileNotFoundError` for every user error."""
     data_dir = Path(config.data).absolute()
-    manifest = read_manifest(data_dir)
-    model = resolve_model(config.model, manifest, data_dir / MANIFEST, config.seed)
+    manifest = Manifest.read(data_dir)
+    model = resolve_model(config.model, manifest, config.seed)
     data = TrainData.open(data_dir)
-    steps = manifest["steps"] if config.steps is None else config.steps
-    if steps < 1:
-        raise ConfigError(f"--steps: must be >= 1, got {steps}")
-    if steps > data.num_steps:
-        raise ConfigError(
-            f"{data_dir}: the data holds {data.num_steps} steps of {data.batch_size} rows; "
-            f"--steps asks for {steps}"
-        )
+    steps = manifest.steps if config.steps is None else config.steps
+    _check_steps(steps, data)
     parallel = resolve_parallel(
         parallel=config.parallel, device=config.device, precision=config.precision,
         activation_checkpointing=config.activation_checkpointing, env=env,
@@ -178,20 +172,14 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
     )  # fmt: skip
     rule = config.checkpoints or default_rule(model, steps)
     schedule = checkpoint_steps(rule, steps)
-    run_config = {
+    run_config: dict[str, Any] = {
         "steps": steps,
         "seed": model.init_seed,
-        "data_seed": manifest["seed"],
+        "data_seed": manifest.seed,
         "batch_size": data.batch_size,
         "seq_length": data.seq_length,
         "checkpoints": {"rule": rule, "steps": schedule},
-        "data": {
-            "path": str(data_dir),  # where it was; resuming compares the fingerprint, not this
-            "manifest_sha256": file_sha256(data_dir / MANIFEST),
-            "manifest": fingerprint_content(data.manifest or manifest),
-            "fingerprint": data.fingerprint,
-            "transform": config.transform,
-        },
+        "data": _data_section(data, config.transform),
         "model": model.to_dict(),
         "optim": optim.to_dict(),
         "precision": config.precision,
@@ -219,15 +207,14 @@ def plan_run(config: TrainConfig, env: DistEnv) -> Plan:
     )  # fmt: skip
 
 
-def _data_moved(run_dir: Path, config: dict[str, Any]) -> bool:
+def _data_moved(old: RunJson, config: dict[str, Any]) -> bool:
     """The same data (same fingerprint) now reached by another path: run.json is updated."""
-    old = json.loads((run_dir / RUN_JSON).read_text())
-    if old.get("data", {}).get("path") == config["data"]["path"]:
+    if str(old.data.path) == config["data"]["path"]:
         return False
     log.info(
         "%s: data moved from %s to %s (same fingerprint); recording the new path",
-        run_dir,
-        old.get("data", {}).get("path"),
+        old.run_dir,
+        old.data.path,
         config["data"]["path"],
     )
     return True
@@ -241,15 +228,18 @@ def prepare_run_dir(plan: Plan) -> int:
         raise FileExistsError(
             f"{run_dir}: run directory already exists (pass --resume to continue it, or use a new --out)"
         )
-    if has_run_json:
-        check_same_config(run_dir, plan.config)
+    old = RunJson.read(run_dir) if has_run_json else None
+    if old is not None:
+        assert plan.data.manifest is not None
+        old.check_data(plan.data.manifest)  # names data.fingerprint and the manifest's field
+        check_same_config(old, plan.config)
         check_resumable(run_dir)
     elif (run_dir / "checkpoints").exists():
         raise ConfigError(
             f"{run_dir}: has checkpoints but no {RUN_JSON}; not a run directory this command can resume"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not has_run_json or _data_moved(run_dir, plan.config):
+    if old is None or _data_moved(old, plan.config):
         write_run_json(run_dir, plan.config, overwrite=has_run_json)
     with Catalog.open(run_dir) as catalog:
         catalog.register_run(

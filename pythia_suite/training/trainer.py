@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from checkpoints_index.lock import run_lock
 from checkpoints_index.store import load_checkpoint, save_checkpoint
-from dataloader_replay.replay import batch_sha256
+from dataloader_replay.batch_hashes import batch_sha256
 from pythia_suite.training import distributed as D
 from pythia_suite.training import fsdp
 from pythia_suite.training.family import ModelConfig, hf_config

@@ -27,6 +27,7 @@ from pythia_suite.cli import main
 from suite_core import CheckpointError
 from tests.checkpoints_index.conftest import tiny_config
 from tests.fake_hub import FakeHub, Revision, Server
+from tests.shared import online_hub
 
 REPO = "tiny/neox"
 WEIGHTS = "model.safetensors"
@@ -80,7 +81,7 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    online_hub(monkeypatch)
     return cache
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import GPTNeoXForCausalLM
 
-from checkpoints_index.sums import sha256_file
 from pythia_suite.cli import main
+from suite_core.hashing import sha256_file
 from tests.checkpoints_index.conftest import tiny_config
 
 

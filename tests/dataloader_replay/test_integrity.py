@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataloader_replay.batch_hashes import BATCH_HASHES, read_batch_hashes
+from dataloader_replay.batch_hashes import BATCH_HASHES, batch_sha256, read_batch_hashes
 from dataloader_replay.integrity import verify_data
-from dataloader_replay.manifest import fingerprint, sha256_file
-from dataloader_replay.replay import TrainData, batch_sha256
+from dataloader_replay.replay import TrainData
 from dataloader_replay.verify import verify_run
+from suite_core.hashing import sha256_file
+from suite_core.records import compute_fingerprint
 from tests.dataloader_replay.conftest import PREPARED, Corpus
 
 
@@ -44,7 +45,7 @@ def test_prepare_records_every_batch_hash(prepared: Path) -> None:
     assert len(hashes) == td.num_rows // td.batch_size == 40
     assert hashes == [batch_sha256(td.batch(s)) for s in range(td.num_steps)]
     assert manifest["files"][BATCH_HASHES] == sha256_file(prepared / BATCH_HASHES)
-    assert manifest["fingerprint"] == fingerprint(manifest) == td.fingerprint
+    assert manifest["fingerprint"] == compute_fingerprint(manifest) == td.fingerprint
     report = verify_data(prepared)
     assert report.problems == []
     assert (report.files, report.batches, report.rows) == (len(manifest["files"]), 40, td.num_rows)
@@ -96,7 +97,7 @@ def test_index_arrays_must_be_the_mapping_of_the_seed(data: Path) -> None:
     np.save(data / "shuffle_idx.npy", shuffle)
     manifest = json.loads((data / "manifest.json").read_text())
     manifest["files"]["shuffle_idx.npy"] = sha256_file(data / "shuffle_idx.npy")
-    manifest["fingerprint"] = fingerprint(manifest)  # a consistent forgery of the hashes
+    manifest["fingerprint"] = compute_fingerprint(manifest)  # a consistent forgery of the hashes
     (data / "manifest.json").write_text(json.dumps(manifest))
     problems = verify_data(data).problems
     assert problems == [
@@ -137,9 +138,9 @@ def test_fingerprint_names_content_not_place(
     copy = tmp_path / "corpus_copy.jsonl"  # same bytes given by another path: same data
     shutil.copyfile(corpus.path, copy)
     again = prepare(copy, small_tokenizer, tmp_path / "again", **PREPARED)
-    assert again["fingerprint"] == TrainData.open(prepared).fingerprint
+    assert again.fingerprint == TrainData.open(prepared).fingerprint
     other = prepare(copy, small_tokenizer, tmp_path / "other", **{**PREPARED, "seed": 7})
-    assert other["fingerprint"] != again["fingerprint"]
+    assert other.fingerprint != again.fingerprint
 
 
 def test_leftovers_of_a_killed_prepare_are_removed(
@@ -199,7 +200,7 @@ def test_a_run_refuses_other_data_at_its_path(
     prepared: Path, tmp_path: Path, corpus: Corpus, small_tokenizer: Path
 ) -> None:
     from dataloader_replay.prepare import prepare
-    from dataloader_replay.replay import open_run
+    from dataloader_replay.sources import open_run
 
     data = tmp_path / "data"
     shutil.copytree(prepared, data)

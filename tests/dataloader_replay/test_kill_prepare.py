@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from dataloader_replay.atomic import leftovers
 from dataloader_replay.prepare import prepare
+from suite_core.atomic import leftovers
 from tests.dataloader_replay.conftest import PREPARED, Corpus
 
 KILLS = 5

@@ -57,7 +57,7 @@ def crossing(tmp_path_factory: pytest.TempPathFactory, small_tokenizer: Path):
 
 def test_epoch_crossing_matches_neox_reference(crossing) -> None:
     corpus, default, _ = crossing
-    assert default.manifest["num_samples"] == 201 and default.manifest["num_epochs"] == 2
+    assert default.manifest.num_samples == 201 and default.manifest.num_epochs == 2
     epochs, rows = ref_rows(corpus.docs, SEQ, 201, SEED)
     assert epochs == 2
     assert default.rows(0, default.num_rows).tolist() == rows
@@ -65,7 +65,7 @@ def test_epoch_crossing_matches_neox_reference(crossing) -> None:
 
 def test_the_extra_epoch_changes_the_order(crossing) -> None:
     corpus, default, plain = crossing
-    assert plain.manifest["num_samples"] == 200 and plain.manifest["num_epochs"] == 1
+    assert plain.manifest.num_samples == 200 and plain.manifest.num_epochs == 1
     assert plain.rows(0, 200).tolist() == ref_rows(corpus.docs, SEQ, 200, SEED)[1]
     same = sum(a == b for a, b in zip(default.rows(0, 200).tolist(), plain.rows(0, 200).tolist()))
     assert same < 20  # a different shuffle over two epochs: almost no row in the same place

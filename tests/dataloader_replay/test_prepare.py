@@ -55,7 +55,7 @@ def test_index_arrays_and_manifest(prepared: Path, corpus: Corpus, small_tokeniz
     src = np.load(prepared / "doc_sources.npy")
     assert [manifest["sources"][s] for s in src] == corpus.sources
     assert (prepared / "tokenizer.json").read_bytes() == small_tokenizer.read_bytes()
-    from dataloader_replay.manifest import sha256_file
+    from suite_core.hashing import sha256_file
 
     assert manifest["input"]["sha256"] == sha256_file(corpus.path)
     for name, digest in manifest["files"].items():
@@ -90,7 +90,7 @@ def test_all_samples_cover_every_epoch_exactly(tmp_path: Path, small_tokenizer: 
         num_samples=total,
     )
     td = TrainData.open(tmp_path / "d")
-    assert td.manifest["num_epochs"] == epochs and td.num_rows == total
+    assert td.manifest.num_epochs == epochs and td.num_rows == total
     order = np.argsort(np.load(tmp_path / "d" / "shuffle_idx.npy"))
     rows = td.rows(0, total)[order]  # sample order
     for a, b in zip(rows[:-1], rows[1:]):
@@ -113,7 +113,7 @@ def test_int32_when_vocab_exceeds_uint16(tmp_path: Path, big_tokenizer: Path) ->
     manifest = prepare(
         corpus.path, big_tokenizer, tmp_path / "d", seq_length=10, batch_size=3, steps=9, seed=11
     )
-    assert manifest["dtype"] == "int32" and manifest["vocab_size"] == 70_000
+    assert manifest.dtype == "int32" and manifest.vocab_size == 70_000
     docs = megatron_dataset(tmp_path / "d" / "documents")
     train = megatron_dataset(tmp_path / "d" / "train")
     assert docs.index.dtype == np.int32 and train.index.dtype == np.int32

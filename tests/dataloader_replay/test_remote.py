@@ -15,6 +15,7 @@ from pythia_suite.cli import main
 from suite_core import DataError
 from tests.dataloader_replay.shard_data import random_rows, write_merged, write_shards
 from tests.hub_server import HubServer, publish
+from tests.shared import online_hub
 
 WIDTH, ROWS, B = 7, 96, 8
 CUTS = [13, 17, 21, 501, 1000, 1300]
@@ -38,7 +39,7 @@ def hub(
     published: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[HubServer]:
     monkeypatch.setattr(remote, "RETRY", remote.RetryPolicy(backoff=0.01, read_timeout=20))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    online_hub(monkeypatch)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))  # the default cache
     with HubServer(published[1]) as server:

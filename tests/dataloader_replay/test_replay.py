@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataloader_replay.replay import PYTHIA_BATCH_SIZE, TrainData, batch_sha256, open_run
+from dataloader_replay.batch_hashes import batch_sha256
+from dataloader_replay.replay import PYTHIA_BATCH_SIZE, TrainData
+from dataloader_replay.sources import open_run
 from dataloader_replay.verify import verify_run
 from tests.dataloader_replay.conftest import PREPARED, Corpus
 from tests.dataloader_replay.neox_reference import ref_rows

@@ -44,6 +44,12 @@ def _build(factory: pytest.TempPathFactory, shape: dict[str, int]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`corpus/` (corpus.jsonl, truth.json) and `tokenizer.json` that the data fixtures use."""
+    return tiny_corpus(tmp_path_factory, VOCAB, SEED)
+
+
+@pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prepared data directory: seq 32, batch 8, 24 steps, vocabulary 512."""
     return _build(tmp_path_factory, TINY)
@@ -71,9 +77,10 @@ def cli_bin() -> Path:
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """One local Ray cluster on loopback (4 CPUs) for the whole session; yields the path of the
     lost-worker hook file (`dataloader_replay.engine_ray.KILL_ENV`) its workers watch."""
-    import ray
+    from dataloader_replay.engine_ray import KILL_ENV, loopback_only, start_local_ray
 
-    from dataloader_replay.engine_ray import KILL_ENV, start_local_ray
+    loopback_only()  # test traffic stays on 127.0.0.1
+    import ray
 
     kill = tmp_path_factory.mktemp("ray") / "kill"
     os.environ[KILL_ENV] = str(kill)  # before Ray starts: its workers inherit the environment

@@ -3,7 +3,9 @@ loses history, `verify RUN`. One reference run on the tiny data; each test damag
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 import sqlite3
 from pathlib import Path
@@ -110,15 +112,36 @@ def test_resume_with_the_data_moved(reference: Path, tiny_data: Path, tmp_path: 
     assert main(["verify", str(run)]) == 0
 
 
+def test_old_run_json_with_manifest_sha256_still_opens(
+    reference: Path, tiny_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run.json written before the fingerprint was the only identity (it also holds
+    data.manifest_sha256): resume, replay and verify accept it, with a one-line note."""
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    cut_back(run, 8)
+    config = json.loads((run / "run.json").read_text())
+    legacy = hashlib.sha256((tiny_data / "manifest.json").read_bytes()).hexdigest()
+    config["data"] = {"path": config["data"]["path"], "manifest_sha256": legacy,
+                      **{k: v for k, v in config["data"].items() if k != "path"}}  # fmt: skip
+    (run / "run.json").write_text(json.dumps(config, indent=2) + "\n")
+    with caplog.at_level(logging.INFO, logger="suite_core.records"):
+        assert main([*args(tiny_data, run), "--resume"]) == 0
+        assert main(["replay", str(run), "--verify"]) == 0
+    same_training(reference, run)
+    notes = {r.getMessage() for r in caplog.records if "manifest_sha256" in r.getMessage()}
+    assert len(notes) == 1 and "older version" in next(iter(notes)), notes
+
+
 def test_resume_with_other_data_is_refused(
-    reference: Path, tiny_data: Path, tmp_path: Path, capsys
+    reference: Path, tiny_data: Path, tiny_corpus_root: Path, tmp_path: Path, capsys
 ) -> None:
     from dataloader_replay.prepare import prepare
 
-    root = tiny_data.parent
+    root = tiny_corpus_root
     other = tmp_path / "other"
     manifest = json.loads((tiny_data / "manifest.json").read_text())
-    prepare(
+    prepare(  # the same corpus and tokenizer, another seed
         root / "corpus" / "corpus.jsonl",
         root / "tokenizer.json",
         other,
@@ -131,7 +154,7 @@ def test_resume_with_other_data_is_refused(
     shutil.copytree(reference, run)
     before = snapshot(run)
     assert main([*args(other, run), "--resume"]) == 2
-    one_error(capsys, "run.json: field 'data_seed' differs", "run has 1234")
+    one_error(capsys, "run.json: field 'data.fingerprint'", "manifest field 'seed' differs")
     assert snapshot(run) == before
 
 

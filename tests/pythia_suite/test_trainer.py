@@ -15,7 +15,8 @@ import torch
 
 from checkpoints_index.catalog import Catalog
 from checkpoints_index.schedule import checkpoint_steps
-from dataloader_replay.replay import TrainData, batch_sha256
+from dataloader_replay.batch_hashes import batch_sha256
+from dataloader_replay.replay import TrainData
 from pythia_suite.cli import main
 from pythia_suite.training.family import get_row
 from pythia_suite.training.optim import OptimConfig, lr_for_update
@@ -92,18 +93,15 @@ def test_run_json_and_catalog(two_runs: tuple[Path, Path], tiny_data: Path) -> N
     a, _ = two_runs
     cfg = json.loads((a / "run.json").read_text())
     manifest = json.loads((tiny_data / "manifest.json").read_text())
-    import hashlib
+    from suite_core.records import compute_fingerprint, fingerprint_content
 
-    from dataloader_replay.manifest import fingerprint, fingerprint_content
-
-    assert cfg["data"] == {
+    assert cfg["data"] == {  # the data named by its fingerprint only (no manifest_sha256)
         "path": str(tiny_data.absolute()),
-        "manifest_sha256": hashlib.sha256((tiny_data / "manifest.json").read_bytes()).hexdigest(),
         "manifest": fingerprint_content(manifest),
         "fingerprint": manifest["fingerprint"],
         "transform": None,
     }
-    assert manifest["fingerprint"] == fingerprint(manifest)
+    assert manifest["fingerprint"] == compute_fingerprint(manifest)
     assert cfg["steps"] == STEPS and cfg["seed"] == 1234 and cfg["data_seed"] == manifest["seed"]
     assert cfg["model"]["name"] == "pythia-nano"
     assert cfg["model"]["vocab_size"] == -(-manifest["vocab_size"] // 128) * 128
@@ -163,7 +161,7 @@ def test_pythia_70m_runs_on_cpu(data_70m: Path, tmp_path: Path) -> None:
 
 
 def test_transformed_run_logs_what_replay_returns(tiny_data: Path, tmp_path: Path) -> None:
-    from dataloader_replay.replay import open_run
+    from dataloader_replay.sources import open_run
     from pythia_suite.training.trainer import TrainConfig, train
 
     common = np.bincount(TrainData.open(tiny_data).batch(3).ravel()).argsort()[::-1][:4]

@@ -15,7 +15,7 @@ import pytest
 
 from analysis.sources import open_checkpoints
 from checkpoints_index.catalog import Catalog
-from dataloader_replay.replay import open_run
+from dataloader_replay.sources import open_run
 from dataloader_replay.transforms import apply_transform
 from dataloader_replay.verify import verify_run
 from pythia_suite.cli import main

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from analysis.ledger import build_ledger, read_ledger
-from dataloader_replay.replay import open_run
+from dataloader_replay.sources import open_run
 from dataloader_replay.tokenizer import read_tokenizer
 from pythia_suite.cli import main
 from tests.analysis.bias.conftest import BRANCH_STEP, BiasRuns

@@ -63,13 +63,10 @@ def test_hdf5_layout_and_attributes(run_file: Path, mem_run: Path) -> None:
         assert (f.attrs["k"], f.attrs["target"], f.attrs["dtype"]) == (K, TARGET, "float32")
         ck = open_checkpoints(mem_run)
         assert json.loads(f.attrs["sha256"]) == [ck.sha256(s) for s in (0, 20, 40)]
-        manifest = json.loads(
-            (
-                Path(json.loads((mem_run / "run.json").read_text())["data"]["path"])
-                / "manifest.json"
-            ).read_text()
-        )
-        assert f.attrs["data_fingerprint"] == manifest["files"]["train.bin"]
+        run_json = json.loads((mem_run / "run.json").read_text())  # joins run.json's data
+        manifest = json.loads((Path(run_json["data"]["path"]) / "manifest.json").read_text())
+        assert f.attrs["data_fingerprint"] == run_json["data"]["fingerprint"]
+        assert f.attrs["data_fingerprint"] == manifest["fingerprint"]
         assert json.loads(f.attrs["config"])["rows"] == 40
     # rows: stratified over all 384 rows (320 trained + 64 held out), one per block
     assert (np.diff(rows) > 0).all() and rows.max() >= 320
@@ -135,10 +132,12 @@ def _bad_inputs(mem_run: Path, mem_data: Path, tmp: Path) -> list[tuple[list[str
     small = tmp / "small_vocab"
     shutil.copytree(step40, small)
     (small / "config.json").write_text(json.dumps({**cfg, "vocab_size": 8}))
+    for edited in (bert, small):  # plain HF folders (no SHA256SUMS): the config itself is refused
+        (edited / "SHA256SUMS").unlink()
     other = tmp / "other_data"
     shutil.copytree(mem_data, other)
-    with open(other / "manifest.json", "a") as fh:
-        fh.write("\n")
+    manifest = json.loads((other / "manifest.json").read_text())  # other data: another seed
+    (other / "manifest.json").write_text(json.dumps({**manifest, "seed": manifest["seed"] + 1}))
     exists = tmp / "exists.h5"
     exists.write_bytes(b"")
     hf = ["--data", str(mem_data / "train"), "--data-batch-size", "8"]
@@ -149,7 +148,7 @@ def _bad_inputs(mem_run: Path, mem_data: Path, tmp: Path) -> list[tuple[list[str
         ([str(mem_run), "--steps", "7"], "no checkpoint at step 7"),
         (["--model", str(step40), "--step", "100", *hf], "past the end of the data"),
         ([str(mem_run), "--rows", "0"], "--rows"),
-        ([str(mem_run), "--data", str(other)], "fingerprint"),
+        ([str(mem_run), "--data", str(other)], "field 'data.fingerprint'"),
         ([str(mem_run), "--out", str(exists)], "already exists"),
     ]
 

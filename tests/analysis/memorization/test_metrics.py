@@ -13,7 +13,7 @@ from analysis.memorization.metrics import (
 )
 from analysis.memorization.profiles import cohorts, estimate, panel
 from analysis.memorization.results import MemResults
-from analysis.memorization.sample import parse_rows, parse_steps, shard, stratified_rows
+from analysis.memorization.sample import parse_rows, shard, stratified_rows
 
 
 def test_predictability_definitions() -> None:
@@ -84,11 +84,7 @@ def test_stratified_rows_one_per_block() -> None:
     assert parse_rows("all") is None
 
 
-def test_parse_steps_and_shard() -> None:
-    assert parse_steps("all", [4, 0, 2]) == [0, 2, 4]
-    assert parse_steps("4,0", [0, 2, 4]) == [0, 4]
-    with pytest.raises(ValueError, match="no checkpoint at step 3"):
-        parse_steps("3", [0, 2, 4])
+def test_shard() -> None:
     parts = [shard(10, r, 3) for r in range(3)]
     assert [(s.start, s.stop) for s in parts] == [(0, 4), (4, 7), (7, 10)]
 

@@ -41,6 +41,7 @@ def test_run_study_report(
         "memorization_canaries.png",
         "memorization_dups.png",
         "memorization_profiles.png",
+        "memorization_natural_dup.png",
     } == names
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.figures)
     checks = {c.name: c for c in report.checks}

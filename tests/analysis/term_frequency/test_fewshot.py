@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from analysis.sources import open_checkpoints
+from analysis.term_frequency.across import ItemsConfig, make_items, run_fewshot
 from analysis.term_frequency.decode import DecodeConfig, greedy_complete, stop_ids
 from analysis.term_frequency.fewshot import FewShotConfig
-from analysis.term_frequency.pipeline import ItemsConfig, make_items, run_fewshot
 from analysis.term_frequency.results import read_fewshot
 from dataloader_replay.tokenizer import read_tokenizer
 

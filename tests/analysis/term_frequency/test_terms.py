@@ -10,7 +10,6 @@ from tokenizers import Tokenizer
 from analysis.term_frequency.terms import (
     Term,
     check_vocabulary,
-    parse_steps,
     parse_token_ids,
     read_terms_file,
     text_term,
@@ -80,13 +79,3 @@ def test_vocabulary_and_duplicates() -> None:
     with pytest.raises(ValueError, match="^DIR: term 'c': token id 600 is outside .* 512"):
         check_vocabulary(terms, 512, where="DIR")
     check_vocabulary(terms, None, where="DIR")  # unknown vocabulary (a bare prefix): no check
-
-
-def test_steps() -> None:
-    assert parse_steps("20, 0,10,10") == [0, 10, 20]
-    assert parse_steps("checkpoints", available=[8, 0, 4]) == [0, 4, 8]
-    for bad in ("", "1,,2", "-1", "ten"):
-        with pytest.raises(ValueError, match="--steps"):
-            parse_steps(bad)
-    with pytest.raises(ValueError, match="needs a run"):
-        parse_steps("checkpoints")

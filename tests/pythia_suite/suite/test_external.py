@@ -5,7 +5,6 @@ CrowS-Pairs CSV downloaded; the three studies and the report, nothing trained.""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 from dataloader_replay.indexed import IndexedWriter
 from pythia_suite.corpus.tokenizer import train_tokenizer
 from tests.fake_hub import FakeHub, Server
+from tests.shared import online_env
 
 SHIPPED = Path(__file__).parents[3] / "suites" / "pythia-70m-deduped.yaml"
 MODEL, DATA = "EleutherAI/pythia-70m-deduped", "EleutherAI/pile-deduped-pythia-preshuffled"
@@ -97,7 +97,7 @@ def shipped_at_test_scale(url: str, out: Path) -> Path:
 def test_shipped_suite_end_to_end(tmp_path: Path) -> None:
     hub = tiny_hub(tmp_path / "hub")
     with Server(hub) as url:
-        env = os.environ | {
+        env = online_env() | {
             "HF_ENDPOINT": url,
             "HF_HOME": str(tmp_path / "hf"),
             "HF_HUB_DISABLE_XET": "1",

@@ -20,11 +20,10 @@ import torch
 from tqdm import tqdm
 
 from analysis.memorization.results import MemResults, write_results
-from analysis.memorization.sample import parse_steps, stratified_rows
+from analysis.memorization.sample import stratified_rows
 from analysis.memorization.score import ScoreConfig, score_rows
 from analysis.sources import (
     DTYPES,
-    RUN_JSON,
     Checkpoints,
     Rows,
     data_fingerprint,
@@ -32,8 +31,10 @@ from analysis.sources import (
     open_rows,
     seen_before,
 )
-from checkpoints_index.sums import sha256_file
+from analysis.steps import parse_steps
 from suite_core import DataError
+from suite_core.layout import MANIFEST, RunLayout
+from suite_core.records import Manifest, RunJson
 
 log = logging.getLogger(__name__)
 
@@ -89,34 +90,25 @@ def open_inputs(cfg: MemConfig) -> Inputs:
     ScoreConfig(k=cfg.k, target=cfg.target).check(rows.seq_length + 1, where=_name(rows))
     steps = parse_steps(cfg.steps, ckpts.steps)
     for s in steps:
-        if s * rows.batch_size > rows.num_rows:
-            raise DataError(
-                f"{_name(rows)}: field 'step': step {s} is past the end of the data "
-                f"({rows.num_rows} rows of {rows.batch_size} per step)"
-            )
+        rows.check_step(s, "step", seen=True)
     row_ids = stratified_rows(rows.num_rows, cfg.rows, seed=cfg.seed)
     return Inputs(ckpts=ckpts, rows=rows, steps=steps, row_ids=row_ids)
 
 
 def check_run_data(run: Path, data: Path | None) -> None:
-    """ValueError if the data's manifest differs from the one the run was trained on."""
-    if not (run / RUN_JSON).is_file():  # fetched checkpoints: their rows.json names the rows
+    """DataError naming run.json's `data.fingerprint` if the data (`data`, else the run's own)
+    is not the data the run was trained on."""
+    if not RunLayout(run).is_run():  # fetched checkpoints: their rows.json names the rows
         return
-    config = json.loads((run / RUN_JSON).read_text())
-    want = (config.get("data") or {}).get("manifest_sha256")
-    path = Path(data if data is not None else config["data"]["path"])
-    manifest = path / "manifest.json"
-    if want is None or not manifest.is_file():
+    config = RunJson.read(run)
+    path = Path(data) if data is not None else config.data_path
+    if not (path / MANIFEST).is_file():
         if data is not None:
             raise DataError(
                 f"{path}: field 'fingerprint': not a prepared data directory of the run {run}"
             )
         return
-    if sha256_file(manifest) != want:
-        raise DataError(
-            f"{manifest}: field 'fingerprint': the data differs from the data "
-            f"{run} was trained on ({run / RUN_JSON}: data.manifest_sha256)"
-        )
+    config.check_data(Manifest.read(path))
 
 
 def check_vocab(folder: Path, tokens: np.ndarray) -> None:
