@@ -12,6 +12,7 @@ Few-shot accuracy against frequency is 0 everywhere at 160 steps of pythia-nano;
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,9 @@ EXPECTED = {  # every check of the report -> its status at this scale
     "arithmetic-plus: top-10 minus bottom-10 frequent terms (accuracy points)": "not testable",
     "counts: token counts in the trained rows follow the planted Zipf counts": "recovered",
     f"bias: {BASE} has the planted occupation-pronoun association": "not recovered",
+    # pythia-nano picks the pronoun's referent at chance here: the WinoBias gap is not testable
     f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes": (
-        "not recovered"
+        "not testable"
     ),
     f"bias: {BRANCH} lowers pct_stereotype": "recovered",
     f"bias: {BRANCH} lowers association": "not recovered",
@@ -70,8 +72,7 @@ def _assert_checks(checks: pd.DataFrame, bias_last: pd.DataFrame) -> None:
     assert (tested["ci_low"] <= tested["effect"]).all()
     assert (tested["effect"] <= tested["ci_high"]).all()
     for row in tested.itertuples():
-        expected_n = 128 if "WinoBias" in row.name else UNITS[row.unit]
-        assert row.n == expected_n, row.name
+        assert row.n == UNITS[row.unit], row.name
         assert row.test.endswith("permutation (10,000)"), row.test
     recovered = tested[tested["status"] == "recovered"].set_index("name")
     assert (recovered["p_value"] < 0.001).all() and (
@@ -82,17 +83,24 @@ def _assert_checks(checks: pd.DataFrame, bias_last: pd.DataFrame) -> None:
     last = bias_last.set_index("run")
     assoc = by.loc[f"bias: {BASE} has the planted occupation-pronoun association"]
     assert assoc["effect"] == pytest.approx(last.loc[BASE, "crows_pairs/gender/association"])
-    wino = by.loc[f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes"]
-    assert wino["effect"] == pytest.approx(100 * last.loc[BASE, "winobias/all/bias_acc_mc"])
     swap = by.loc[f"bias: {BRANCH} lowers association"]
     delta = last["crows_pairs/gender/association"]
     assert swap["effect"] == pytest.approx(delta[f"{BASE}-pronoun-swap"] - delta[BASE])
-    assert assoc["p_value"] > 0.1 and swap["p_value"] > 0.1 and wino["p_value"] > 0.01
+    assert assoc["p_value"] > 0.1 and swap["p_value"] > 0.1
     untestable = checks[checks["status"] == "not testable"]
     assert untestable["effect"].isna().all() and (untestable["n"] == 0).all()
+    wino = untestable.set_index("name").loc[
+        f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes", "reason"
+    ]
+    assert re.fullmatch(
+        r"the model picks the pronoun's referent in \d+ of 256 probes \(\d+%, binomial p = .*"
+        r"against chance 50%\): it does not resolve the pronoun at this scale, .*",
+        wino,
+    ), wino
     assert all(
         r.startswith(("accuracy is constant (0)", "all 20 terms have the same value (0)"))
         for r in untestable["reason"]
+        if r != wino
     )
 
 
@@ -126,7 +134,7 @@ def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
         if check.status != "not testable":
             assert f"adjusted p {check.p_adjusted:.3g}, n = {check.n} {check.unit}" in text
     html = (root / "report.html").read_text()
-    assert "<b>5 recovered</b>, 3 not recovered, 4 not testable, of 12 planted-truth" in html
+    assert "<b>5 recovered</b>, 2 not recovered, 5 not testable, of 12 planted-truth" in html
     # no blank figure: what had no data is named with one sentence instead
     omitted = reports[0].omitted
     assert "poisson_spread (exact)" in omitted and "profiles" in omitted
