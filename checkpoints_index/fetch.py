@@ -35,6 +35,7 @@ from checkpoints_index.hub_reports import Report, reports_for
 from checkpoints_index.layout import CATALOG, CHECKPOINTS, MODEL_FILE, STEP_DIR
 from checkpoints_index.schedule import checkpoint_steps
 from suite_core import CheckpointError
+from suite_core.atomic import write_atomic
 from suite_core.hashing import CHUNK, sha256_file
 from suite_core.layout import RunLayout
 
@@ -461,15 +462,7 @@ def _record(out_dir: Path, rev: PlannedRevision) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _fetch_revision(

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from suite_core import DataError
+from suite_core.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 HF_SPEC = re.compile(r"^hf://datasets/(?P<repo>[^/@]+/[^/@]+)(?:@(?P<rev>[^/]+))?/?$")
@@ -73,18 +73,6 @@ def _key(*parts: object) -> str:
     return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class RangeCache:
     """Ranges and listings on disk, content-addressed by URL, revision and range."""
@@ -108,7 +96,7 @@ class RangeCache:
             raise DataError(f"{path}: not a listing (damaged cache; remove it)") from None
 
     def write_listing(self, spec: str, listing: dict[str, Any]) -> None:
-        _atomic_write(self.listing_path(spec), json.dumps(listing, sort_keys=True).encode())
+        write_atomic(self.listing_path(spec), json.dumps(listing, sort_keys=True).encode())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +142,7 @@ class HttpFiles:
         if path.exists():
             log.warning("%s: incomplete cached range, fetching it again", path)
         self._fetch(f.url, start, out)
-        _atomic_write(path, out.tobytes())
+        write_atomic(path, out.tobytes())
 
     def read_pieces(self, pieces: list[tuple[str, int, np.ndarray]]) -> None:
         for name, start, out in pieces:

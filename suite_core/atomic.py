@@ -48,6 +48,21 @@ def atomic_path(path: Path, *, overwrite: bool = False) -> Iterator[Path]:
     remove_leftovers(path)
 
 
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a whole small file under a temporary sibling name, then rename it onto `path`
+    (replacing it): a reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def leftovers(path: Path) -> list[Path]:
     """Temporaries `atomic_path` made for `path` that a killed process left behind."""
     path = Path(path)

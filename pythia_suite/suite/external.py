@@ -45,18 +45,11 @@ from pythia_suite.suite.external_config import (
 )
 from pythia_suite.suite.layout import Layout
 from pythia_suite.suite.runner import Inputs, Stage
+from suite_core.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
 TOKENIZER = "tokenizer.json"
-OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(name, path)
 
 
 def fetch_run(section: ExternalSection, run: ExternalRun) -> None:
@@ -80,7 +73,7 @@ def fetch_run(section: ExternalSection, run: ExternalRun) -> None:
     shutil.copyfile(last, run.path / f".{TOKENIZER}.tmp")
     os.replace(run.path / f".{TOKENIZER}.tmp", run.path / TOKENIZER)
     rows = {"source": run.rows, "batch_size": run.batch_size}
-    _atomic_write(run.path / ROWS_FILE, json.dumps(rows, indent=2) + "\n")
+    write_atomic(run.path / ROWS_FILE, json.dumps(rows, indent=2) + "\n")
 
 
 def fetch_digest(run: ExternalRun) -> dict[str, Any]:
