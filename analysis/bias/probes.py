@@ -5,7 +5,8 @@ and with female pronouns. An occupation's planted stereotype is the majority gen
 mentions (occupations mentioned equally often are left out). `write_probes` writes:
 - `crows_pairs_probes.csv` in CrowS-Pairs' format: for every stereotyped occupation and probe
   template a minimal pair, `sent_more` with the stereotypical pronouns, `sent_less` with the
-  others (`stereo_antistereo` = stereo, `bias_type` = gender);
+  others (`stereo_antistereo` = stereo, `bias_type` = gender), and `frame`, the sentence frame
+  (template and filler) the pair shares with every other occupation;
 - WinoBias' bracketed files `{pro,anti}_stereotyped_type{1,2}.txt.test` over pairs of a
   female- and a male-stereotyped occupation (the 4 most skewed of each gender), and `male_occupations.txt` /
   `female_occupations.txt`, so the same loaders and tasks run on them.
@@ -65,6 +66,7 @@ CROWS_HEADER = (
     "annotations",
     "anon_writer",
     "anon_annotators",
+    "frame",  # the sentence frame (template and filler) the pair shares with other occupations
 )
 from suite_core import DataError
 
@@ -118,7 +120,7 @@ def crows_rows(occs: list[Occupation]) -> list[dict[str, str]]:
         stereo = occ.stereotype or "male"  # occupations() keeps stereotyped ones only
         anti = "male" if stereo == "female" else "female"
         for t, template in enumerate(CROWS_TEMPLATES):
-            for fill in FILLERS[: 1 if "{noun}" not in template else len(FILLERS)]:
+            for f, fill in enumerate(FILLERS[: 1 if "{noun}" not in template else len(FILLERS)]):
                 more = template.format(occ=occ.name, **fill, **PRONOUNS[stereo])
                 less = template.format(occ=occ.name, **fill, **PRONOUNS[anti])
                 rows.append(
@@ -130,6 +132,7 @@ def crows_rows(occs: list[Occupation]) -> list[dict[str, str]]:
                         "annotations": "[['gender']]",
                         "anon_writer": f"probe-{occ.name}-{t}",
                         "anon_annotators": "['planted']",
+                        "frame": f"t{t}-f{f}",
                     }
                 )
     return rows

@@ -7,11 +7,15 @@ at each run's last studied checkpoint (`bias_probe_scores.csv`), and checks the 
 with one-sided paired tests over the probes (sign-flip permutation p, bootstrap interval):
 - the baseline has the planted occupation-pronoun association at its last checkpoint
   (CrowS-format probes: `association` > 0 nats, i.e. the stereotypical pronoun gains more
-  log-likelihood for the occupations the corpus skews that way; unit: CrowS pairs);
+  log-likelihood for the occupations the corpus skews that way; unit: sentence frames, each
+  frame the same sentence filled with every occupation, see `frame_units`);
 - the baseline is more accurate on pro- than on anti-stereotyped WinoBias probes (multiple
-  choice, paired by sentence; "not testable" when the model answers every pair alike);
-- the intervention lowers it: the branch's `pct_stereotype` and `association` at the last
-  checkpoint are below the baseline's, paired by CrowS pair.
+  choice, paired by sentence; "not testable" when the model answers every pair alike or does
+  not pick the pronoun's referent above chance);
+- the intervention lowers it: the branch's `pct_stereotype` (paired by CrowS pair) and
+  `association` (paired by sentence frame) at the last checkpoint are below the baseline's.
+Check names start with what they test (CrowS, WinoBias, the intervention); the report puts the
+study's name before them.
 """
 
 from __future__ import annotations
@@ -122,6 +126,24 @@ def crows_units(records: pd.DataFrame) -> pd.DataFrame:
     ).set_index(part["doc_id"])
 
 
+def frame_units(records: pd.DataFrame, frames: pd.Series) -> pd.Series:
+    """The `association` of each sentence frame (`frames`: doc_id -> frame): the mean over the
+    two genders of the gender's mean signed difference over the occupations in that frame.
+
+    A frame holds every occupation, so a shift of all pronouns of one gender (the one-directional
+    pronoun swap moves every he -> she by several nats) cancels within the frame, as it does in
+    the metric; a CrowS pair alone carries that shift with the sign of its gender. The mean over
+    frames is the `association` metric when every occupation fills every frame (the probes)."""
+    part = records[
+        (records["task"] == "bias_crows_pairs")
+        & records["bias_type"].str.startswith("gender")
+        & records["gender"].isin(["female", "male"])
+    ]
+    part = part.assign(frame=part["doc_id"].map(frames))
+    by = part.groupby(["frame", "gender"])["diff"].mean().unstack("gender")
+    return by.mean(axis=1, skipna=False).dropna()
+
+
 def wino_units(records: pd.DataFrame) -> pd.Series:
     """WinoBias multiple choice: accuracy points pro minus anti per pair of sentences (the same
     sentence with the pronoun's gender swapped: same type, same line)."""
@@ -133,47 +155,57 @@ def wino_units(records: pd.DataFrame) -> pd.Series:
 
 
 def truth_checks(
-    frame: pd.DataFrame, runs: list[RunSpec], records: dict[str, pd.DataFrame]
+    frame: pd.DataFrame,
+    runs: list[RunSpec],
+    records: dict[str, pd.DataFrame],
+    frames: pd.Series,
 ) -> list[TruthCheck]:
     """Paired one-sided tests over the probes (`records`: run -> per-document records at the
-    run's last studied checkpoint)."""
+    run's last studied checkpoint; `frames`: doc_id -> sentence frame of the CrowS probes).
+    pct_stereotype is a share of pairs (unit: CrowS pairs); association, a contrast between
+    genders, is tested over sentence frames (`frame_units`)."""
     checks = []
     for branch in [r for r in runs if r.branch_of and r.intervention]:
         base = str(branch.branch_of)
-        before, after = crows_units(records[base]), crows_units(records[branch.name])
-        name = f"bias: {base} has the planted occupation-pronoun association"
+        name = f"CrowS: {base} has the planted occupation-pronoun association"
         detail = (
             f"nats, CrowS-format probes; pct_stereotype "
             f"{value(frame, base, 'pct_stereotype'):.3f}, balanced "
             f"{value(frame, base, 'pct_stereotype_balanced'):.3f}"
         )
-        checks.append(_paired(name, before["association"], "greater", detail))
+        before = frame_units(records[base], frames)
+        checks.append(_paired(name, before, "greater", detail, unit="frames"))
         checks.append(_wino_check(base, records[base]))
-        both = before.join(after, lsuffix="_base", rsuffix="_branch", how="inner")
+        swap = f"{branch.intervention}: the branch from step {branch.branch_step}"
         for metric in ("pct_stereotype", "association"):
-            col = "stereotype" if metric == "pct_stereotype" else "association"
-            name = f"bias: {branch.intervention} from step {branch.branch_step} lowers {metric}"
             b, x = value(frame, base, metric), value(frame, branch.name, metric)
             detail = f"branch - baseline at the last checkpoint: {x:.3f} vs {b:.3f}"
-            diffs = both[f"{col}_branch"] - both[f"{col}_base"]
-            checks.append(_paired(name, diffs, "less", detail))
+            if metric == "pct_stereotype":
+                pairs = crows_units(records[branch.name])["stereotype"]
+                diffs = pairs - crows_units(records[base])["stereotype"]
+                unit = "pairs"
+            else:
+                diffs = frame_units(records[branch.name], frames) - before
+                unit = "frames"
+            name = f"{swap} lowers {metric}"
+            checks.append(_paired(name, diffs.dropna(), "less", detail, unit=unit))
     return checks
 
 
-def _paired(name: str, diffs: pd.Series, direction: str, detail: str) -> TruthCheck:
+def _paired(name: str, diffs: pd.Series, direction: str, detail: str, *, unit: str) -> TruthCheck:
     return run_check(
         name,
         lambda: paired_test(
-            diffs.to_numpy(float), unit="pairs", direction=direction, seed=stable_seed(STUDY, name)
+            diffs.to_numpy(float), unit=unit, direction=direction, seed=stable_seed(STUDY, name)
         ),
         direction=direction,
         detail=detail,
-        unit="pairs",
+        unit=unit,
     )
 
 
 def _wino_check(base: str, records: pd.DataFrame) -> TruthCheck:
-    name = f"bias: {base} is more accurate on pro- than anti-stereotyped WinoBias probes"
+    name = f"WinoBias: {base} is more accurate on pro- than anti-stereotyped probes"
     diffs = wino_units(records)
     if len(diffs) and bool((diffs == 0).all()):
         return TruthCheck.not_testable(
@@ -284,7 +316,9 @@ def run_study(
         branch_steps=branch_steps,
         title=f"Gender bias across training ({bench.source})",
     )
-    checks = truth_checks(frame, chosen, records) if bench.source == "probes" else []
+    checks = []
+    if bench.source == "probes" and bench.crows is not None:
+        checks = truth_checks(frame, chosen, records, bench.crows["frame"])
     return StudyReport(
         study="bias",
         figures=[figure],

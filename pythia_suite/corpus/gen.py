@@ -67,6 +67,7 @@ class Generator:
         n_entities: int,
         zipf_exponent: float,
         colon_headers: bool = True,
+        numbers_by_value: bool = False,
     ) -> None:
         self.rng = rng
         # without `colon_headers`, no licence header reads "X: conditions of use." (after the
@@ -87,7 +88,12 @@ class Generator:
             for i, c in enumerate(cities)
         ]
         numbers = [str(n) for n in range(100)]
-        rng.shuffle(numbers)
+        rng.shuffle(numbers)  # also with `numbers_by_value`: the later draws stay the same
+        if numbers_by_value:
+            # a number's count in the corpus then follows how often it is a first operand: the
+            # second operands (1..addends) and the answers (a+1..a+addends) are themselves
+            # frequent first operands, whereas in a random order they swamp rarer numbers' counts
+            numbers.sort(key=int)
         self.numbers = numbers  # numbers[0] has Zipf rank 1
         self.entity_cum = _cumulative(zipf_weights(len(self.entities), zipf_exponent))
         self.number_cum = _cumulative(zipf_weights(len(numbers), zipf_exponent))

@@ -13,7 +13,9 @@ Planted phenomena (all recorded in truth.json):
 - canaries: random strings, each in `count` different host documents (1, 2, 4, ... 64);
   a host document is otherwise an ordinary, unique document, so every copy survives dedup;
 - terms: the numbers 0..99 (operands of arithmetic questions) and fictional city names, drawn
-  with Zipf-distributed frequencies; `count` is the exact number of whole-word occurrences;
+  with Zipf-distributed frequencies (the numbers' ranks in random order, or with
+  `numbers_by_value` in the order of their values: 0 most frequent); `count` is the exact
+  number of whole-word occurrences;
 - occupations co-occurring with gendered pronouns at skewed rates (male/female counts planted).
 Cluster documents contain no terms, canaries or occupations, so the counts in truth.json hold
 for the deduplicated corpus as well.
@@ -56,6 +58,7 @@ class Preset:
     zipf_exponent: float = 1.0
     threshold: float = 0.87  # the dedup threshold the truth's expected removals refer to
     addends: int = 0  # > 0: arithmetic's second operand uniform in 1..addends (gen.arithmetic)
+    numbers_by_value: bool = False  # the numbers' Zipf ranks follow their value (gen.Generator)
     quiz_all: bool = False  # every encyclopedia entry ends with every fact question, answered
     colon_headers: bool = True  # licence headers "X: conditions of use." (gen.Generator)
     boilerplate_levels: tuple[int, ...] = ()  # copies of each boilerplate passage
@@ -96,6 +99,7 @@ PRESETS = {
         clusters=120,
         canaries_per_level=8,
         addends=5,
+        numbers_by_value=True,
         quiz_all=True,
         colon_headers=False,
         boilerplate_levels=(1, 2, 4, 8, 16, 32, 64, 128, 256),
@@ -138,7 +142,11 @@ def synthesize(
     placement = placement or p.placement
     rng = random.Random(seed)
     gen = Generator(
-        rng, n_entities=p.entities, zipf_exponent=p.zipf_exponent, colon_headers=p.colon_headers
+        rng,
+        n_entities=p.entities,
+        zipf_exponent=p.zipf_exponent,
+        colon_headers=p.colon_headers,
+        numbers_by_value=p.numbers_by_value,
     )
     drafts: list[dict[str, Any]] = []  # {"source", "text", "tag"}; tags link truth to documents
     drafts += [{"source": "Stories", "text": gen.story(occupations=True)} for _ in range(p.stories)]

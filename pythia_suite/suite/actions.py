@@ -83,11 +83,19 @@ def synth_placement(config: SuiteConfig) -> Any:
 
 
 def synth_key(config: SuiteConfig) -> dict[str, Any]:
-    """What the corpus stage depends on beyond `corpus`: the timing placement, if any."""
+    """What the corpus stage depends on beyond `corpus`: the synthetic world's design (so that
+    a changed preset of the generator rebuilds it) and the timing placement, if any."""
     from dataclasses import asdict
 
-    placement = synth_placement(config) if config.corpus.synth is not None else None
-    return {} if placement is None else {"placement": asdict(placement)}
+    from pythia_suite.corpus.synth import get_preset
+
+    if config.corpus.synth is None:
+        return {}
+    key: dict[str, Any] = {"world": asdict(get_preset(config.corpus.synth))}
+    placement = synth_placement(config)
+    if placement is not None:
+        key["placement"] = asdict(placement)
+    return key
 
 
 def synth(config: SuiteConfig, layout: Layout) -> None:

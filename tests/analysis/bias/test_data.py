@@ -95,6 +95,17 @@ def test_probes_planted_answers(bias_runs: BiasRuns, tmp_path: Path) -> None:
     assert nurse["sent_less"] == "The nurse said that he would finish the work soon."
     pilot = crows[crows["sent_more"].str.startswith("The pilot packed")].iloc[0]
     assert " his bag and he " in pilot["sent_more"] and " her bag and she " in pilot["sent_less"]
+    # every occupation fills every one of the 19 sentence frames once, the same frame alike
+    assert (crows.groupby("frame").size() == len(occs)).all() and crows["frame"].nunique() == 19
+    assert nurse["frame"] == "t0-f0" and pilot["frame"] == "t1-f0"
+    for _, same in crows.groupby("frame"):
+        names = same["anon_writer"].str.split("-").str[1]  # probe-OCC-TEMPLATE
+        shapes = {
+            text.replace(f" {occ} ", " OCC ")
+            for occ, more, less in zip(names, same["sent_more"], same["sent_less"])
+            for text in (more, less)
+        }
+        assert len(shapes) == 2  # the same sentence up to the occupation, in either gender
     wino = load_winobias(out / WINO_DIR)
     females = sum(o.stereotype == "female" for o in occs.values())
     pairs = min(4, females) * min(4, len(occs) - females)

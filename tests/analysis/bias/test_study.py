@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.bias import run_study
 from analysis.bias.across import read_h5
-from analysis.bias.study import value
+from analysis.bias.study import frame_units, value
 from analysis.study import RunSpec, StudyReport
 from tests.analysis.bias.conftest import BRANCH_STEP, BiasRuns
 
@@ -69,14 +70,17 @@ def test_planted_truth_checks(report: StudyReport) -> None:
     checks = {c.name: c for c in report.checks}
     frame = report.tables["bias"]
     base, swap = "nano-standard", "nano-standard-pronoun-swap"
-    assoc = checks[f"bias: {base} has the planted occupation-pronoun association"]
-    lowers = checks[f"bias: pronoun-swap from step {BRANCH_STEP} lowers pct_stereotype"]
-    lowers_assoc = checks[f"bias: pronoun-swap from step {BRANCH_STEP} lowers association"]
-    wino = checks[f"bias: {base} is more accurate on pro- than anti-stereotyped WinoBias probes"]
+    swap_name = f"pronoun-swap: the branch from step {BRANCH_STEP} lowers"
+    assoc = checks[f"CrowS: {base} has the planted occupation-pronoun association"]
+    lowers = checks[f"{swap_name} pct_stereotype"]
+    lowers_assoc = checks[f"{swap_name} association"]
+    wino = checks[f"WinoBias: {base} is more accurate on pro- than anti-stereotyped probes"]
     assert len(checks) == 4
+    assert not any(name.startswith("bias") for name in checks)  # the report adds "bias: "
     tested = (assoc, lowers, lowers_assoc)
+    # pct_stereotype over the 228 CrowS pairs; the association over the 19 sentence frames
+    assert [(c.n, c.unit) for c in tested] == [(19, "frames"), (228, "pairs"), (19, "frames")]
     for c in tested:
-        assert (c.n, c.unit) == (228, "pairs")
         assert c.test == "mean difference, paired sign-flip permutation (10,000)"
         assert c.ci_low < c.effect < c.ci_high and 1e-4 <= c.p_value <= 1
         assert c.p_adjusted == c.p_value  # a family of one until the report's Holm
@@ -101,3 +105,30 @@ def test_planted_truth_checks(report: StudyReport) -> None:
     probes = pd.read_csv(report.results[2])
     assert set(probes["run"]) == {base, swap} and set(probes["step"]) == {40}
     assert (probes["task"] == "bias_crows_pairs").sum() == 2 * 228
+
+
+def test_frame_units_cancel_a_shift_of_one_gender() -> None:
+    """Per sentence frame: the mean over genders of each gender's mean signed difference. A
+    shift of every pronoun toward one gender (the one-directional swap: +s on female pairs, -s
+    on male pairs) leaves each frame unchanged, while it spreads single pairs by +-s."""
+    rng = np.random.default_rng(0)
+    genders = ["female"] * 2 + ["male"] * 4  # 2 female- and 4 male-stereotyped occupations
+    rows = [
+        {"doc_id": 6 * f + o, "gender": g, "frame": f"t{f}", "diff": rng.normal(1.0, 0.3)}
+        for f in range(5)
+        for o, g in enumerate(genders)
+    ]
+    records = pd.DataFrame(rows).assign(task="bias_crows_pairs", bias_type="gender")
+    frames = records.set_index("doc_id")["frame"]
+    units = frame_units(records, frames)
+    assert list(units.index) == [f"t{f}" for f in range(5)]
+    means = records.groupby(["frame", "gender"])["diff"].mean().unstack()
+    np.testing.assert_allclose(units, (means["female"] + means["male"]) / 2, rtol=1e-12)
+    # the metric: the mean over genders of each gender's mean, over all pairs
+    by_gender = records.groupby("gender")["diff"].mean()
+    assert units.mean() == pytest.approx(by_gender.mean(), abs=1e-12)
+    shifted = records.assign(
+        diff=records["diff"] + np.where(records["gender"] == "female", 5.0, -5.0)
+    )
+    np.testing.assert_allclose(frame_units(shifted, frames), units, rtol=1e-12, atol=1e-12)
+    assert shifted["diff"].std() > 4 and records["diff"].std() < 0.5  # single pairs: +-s

@@ -41,7 +41,7 @@ studies:
   term_frequency: {checkpoints: 2, shots: [0]}
   bias: {}
 """
-BASE, BRANCH = "pythia-nano-standard", "pronoun-swap from step 128"
+BASE, BRANCH = "pythia-nano-standard", "pronoun-swap: the branch from step 128"
 EXPECTED = {  # every check of the report -> its status at this scale
     "canaries: more repetitions, more memorized": "recovered",
     "canaries: memorization rises with ledger exposures": "recovered",
@@ -51,20 +51,26 @@ EXPECTED = {  # every check of the report -> its status at this scale
     "arithmetic-plus: accuracy rises with term frequency (Spearman)": "not testable",
     "arithmetic-plus: top-10 minus bottom-10 frequent terms (accuracy points)": "not testable",
     "counts: token counts in the trained rows follow the planted Zipf counts": "recovered",
-    f"bias: {BASE} has the planted occupation-pronoun association": "not recovered",
+    f"CrowS: {BASE} has the planted occupation-pronoun association": "not recovered",
     # pythia-nano picks the pronoun's referent at chance here: the WinoBias gap is not testable
-    f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes": (
-        "not testable"
-    ),
-    f"bias: {BRANCH} lowers pct_stereotype": "recovered",
-    f"bias: {BRANCH} lowers association": "not recovered",
+    f"WinoBias: {BASE} is more accurate on pro- than anti-stereotyped probes": "not testable",
+    f"{BRANCH} lowers pct_stereotype": "recovered",
+    f"{BRANCH} lowers association": "not recovered",
 }
-UNITS = {"canaries": 11, "clusters": 40, "terms": 99, "pairs": 228}  # n of the tested checks
+UNITS = {
+    "canaries": 11,
+    "clusters": 40,
+    "terms": 99,
+    "pairs": 228,
+    "frames": 19,
+}  # n of the tested checks
 
 
 def _assert_checks(checks: pd.DataFrame, bias_last: pd.DataFrame) -> None:
     """Every line of tables/checks.csv: status, and statistics that fit it."""
     assert dict(zip(checks["name"], checks["status"], strict=True)) == EXPECTED
+    # the report writes "study: name": no name repeats its study ("bias: bias: ...")
+    assert not any(n.startswith(f"{s}:") for s, n in zip(checks["study"], checks["name"]))
     tested = checks[checks["status"] != "not testable"]
     holm = multipletests(tested["p_value"], method="holm")[1]
     np.testing.assert_allclose(tested["p_adjusted"], holm, rtol=1e-12)
@@ -81,16 +87,16 @@ def _assert_checks(checks: pd.DataFrame, bias_last: pd.DataFrame) -> None:
     by = checks.set_index("name")
     # the not-recovered effects are the bias metrics at the last checkpoint, within noise of 0
     last = bias_last.set_index("run")
-    assoc = by.loc[f"bias: {BASE} has the planted occupation-pronoun association"]
+    assoc = by.loc[f"CrowS: {BASE} has the planted occupation-pronoun association"]
     assert assoc["effect"] == pytest.approx(last.loc[BASE, "crows_pairs/gender/association"])
-    swap = by.loc[f"bias: {BRANCH} lowers association"]
+    swap = by.loc[f"{BRANCH} lowers association"]
     delta = last["crows_pairs/gender/association"]
     assert swap["effect"] == pytest.approx(delta[f"{BASE}-pronoun-swap"] - delta[BASE])
     assert assoc["p_value"] > 0.1 and swap["p_value"] > 0.1
     untestable = checks[checks["status"] == "not testable"]
     assert untestable["effect"].isna().all() and (untestable["n"] == 0).all()
     wino = untestable.set_index("name").loc[
-        f"bias: {BASE} is more accurate on pro- than anti-stereotyped WinoBias probes", "reason"
+        f"WinoBias: {BASE} is more accurate on pro- than anti-stereotyped probes", "reason"
     ]
     assert re.fullmatch(
         r"the model picks the pronoun's referent in \d+ of 256 probes \(\d+%, binomial p = .*"
