@@ -207,6 +207,7 @@ WORLD = dataclasses.replace(
     PRESETS["tiny"],
     name="tiny-world",
     addends=5,
+    numbers_by_value=True,
     boilerplate_levels=(1, 4, 16),
     passages_per_level=2,
     timing_canaries=2,
@@ -315,7 +316,8 @@ def test_default_world_is_placed_for_the_default_suite() -> None:
 
 def test_suite_passes_its_own_settings_to_the_placement(tmp_path: Path) -> None:
     """A suite that changes the data settings re-places the timing canaries (the corpus stage's
-    key holds the placement); the tiny world has none, so its key is the corpus section alone."""
+    key holds the placement); the tiny world has none. The key also holds the world's design, so
+    a changed generator preset rebuilds the corpus; a corpus read from a file has no key."""
     from pythia_suite.suite.actions import synth_key, synth_placement
     from pythia_suite.suite.config import load_config
 
@@ -328,4 +330,36 @@ def test_suite_passes_its_own_settings_to_the_placement(tmp_path: Path) -> None:
     assert (placed.steps, placed.seq_length, placed.batch_size) == (400, 96, 16)
     assert synth_key(changed)["placement"]["steps"] == 400
     assert synth_key(default)["placement"]["steps"] == 512
-    assert synth_key(load_config(None, preset="tiny")) == {}
+    tiny = synth_key(load_config(None, preset="tiny"))
+    assert tiny == {"world": dataclasses.asdict(PRESETS["tiny"])}
+    assert synth_key(default)["world"]["numbers_by_value"] is True
+    path.write_text("corpus:\n  synth: null\n  path: c.jsonl\n")
+    assert synth_key(load_config(path, preset="default")) == {}
+
+
+def test_numbers_by_value_counts_follow_first_operands(
+    world: tuple[Path, dict[str, Any], list[str]],
+) -> None:
+    """With `numbers_by_value` (the default world) the Zipf ranks follow the numbers' values, the
+    other sources are the same documents, and a number's count (first operand, second operand
+    1..5 and answer) falls with its rank; in a random order the second operands and the answers
+    of frequent numbers lift counts that first operands alone do not explain."""
+    from scipy.stats import spearmanr
+
+    _, truth, texts = world
+    numbers = sorted(truth["terms"]["numbers"], key=lambda r: r["rank"])
+    assert [r["term"] for r in numbers] == [str(n) for n in range(100)]
+    # (without timing canaries: they are placed by rows, which longer numbers move)
+    untimed = dataclasses.replace(WORLD, timing_canaries=0)
+    shuffled, shuffled_truth = synthesize(
+        dataclasses.replace(untimed, numbers_by_value=False), SEED
+    )
+    by_value, _ = synthesize(untimed, SEED)
+    assert [d.source for d in by_value] == [d.source for d in shuffled]
+    assert [d.text for d in by_value if d.source != "Arithmetic"] == [
+        d.text for d in shuffled if d.source != "Arithmetic"
+    ]
+    rho = {}
+    for name, rows in (("by value", numbers), ("shuffled", shuffled_truth["terms"]["numbers"])):
+        rho[name] = spearmanr([r["rank"] for r in rows], [r["count"] for r in rows])[0]
+    assert rho["by value"] < -0.9 and rho["shuffled"] > -0.7, rho
