@@ -42,7 +42,6 @@ from pythia_suite.corpus.dedup_rule import (
     DocInfo,
     open_output,
     report_path,
-    resolve,
 )
 from pythia_suite.corpus.minhash import (
     SCHEME,
@@ -64,7 +63,6 @@ __all__ = [
     "dedup_file",
     "dedup_texts",
     "report_path",
-    "resolve",
 ]
 
 log = logging.getLogger(__name__)
