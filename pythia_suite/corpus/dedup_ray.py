@@ -37,6 +37,7 @@ bound that task).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from functools import cache
@@ -267,12 +268,25 @@ def dedup_ray(
         partitions=max(2, 2 * workers),
         retries=options.max_retries,
     )
+    t0 = time.perf_counter()
     specs, signed, numbering = _stage_sign(files, plan, workers)
+    t1 = time.perf_counter()
     resolved, verified = _stage_resolve(plan, workers, specs, signed)
     del signed
     cuts = _cuts(plan, specs, resolved)
+    t2 = time.perf_counter()
     with ExitStack() as stack:
         out = open_output(tmp, output, stack)
         removed, infos = _stage_write(plan, workers, specs, numbering, cuts, out)
-    log.info("ray: %d verified pairs, %d removed", verified, len(removed))
+    t3 = time.perf_counter()
+    log.info(
+        "ray: %d chunks, %d verified pairs, %d removed; sign %.1f s, buckets to resolve %.1f s, "
+        "write %.1f s",
+        len(specs),
+        verified,
+        len(removed),
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+    )
     return dict(sorted(removed.items())), infos, numbering.docs, verified
