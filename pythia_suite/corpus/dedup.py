@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -187,6 +188,7 @@ def dedup_file(
 def _dedup_local(
     files: list[Path], tmp_out: Path, output: Path, config: DedupConfig
 ) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo], int, int]:
+    start = time.perf_counter()
     dedup = Deduplicator(config)
     compute = SignatureComputer(config.minhash)
     infos: list[DocInfo] = []
@@ -202,6 +204,9 @@ def _dedup_local(
                     out.write(doc.raw + b"\n")
                 infos.append(DocInfo(file=k, line=doc.line, id=doc.meta.get("id")))
             progress.update(len(chunk), sum(len(d.raw) + 1 for _, d in chunk))
+    log.info(
+        "local: %d verified pairs; engine time %.2f s", dedup.verified, time.perf_counter() - start
+    )
     return dedup.removed, dict(enumerate(infos)), len(infos), dedup.verified
 
 

@@ -222,7 +222,7 @@ def _cuts(plan: T.Plan, specs: list[T.ChunkSpec], resolved: list[Refs]) -> list[
         chunks = [s.index for s in specs if s.index % P == g]
         if not chunks:
             continue
-        task = _remote("split", len(chunks), plan.retries)
+        task = _remote("split", 1, plan.retries).options(num_returns=len(chunks))
         refs = task.remote(chunks, *[r[1 + g] for r in resolved])
         for c, ref in zip(chunks, refs if len(chunks) > 1 else [refs]):
             cuts[c] = ref
@@ -280,11 +280,12 @@ def dedup_ray(
         removed, infos = _stage_write(plan, workers, specs, numbering, cuts, out)
     t3 = time.perf_counter()
     log.info(
-        "ray: %d chunks, %d verified pairs, %d removed; sign %.1f s, buckets to resolve %.1f s, "
-        "write %.1f s",
+        "ray: %d chunks, %d verified pairs, %d removed; engine time %.2f s: sign %.1f s, "
+        "buckets to resolve %.1f s, write %.1f s",
         len(specs),
         verified,
         len(removed),
+        t3 - t0,
         t1 - t0,
         t2 - t1,
         t3 - t2,
