@@ -16,6 +16,7 @@ import dataclasses
 import html
 import math
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,30 @@ def render_html(
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+STALE_ID = "not-current"  # the banner a failed invocation puts on the page it left behind
+
+
+def mark_not_current(page: Path, reason: str) -> bool:
+    """Put (or replace) a banner at the top of `page`, a report left from an earlier
+    invocation, saying that the last invocation failed (`reason`) and this page is not its
+    result; False when there is no page. Nothing else of the page changes."""
+    if not page.is_file():
+        return False
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(rf'<div id="{STALE_ID}".*?</div>\n', "", text, count=1, flags=re.DOTALL)
+    banner = (
+        f'<div id="{STALE_ID}" class="check not-recovered"><b>Not current.</b> The last '
+        f"<code>pythia-suite run</code> of this suite failed: {_e(reason)}. This page is from "
+        "an earlier invocation and does not show what the suite holds now; the next complete "
+        "run draws it again (the full log: <code>suite.log</code>).</div>\n"
+    )
+    body = re.search(r"<body[^>]*>\n?", text)
+    at = body.end() if body else 0
+    with atomic_path(page, overwrite=True) as tmp:
+        tmp.write_text(text[:at] + banner + text[at:], encoding="utf-8")
+    return True
 
 
 def restate_study_checks(inputs: ReportInputs) -> None:
