@@ -331,6 +331,8 @@ def render_html(
 
 
 STALE_ID = "not-current"  # the banner a failed invocation puts on the page it left behind
+# inline: the page may come from an older renderer, without this style in its sheet
+STALE_STYLE = "background:#fbe4e4;border:2px solid #c62828;border-radius:4px;padding:.6em .9em"
 
 
 def mark_not_current(page: Path, reason: str) -> bool:
@@ -342,7 +344,7 @@ def mark_not_current(page: Path, reason: str) -> bool:
     text = page.read_text(encoding="utf-8")
     text = re.sub(rf'<div id="{STALE_ID}".*?</div>\n', "", text, count=1, flags=re.DOTALL)
     banner = (
-        f'<div id="{STALE_ID}" class="check not-recovered"><b>Not current.</b> The last '
+        f'<div id="{STALE_ID}" style="{STALE_STYLE}"><b>Not current.</b> The last '
         f"<code>pythia-suite run</code> of this suite failed: {_e(reason)}. This page is from "
         "an earlier invocation and does not show what the suite holds now; the next complete "
         "run draws it again (the full log: <code>suite.log</code>).</div>\n"
