@@ -202,7 +202,10 @@ def run_suite(
         try:
             result = run_stages(stages, layout.state, replace=replace)
         except BaseException as exc:
-            _report_not_current(layout, stages, exc)
+            try:
+                _report_not_current(layout, stages, exc)
+            except OSError as also:  # the first error is the one to report
+                log.warning("%s: could not be marked not current (%s)", layout.report, also)
             raise
         log.info("report: %s", layout.report)
     return result
