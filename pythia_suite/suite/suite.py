@@ -22,7 +22,14 @@ import yaml
 
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.layout import MARKER, Layout
-from pythia_suite.suite.runner import Stage, SuiteResult, run_stages, would_replace
+from pythia_suite.suite.runner import (
+    REPORT,
+    Stage,
+    SuiteResult,
+    forget,
+    run_stages,
+    would_replace,
+)
 from pythia_suite.suite.stages import build_stages
 from suite_core import USER_ERRORS, ConfigError, SuiteError
 from suite_core.atomic import atomic_path
@@ -221,7 +228,7 @@ def _report_not_current(layout: Layout, stages: list[Stage], exc: BaseException)
     why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc).split("\n")[0]
     where = f"{failed[0]}: " if failed else ""
     if mark_not_current(layout.report, f"{where}{why or type(exc).__name__}"):
-        (layout.state / "report.json").unlink(missing_ok=True)
+        forget(layout.state, REPORT)
         log.info("%s: marked not current (this invocation failed)", layout.report)
 
 
