@@ -21,6 +21,8 @@ Row r is trained by update r // B + 1; the checkpoint at step s has seen rows [0
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,10 +124,25 @@ class Checkpoints:
                 f"{folder / 'config.json'}: field 'model_type': "
                 f"{config.model_type!r} is not a GPT-NeoX causal LM"
             )
-        model = GPTNeoXForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, dtype), local_files_only=True
-        )
+        with _quiet_loading():  # no "Loading weights" bar for each of many checkpoints
+            model = GPTNeoXForCausalLM.from_pretrained(
+                folder, dtype=getattr(torch, dtype), local_files_only=True
+            )
         return model.eval()
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' progress bars off while loading, as they were afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def open_checkpoints(path: str | Path, *, step: int | None = None) -> Checkpoints:

@@ -14,7 +14,10 @@ verification) and datatrove (installed in a separate virtualenv under bench/out;
 normalisation and 14 x 8 bands, union-find clusters). Then `prepare` local vs Ray.
 
     python bench/bench_dedup_scale.py               # --mb 4: 4 MB and 40 MB
+    python bench/bench_dedup_scale.py --mb 16       # 16 MB and 160 MB (the README's figures)
     python bench/bench_dedup_scale.py --mb 1 --quick  # no 10x, no datatrove
+
+The exact reference is cached per corpus under bench/out (it does not depend on the engine).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -32,7 +36,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,30 +108,37 @@ def write_corpus(path: Path, docs: list[tuple[str, str]], mb: float) -> int:
 def exact_removed(path: Path, threshold: float = THRESHOLD) -> set[str]:
     """Ids the stated rule removes: in input order, a document is removed if an earlier kept one
     has exact Jaccard >= threshold. Candidates by the AllPairs prefix filter (exact: two sets
-    with J >= t share a token among their first |s| - ceil(t |s|) + 1 rarest tokens)."""
-    sys.path.insert(0, str(ROOT))
-    from pythia_suite.corpus.dedup import resolve
+    with J >= t share a token among their first |s| - ceil(t |s|) + 1 rarest tokens); only kept
+    documents are indexed (a removed one never matters to the rule). Cached per corpus digest
+    under bench/out, as it does not depend on the engine."""
+    import hashlib
+
     from pythia_suite.corpus.minhash import jaccard, shingle_set
 
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    cache = OUT / f"truth_{digest}_{threshold}.json"
+    if cache.exists():
+        return set(json.loads(cache.read_text()))
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     sets = [shingle_set(r["text"]) for r in rows]
     freq = Counter(s for st in sets for s in st)
     index: dict[str, list[int]] = {}
-    edges, sims = [], []
+    removed: set[str] = set()
     for i, st in enumerate(sets):
         ordered = sorted(st, key=lambda s: (freq[s], s))
         prefix = ordered[: len(st) - math.ceil(threshold * len(st)) + 1]
         cands = {j for s in prefix for j in index.get(s, ())}
-        for j in sorted(cands):
-            if threshold * len(sets[j]) <= len(st) <= len(sets[j]) / threshold:
-                sim = jaccard(sets[j], st)
-                if sim >= threshold:
-                    edges.append((j, i))
-                    sims.append(sim)
+        if any(
+            threshold * len(sets[j]) <= len(st) <= len(sets[j]) / threshold
+            and jaccard(sets[j], st) >= threshold
+            for j in sorted(cands)
+        ):
+            removed.add(rows[i]["meta"]["id"])
+            continue
         for s in prefix:
             index.setdefault(s, []).append(i)
-    removed = resolve(np.asarray(edges, dtype=np.int64).reshape(-1, 2), np.asarray(sims))
-    return {rows[i]["meta"]["id"] for i in removed}
+    cache.write_text(json.dumps(sorted(removed)))
+    return removed
 
 
 def score(removed: set[str], truth: set[str]) -> tuple[float, float]:
@@ -146,12 +156,15 @@ class Run:
     cores: int
     wall: float = 0.0
     cpu: float = 0.0  # CPU seconds of the driver and of the Ray workers during the run
+    engine: float = 0.0  # seconds inside the engine (its log), without start-up and joining
     peak: dict[str, float] = field(default_factory=dict)  # role -> peak RSS MB
 
     def line(self) -> str:
         peaks = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(self.peak.items()))
+        inner = f" (engine {self.engine:.1f} s)" if self.engine else ""
         return (
-            f"{self.name:<28} {self.wall:7.1f} s  {self.mb / self.wall / self.cores:6.2f} MB/s/core"
+            f"{self.name:<28} {self.wall:7.1f} s{inner}  "
+            f"{self.mb / self.wall / self.cores:6.2f} MB/s/core"
             f"  {self.mb / max(self.cpu, 1e-9):6.2f} MB/CPU-s  peak RSS MB: {peaks}"
         )
 
@@ -203,6 +216,8 @@ def run_process(run: Run, argv: list[str], raylet: psutil.Process | None, env: d
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"{run.name}: exit {proc.returncode}: {err[-2000:]}")
+    found = re.findall(r"engine time ([0-9.]+) s", err)
+    run.engine = float(found[-1]) if found else 0.0
     after = _cpu(_ray_workers(raylet))
     workers = sum(v - before.get(k, 0.0) for k, v in after.items())
     run.cpu = max(last.get(proc.pid, 0.0), 1e-9) + max(workers, 0.0)
@@ -373,11 +388,13 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=4.0, help="base corpus size in MB")
     parser.add_argument("--cores", type=int, default=2, help="Ray cluster CPUs")
     parser.add_argument("--quick", action="store_true", help="no 10x corpus, no datatrove")
+    parser.add_argument("--no-datatrove", action="store_true", help="skip datatrove")
+    parser.add_argument("--no-prepare", action="store_true", help="skip the prepare runs")
     args = parser.parse_args()
     print(f"CPU: {cpu_features()}")
     print(
-        f"load average at start: {os.getloadavg()} -- this machine is shared with other "
-        "jobs while the bench runs: wall-clock rates are noisy, MB per CPU-second less so"
+        f"load average at start: {os.getloadavg()} -- on a shared machine wall-clock rates are "
+        "noisy, MB per CPU-second less so"
     )
     OUT.mkdir(parents=True, exist_ok=True)
     docs = _sources()
@@ -387,6 +404,9 @@ def main() -> None:
     warm = OUT / "warm.jsonl"
     write_corpus(warm, docs, 0.05)
     ours(warm, 0.05, env, raylet, address, args.cores)  # spawn the workers once
+    fixed = {w: ours(warm, 0.05, env, raylet, address, w)[0].wall for w in (1, 2)}
+    print(f"fixed cost of a Ray run (a 0.05 MB corpus: start-up, joining): {fixed}")
+    peaks: dict[str, dict[float, float]] = {}
     for mb in sizes:
         corpus = OUT / f"real_{mb:g}MB.jsonl"
         n = write_corpus(corpus, docs, mb)
@@ -400,23 +420,40 @@ def main() -> None:
         if mb == args.mb:
             results.append(ours(corpus, mb, env, raylet, address, None, "estimate"))
         results += [ours(corpus, mb, env, raylet, address, w) for w in (1, 2)]
-        if mb == args.mb and not args.quick:
+        if mb == args.mb and not (args.quick or args.no_datatrove):
             results.append(run_datatrove(corpus, mb, env))
-        report(results, truth)
-        if mb == args.mb:
+        report(results, truth, fixed)
+        for run, _ in results:
+            for role, value in run.peak.items():
+                peaks.setdefault(f"{run.name}: {role}", {})[mb] = value
+        if mb == args.mb and not args.no_prepare:
             for r in prepare_runs(corpus, mb, env, raylet, address):
                 print("  " + r.line())
+    print("\npeak RSS MB per process as the corpus grows: " + ", ".join(f"{m:g} MB" for m in sizes))
+    for name, by in peaks.items():
+        print(f"  {name:<45} " + " -> ".join(f"{by.get(m, float('nan')):,.0f}" for m in sizes))
 
 
-def report(results: list[tuple[Run, set[str]]], truth: set[str]) -> None:
+def report(results: list[tuple[Run, set[str]]], truth: set[str], fixed: dict[int, float]) -> None:
     for run, removed in results:
         p, r = score(removed, truth)
         print(f"  {run.line()}  removed {len(removed):,} precision {p:.3f} recall {r:.3f}")
     by = {run.name: run for run, _ in results}
     one, two = by.get("ours ray 1 worker(s) (exact)"), by.get("ours ray 2 worker(s) (exact)")
+    local = by.get("ours local (exact)")
     if one and two:
-        print(f"  ray 2 workers / 1 worker, MB/s: {one.wall / two.wall:.2f}x")
-    dt, local = by.get("datatrove (1 task)"), by.get("ours local (exact)")
+        print(
+            f"  ray 2 workers / 1 worker, MB/s: {one.wall / two.wall:.2f}x end to end, "
+            f"{one.engine / max(two.engine, 1e-9):.2f}x in the engine (without the fixed cost "
+            f"of a run: process start, joining the cluster; {fixed[1]:.1f} s / {fixed[2]:.1f} s "
+            "for a 0.05 MB corpus)"
+        )
+    if one and local:
+        print(
+            f"  ray 1 worker / local, MB/s: {local.wall / one.wall:.2f}x end to end, "
+            f"{local.engine / max(one.engine, 1e-9):.2f}x in the engine"
+        )
+    dt = by.get("datatrove (1 task)")
     if dt and local:
         print(
             f"  ours local / datatrove, MB/s per core: {dt.wall / local.wall:.2f}x; "

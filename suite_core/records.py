@@ -246,6 +246,101 @@ def _manifest_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None
     return settings or first_difference(old, new)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunModel:
+    """run.json's `model` section: the family row the run trained and its shape."""
+
+    name: str  # e.g. "pythia-micro"
+    num_layers: int | None
+    hidden_size: int | None
+
+    @property
+    def size(self) -> int:
+        """Order by size: layers x width^2 (~ the non-embedding parameters); 0 when unknown."""
+        return (self.num_layers or 0) * (self.hidden_size or 0) ** 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunBranch:
+    """run.json's `branch` section: an intervention branch's parent run and branch step."""
+
+    parent: Path  # the parent run directory, as it was when the branch was trained
+    step: int  # the parent checkpoint the branch starts from
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenSwap:
+    """One entry of an intervention's token map: every `from_id` in a batch becomes `to_id`."""
+
+    source: str  # run.json `from`, e.g. " he"
+    target: str  # run.json `to`, e.g. " she"
+    from_id: int
+    to_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunIntervention:
+    """run.json's `intervention` section: its name and the token map applied to every batch."""
+
+    name: str  # e.g. "pronoun-swap"
+    swaps: tuple[TokenSwap, ...]
+
+
+def _section(obj: Mapping[str, Any], name: str, where: Path) -> Mapping[str, Any] | None:
+    value = obj.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise DataError(f"{where}: field '{name}' must be an object")
+    return value
+
+
+def _run_model(obj: Mapping[str, Any], where: Path) -> RunModel | None:
+    model = _section(obj, "model", where)
+    if model is None:
+        return None
+    if not isinstance(model.get("name"), str):
+        raise DataError(f"{where}: field 'model.name' missing or not a string")
+    shape = {n: _int_field(model, n, where, required=False) for n in ("num_layers", "hidden_size")}
+    return RunModel(name=model["name"], **shape)
+
+
+def _run_branch(obj: Mapping[str, Any], where: Path) -> RunBranch | None:
+    branch = _section(obj, "branch", where)
+    if branch is None:
+        return None
+    if not isinstance(branch.get("parent"), str):
+        raise DataError(f"{where}: field 'branch.parent' missing or not a string")
+    step = branch.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise DataError(f"{where}: field 'branch.step' missing or not a step (integer >= 0)")
+    return RunBranch(parent=Path(branch["parent"]), step=step)
+
+
+def _token_swap(entry: Any, where: str) -> TokenSwap:
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: must be an object")
+    text, number = (str, "a string"), (int, "an integer")
+    for key, (kind, name) in {"from": text, "to": text, "from_id": number, "to_id": number}.items():
+        value = entry.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DataError(f"{where}.{key}: missing or not {name}")
+    return TokenSwap(
+        source=entry["from"], target=entry["to"], from_id=entry["from_id"], to_id=entry["to_id"]
+    )
+
+
+def _run_intervention(obj: Mapping[str, Any], where: Path) -> RunIntervention | None:
+    spec = _section(obj, "intervention", where)
+    if spec is None:
+        return None
+    entries = spec.get("map", [])
+    if not isinstance(spec.get("name"), str) or not isinstance(entries, list):
+        raise DataError(f"{where}: field 'intervention.name' or 'intervention.map' malformed")
+    swaps = [
+        _token_swap(e, f"{where}: field 'intervention.map[{i}]'") for i, e in enumerate(entries)
+    ]
+    return RunIntervention(name=spec["name"], swaps=tuple(swaps))
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class RunJson:
     """`RUN/run.json`: a training run's resolved config, written before its first update."""
@@ -256,6 +351,9 @@ class RunJson:
     batch_size: int | None
     seq_length: int | None
     precision: str | None
+    model: RunModel | None = None  # None in a run.json written without its model section
+    branch: RunBranch | None = None  # an intervention branch's parent and step
+    intervention: RunIntervention | None = None
     fields: Mapping[str, Any]  # the whole object as read
 
     @classmethod
@@ -277,6 +375,9 @@ class RunJson:
             data=_run_data(obj.get("data"), path),
             seq_length=seq_length,
             precision=precision,
+            model=_run_model(obj, path),
+            branch=_run_branch(obj, path),
+            intervention=_run_intervention(obj, path),
             fields=MappingProxyType(copy.deepcopy(dict(obj))),
             **ints,
         )

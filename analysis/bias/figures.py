@@ -78,6 +78,6 @@ def plot_bias(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(Path(out), overwrite=overwrite) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return Path(out)

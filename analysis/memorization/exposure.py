@@ -137,7 +137,7 @@ def duplication_figure(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # a long run name in the title stays whole
     plt.close(fig)
     return path
 
@@ -152,7 +152,7 @@ def add_natural_duplication(
     report.tables["natural_duplication_test"] = duplication_summary(table, run=run.name, seed=seed)
     report.tables["natural_duplication_by_count"] = by_count(table).assign(run=run.name)
     report.tables["natural_duplication"] = table.assign(run=run.name)
-    title = f"{run.name}: memorization against natural duplication ({DESCRIPTIVE})"
+    title = f"{run.name}: memorization against natural duplication\n{DESCRIPTIVE}"
     report.figures.append(
         duplication_figure(table, out_dir / "memorization_natural_dup.png", title)
     )

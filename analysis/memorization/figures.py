@@ -19,7 +19,7 @@ COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # titles naming runs are never clipped
     plt.close(fig)
     return path
 

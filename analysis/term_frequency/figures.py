@@ -48,6 +48,6 @@ def accuracy_vs_frequency(
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     with atomic_path(Path(out), overwrite=overwrite) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
     return Path(out)

@@ -10,9 +10,12 @@ that a pair at exactly the threshold is a candidate with probability `>= candida
 a removed document never causes later removals. Kept lines are written unchanged (raw bytes),
 in input order; `OUTPUT.report.json` describes the run and every duplicate group.
 
-Engines: "local" streams the input through datasketch's MinHashLSH in one process; "ray"
-(`dedup_ray`) computes the same decisions on a Ray cluster, resolved per connected component
-of the verified pairs. Their outputs and reports are byte-identical.
+Engines: "local" streams the input through datasketch's MinHashLSH in one process (the index
+holds kept documents only, so a document is verified against kept candidates, in ascending
+order, up to its first match); "ray" (`dedup_ray`) computes the same decisions, and the same
+verified pairs, on a Ray cluster, per connected component of the candidate graph. Their outputs
+and reports (with `verified_pairs`, the number of similarities the rule computed) are
+byte-identical.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -39,7 +43,6 @@ from pythia_suite.corpus.dedup_rule import (
     DocInfo,
     open_output,
     report_path,
-    resolve,
 )
 from pythia_suite.corpus.minhash import (
     SCHEME,
@@ -61,7 +64,6 @@ __all__ = [
     "dedup_file",
     "dedup_texts",
     "report_path",
-    "resolve",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,12 +111,14 @@ class Deduplicator:
         self.kept_sigs: dict[int, np.ndarray] = {}
         self.spool = _Spool(config.shingle_words) if config.verify == "exact" else None
         self.removed: dict[int, tuple[int, float]] = {}
+        self.verified = 0  # pairs whose similarity was computed
 
     def add(self, index: int, signature: np.ndarray, text: str) -> int | None:
         """Decide on document `index`; return the kept document it duplicates, or None if kept."""
         sketch = LeanMinHash(seed=self.config.seed, hashvalues=signature, scheme=SCHEME)
         own: frozenset[str] | None = None
         for other in sorted(self.lsh.query(sketch)):
+            self.verified += 1
             if self.spool is None:
                 sim = float(np.mean(self.kept_sigs[other] == signature))
             else:
@@ -170,10 +174,12 @@ def dedup_file(
         if engine == "ray":
             from pythia_suite.corpus.dedup_ray import dedup_ray
 
-            removed, infos, n = dedup_ray(files, tmp_out, output, config, ray or RayOptions())
+            removed, infos, n, verified = dedup_ray(
+                files, tmp_out, output, config, ray or RayOptions()
+            )
         else:
-            removed, infos, n = _dedup_local(files, tmp_out, output, config)
-        report = build_report(files, output, config, removed, infos, n)
+            removed, infos, n, verified = _dedup_local(files, tmp_out, output, config)
+        report = build_report(files, output, config, removed, infos, n, verified)
         tmp_report.write_text(json.dumps(report, indent=1) + "\n")
     log.info("%s: kept %d of %d documents", output, report["kept"], report["input_documents"])
     return report
@@ -181,7 +187,8 @@ def dedup_file(
 
 def _dedup_local(
     files: list[Path], tmp_out: Path, output: Path, config: DedupConfig
-) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo], int]:
+) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo], int, int]:
+    start = time.perf_counter()
     dedup = Deduplicator(config)
     compute = SignatureComputer(config.minhash)
     infos: list[DocInfo] = []
@@ -197,7 +204,10 @@ def _dedup_local(
                     out.write(doc.raw + b"\n")
                 infos.append(DocInfo(file=k, line=doc.line, id=doc.meta.get("id")))
             progress.update(len(chunk), sum(len(d.raw) + 1 for _, d in chunk))
-    return dedup.removed, dict(enumerate(infos)), len(infos)
+    log.info(
+        "local: %d verified pairs; engine time %.2f s", dedup.verified, time.perf_counter() - start
+    )
+    return dedup.removed, dict(enumerate(infos)), len(infos), dedup.verified
 
 
 def build_report(
@@ -207,8 +217,11 @@ def build_report(
     removed: dict[int, tuple[int, float]],
     infos: dict[int, DocInfo],
     n: int,
+    verified: int,
 ) -> dict[str, Any]:
-    """The report: parameters, bands, the rule, and every duplicate group (engine-free)."""
+    """The report: parameters, bands, the rule, and every duplicate group (engine-free).
+    `verified`: the candidate pairs whose similarity the rule computes (each document against
+    its kept candidates in ascending order, up to its first match)."""
 
     def info(i: int) -> dict[str, Any]:
         d = infos[i]
@@ -225,6 +238,7 @@ def build_report(
         "input_documents": n,
         "kept": n - len(removed),
         "removed": len(removed),
+        "verified_pairs": verified,
         "parameters": {
             "threshold": config.threshold,
             "num_perm": config.num_perm,

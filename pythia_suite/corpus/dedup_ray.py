@@ -1,336 +1,293 @@
 """The dedup rule on a Ray cluster, byte-identical to the local engine.
 
-Stages (driver streams; at most `workers` tasks run at once; results consumed in input order):
-1. sign: per chunk of raw lines (about `chunk_bytes`), validate, compute MinHash signatures
-   (the vectorized affine32 path) and a digest of each document's word sequence; emit one
-   record per (document, band): key = (band, the band's r signature values, exactly), hash-
-   partitioned into P shuffle partitions.
-2. buckets: per partition, group records by key. Within a bucket, documents with equal digests
-   (equal shingle sets) collapse to their smallest index, the group's representative; member
-   -> representative links come from band 0 only (every document is in one band-0 bucket), so a
-   cluster of n identical documents costs n links, not n^2 / 2 pairs. Candidate pairs are all
-   pairs of distinct representatives in a bucket, partitioned by (chunk of j, chunk of i).
-3. verify: per partition, unique candidate pairs, each verified by exact Jaccard of the two
-   shingle sets (or the estimate): texts are fetched from the chunk objects, two at a time.
-4. resolve: connected components of the verified edges (driver, scipy on the edge arrays),
-   then the rule per component (`dedup.resolve`) in tasks. A member inherits its
-   representative's fate: duplicate of it if it was kept, else of its kept match.
-5. write: the driver walks the chunks in order and writes the kept raw lines.
+The driver plans and routes; every stage is a set of tasks on numpy arrays (`dedup_tasks`), at
+most `workers` running at once, P = 2 x workers shuffle partitions:
+1. sign, per chunk (a ~1 MB byte range of a `.jsonl` that the task reads itself; a `.jsonl.zst`
+   is decompressed by the driver into chunks, as it cannot be cut by bytes): validate, MinHash
+   (vectorized affine32), a digest of the word sequence; one record per (document, band), keyed
+   by (band, its r values), hash-partitioned. Documents are named `chunk << 24 | index`, so no
+   task needs the global numbering; the driver learns per-chunk counts only.
+2. buckets, per band partition: documents with equal digests collapse to the first (member ->
+   representative links, from band 0); a bucket of k representatives gives k - 1 star edges and
+   k memberships (bucket, document), never its k^2 / 2 pairs.
+3. components: alternating large-star / small-star rounds (Kiveris et al., "Connected
+   Components in MapReduce and Beyond", 2014) over P hash partitions of the edges, until a
+   round changes nothing; each document's component is its smallest document.
+4. label: memberships and links tagged with their component, routed to P resolve partitions.
+5. gather, per group of chunks: the texts of component documents only (other chunks unread).
+6. resolve, per partition of whole components: the rule, lazily, in input order: a document is
+   checked against the kept documents of its buckets in ascending order, up to its first match
+   (what the local engine's LSH of kept documents does: the same pairs, the same count,
+   `verified_pairs` in the report); an exact copy takes its representative's fate unverified.
+   A cluster of n near-identical documents costs about n verifications. Worst case, as for the
+   local engine: n mutually-candidate documents that are all kept (pairwise below the
+   threshold yet sharing a band) cost n^2 / 2 verifications.
+7. split + write, per chunk in order: the kept lines; the driver appends them to the output.
 
-Memory, per process: a sign task holds one chunk and its `[num_perm, shingles]` block
-(`iter_signatures` caps it at 200,000 words, ~100 MB); a bucket task one partition of
-records (4*(r+1) + 24 bytes per document and band, / P); a verify task its partition's pairs
-and two chunks; the driver the verified edges (~40 bytes each), the removed documents (~100
-bytes each, Python dicts) and one chunk. No process holds the corpus or all signatures.
+Memory per process. Driver: the chunk plan, per-chunk counts and object refs, O(chunks + P^2)
+(P^2 refs per shuffle), plus the report's duplicate groups (O(removed documents), ~150 bytes
+each: the report lists them) and one chunk's kept lines at a time; never the edges, the
+signatures or the texts. A task: one ~1 MB chunk and its signature block (capped at 200,000
+words x num_perm uint32, ~100 MB), or one partition of a shuffle (band records ~(4 (r + 1) +
+24) bytes per document and band, / P; edges 16 bytes), or one resolve partition: its whole
+components' memberships and texts (a component is never split: the largest component's texts
+bound that task).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cache, lru_cache
+from contextlib import ExitStack
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dataloader_replay.engine_ray import RayOptions, bounded, chaos, connect, get
-from dataloader_replay.inputs import Progress, RawChunk, iter_raw_chunks, parse_chunk
-from pythia_suite.corpus.dedup_rule import DedupConfig, DocInfo, open_output, resolve
-from pythia_suite.corpus.minhash import iter_signatures, jaccard, shingle_set, word_digest
+from dataloader_replay.engine_ray import RayOptions, bounded, connect, get, ordered
+from dataloader_replay.inputs import Progress, iter_raw_chunks
+from dataloader_replay.jsonl import parse_line
+from pythia_suite.corpus import dedup_tasks as T
+from pythia_suite.corpus.dedup_rule import DedupConfig, DocInfo, open_output
+from suite_core import DataError
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
-_EMPTY_PAIRS = np.empty((0, 2), dtype=np.int64)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    """Everything a task needs besides its data."""
-
-    config: DedupConfig
-    files: tuple[str, ...]
-    partitions: int  # P: band shuffle partitions (and verify partitions)
-    retries: int  # task retries after a lost worker
-
-
-def _remote(fn: Any, num_returns: int, retries: int) -> Any:
-    import ray
-
-    return ray.remote(num_cpus=1, max_retries=retries, num_returns=num_returns)(fn)
+MAX_ROUNDS = 200
+Refs = list[Any]
 
 
 @cache
-def _remotes(partitions: int, retries: int) -> tuple[Any, Any, Any, Any]:
-    return (
-        _remote(_sign, 2 + partitions, retries),
-        _remote(_buckets, 1 + partitions, retries),
-        _remote(_verify, 1, retries),
-        _remote(_resolve_part, 1, retries),
-    )
+def _remote(name: str, num_returns: int, retries: int) -> Any:
+    import ray
+
+    fn = getattr(T, name)
+    return ray.remote(num_cpus=1, max_retries=retries, num_returns=num_returns)(fn)
 
 
-def _partition(values: np.ndarray, salt: np.ndarray, n: int) -> np.ndarray:
-    mixed = (values ^ (salt * np.uint32(0x9E3779B1))).astype(np.uint64)
-    return (mixed % np.uint64(n)).astype(np.int64)
+def _specs(files: list[Path], chunk_bytes: int) -> Iterator[T.ChunkSpec]:
+    """The chunks in input order: byte ranges of plain files (nothing read), decompressed
+    chunks of `.zst` files (put in the object store)."""
+    import ray
+
+    index = 0
+    for k, path in enumerate(files):
+        if path.name.endswith(".zst"):
+            for chunk in iter_raw_chunks([path], chunk_bytes):
+                yield T.ChunkSpec(index=index, file=k, raw=ray.put(chunk))
+                index += 1
+            continue
+        size = path.stat().st_size
+        for start in range(0, max(size, 1), chunk_bytes):
+            yield T.ChunkSpec(index=index, file=k, start=start, end=min(start + chunk_bytes, size))
+            index += 1
 
 
-def _sign(chunk: RawChunk, plan: Plan) -> tuple[Any, ...]:
-    """Stage 1 on one chunk: (documents, signatures or None, P record partitions)."""
-    chaos("sign")
-    docs = parse_chunk(Path(plan.files[chunk.file]), chunk)
-    texts = [d.text for d in docs]
-    sigs = np.concatenate(list(iter_signatures(texts, plan.config.minhash)))
-    digests = np.frombuffer(b"".join(map(word_digest, texts)), dtype="V16")
-    b, r = plan.config.bands
-    n = len(texts)
-    band = np.repeat(np.arange(b, dtype=np.uint32), n)
-    keys = np.empty((b * n, r + 1), dtype=np.uint32)
-    keys[:, 0] = band
-    keys[:, 1:] = sigs[:, : b * r].reshape(n, b, r).transpose(1, 0, 2).reshape(b * n, r)
-    doc = np.tile(np.arange(chunk.first_doc, chunk.first_doc + n, dtype=np.int64), b)
-    dig = np.tile(digests, b)
-    part = _partition(keys[:, 1], band, plan.partitions)
-    parts = [(keys[part == p], doc[part == p], dig[part == p]) for p in range(plan.partitions)]
-    keep = sigs if plan.config.verify == "estimate" else None
-    return (n, keep, *parts)
+class _Numbering:
+    """Per-chunk first document and first line, from the sign tasks' counts taken in input
+    order; raises the first bad line or empty file, as the local engine would."""
 
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self.first_doc: list[int] = []
+        self.line_base: list[int] = []
+        self.docs = 0
+        self.file = -1
+        self.file_docs = self.file_lines = 0
 
-def _bucket_pairs(docs: np.ndarray, digests: np.ndarray, band: int) -> tuple[list, list]:
-    """(member -> representative links if band 0, pairs of representatives) of one bucket."""
-    order = np.argsort(docs, kind="stable")
-    rep_of: dict[bytes, int] = {}
-    links, reps = [], []
-    for d, g in zip(docs[order].tolist(), digests[order].tolist()):
-        if g in rep_of:
-            if band == 0:
-                links.append((d, rep_of[g]))
-        else:
-            rep_of[g] = d
-            reps.append(d)
-    pairs = [(reps[a], reps[c]) for c in range(len(reps)) for a in range(c)]
-    return links, pairs
+    def add(self, spec: T.ChunkSpec, meta: T.SignMeta) -> None:
+        if spec.file != self.file:
+            self.close()
+            self.file, self.file_docs, self.file_lines = spec.file, 0, 0
+        base = self.file_lines if spec.raw is None else 0
+        if meta.bad is not None:
+            number, raw = meta.bad
+            parse_line(self.files[spec.file], base + number, raw)  # raises the local error
+            raise DataError(f"{self.files[spec.file]}:{base + number}: bad line")
+        self.first_doc.append(self.docs)
+        self.line_base.append(base)
+        self.docs += meta.docs
+        self.file_docs += meta.docs
+        self.file_lines += meta.lines
 
-
-def _buckets(first_docs: np.ndarray, plan: Plan, *parts: Any) -> tuple[Any, ...]:
-    """Stage 2 on one partition: (links [m, 2], P candidate-pair partitions)."""
-    chaos("buckets")
-    keys = np.concatenate([p[0] for p in parts])
-    docs = np.concatenate([p[1] for p in parts])
-    digests = np.concatenate([p[2] for p in parts])
-    void = np.ascontiguousarray(keys).view(f"V{keys.shape[1] * 4}").ravel()
-    _, inverse, counts = np.unique(void, return_inverse=True, return_counts=True)
-    shared = np.flatnonzero(counts[inverse] > 1)
-    shared = shared[np.argsort(inverse[shared], kind="stable")]
-    bounds = np.flatnonzero(np.diff(inverse[shared])) + 1
-    links: list[tuple[int, int]] = []
-    pairs: list[tuple[int, int]] = []
-    for group in np.split(shared, bounds) if len(shared) else []:
-        link, pair = _bucket_pairs(docs[group], digests[group], int(keys[group[0], 0]))
-        links += link
-        pairs += pair
-    pair_arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    chunk_j = np.searchsorted(first_docs, pair_arr[:, 0], side="right") - 1
-    chunk_i = np.searchsorted(first_docs, pair_arr[:, 1], side="right") - 1
-    q = (chunk_j * 1_000_003 + chunk_i) % plan.partitions
-    out = [pair_arr[q == p] for p in range(plan.partitions)]
-    return (np.asarray(links, dtype=np.int64).reshape(-1, 2), *out)
-
-
-class _Fetch:
-    """Texts or signatures of documents by global index, fetching one chunk object at a time."""
-
-    def __init__(self, plan: Plan, first_docs: np.ndarray, chunks: list[Any], sigs: list[Any]):
-        self.plan, self.first, self.chunks, self.sigs = plan, first_docs, chunks, sigs
-        self.cache: dict[int, tuple[list[str] | None, np.ndarray | None]] = {}
-
-    def __call__(self, doc: int) -> tuple[str, np.ndarray]:
-        c = int(np.searchsorted(self.first, doc, side="right") - 1)
-        if c not in self.cache:
-            if len(self.cache) >= 2:
-                self.cache.pop(min(self.cache))
-            self.cache[c] = self._load(c)
-        texts, sigs = self.cache[c]
-        at = doc - int(self.first[c])
-        return (texts[at] if texts else ""), (sigs[at] if sigs is not None else _EMPTY_PAIRS)
-
-    def _load(self, c: int) -> tuple[list[str] | None, np.ndarray | None]:
-        if self.plan.config.verify == "estimate":
-            return None, get(self.sigs[c], "verify")
-        chunk: RawChunk = get(self.chunks[c], "verify")
-        return [d.text for d in parse_chunk(Path(self.plan.files[chunk.file]), chunk)], None
-
-
-def _verify(
-    first_docs: np.ndarray, plan: Plan, refs: tuple[list[Any], list[Any]], *parts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 3 on one partition of candidate pairs: verified (edges [m, 2], similarities)."""
-    chaos("verify")
-    pairs = np.unique(np.concatenate(parts), axis=0) if parts else _EMPTY_PAIRS
-    chunk_of = np.searchsorted(first_docs, pairs, side="right") - 1
-    pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0], chunk_of[:, 1], chunk_of[:, 0]))]
-    fetch = _Fetch(plan, first_docs, *refs)
-    k = plan.config.shingle_words
-
-    @lru_cache(maxsize=8192)  # a document meets many partners: build its set once
-    def sets(doc: int) -> frozenset[str]:
-        return frozenset(shingle_set(fetch(doc)[0], k))
-
-    sims = np.empty(len(pairs))
-    for n, (j, i) in enumerate(pairs.tolist()):
-        if plan.config.verify == "exact":
-            sims[n] = jaccard(sets(j), sets(i))  # type: ignore[arg-type]
-        else:
-            sims[n] = plan.config.similarity(fetch(j), fetch(i))
-    ok = sims >= plan.config.threshold
-    return pairs[ok], sims[ok]
-
-
-def _resolve_part(edges: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stage 4 on whole components: removed [m, 2] (doc, kept) and their similarities."""
-    chaos("resolve")
-    removed = resolve(edges, sims)
-    docs = np.asarray(sorted(removed), dtype=np.int64)
-    kept = np.asarray([removed[d][0] for d in docs.tolist()], dtype=np.int64)
-    sim = np.asarray([removed[d][1] for d in docs.tolist()], dtype=np.float64)
-    return np.stack([docs, kept], axis=1).reshape(-1, 2), sim
-
-
-def _components(edges: np.ndarray, parts: int) -> np.ndarray:
-    """Which resolve task each edge goes to: its connected component modulo `parts`."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nodes, flat = np.unique(edges, return_inverse=True)
-    local = flat.reshape(edges.shape)
-    graph = coo_matrix((np.ones(len(edges)), (local[:, 0], local[:, 1])), (len(nodes),) * 2)
-    _, label = connected_components(graph, directed=False)
-    return label[local[:, 0]] % parts
+    def close(self) -> None:
+        if self.file >= 0 and self.file_docs == 0:
+            raise DataError(f"{self.files[self.file]}: empty corpus (no documents)")
 
 
 def _stage_sign(
-    files: list[Path], plan: Plan, workers: int, sign: Any
-) -> tuple[list[Any], list[Any], list[list[Any]], np.ndarray]:
-    """Run stage 1: (chunk refs, signature refs, record partition refs per chunk, first docs)."""
-    import ray
-
-    chunks, sigs, records, first = [], [], [], []
+    files: list[Path], plan: T.Plan, workers: int
+) -> tuple[list[T.ChunkSpec], list[Refs], _Numbering]:
+    """Stage 1: (chunk specs, sign outputs per chunk, numbering). Errors surface in input
+    order: a driver-side read error waits until every earlier chunk is checked."""
+    sign = _remote("sign", 1 + plan.partitions, plan.retries)
+    specs: list[T.ChunkSpec] = []
+    outs: list[Refs] = []
+    numbering = _Numbering(files)
     progress = Progress("dedup (ray) sign")
 
     def submit() -> Iterator[Any]:
-        for chunk in iter_raw_chunks(files, CHUNK_BYTES):
-            ref = ray.put(chunk)
-            chunks.append(ref)
-            first.append(chunk.first_doc)
-            out = sign.remote(ref, plan)
-            progress.update(len(chunk.raw), chunk.nbytes)
-            yield out
+        for spec in _specs(files, CHUNK_BYTES):
+            specs.append(spec)
+            yield sign.remote(spec, plan)
 
-    counts = []
+    def check(upto: int) -> None:
+        while len(numbering.first_doc) < upto:
+            c = len(numbering.first_doc)
+            meta: T.SignMeta = get(outs[c][0], "sign")
+            numbering.add(specs[c], meta)
+            progress.update(meta.docs, meta.nbytes)
+
     try:
-        for out in bounded(submit(), workers):
-            counts.append(out[0])
-            sigs.append(out[1])
-            records.append(list(out[2:]))
-        get(counts, "sign")
+        try:
+            for out in bounded(submit(), workers):
+                outs.append(out)
+                check(max(0, len(outs) - 2 * workers))
+        except Exception:
+            check(len(outs))  # an earlier bad line or empty file comes first
+            numbering.close()
+            raise
+        check(len(outs))
+        numbering.close()
     finally:
         progress.close()
-    return chunks, sigs, records, np.asarray(first, dtype=np.int64)
+    return specs, outs, numbering
 
 
-def _stage_pairs(
-    plan: Plan, workers: int, refs: tuple[list[Any], list[Any], list[list[Any]], np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stages 2 and 3: (member -> representative links, verified edges, similarities)."""
-    _, buckets, verify, _ = _remotes(plan.partitions, plan.retries)
-    chunks, sigs, records, first = refs
+def _run(tasks: Iterator[Any], workers: int) -> list[Any]:
+    return list(bounded(tasks, workers))
+
+
+def _stage_components(plan: T.Plan, workers: int, edges: list[Refs]) -> list[Refs]:
+    """Stage 3: alternate large-star and small-star until neither changes the graph; returns
+    the star forest (each component a star on its smallest document), P partitions."""
     P = plan.partitions
-    reduced = list(
-        bounded(
-            (buckets.remote(first, plan, *[rec[p] for rec in records]) for p in range(P)), workers
-        )
-    )
-    links = get([r[0] for r in reduced], "buckets")
-    verified = (
-        verify.remote(first, plan, (chunks, sigs), *[r[1 + q] for r in reduced]) for q in range(P)
-    )
-    results = get(list(bounded(verified, workers)), "verify")
-    edges = np.concatenate([e for e, _ in results])
-    sims = np.concatenate([s for _, s in results])
-    return np.concatenate(links), edges, sims
+    large = _remote("large_star", 1 + P, plan.retries)
+    small = _remote("small_star", 1 + P, plan.retries)
+    for rounds in range(1, MAX_ROUNDS + 1):
+        ls = _run((large.remote(plan, *edges[p]) for p in range(P)), workers)
+        mid = [[x[1 + q] for x in ls] for q in range(P)]
+        ss = _run((small.remote(plan, *mid[q]) for q in range(P)), workers)
+        edges = [[x[1 + q] for x in ss] for q in range(P)]
+        changed = sum(get([x[0] for x in ls + ss], "components"))
+        if changed == 0:
+            log.info("ray: components converged in %d rounds", rounds)
+            return edges
+    raise DataError(f"ray: components did not converge in {MAX_ROUNDS} rounds")
 
 
 def _stage_resolve(
-    plan: Plan, workers: int, links: np.ndarray, edges: np.ndarray, sims: np.ndarray
-) -> dict[int, tuple[int, float]]:
-    """Stage 4: the rule per component, then members inherit their representative's fate."""
-    resolve_task = _remotes(plan.partitions, plan.retries)[3]
-    part = _components(edges, plan.partitions) if len(edges) else np.empty(0, np.int64)
-    tasks = (resolve_task.remote(edges[part == p], sims[part == p]) for p in range(plan.partitions))
-    removed: dict[int, tuple[int, float]] = {}
-    for docs_kept, sim in get(list(bounded(tasks, workers)), "resolve"):
-        for (d, k), s in zip(docs_kept.tolist(), sim.tolist()):
-            removed[d] = (k, s)
-    for member, rep in np.unique(links, axis=0).tolist() if len(links) else []:
-        removed[member] = removed.get(rep, (rep, 1.0))
-    return removed
+    plan: T.Plan, workers: int, specs: list[T.ChunkSpec], signed: list[Refs]
+) -> tuple[list[Refs], int]:
+    """Stages 2 to 6: (resolve outputs, the number of verifications the rule counts)."""
+    P = plan.partitions
+    buckets = _remote("buckets", 3 * P, plan.retries)
+    bucketed = _run(
+        (buckets.remote(plan, p, *[s[1 + p] for s in signed]) for p in range(P)), workers
+    )
+    stars = _stage_components(plan, workers, [[b[p] for b in bucketed] for p in range(P)])
+    label = _remote("label", 2 * P, plan.retries)
+    labels = _run(
+        (
+            label.remote(
+                plan, P, *stars[p], *[b[P + p] for b in bucketed], *[b[2 * P + p] for b in bucketed]
+            )
+            for p in range(P)
+        ),
+        workers,
+    )
+    gather = _remote("gather", P, plan.retries)
+    groups = [[s for s in specs if s.index % P == g] for g in range(P)]
+    gathered = _run(
+        (gather.remote(plan, groups[g], *[x[P + g] for x in labels]) for g in range(P)), workers
+    )
+    resolve = _remote("resolve", 1 + P, plan.retries)
+    resolved = _run(
+        (
+            resolve.remote(plan, P, *[x[q] for x in labels], *[x[q] for x in gathered])
+            for q in range(P)
+        ),
+        workers,
+    )
+    return resolved, int(sum(get([r[0] for r in resolved], "resolve")))
+
+
+def _cuts(plan: T.Plan, specs: list[T.ChunkSpec], resolved: list[Refs]) -> list[Any]:
+    """Stage 7: per chunk, a ref to its removed rows and targets."""
+    P = plan.partitions
+    cuts: list[Any] = [None] * len(specs)
+    for g in range(P):
+        chunks = [s.index for s in specs if s.index % P == g]
+        if not chunks:
+            continue
+        task = _remote("split", 1, plan.retries).options(num_returns=len(chunks))
+        refs = task.remote(chunks, *[r[1 + g] for r in resolved])
+        for c, ref in zip(chunks, refs if len(chunks) > 1 else [refs]):
+            cuts[c] = ref
+    return cuts
 
 
 def _stage_write(
-    files: list[Path],
-    tmp: Path,
-    output: Path,
-    chunks: list[Any],
-    removed: dict[int, tuple[int, float]],
-) -> tuple[dict[int, DocInfo], int]:
-    """Stage 5: kept raw lines in input order; the report's facts about grouped documents."""
-    from contextlib import ExitStack
-
-    wanted = set(removed) | {k for k, _ in removed.values()}
+    plan: T.Plan,
+    workers: int,
+    specs: list[T.ChunkSpec],
+    numbering: _Numbering,
+    cuts: list[Any],
+    out: Any,
+) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo]]:
+    """Stage 8: kept lines in input order; the removed documents and the report's facts."""
+    write = _remote("write", 1, plan.retries)
+    first = np.asarray(numbering.first_doc, dtype=np.int64)
+    removed: dict[int, tuple[int, float]] = {}
     infos: dict[int, DocInfo] = {}
-    n = 0
-    with ExitStack() as stack:
-        out = open_output(tmp, output, stack)
-        for ref in chunks:
-            chunk: RawChunk = get(ref, "write")
-            for at, (line, raw) in enumerate(zip(chunk.lines, chunk.raw)):
-                doc = chunk.first_doc + at
-                if doc in wanted:
-                    parsed = parse_chunk(Path(files[chunk.file]), _one(chunk, at))[0]
-                    infos[doc] = DocInfo(file=chunk.file, line=line, id=parsed.meta.get("id"))
-                if doc not in removed:
-                    out.write(raw + b"\n")
-            n += len(chunk.raw)
-    return infos, n
-
-
-def _one(chunk: RawChunk, at: int) -> RawChunk:
-    return RawChunk(
-        index=chunk.index,
-        file=chunk.file,
-        first_doc=chunk.first_doc + at,
-        lines=[chunk.lines[at]],
-        raw=[chunk.raw[at]],
-    )
+    tasks = (write.remote(spec, plan, cuts[spec.index]) for spec in specs)
+    for spec, (data, rows, facts) in zip(specs, ordered(tasks, workers, "write")):
+        out.write(data)
+        c = spec.index
+        for d, k, bits in rows.tolist():
+            kept = int(first[k >> T.KEY_BITS]) + (k & ((1 << T.KEY_BITS) - 1))
+            sim = float(np.int64(bits).view(np.float64))
+            removed[int(first[c]) + (d & ((1 << T.KEY_BITS) - 1))] = (kept, sim)
+        for at, line, ident in facts:
+            doc = int(first[c]) + at
+            infos[doc] = DocInfo(file=spec.file, line=numbering.line_base[c] + line, id=ident)
+    return removed, infos
 
 
 def dedup_ray(
     files: list[Path], tmp: Path, output: Path, config: DedupConfig, options: RayOptions
-) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo], int]:
+) -> tuple[dict[int, tuple[int, float]], dict[int, DocInfo], int, int]:
     """The dedup rule on Ray; writes `tmp` (compressed if `output` ends in .zst), returns
-    (removed, infos, documents)."""
+    (removed, infos, documents, verified pairs)."""
     workers = connect(options)
-    plan = Plan(
+    plan = T.Plan(
         config=config,
         files=tuple(map(str, files)),
         partitions=max(2, 2 * workers),
         retries=options.max_retries,
     )
-    sign = _remotes(plan.partitions, plan.retries)[0]
-    refs = _stage_sign(files, plan, workers, sign)
-    links, edges, sims = _stage_pairs(plan, workers, refs)
-    removed = _stage_resolve(plan, workers, links, edges, sims)
-    infos, n = _stage_write(files, tmp, output, refs[0], removed)
-    log.info("ray: %d verified pairs, %d exact-copy links", len(edges), len(links))
-    return removed, infos, n
+    t0 = time.perf_counter()
+    specs, signed, numbering = _stage_sign(files, plan, workers)
+    t1 = time.perf_counter()
+    resolved, verified = _stage_resolve(plan, workers, specs, signed)
+    del signed
+    cuts = _cuts(plan, specs, resolved)
+    t2 = time.perf_counter()
+    with ExitStack() as stack:
+        out = open_output(tmp, output, stack)
+        removed, infos = _stage_write(plan, workers, specs, numbering, cuts, out)
+    t3 = time.perf_counter()
+    log.info(
+        "ray: %d chunks, %d verified pairs, %d removed; engine time %.2f s: sign %.1f s, "
+        "buckets to resolve %.1f s, write %.1f s",
+        len(specs),
+        verified,
+        len(removed),
+        t3 - t0,
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+    )
+    return dict(sorted(removed.items())), infos, numbering.docs, verified

@@ -1,5 +1,5 @@
-"""The dedup rule shared by the engines (`dedup` local, `dedup_ray`): its settings, the
-resolution of verified pairs into removals, and where outputs go.
+"""The dedup rule's settings shared by the engines (`dedup` local, `dedup_ray`), and where
+outputs go.
 """
 
 from __future__ import annotations
@@ -71,18 +71,6 @@ class DocInfo:
 def report_path(output: Path) -> Path:
     """Where the report of a dedup run writing `output` goes."""
     return output.with_name(output.name + ".report.json")
-
-
-def resolve(edges: np.ndarray, sims: np.ndarray) -> dict[int, tuple[int, float]]:
-    """The dedup rule on verified edges `(j, i)`, `j < i`, similarity >= threshold: in input
-    order, `i` is removed as a duplicate of the smallest kept `j` it has an edge with.
-    Components are independent, so any subset of whole components can be resolved alone."""
-    removed: dict[int, tuple[int, float]] = {}
-    order = np.lexsort((edges[:, 0], edges[:, 1])) if len(edges) else np.empty(0, np.int64)
-    for (j, i), s in zip(edges[order].tolist(), sims[order].tolist()):
-        if i not in removed and j not in removed:
-            removed[i] = (j, s)
-    return removed
 
 
 def open_output(path: Path, final: Path, stack: ExitStack) -> BinaryIO:

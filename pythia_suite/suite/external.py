@@ -44,7 +44,7 @@ from pythia_suite.suite.external_config import (
     parse_external,
 )
 from pythia_suite.suite.layout import Layout
-from pythia_suite.suite.runner import Inputs, Stage
+from pythia_suite.suite.runner import REPORT, Inputs, Stage, forget
 from suite_core.atomic import write_atomic
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ def _study(
         options["crows"] = crows_path(config, layout)
     report = run_study([r.spec(layout) for r in runs], truth=None, out_dir=out, **options)
     save_study_report(report, out)
+    forget(layout.state, REPORT)  # the report restates the study's checks (stages.study_stage)
 
 
 def crows_path(config: SuiteConfig, layout: Layout) -> Path:
@@ -245,7 +246,7 @@ def external_stages(config: SuiteConfig, layout: Layout, *, source: str) -> list
         )
     stages.append(
         Stage(
-            slug="report",
+            slug=REPORT,
             title=f"report {layout.report}",
             kind="report",
             config={"suite": to_plain(config)},

@@ -8,11 +8,11 @@ parent, the corpus's truth.json), so the notebooks' defaults need no run name of
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from suite_core import ConfigError
+from suite_core.records import RunJson
 
 DEFAULT_SUITE = "runs/default"  # `make demo` = `pythia-suite run --preset default`
 NOTEBOOKS = "notebooks"
@@ -28,11 +28,6 @@ def resolve(path: str | Path) -> Path:
     if here.name == NOTEBOOKS and (here.parent / p).exists():
         return here.parent / p
     return p
-
-
-def _size(model: dict) -> int:
-    """Order of a run's model by size (layers x width^2 ~ its non-embedding parameters)."""
-    return int(model.get("num_layers", 0)) * int(model.get("hidden_size", 0)) ** 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,18 +46,17 @@ class DemoSuite:
             )
         return cls(root=root.absolute())
 
-    def _configs(self) -> dict[str, dict]:
+    def _configs(self) -> dict[str, RunJson]:
         return {
-            p.parent.name: json.loads(p.read_text(encoding="utf-8"))
-            for p in sorted((self.root / "runs").glob("*/run.json"))
+            p.parent.name: RunJson.read(p.parent) for p in sorted(self.root.glob("runs/*/run.json"))
         }
 
     def run(self, variant: str = "standard") -> Path:
         """The run of the largest model on `variant` (not a branch)."""
         runs = [
-            (_size(c.get("model") or {}), name)
+            (c.model.size if c.model else 0, name)
             for name, c in self._configs().items()
-            if "branch" not in c and name.endswith(f"-{variant}")
+            if c.branch is None and name.endswith(f"-{variant}")
         ]
         if not runs:
             raise ConfigError(f"{self.root / 'runs'}: no {variant} run in this suite")
@@ -71,9 +65,8 @@ class DemoSuite:
     def branch(self) -> tuple[Path, Path]:
         """(parent, branch) of the suite's intervention branch."""
         for name, c in self._configs().items():
-            if "branch" in c:
-                parent = self.root / "runs" / Path(c["branch"]["parent"]).name
-                return parent, self.root / "runs" / name
+            if c.branch is not None:
+                return self.root / "runs" / c.branch.parent.name, self.root / "runs" / name
         raise ConfigError(f"{self.root / 'runs'}: no intervention branch in this suite")
 
     @property

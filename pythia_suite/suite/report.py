@@ -1,12 +1,12 @@
 """`runs/<name>/report.html`: one self-contained page (figures embedded as base64 PNG).
 
 Sections: the planted-truth lines of every study (each a one-sided test, Holm-adjusted across
-the report: effect [95% CI], adjusted p, n, test, status; also `tables/checks.csv`), the runs
-(size, variant, checkpoints, verification), the loss curves per size and variant, each study's
-figures and tables (every table also as CSV in `runs/<name>/tables/`; one sentence for each
-one left out for want of data), and the exact commands to replay any batch or load any
-checkpoint. The page is rendered from `StudyReport`s only, so it
-knows nothing about the studies themselves.
+the report: effect [95% CI], adjusted p, n, test, status; also `tables/checks.csv`, and
+restated so in each study's `report.json`), the runs (size, variant, checkpoints,
+verification), the loss curves per size and variant, each study's figures and tables (every
+table also as CSV in `runs/<name>/tables/`; one sentence for each one left out for want of
+data), and the exact commands to replay any batch or load any checkpoint. The page is rendered
+from `StudyReport`s only, so it knows nothing about the studies themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import base64
 import dataclasses
 import html
 import math
+import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from analysis.study import (
 )
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.curves import loss_figure, loss_table
-from pythia_suite.suite.studyio import table_stem
+from pythia_suite.suite.studyio import restate_checks, table_stem, tested_count
 from suite_core.atomic import atomic_path
 
 MAX_TABLE_ROWS = 40  # rows shown inline; the CSV beside holds them all
@@ -158,7 +160,9 @@ def _checks(studies: list[StudyReport]) -> str:
         f"{count[NOT_TESTABLE]} not testable, of {len(checks)} planted-truth checks. Each is a "
         f"one-sided test in the planted direction at alpha {ALPHA}, Holm-adjusted across the "
         f"{tested} tested checks; a line reads effect [95% bootstrap interval], adjusted p, "
-        f'n independent units, test (all columns: <a href="{CHECKS_CSV}">{CHECKS_CSV}</a>).</p>'
+        f'n independent units, test (all columns: <a href="{CHECKS_CSV}">{CHECKS_CSV}</a>; '
+        "each study's <code>studies/&lt;study&gt;/report.json</code> holds the same adjusted "
+        "p).</p>"
     )
     return head + "".join(_check_line(study, c) for study, c in checks)
 
@@ -326,6 +330,44 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
+STALE_ID = "not-current"  # the banner a failed invocation puts on the page it left behind
+# inline: the page may come from an older renderer, without this style in its sheet
+STALE_STYLE = "background:#fbe4e4;border:2px solid #c62828;border-radius:4px;padding:.6em .9em"
+
+
+def mark_not_current(page: Path, reason: str) -> bool:
+    """Put (or replace) a banner at the top of `page`, a report left from an earlier
+    invocation, saying that the last invocation failed (`reason`) and this page is not its
+    result; False when there is no page. Nothing else of the page changes."""
+    if not page.is_file():
+        return False
+    text = page.read_text(encoding="utf-8")
+    text = re.sub(rf'<div id="{STALE_ID}".*?</div>\n', "", text, count=1, flags=re.DOTALL)
+    banner = (
+        f'<div id="{STALE_ID}" style="{STALE_STYLE}"><b>Not current.</b> The last '
+        f"<code>pythia-suite run</code> of this suite failed: {_e(reason)}. This page is from "
+        "an earlier invocation and does not show what the suite holds now; the next complete "
+        "run draws it again (the full log: <code>suite.log</code>).</div>\n"
+    )
+    body = re.search(r"<body[^>]*>\n?", text)
+    at = body.end() if body else 0
+    with atomic_path(page, overwrite=True) as tmp:
+        tmp.write_text(text[:at] + banner + text[at:], encoding="utf-8")
+    return True
+
+
+def restate_study_checks(inputs: ReportInputs) -> None:
+    """Each study's report.json restated with the report-wide Holm adjustment (the declared
+    family), so that a check shows one adjusted p in report.json, checks.csv and the page."""
+    checks = report_checks(inputs.studies)
+    tested = tested_count([c for _, c in checks])
+    table = inputs.layout.root / CHECKS_CSV
+    for report in inputs.studies:
+        out_dir = inputs.layout.study(report.study)
+        own = [c for study, c in checks if study == report.study]
+        restate_checks(out_dir, own, tested=tested, table=os.path.relpath(table, out_dir))
+
+
 def write_report(inputs: ReportInputs) -> Path:
     """Write the tables (CSV), the loss figure and report.html; return the page's path."""
     layout = inputs.layout
@@ -350,6 +392,7 @@ def write_report(inputs: ReportInputs) -> Path:
                 )
         loss_png = loss_figure(losses, inputs.runs, tmp / "loss_curves.png")
         page = render_html(inputs, loss_png=loss_png, runs=runs, csv=csv)
+    restate_study_checks(inputs)
     with atomic_path(layout.report, overwrite=True) as tmp_page:
         tmp_page.write_text(page, encoding="utf-8")
     return layout.report

@@ -99,6 +99,14 @@ def read_json(path: Path) -> Any:
         return None
 
 
+REPORT = "report"  # the report stage's slug (the last stage of every suite)
+
+
+def forget(state_dir: Path, slug: str) -> None:
+    """Drop stage `slug`'s completion record: its next invocation runs it again."""
+    (state_dir / f"{slug}.json").unlink(missing_ok=True)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)

@@ -22,7 +22,7 @@ from pythia_suite.suite.config import SuiteConfig, to_plain
 from pythia_suite.suite.layout import Layout, corpus_file, truth_file
 from pythia_suite.suite.ledger_stage import ledger_stages
 from pythia_suite.suite.plan import PlannedRun, plan_runs
-from pythia_suite.suite.runner import Inputs, Stage
+from pythia_suite.suite.runner import REPORT, Inputs, Stage, forget
 from pythia_suite.suite.study_table import StudyFunction
 from suite_core import ConfigError
 from suite_core.hashing import sha256_file
@@ -231,6 +231,14 @@ def _run_deps(ctx: Context) -> tuple[str, ...]:
 
 def study_stage(ctx: Context, study: str, run_study: StudyFunction) -> Stage:
     c, out = ctx.config, ctx.layout.study(study)
+
+    def run(resume: bool, inputs: Inputs) -> None:
+        del resume, inputs
+        actions.study(c, ctx.layout, study, run_study, ctx.runs, out)
+        # the report restates every study's checks with one Holm across the report: a study
+        # that ran has the report drawn again, even when its bytes are those recorded before
+        forget(ctx.layout.state, REPORT)
+
     return Stage(
         slug=f"study-{study}",
         title=f"study {study}",
@@ -238,7 +246,7 @@ def study_stage(ctx: Context, study: str, run_study: StudyFunction) -> Stage:
         config={"options": to_plain(c.studies[study]), "runs": [to_plain(r) for r in ctx.runs]},
         deps=("corpus", *_run_deps(ctx)),
         outputs=(out,),
-        run=_plain(partial(actions.study, c, ctx.layout, study, run_study, ctx.runs, out)),
+        run=run,
         digest=partial(actions.study_digest, out),
         estimate=30.0,
     )
@@ -252,7 +260,7 @@ def report_stage(ctx: Context, studies: list[str]) -> Stage:
         actions.report(c, layout, ctx.runs, studies, verified)
 
     return Stage(
-        slug="report",
+        slug=REPORT,
         title=f"report {layout.report}",
         kind="report",
         config={"suite": to_plain(c), "renderer": _renderer_hash()},

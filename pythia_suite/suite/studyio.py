@@ -1,9 +1,11 @@
 """A StudyReport saved beside the study's outputs (`report.json` + tables as CSV) and read back,
 so that the report can be rendered again without running the study again.
 
-`report.json` holds each check's statistics (NaN written as null, valid JSON) with `p_adjusted`
-and `status` by Holm across the study's own checks; the suite's report adjusts across all the
-checks of the report (`tables/checks.csv`)."""
+`report.json` holds each check's statistics (NaN written as null, valid JSON) and names the
+family its `p_adjusted` and `status` were Holm-adjusted in (`holm`): the study's own checks
+when the study stage writes it; the suite's report then restates them adjusted across every
+check of the report (`restate_checks`), the declared family, so that a check has one adjusted
+p in report.json, `tables/checks.csv` and report.html."""
 
 from __future__ import annotations
 
@@ -16,12 +18,14 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.study import StudyReport, TruthCheck, apply_holm
+from analysis.study import NOT_TESTABLE, StudyReport, TruthCheck, apply_holm
 from suite_core import ConfigError
 from suite_core.atomic import atomic_path
 
 REPORT_JSON = "report.json"
 TABLES = "tables"
+HOLM_STUDY = "study"  # adjusted across the study's own checks (the study stage's file)
+HOLM_REPORT = "report"  # adjusted across every check of the suite's report (the declared one)
 
 
 def table_stem(name: str) -> str:
@@ -48,6 +52,7 @@ def save_study_report(report: StudyReport, out_dir: Path) -> Path:
         with atomic_path(out_dir / rel, overwrite=True) as tmp:
             table.to_csv(tmp, index=not isinstance(table.index, pd.RangeIndex))
         tables[name] = rel
+    checks = apply_holm(report.checks)
     for figure in report.figures:
         if not Path(figure).is_file():
             raise FileNotFoundError(f"{figure}: no such figure (listed by study {report.study})")
@@ -56,11 +61,34 @@ def save_study_report(report: StudyReport, out_dir: Path) -> Path:
         "figures": [_relative(p, out_dir) for p in report.figures],
         "tables": tables,
         "indexed": [n for n, t in report.tables.items() if not isinstance(t.index, pd.RangeIndex)],
-        "checks": [_check_json(c) for c in apply_holm(report.checks)],
+        "holm": {"family": HOLM_STUDY, "tested": tested_count(checks)},
+        "checks": [_check_json(c) for c in checks],
         "results": [_relative(p, out_dir) for p in report.results],
         "omitted": report.omitted,
     }
     path = out_dir / REPORT_JSON
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(saved, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def tested_count(checks: list[TruthCheck]) -> int:
+    """The size of a Holm family: the checks that were tested (not `not testable`)."""
+    return sum(c.status != NOT_TESTABLE for c in checks)
+
+
+def restate_checks(
+    out_dir: Path, checks: list[TruthCheck], *, tested: int, table: str
+) -> Path | None:
+    """Rewrite `out_dir/report.json` with `checks` (its own, Holm-adjusted across the report's
+    `tested` checks, listed in `table`); None when there is no saved report to restate."""
+    path = Path(out_dir) / REPORT_JSON
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    assert [c["name"] for c in saved["checks"]] == [c.name for c in checks], path  # loaded here
+    saved["holm"] = {"family": HOLM_REPORT, "tested": tested, "table": table}
+    saved["checks"] = [_check_json(c) for c in checks]
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(saved, indent=1, allow_nan=False) + "\n")
     return path

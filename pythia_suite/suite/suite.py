@@ -22,7 +22,14 @@ import yaml
 
 from pythia_suite.suite.config import SuiteConfig, dump_config
 from pythia_suite.suite.layout import MARKER, Layout
-from pythia_suite.suite.runner import Stage, SuiteResult, run_stages, would_replace
+from pythia_suite.suite.runner import (
+    REPORT,
+    Stage,
+    SuiteResult,
+    forget,
+    run_stages,
+    would_replace,
+)
 from pythia_suite.suite.stages import build_stages
 from suite_core import USER_ERRORS, ConfigError, SuiteError
 from suite_core.atomic import atomic_path
@@ -199,9 +206,30 @@ def run_suite(
             layout.root,
             layout.log,
         )
-        result = run_stages(stages, layout.state, replace=replace)
+        try:
+            result = run_stages(stages, layout.state, replace=replace)
+        except BaseException as exc:
+            try:
+                _report_not_current(layout, stages, exc)
+            except OSError as also:  # the first error is the one to report
+                log.warning("%s: could not be marked not current (%s)", layout.report, also)
+            raise
         log.info("report: %s", layout.report)
     return result
+
+
+def _report_not_current(layout: Layout, stages: list[Stage], exc: BaseException) -> None:
+    """After a failed invocation the page left from an earlier one says so in a banner (which
+    stage failed, and why), and the report stage's record goes: the next complete invocation
+    draws the page again even when nothing else changed."""
+    from pythia_suite.suite.report import mark_not_current
+
+    failed = [s.title for s in stages if (layout.state / f"{s.slug}.started").is_file()]
+    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc).split("\n")[0]
+    where = f"{failed[0]}: " if failed else ""
+    if mark_not_current(layout.report, f"{where}{why or type(exc).__name__}"):
+        forget(layout.state, REPORT)
+        log.info("%s: marked not current (this invocation failed)", layout.report)
 
 
 def _save_config(config: SuiteConfig, layout: Layout) -> None:

@@ -77,8 +77,15 @@ def test_analyses_take_an_indexed_dir_like_a_run(pythia_dir: Path, capsys) -> No
     assert run(capsys, "index", str(pythia_dir))[0] == 0
     ck = open_checkpoints(pythia_dir)
     assert ck.steps == [0, 1000, 2000] and ck.run_dir == pythia_dir
+    from transformers.utils import logging as hf_logging
+
+    capsys.readouterr()
     model = ck.load(1000)
+    quiet = capsys.readouterr().err  # no progress bar per checkpoint (notebooks load dozens)
     expected = GPTNeoXForCausalLM.from_pretrained(pythia_dir / "step1000")
+    loud = capsys.readouterr().err
+    assert "Loading weights" in loud and "Loading weights" not in quiet
+    assert hf_logging.is_progress_bar_enabled()  # restored after the load
     for (name, a), (_, b) in zip(model.state_dict().items(), expected.state_dict().items()):
         assert torch.equal(a, b), name
     weights = pythia_dir / "step0" / "model.safetensors"

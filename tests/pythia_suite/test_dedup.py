@@ -1,5 +1,6 @@
 """Dedup on the planted clusters: truth.json's exact-Jaccard removals matched exactly, datasketch
-as oracle (exact and estimated verification), the per-component rule, bad input."""
+as oracle (exact and estimated verification), a brute-force oracle of the rule for both engines'
+resolution (streaming and per component), bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import zstandard
 from datasketch import MinHash, MinHashLSH
 
 from pythia_suite.cli import main
-from pythia_suite.corpus.dedup import DedupConfig, dedup_texts, report_path, resolve
+from pythia_suite.corpus.dedup import DedupConfig, dedup_texts, report_path
 from pythia_suite.corpus.minhash import (
     jaccard,
     shingle_hash32,
@@ -144,9 +145,34 @@ def test_same_decisions_as_pure_datasketch(
     assert [i for i in range(len(run["docs"])) if i not in gone] == sorted(kept)
 
 
-def test_component_rule_equals_streaming_rule() -> None:
-    """`resolve` on every verified candidate pair (the Ray engine's rule, per component) gives
-    the streaming engine's decisions, on a corpus built to chain near-duplicates."""
+def _oracle(texts: list[str], config: DedupConfig) -> tuple[dict[int, tuple[int, float]], int]:
+    """The rule as stated, by brute force over all earlier documents, without an LSH index:
+    datasketch's own MinHash of each document; a pair is a candidate if it shares one of the
+    b bands of r rows; in input order, i is removed as a duplicate of the smallest kept
+    candidate j with exact Jaccard >= threshold. Also counts the similarities computed
+    (kept candidates in ascending order, up to the first match)."""
+    b, r = config.bands
+    bands = []
+    for t in texts:
+        m = MinHash(num_perm=128, seed=1, hashfunc=shingle_hash32, scheme="affine32")
+        m.update_batch(shingles(t))
+        bands.append(m.hashvalues[: b * r].reshape(b, r))
+    sets = [shingle_set(t) for t in texts]
+    removed: dict[int, tuple[int, float]] = {}
+    verified = 0
+    for i in range(len(texts)):
+        for j in range(i):
+            if j in removed or not (bands[j] == bands[i]).all(axis=1).any():
+                continue
+            verified += 1
+            if (sim := jaccard(sets[j], sets[i])) >= config.threshold:
+                removed[i] = (j, sim)
+                break
+    return removed, verified
+
+
+def _chained_texts() -> list[str]:
+    """120 documents built to chain near-duplicates (and a few exact copies)."""
     rng = np.random.default_rng(3)
     base = [f"w{i}" for i in rng.integers(0, 50, 40)]
     texts = []
@@ -155,21 +181,46 @@ def test_component_rule_equals_streaming_rule() -> None:
         for at in rng.choice(40, size=int(rng.integers(0, 4)), replace=False):
             words[at] = f"x{rng.integers(0, 3)}"
         texts.append(" ".join(words))
+    return texts
+
+
+def test_local_engine_equals_brute_force_oracle() -> None:
+    """The local engine (datasketch's LSH of kept documents) against the brute-force rule:
+    the same removals, the same kept document and similarity, the same verified-pair count."""
+    texts = _chained_texts()
     config = DedupConfig()
-    streaming = dedup_texts(texts, config)
-    sets = [shingle_set(t) for t in texts]
+    removed, verified = _oracle(texts, config)
+    from pythia_suite.corpus.dedup import Deduplicator
+
+    dedup = Deduplicator(config)
+    for i, sig in enumerate(signatures(texts, config.minhash)):
+        dedup.add(i, sig, texts[i])
+    assert 20 < len(removed) < 110  # both kept and removed documents, chains among them
+    assert dedup.removed == removed and dedup_texts(texts, config) == removed
+    assert dedup.verified == verified
+
+
+def test_component_rule_equals_brute_force_oracle() -> None:
+    """The Ray engine's lazy per-component rule (`dedup_tasks.resolve_rule`, fed bucket
+    memberships) gives the oracle's removals and verified-pair count."""
+    from pythia_suite.corpus.dedup_tasks import resolve_rule
+
+    texts = _chained_texts()
+    config = DedupConfig()
+    removed, verified = _oracle(texts, config)
     b, r = config.bands
     bands = signatures(texts, config.minhash)[:, : b * r].reshape(len(texts), b, r)
-    edges, sims = [], []
-    for i in range(len(texts)):
-        for j in range(i):
-            candidate = (bands[j] == bands[i]).all(axis=1).any()
-            sim = jaccard(sets[j], sets[i])
-            if candidate and sim >= THRESHOLD:
-                edges.append((j, i))
-                sims.append(sim)
-    assert 20 < len(streaming) < 110 and len(edges) > 2 * len(streaming)  # chains exist
-    assert resolve(np.asarray(edges), np.asarray(sims)) == streaming
+    ids: dict[tuple[int, bytes], int] = {}
+    members = [
+        (ids.setdefault((k, bands[i, k].tobytes()), len(ids)), i)
+        for i in range(len(texts))
+        for k in range(b)
+    ]
+    sets = [shingle_set(t) for t in texts]
+    got, count = resolve_rule(
+        np.asarray(members), lambda j, i: jaccard(sets[j], sets[i]), config.threshold
+    )
+    assert got == removed and sum(count.values()) == verified
 
 
 def test_zst_input_and_output(run: dict[str, Any]) -> None:

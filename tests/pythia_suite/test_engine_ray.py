@@ -1,5 +1,6 @@
 """`--engine ray` for dedup and prepare: byte-identical to the local engine at 1, 2 and 4 workers,
-a cluster of 2,000 identical documents without its pairs, a lost worker, and bad inputs.
+a cluster of 2,000 identical documents without its pairs, a cluster of 2,000 near-identical
+documents in about 2,000 verifications, a lost worker, and bad inputs.
 
 One local Ray cluster on loopback serves the whole session (`ray_cluster` in conftest).
 """
@@ -24,6 +25,7 @@ from tests.pythia_suite.conftest import SEED, VOCAB
 
 PREPARED = ["--seq-length", "32", "--batch-size", "8", "--steps", "12"]
 CLUSTER = 2000
+NEAR = 2000
 
 
 def _cluster_corpus(path: Path) -> None:
@@ -52,6 +54,27 @@ def _cluster_corpus(path: Path) -> None:
     (path / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
 
 
+def _near_corpus(path: Path) -> None:
+    """2,000 near-identical documents (a 300-word template with 1 or 2 words replaced: every
+    pair has exact Jaccard >= 0.873, none is an exact copy of another) among 300 others."""
+    rng = random.Random(7)
+    vocab = [f"w{i}" for i in range(2000)]
+    template = [rng.choice(vocab) for _ in range(300)]
+    kinds = ["near"] * NEAR + ["other"] * 300
+    rng.shuffle(kinds)
+    lines, seen = [], set()
+    for i, kind in enumerate(kinds):
+        while True:
+            words = list(template) if kind == "near" else rng.choices(vocab, k=120)
+            for at in rng.sample(range(len(words)), rng.choice((1, 2))):
+                words[at] = f"v{rng.randrange(10**6)}"
+            if (text := " ".join(words)) not in seen:
+                break
+        seen.add(text)
+        lines.append(json.dumps({"text": text, "meta": {"id": f"n{i}", "pile_set_name": kind}}))
+    path.write_text("".join(x + "\n" for x in lines))
+
+
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from pythia_suite.corpus.synth import write_corpus
@@ -61,10 +84,12 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     write_corpus(root / "tiny", preset="tiny", seed=SEED)
     train_tokenizer(root / "tiny" / "corpus.jsonl", root / "tok.json", vocab_size=VOCAB)
     _cluster_corpus(root / "cluster")
+    _near_corpus(root / "near.jsonl")
     return {
         "root": root,
         "tiny": [str(root / "tiny" / "corpus.jsonl")],
         "cluster": [str(root / "cluster")],
+        "near": [str(root / "near.jsonl")],
         "tokenizer": str(root / "tok.json"),
     }
 
@@ -86,18 +111,28 @@ def _prepare(corpora: dict[str, Any], name: str, out: Path, *flags: str) -> dict
 def local(corpora: dict[str, Any]) -> dict[str, Any]:
     """The local engine's outputs, the reference for every Ray run."""
     root = corpora["root"] / "local"
-    return {
+    runs = {
         (kind, name): (_dedup if kind == "dedup" else _prepare)(corpora, name, root / kind / name)
         for kind in ("dedup", "prepare")
         for name in ("tiny", "cluster")
     }
+    runs[("dedup", "near")] = _dedup(corpora, "near", root / "dedup" / "near")
+    return runs
 
 
 @pytest.mark.parametrize("workers", [1, 2, 4])
-@pytest.mark.parametrize("name", ["tiny", "cluster"])
+@pytest.mark.parametrize("name", ["tiny", "cluster", "near"])
 def test_dedup_on_ray_is_byte_identical(
-    ray_cluster: Path, corpora: dict[str, Any], local: dict[str, Any], name: str, workers: int
+    ray_cluster: Path,
+    corpora: dict[str, Any],
+    local: dict[str, Any],
+    name: str,
+    workers: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from pythia_suite.corpus import dedup_ray
+
+    monkeypatch.setattr(dedup_ray, "CHUNK_BYTES", 1 << 16)  # many chunks, cut mid-line
     out = corpora["root"] / f"ray{workers}" / "dedup" / name
     got = _dedup(
         corpora, name, out, "--engine", "ray", "--address", "auto", "--workers", str(workers)
@@ -105,6 +140,11 @@ def test_dedup_on_ray_is_byte_identical(
     assert got[0] == local[("dedup", name)][0]  # kept lines and their order
     assert got[1] == local[("dedup", name)][1]  # the report, groups included
     report = json.loads(got[1])
+    if name == "near":  # the lazy rule: about one verification per near-identical document
+        biggest = max(report["groups"], key=lambda g: len(g["removed"]))
+        assert len(biggest["removed"]) >= 0.95 * NEAR
+        assert report["removed"] < NEAR and report["verified_pairs"] < 3 * NEAR
+        assert min(r["jaccard"] for r in biggest["removed"]) >= 0.87
     if name == "cluster":
         biggest = max(report["groups"], key=lambda g: len(g["removed"]))
         assert len(biggest["removed"]) >= CLUSTER - 1  # the identical docs (+ near copies)
@@ -130,22 +170,30 @@ def test_prepare_on_ray_is_byte_identical(
 
 
 def test_identical_documents_do_not_make_pairs() -> None:
-    """A bucket of 2,000 identical documents and 2 others: 1,999 member links, 1 pair."""
-    from pythia_suite.corpus.dedup_ray import _bucket_pairs
+    """One bucket of 2,000 identical documents and 2 others: 1,999 member links, 2 star edges
+    (both ways) and 3 memberships, not pairs."""
+    from pythia_suite.corpus.dedup_rule import DedupConfig
+    from pythia_suite.corpus.dedup_tasks import Plan, buckets
 
+    plan = Plan(config=DedupConfig(), files=(), partitions=2, retries=0)
     docs = np.arange(2002, dtype=np.int64)[::-1].copy()
-    digests = np.array([b"A" * 16] * 2000 + [b"B" * 16, b"C" * 16], dtype="V16")
-    links, pairs = _bucket_pairs(docs[::-1].copy(), digests, band=0)
-    assert links == [(d, 0) for d in range(1, 2000)]
-    assert pairs == [(0, 2000), (0, 2001), (2000, 2001)]
-    links, pairs = _bucket_pairs(np.arange(2002), digests, band=3)
-    assert links == [] and len(pairs) == 3  # links come from band 0 only
+    digests = np.array([[1, 1]] * 2000 + [[2, 2], [3, 3]], dtype=np.uint64)[::-1].copy()
+    for band in (0, 3):
+        keys = np.zeros((2002, 10), dtype=np.uint32)
+        keys[:, 0] = band
+        out = buckets(plan, 0, (keys, docs, digests))
+        edges, members, links = (np.concatenate(out[k * 2 : k * 2 + 2]) for k in range(3))
+        assert sorted(map(tuple, edges.tolist())) == [(0, 2000), (0, 2001), (2000, 0), (2001, 0)]
+        assert sorted(members[:, 1].tolist()) == [0, 2000, 2001]
+        assert len(set(members[:, 0].tolist())) == 1
+        expected = [(d, 0) for d in range(1, 2000)] if band == 0 else []  # band 0 only
+        assert sorted(map(tuple, links.tolist())) == expected
 
 
 def test_lost_worker_is_retried_to_the_same_output(
     ray_cluster: Path, corpora: dict[str, Any], local: dict[str, Any]
 ) -> None:
-    for stage in ("sign", "verify"):
+    for stage in ("sign", "resolve"):
         ray_cluster.write_text(stage)
         out = corpora["root"] / f"lost_{stage}"
         assert (

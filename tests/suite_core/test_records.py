@@ -14,7 +14,10 @@ from suite_core.hashing import sha256_file
 from suite_core.layout import RunLayout
 from suite_core.records import (
     Manifest,
+    RunBranch,
     RunJson,
+    RunModel,
+    TokenSwap,
     compute_fingerprint,
     first_difference,
     view_fingerprint,
@@ -153,6 +156,61 @@ def test_run_json_errors_name_the_field(tmp_path: Path, data: object, needle: st
     RunLayout(run).run_json.write_text(json.dumps({"data": data}))
     with pytest.raises(DataError, match=needle):
         RunJson.read(run)
+
+
+BRANCH_RUN = {
+    "steps": 512,
+    "data": {"path": "d"},
+    "model": {"name": "pythia-micro", "num_layers": 5, "hidden_size": 128, "lr": 0.002},
+    "branch": {"parent": "/suite/runs/pythia-micro-standard", "step": 384, "checkpoint_sha256": "ab"},
+    "intervention": {
+        "name": "pronoun-swap",
+        "map": [{"from": " he", "to": " she", "from_id": 421, "to_id": 610},
+                {"from": " his", "to": " her", "from_id": 1038, "to_id": 718}],
+        "not_single_tokens": [{"from": "He", "to": "She", "reason": "not a single token"}],
+    },
+}  # fmt: skip
+
+
+def test_run_json_model_branch_and_intervention_are_typed(tmp_path: Path) -> None:
+    run = tmp_path / "branch"
+    run.mkdir()
+    RunLayout(run).run_json.write_text(json.dumps(BRANCH_RUN))
+    config = RunJson.read(run)
+    assert config.model == RunModel(name="pythia-micro", num_layers=5, hidden_size=128)
+    assert config.model.size == 5 * 128**2
+    assert config.branch == RunBranch(parent=Path("/suite/runs/pythia-micro-standard"), step=384)
+    assert config.intervention is not None and config.intervention.name == "pronoun-swap"
+    assert config.intervention.swaps == (
+        TokenSwap(source=" he", target=" she", from_id=421, to_id=610),
+        TokenSwap(source=" his", target=" her", from_id=1038, to_id=718),
+    )
+    plain = RunJson.read(write_run(tmp_path / "plain", {"path": "d"}))  # no such sections
+    assert plain.model is None and plain.branch is None and plain.intervention is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        ({"model": "pythia-micro"}, "field 'model' must be an object"),
+        ({"model": {"num_layers": 5}}, "field 'model.name' missing"),
+        ({"model": {"name": "m", "hidden_size": "128"}}, "field 'hidden_size' missing or not"),
+        ({"branch": {"parent": "p", "step": -1}}, "field 'branch.step' missing or not a step"),
+        ({"branch": {"step": 3}}, "field 'branch.parent' missing"),
+        ({"intervention": {"name": "swap", "map": [{"from": " he"}]}},
+         r"field 'intervention.map\[0\]'.to: missing or not a string"),
+        ({"intervention": {"name": "swap", "map": [{"from": "a", "to": "b", "from_id": 1,
+                                                    "to_id": True}]}},
+         r"field 'intervention.map\[0\]'.to_id: missing or not an integer"),
+    ],
+)  # fmt: skip
+def test_run_json_sections_errors_name_the_field(tmp_path: Path, edit: dict, needle: str) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    RunLayout(run).run_json.write_text(json.dumps({**BRANCH_RUN, **edit}))
+    with pytest.raises(DataError, match=needle) as info:
+        RunJson.read(run)
+    assert str(info.value).startswith(f"{run / 'run.json'}: field '")
 
 
 def test_first_difference() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -131,3 +133,36 @@ def test_canary_exposures_come_from_the_ledger_and_canaries_are_the_unit() -> No
     assert check.name == EXPOSURE_CHECK and check.n == 8 and check.unit == "canaries"
     rho = stats.spearmanr(per["exposures"], per["target_loglik"]).statistic
     assert check.effect == pytest.approx(rho) and check.p_value < 0.01
+
+
+def border_ink(png: Path, width: int = 2) -> float:
+    """The darkest pixel of the image's outer `width`-pixel frame (1.0: white, 0.0: black); a
+    title or label cut at the edge of the figure leaves ink there."""
+    import matplotlib.image
+
+    rgb = matplotlib.image.imread(png)[..., :3].mean(axis=-1)
+    frame = np.concatenate(
+        [rgb[:width].ravel(), rgb[-width:].ravel(), rgb[:, :width].ravel(), rgb[:, -width:].ravel()]
+    )
+    return float(frame.min())
+
+
+def test_duplication_figure_keeps_a_long_title_whole(tmp_path: Path) -> None:
+    from analysis.memorization.exposure import duplication_figure
+
+    score = np.linspace(0, 1, 7)
+    table = pd.DataFrame(
+        {"window_count": [0, 1, 1, 2, 4, 8, 64], "score": score, "memorized": score == 1}
+    ).assign(loglik=-1.0)
+    title = f"{'pythia-micro-standard-pronoun-swap' * 2}: memorization against duplication"
+    png = duplication_figure(table, tmp_path / "dup.png", title)
+    assert border_ink(png) > 0.98  # nothing drawn up to the edge: the title is not clipped
+    # the same title without room to spare (matplotlib's default savefig) is cut at both sides
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(tmp_path / "cut.png", dpi=110)
+    plt.close(fig)
+    assert border_ink(tmp_path / "cut.png") < 0.5

@@ -22,6 +22,9 @@ from tests.pythia_suite.suite.conftest import SuiteRun
 
 RUN = "runs/pythia-nano-standard"
 RECORDS = ("tiny/suite.log", "tiny/.state/")  # the log and the stage records, nothing else
+# a run that fails in a stage (a damaged run found by verify, the branch's pronoun check) also
+# marks the page it leaves not current: the same page with a banner at the top
+FAILED = (*RECORDS, "tiny/report.html")
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -133,8 +136,8 @@ CASES = [
     Case(name="lock-symlink", prepare=_symlink_file(".lock"), message="is a symlink"),
     Case(name="log-symlink", prepare=_symlink_file("suite.log"), message="is a symlink"),
     # 2. damage is noticed (the re-run re-verifies what it skips)
-    Case(name="flipped-byte", prepare=_flip_byte, message="step8", may_change=RECORDS),
-    Case(name="deleted-checkpoint", prepare=_drop_checkpoint, message="step8", may_change=RECORDS),
+    Case(name="flipped-byte", prepare=_flip_byte, message="step8", may_change=FAILED),
+    Case(name="deleted-checkpoint", prepare=_drop_checkpoint, message="step8", may_change=FAILED),
     Case(
         name="resume-past-damage",
         prepare=_flip_byte,
@@ -176,7 +179,7 @@ CASES = [
         name="branch-without-pronouns",  # the tiny vocabulary: checked before any training
         yaml="branch: {enabled: true}\n",
         message="branch.enabled",
-        may_change=(*RECORDS, "tiny/suite.yaml"),
+        may_change=(*FAILED, "tiny/suite.yaml"),
     ),
     Case(
         name="alias-bomb",
@@ -248,6 +251,8 @@ def test_refused_in_one_line_and_nothing_lost(
         return {k: v for k, v in snap.items() if not k.startswith(case.may_change or ("\0",))}
 
     assert (kept(snapshot(root)), snapshot(outside)) == (kept(before[0]), before[1])
+    if "tiny/report.html" in (case.may_change or ()):  # a stage failed: the page says so
+        assert '<div id="not-current"' in (root / "tiny" / "report.html").read_text()
 
 
 def test_a_running_train_is_not_resumed_twice(

@@ -20,7 +20,7 @@ from analysis.study import StudyReport, TruthCheck
 from pythia_suite.suite.config import load_config
 from pythia_suite.suite.layout import Layout
 from pythia_suite.suite.plan import plan_runs
-from pythia_suite.suite.report import ReportInputs, write_report
+from pythia_suite.suite.report import ReportInputs, report_checks, write_report
 from pythia_suite.suite.studyio import load_study_report, save_study_report
 from tests.pythia_suite.suite.conftest import SuiteRun, render_in_chromium
 
@@ -92,6 +92,7 @@ def test_study_report_round_trips_through_its_files(tmp_path: Path) -> None:
     save_study_report(report, tmp_path / "s")
     saved = json.loads((tmp_path / "s" / "report.json").read_text())  # valid JSON: no NaN
     assert saved["checks"][1]["effect"] is None and saved["checks"][1]["status"] == "not testable"
+    assert saved["holm"] == {"family": "study", "tested": 1}  # the family it states
     back = load_study_report(tmp_path / "s")
     assert back.study == "memorization" and back.checks[0] == report.checks[0]
     assert back.checks[1].reason == untestable.reason and math.isnan(back.checks[1].p_value)
@@ -148,6 +149,26 @@ def test_report_renders_every_figure_and_every_check(suite_copy: Layout) -> None
     assert table["status"].tolist() == ["recovered", "not recovered", "recovered", "not testable"]
     np.testing.assert_allclose(table["p_adjusted"].to_numpy()[:3], adjusted)
     assert table["n"].tolist() == [12, 12, 12, 0] and table["p_value"].isna().tolist()[3]
+    # one Holm everywhere: each study's report.json restates its checks adjusted across the
+    # report (before: across the study's own, 1 - (1 - p) for a family of one)
+    for study in ("memorization", "bias"):
+        saved = json.loads((suite_copy.study(study) / "report.json").read_text())
+        table_path = suite_copy.study(study) / saved["holm"].pop("table")
+        assert saved["holm"] == {"family": "report", "tested": 3}
+        assert table_path.resolve() == (suite_copy.tables / "checks.csv").resolve()
+        mine = table[table["study"] == study]
+        assert [c["name"] for c in saved["checks"]] == mine["name"].tolist()
+        assert [c["status"] for c in saved["checks"]] == mine["status"].tolist()
+        for check, p_csv in zip(saved["checks"], mine["p_adjusted"], strict=True):
+            if check["p_adjusted"] is None:
+                assert math.isnan(p_csv)
+            else:
+                assert check["p_adjusted"] == p_csv  # the same float, from the same apply_holm
+                assert f"adjusted p {p_csv:.3g}," in html
+    saved = json.loads((suite_copy.study("memorization") / "report.json").read_text())
+    np.testing.assert_allclose([c["p_adjusted"] for c in saved["checks"]], adjusted[:2])
+    shown = [c for study, c in report_checks(loaded) if study == "memorization"]
+    assert load_study_report(suite_copy.study("memorization")).checks == shown
     # self-contained: every image inline, links only to the CSV tables beside the page
     assert re.findall(r'src="([^"]{0,22})', html) == ["data:image/png;base64,"] * 5
     links = re.findall(r'href="([^"]+)"', html)

@@ -187,3 +187,32 @@ def test_killed_in_the_middle_and_rerun_gives_the_same_results(
     for table in ("runs.csv", "loss_curves.csv"):
         assert (a / "tables" / table).read_bytes() == (b / "tables" / table).read_bytes()
     assert not list(a.rglob(".*.tmp"))  # no leftovers of the killed writes
+
+
+def test_a_failed_reverify_marks_the_old_report_not_current(
+    tiny_suite: SuiteRun, tmp_path: Path
+) -> None:
+    shutil.copytree(tiny_suite.dir, tmp_path / "tiny")
+    suite = tmp_path / "tiny"
+    page = (suite / "report.html").read_text()
+    weights = suite / "runs" / "pythia-nano-deduped" / "checkpoints" / "step8" / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-3] + bytes([good[-3] ^ 0x10]) + good[-2:])  # one flipped bit
+    config = load_config(None, preset="tiny")
+    with pytest.raises(ValueError, match="step8") as info:
+        run_suite(config, root=tmp_path, source="the tiny preset")
+    marked = (suite / "report.html").read_text()
+    assert '<div id="not-current"' in marked and "<b>Not current.</b>" in marked
+    assert "failed: verify pythia-nano-deduped (replay, checkpoints): " in marked  # then why
+    assert str(info.value).split("\n")[0].split(":")[-1].strip() in marked
+    assert marked.replace(marked[marked.index('<div id="not-current"') :].split("\n")[0] + "\n",
+                          "") == page  # fmt: skip
+    assert not (suite / ".state" / "report.json").exists()  # the next complete run redraws it
+    with pytest.raises(ValueError, match="step8"):  # failing again: still one banner
+        run_suite(config, root=tmp_path, source="the tiny preset")
+    assert (suite / "report.html").read_text() == marked
+    weights.write_bytes(good)  # repaired: the page is drawn again, as it was
+    result = run_suite(config, root=tmp_path, source="the tiny preset")
+    assert result.ran() == ["report"]
+    redrawn = (suite / "report.html").read_text()  # the same page, of the copy's folder
+    assert "not-current" not in redrawn and redrawn == page.replace(str(tiny_suite.dir), str(suite))

@@ -12,6 +12,7 @@ Few-shot accuracy against frequency is 0 everywhere at 160 steps of pythia-nano;
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from statsmodels.stats.multitest import multipletests
 
 from pythia_suite.suite.studyio import load_study_report
+from tests.analysis.memorization.test_exposure import border_ink
 from tests.pythia_suite.suite.conftest import render_in_chromium, run_cli, state_digests, write_yaml
 
 STUDIES_YAML = """name: studies
@@ -155,6 +157,15 @@ def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
             csv = pd.read_csv(root / "tables" / f"{r.study}__{name}.csv")
             assert len(csv) == len(table)
             assert table.notna().any(axis=None), name  # no all-NaN table
+        for png in r.figures:  # every figure whole: nothing drawn up to its edge (no clipped title)
+            assert border_ink(png) > 0.98, png
+        # one Holm: the study's report.json restated with the report-wide adjustment
+        restated = json.loads((root / "studies" / r.study / "report.json").read_text())
+        assert restated["holm"]["family"] == "report" and restated["holm"]["tested"] == 7
+        np.testing.assert_array_equal(
+            [c.p_adjusted for c in r.checks],
+            checks.loc[checks["study"] == r.study, "p_adjusted"].to_numpy(),
+        )
     # and once more: nothing to do
     again = run_cli("run", suite, "--preset", "tiny", "--root", tmp_path / "runs")
     assert again.returncode == 0, again.stderr
@@ -164,3 +175,13 @@ def test_suite_with_the_studies_and_a_branch(tmp_path: Path) -> None:
     assert len(checks) == 4 and all(
         "unchanged, skipped" in line for line in lines if line not in checks
     )
+    # a study run again writes the same bytes (its own Holm family); the report, drawn again
+    # although no input digest changed, restates them across the report
+    saved = (root / "studies" / "term_frequency" / "report.json").read_bytes()
+    (root / ".state" / "study-term_frequency.json").unlink()
+    third = run_cli("run", suite, "--preset", "tiny", "--root", tmp_path / "runs")
+    assert third.returncode == 0, third.stderr
+    ran = re.findall(r"%  (.+?): done in ", third.stderr)
+    assert ran == ["study term_frequency", f"report {root / 'report.html'}"], third.stderr
+    assert (root / "studies" / "term_frequency" / "report.json").read_bytes() == saved
+    assert state_digests(root) == digests
