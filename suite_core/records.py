@@ -293,26 +293,31 @@ def _section(obj: Mapping[str, Any], name: str, where: Path) -> Mapping[str, Any
     return value
 
 
+def _str_field(section: Mapping[str, Any], key: str, label: str, where: Path) -> str:
+    value = section.get(key)
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field '{label}.{key}' missing or not a string")
+    return value
+
+
 def _run_model(obj: Mapping[str, Any], where: Path) -> RunModel | None:
     model = _section(obj, "model", where)
     if model is None:
         return None
-    if not isinstance(model.get("name"), str):
-        raise DataError(f"{where}: field 'model.name' missing or not a string")
+    name = _str_field(model, "name", "model", where)
     shape = {n: _int_field(model, n, where, required=False) for n in ("num_layers", "hidden_size")}
-    return RunModel(name=model["name"], **shape)
+    return RunModel(name=name, **shape)
 
 
 def _run_branch(obj: Mapping[str, Any], where: Path) -> RunBranch | None:
     branch = _section(obj, "branch", where)
     if branch is None:
         return None
-    if not isinstance(branch.get("parent"), str):
-        raise DataError(f"{where}: field 'branch.parent' missing or not a string")
+    parent = _str_field(branch, "parent", "branch", where)
     step = branch.get("step")
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise DataError(f"{where}: field 'branch.step' missing or not a step (integer >= 0)")
-    return RunBranch(parent=Path(branch["parent"]), step=step)
+    return RunBranch(parent=Path(parent), step=step)
 
 
 def _token_swap(entry: Any, where: str) -> TokenSwap:
