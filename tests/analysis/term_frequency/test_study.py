@@ -106,7 +106,7 @@ def test_notebook_runs(tiny_run: Path, corpus_dir: Path, tmp_path: Path) -> None
     params.source = (
         f"from pathlib import Path\nRUN = Path({str(tiny_run)!r})\n"
         f"TRUTH = Path({str(corpus_dir / 'truth.json')!r})\n"
-        f"OUT = Path({str(tmp_path / 'out')!r})\nSTEPS = None\nSHOTS = (0,)\nX2 = (1,)"
+        f"OUT = Path({str(tmp_path / 'out')!r})\nSTEPS = None\nCHECKPOINTS = None\nSHOTS = (0,)\nX2 = (1,)"
     )
     NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
